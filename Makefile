@@ -1,0 +1,67 @@
+# kyodo: `make demo` then `make test` on a fresh machine (Python 3.11, pip, gcc).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 3000
+TASKS := claim_screening
+
+export KYODO_ROOT := $(CURDIR)
+export BENTOML_HOME := $(CURDIR)/.bentoml
+export BENTOML_DO_NOT_TRACK := True
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## Create .venv and install kyodo with all extras
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[serve,train,dev]'
+	@touch $(STAMP)
+
+dvc-init: setup
+	@[ -d .dvc ] || $(BIN)/dvc init -q
+	@$(BIN)/dvc config core.analytics false
+
+data: dvc-init ## Generate the deterministic demo data and track it with DVC (data.dvc)
+	$(BIN)/kyodo data generate
+	$(BIN)/kyodo data validate
+	$(BIN)/dvc add -q data
+
+train: data ## Train and export every task through DVC (dvc repro), then promote champions
+	$(BIN)/dvc repro
+	@for t in $(TASKS); do $(BIN)/kyodo promote $$t || true; done
+
+demo: train ## Install, build data, train, register, promote, print keys, serve on :$(PORT)
+	@$(BIN)/kyodo models
+	@echo; echo "Demo API keys (Authorization: Bearer <key>):"; $(BIN)/kyodo tenants keys
+	@echo; echo "API docs:      http://localhost:$(PORT)/v1/docs"
+	@echo "Reviewer page: http://localhost:$(PORT)/ui/claim_screening"
+	@echo "Models:        http://localhost:$(PORT)/v1/models"; echo
+	$(BIN)/kyodo serve --port $(PORT)
+
+serve: setup ## Serve the promoted champions, API and pages on :$(PORT)
+	$(BIN)/kyodo serve --port $(PORT)
+
+test: setup ## Fast test suite (unit, pipeline, serving incl. one real bentoml serve)
+	$(BIN)/pytest -q
+
+test-slow: setup ## Slow suites: headless-Chromium page tests, full-size checks
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium fonts-ipafont-gothic >/dev/null)
+	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install -q playwright
+	$(BIN)/pytest -q -m slow
+
+bench: setup ## Benchmarks; results in reports/bench/*.json
+	$(BIN)/python -m bench.claim_screening
+
+lint: setup ## ruff
+	$(BIN)/ruff check .
+
+clean: ## Remove generated state (keeps .venv)
+	rm -rf build reports state mlflow/mlflow.db mlflow/artifacts .bentoml
+
+.PHONY: help setup dvc-init data train demo serve test test-slow bench lint clean

@@ -1,0 +1,1 @@
+"""What kyodo learns: the Task contract and one sub-package per task."""

@@ -1,0 +1,47 @@
+"""The native LightGBM model: P(error) classifier and recoverable-points regressor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.claim_screening.features import Reference, build_features, build_reference
+from models.claim_screening.rules import apply_rules
+
+
+@dataclass
+class ClaimModel:
+    """Everything scoring needs: two boosters, the reference norms, feature medians."""
+
+    classifier: object  # lightgbm.LGBMClassifier
+    stake: object  # lightgbm.LGBMRegressor on log1p(recoverable points), errors only
+    reference: Reference
+    medians: np.ndarray
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """P(error) and expected recoverable points per row."""
+        p = self.classifier.predict_proba(X)[:, 1]
+        return p, np.expm1(self.stake.predict(X))
+
+
+def fit_model(lines: pd.DataFrame, labels: pd.DataFrame, params: dict, seed: int) -> ClaimModel:
+    """Fit both boosters on training claims with known outcomes."""
+    import lightgbm as lgb
+
+    hits = apply_rules(lines)
+    reference = build_reference(lines, hits)
+    X = build_features(lines, hits, reference).to_numpy(np.float32)
+    y = labels.set_index("claim_id").reindex(hits["claim_id"].values)
+    err = (y["recoverable_points"].fillna(0).to_numpy() > 0)
+    common = {"random_state": seed, "n_jobs": 2, "verbose": -1, "deterministic": True,
+              "force_row_wise": True}
+    clf = lgb.LGBMClassifier(**params, **common)
+    clf.fit(X, err.astype(int))
+    reg_params = {**params, "n_estimators": max(50, params.get("n_estimators", 100) // 2)}
+    reg = lgb.LGBMRegressor(**reg_params, **common)
+    target = np.log1p(y["recoverable_points"].fillna(0).to_numpy(float))
+    rows = err if err.sum() >= 20 else np.ones(len(err), bool)  # tiny data: learn from all
+    reg.fit(X[rows], target[rows])
+    return ClaimModel(clf, reg, reference, np.median(X, axis=0).astype(np.float32))

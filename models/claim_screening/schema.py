@@ -1,0 +1,140 @@
+"""Claims file schema (pandera) and readers for what a municipality exports (UTF-8 or cp932)."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pandera.pandas as pa
+
+from models.claim_screening import codes as C
+
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+KNOWN_CODES = (set(C.DIAGNOSIS_BY_CODE) | set(C.PROCEDURE_BY_CODE) | set(C.DRUG_BY_CODE))
+
+# One row per claim line; header fields repeat on every line of the claim.
+CLAIM_LINES = pa.DataFrameSchema(
+    {
+        "claim_id": pa.Column(str, pa.Check.str_length(1, 64)),
+        "tenant_code": pa.Column(str, pa.Check.str_matches(r"^\d{6}$")),
+        "patient_id": pa.Column(str, pa.Check.str_length(1, 128)),
+        "age": pa.Column(int, pa.Check.in_range(0, 120)),
+        "sex": pa.Column(int, pa.Check.isin([1, 2])),
+        "service_month": pa.Column(str, pa.Check.str_matches(MONTH)),
+        "provider_id": pa.Column(str, pa.Check.str_length(1, 64)),
+        "claim_type": pa.Column(str, pa.Check.isin(list(C.CLAIM_TYPES))),
+        "total_points": pa.Column(int, pa.Check.ge(0)),
+        "insured_until": pa.Column(str, pa.Check.str_matches(r"^$|^\d{4}-(0[1-9]|1[0-2])$")),
+        "line_no": pa.Column(int, pa.Check.ge(1)),
+        "line_kind": pa.Column(str, pa.Check.isin(list(C.LINE_KINDS))),
+        "code": pa.Column(str, pa.Check.isin(sorted(KNOWN_CODES))),
+        "count": pa.Column(int, pa.Check.ge(0)),
+        "days": pa.Column(int, pa.Check.ge(0)),
+        "points": pa.Column(int, pa.Check.ge(0)),
+    },
+    checks=[pa.Check(lambda df: ~df.duplicated(["claim_id", "line_no"]),
+                     name="unique (claim_id, line_no)")],
+    strict="filter",
+    coerce=True,
+)
+
+LABELS = pa.DataFrameSchema(
+    {
+        "claim_id": pa.Column(str),
+        "error_type": pa.Column(str),
+        "recoverable_points": pa.Column(int, pa.Check.ge(0)),
+    },
+    strict="filter",
+    coerce=True,
+)
+
+TEXT_COLUMNS = ("claim_id", "tenant_code", "patient_id", "service_month", "provider_id",
+                "claim_type", "insured_until", "line_kind", "code")
+
+
+class ClaimsInputError(ValueError):
+    """Claims a user sent that cannot be used; the message names the field and row."""
+
+
+def decode(raw: bytes) -> str:
+    """Text of a municipality's CSV: UTF-8 (with or without BOM), else Shift_JIS/cp932."""
+    if not raw.strip():
+        raise ClaimsInputError("file is empty: expected a CSV with a header row and claim lines")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp932")
+    except UnicodeDecodeError as exc:
+        raise ClaimsInputError(
+            f"file is neither UTF-8 nor Shift_JIS/cp932 (undecodable byte at offset {exc.start})"
+        ) from exc
+
+
+def read_csv_text(text: str) -> pd.DataFrame:
+    """Parse CSV text with every column as string (validation coerces types)."""
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ClaimsInputError(f"not a readable CSV: {exc}") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _describe(err: pa.errors.SchemaErrors, row_offset: int, limit: int = 5) -> str:
+    cases = err.failure_cases
+    noise = cases["check"].astype(str).str.startswith("dtype(") | cases["failure_case"].astype(
+        str).str.contains("TypeError")
+    cases = cases[~noise]
+    parts = []
+    for _, case in cases.head(limit).iterrows():
+        col = case.get("column")
+        idx = case.get("index")
+        where = f"row {int(idx) + row_offset}" if pd.notna(idx) else "header"
+        check = str(case.get("check"))
+        value = case.get("failure_case")
+        if check == "column_in_dataframe":
+            parts.append(f"missing column '{value}'")
+        elif check.startswith("coerce_dtype"):
+            parts.append(f"column '{col}' {where}: expected {check.split('(')[-1].rstrip(')')}"
+                         f", got {value!r}")
+        else:
+            parts.append(f"column '{col}' {where}: failed {check} (got {value!r})")
+    more = len(cases) - limit
+    return "; ".join(parts) + (f"; and {more} more problems" if more > 0 else "")
+
+
+def validate_lines(frame: pd.DataFrame, row_offset: int = 2) -> pd.DataFrame:
+    """Validated, typed claim lines; raise ClaimsInputError naming columns and rows.
+
+    row_offset converts a 0-based frame index to what the user sees (2 = CSV line numbers).
+    """
+    if frame.empty:
+        raise ClaimsInputError("no claim lines: the file has a header but no rows")
+    frame = frame.reset_index(drop=True)
+    try:
+        out = CLAIM_LINES.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        raise ClaimsInputError(_describe(exc, row_offset)) from None
+    _check_consistent_headers(out, row_offset)
+    return out.reset_index(drop=True)
+
+
+def _check_consistent_headers(lines: pd.DataFrame, row_offset: int) -> None:
+    """Each claim_id must carry one header (patient, tenant, month, provider, type)."""
+    header = ["tenant_code", "patient_id", "service_month", "provider_id", "claim_type",
+              "total_points"]
+    n = lines.groupby("claim_id", sort=False)[header].nunique().max(axis=1)
+    bad = n[n > 1]
+    if len(bad):
+        first = bad.index[0]
+        row = int(lines.index[lines["claim_id"] == first][0]) + row_offset
+        raise ClaimsInputError(
+            f"claim_id '{first}' (row {row}) has conflicting header fields across its lines; "
+            f"{len(bad)} claim ids are affected (duplicate claim ids?)")
+
+
+def read_claims(raw: bytes) -> pd.DataFrame:
+    """Decode, parse and validate a claims CSV upload."""
+    return validate_lines(read_csv_text(decode(raw)))

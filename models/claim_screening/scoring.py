@@ -1,0 +1,89 @@
+"""Scoring shared by training, the parity gate and serving: rules -> features -> model -> queue.
+
+No lightgbm or mlflow here: serving runs this with onnxruntime sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.claim_screening.features import (
+    FEATURE_LABELS,
+    FEATURE_NAMES,
+    Reference,
+    build_features,
+)
+from models.claim_screening.rules import RULE_BY_CODE, apply_rules, fired
+
+# X (n, d) float32 -> (P(error), expected recoverable points if in error), both shape (n,)
+Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def prepare(lines: pd.DataFrame, reference: Reference) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rule hits (one row per claim) and the feature matrix."""
+    hits = apply_rules(lines)
+    return hits, build_features(lines, hits, reference).to_numpy(np.float32)
+
+
+def score_claims(lines: pd.DataFrame, reference: Reference, predict: Predictor) -> pd.DataFrame:
+    """Per claim: score = P(error), expected points at stake, priority = score x stake, rules."""
+    hits, X = prepare(lines, reference)
+    p, stake = predict(X)
+    out = hits[["claim_id", "patient_id", "provider_id", "service_month", "claim_type",
+                "total_points"]].copy()
+    out["score"] = p.astype(float)
+    out["expected_points"] = np.minimum(stake.astype(float), out["total_points"].to_numpy(float))
+    out["priority"] = out["score"] * out["expected_points"]
+    out["reasons"] = fired(hits)
+    out.attrs["X"] = X
+    return out
+
+
+def reason_details(codes: list[str]) -> list[dict[str, str]]:
+    """Reason codes with their Japanese label and explanation."""
+    return [{"code": c, "label": RULE_BY_CODE[c].label, "explanation": RULE_BY_CODE[c].explanation}
+            for c in codes]
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def contributions(X: np.ndarray, medians: np.ndarray, predict: Predictor, top: int = 5,
+                  ) -> list[list[dict[str, float | str]]]:
+    """Occlusion contributions in log-odds: how much each feature moves the score away from
+    the value it would have with that feature at its training median. One batched call."""
+    n, d = X.shape
+    if n == 0:
+        return []
+    base, _ = predict(X)
+    rep = np.repeat(X, d, axis=0)
+    cols = np.tile(np.arange(d), n)
+    rep[np.arange(n * d), cols] = medians[cols]
+    occluded, _ = predict(rep)
+    delta = _logit(base)[:, None] - _logit(occluded).reshape(n, d)
+    out = []
+    for i in range(n):
+        order = np.argsort(-np.abs(delta[i]))[:top]
+        out.append([{"feature": FEATURE_NAMES[j], "label": FEATURE_LABELS[FEATURE_NAMES[j]],
+                     "value": float(X[i, j]), "contribution": round(float(delta[i, j]), 4)}
+                    for j in order if abs(delta[i, j]) > 1e-6])
+    return out
+
+
+@dataclass
+class OnnxPredictor:
+    """Predictor backed by the combined ONNX model (classifier and stake regressor graphs)."""
+
+    session: object  # onnxruntime.InferenceSession
+    outputs: tuple[str, str] = ("classifier_probabilities", "stake_variable")
+
+    def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        probs, log_stake = self.session.run(list(self.outputs), {"input": X})
+        return np.asarray(probs)[:, 1], np.expm1(np.asarray(log_stake).reshape(-1))

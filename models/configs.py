@@ -1,0 +1,141 @@
+"""Typed, validated configuration: platform, tenants, and the YAML loader shared by all tasks."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+TASK_NAMES = ("care_plan", "checkup_nudge", "road_damage", "claim_screening")
+TaskName = Literal["care_plan", "checkup_nudge", "road_damage", "claim_screening"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration file that is missing, unparsable or invalid (names file, key and reason)."""
+
+
+class Strict(BaseModel):
+    """Base for config models: unknown keys are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_digit(five: str) -> int:
+    """Check digit of a 全国地方公共団体コード from its first five digits."""
+    d = [int(c) for c in five]
+    r = (6 * d[0] + 5 * d[1] + 4 * d[2] + 3 * d[3] + 2 * d[4]) % 11
+    return (11 - r) % 10
+
+
+def validate_municipality_code(code: str) -> str:
+    """Return the 6-digit code if its check digit is right, else raise ValueError saying why."""
+    if len(code) != 6 or not code.isdigit():
+        raise ValueError(f"municipality code must be 6 digits, got {code!r}")
+    expected = check_digit(code[:5])
+    if int(code[5]) != expected:
+        raise ValueError(f"check digit of {code} is wrong: expected {code[:5]}{expected}")
+    return code
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 hex digest of an API key; only digests are ever stored."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class Tenant(Strict):
+    """One municipality using kyodo."""
+
+    code: str = Field(description="6-digit 全国地方公共団体コード with check digit")
+    name: str = Field(min_length=1, description="Japanese name, e.g. 糸島市")
+    name_en: str = ""
+    population: int = Field(gt=0)
+    tasks: tuple[TaskName, ...] = ()
+    pooling_consent: bool = True
+    api_key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        return validate_municipality_code(v)
+
+
+class TenantsConfig(Strict):
+    """configs/tenants.yaml."""
+
+    admin_key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    tenants: tuple[Tenant, ...]
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique(cls, v: tuple[Tenant, ...]) -> tuple[Tenant, ...]:
+        codes = [t.code for t in v]
+        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        if dupes:
+            raise ValueError(f"duplicate tenant codes: {dupes}")
+        return v
+
+    def by_code(self) -> dict[str, Tenant]:
+        """Tenants keyed by municipality code."""
+        return {t.code: t for t in self.tenants}
+
+    def subscribers(self, task: str) -> list[Tenant]:
+        """Tenants subscribed to a task, in file order."""
+        return [t for t in self.tenants if task in t.tasks]
+
+
+class Paths(Strict):
+    """Where things live, relative to the repository root."""
+
+    data: str = "data"
+    reports: str = "reports"
+    mlflow: str = "mlflow"
+    state: str = "state"
+
+
+class ServingLimits(Strict):
+    """Limits that protect the service from oversized or abusive requests."""
+
+    max_upload_mb: int = Field(default=200, gt=0)
+    max_claims_per_request: int = Field(default=1_000_000, gt=0)
+    max_claims_json: int = Field(default=10_000, gt=0)
+    port: int = Field(default=3000, gt=0, lt=65536)
+
+
+class PlatformConfig(Strict):
+    """configs/platform.yaml."""
+
+    seed: int = 20261126
+    paths: Paths = Paths()
+    mlflow_tracking_uri: str = "sqlite:///mlflow/mlflow.db"
+    onnx_opset: int = Field(default=15, ge=9, le=15)
+    serving: ServingLimits = ServingLimits()
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        parts.append(f"key '{key}': {e['msg']}")
+    return "; ".join(parts)
+
+
+def load_config(path: str | Path, model: type[M]) -> M:
+    """Load a YAML file into `model`; ConfigError names the file, key and reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from exc

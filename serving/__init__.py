@@ -1,0 +1,1 @@
+"""kyodo serving: BentoML service, tenancy, metering, feedback, pages; ONNX only."""

@@ -1,0 +1,88 @@
+"""The HTTP surface (FastAPI, mounted in the BentoML service): auth, errors, shared routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+from models.configs import Tenant
+from serving import claim_screening
+from serving.deps import current_tenant, get_runtime
+from serving.runtime import Runtime
+
+STATIC = Path(__file__).parent / "static"
+
+app = FastAPI(
+    title="kyodo API",
+    version="0.1.0",
+    description="Shared cloud AI for municipalities. Every call needs "
+                "`Authorization: Bearer <tenant API key>`; the key decides the tenant.",
+    docs_url="/v1/docs",
+    openapi_url="/v1/openapi.json",
+    redoc_url=None,
+)
+
+
+@app.exception_handler(RequestValidationError)
+async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+              for e in exc.errors()[:20]]
+    first = errors[0] if errors else {"field": "", "message": "invalid request"}
+    return JSONResponse(status_code=422, content={
+        "error": f"{first['field']}: {first['message']}", "errors": errors})
+
+
+@app.exception_handler(HTTPException)
+async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    return JSONResponse(status_code=exc.status_code, content={"error": exc.detail},
+                        headers=getattr(exc, "headers", None))
+
+
+@app.get("/v1/models", tags=["platform"])
+def list_models(rt: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """Champion models being served: task, version, alias, headline metric, trained at."""
+    return {"models": [{
+        "task": m.task, "version": m.version, "alias": "champion", "tag": m.tag,
+        "headline_metric": m.meta.get("headline_metric"),
+        "headline_value": _num(m.meta.get("headline_value")),
+        "trained_at": m.meta.get("trained_at"), "mlflow_run": m.meta.get("run_id"),
+    } for m in rt.models.values()]}
+
+
+@app.get("/v1/usage", tags=["platform"])
+def usage(tenant: Tenant = Depends(current_tenant),
+          rt: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    """The calling tenant's own metered usage."""
+    return {"tenant": tenant.code, "usage": rt.store.usage(tenant.code)}
+
+
+@app.get("/v1/whoami", tags=["platform"])
+def whoami(tenant: Tenant = Depends(current_tenant)) -> dict[str, Any]:
+    """The tenant a key belongs to and its subscribed tasks (pages use it after login)."""
+    return {"code": tenant.code, "name": tenant.name, "tasks": list(tenant.tasks)}
+
+
+@app.get("/ui", include_in_schema=False)
+def ui_index() -> RedirectResponse:
+    """The reviewer page is the first page there is."""
+    return RedirectResponse("/ui/claim_screening")
+
+
+@app.get("/ui/claim_screening", include_in_schema=False)
+def ui_claims() -> HTMLResponse:
+    """Japanese reviewer page for the claim review queue."""
+    return HTMLResponse((STATIC / "claim_screening.html").read_text(encoding="utf-8"))
+
+
+def _num(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+app.include_router(claim_screening.router)

@@ -1,0 +1,338 @@
+"""claim_screening endpoints: score claims, build a month's review queue, record outcomes."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.claim_screening import codes as C
+from models.claim_screening.features import Reference
+from models.claim_screening.generate import LINE_COLUMNS
+from models.claim_screening.schema import KNOWN_CODES, MONTH, ClaimsInputError, read_claims
+from models.claim_screening.scoring import (
+    OnnxPredictor,
+    contributions,
+    reason_details,
+    score_claims,
+)
+from models.configs import Tenant
+from models.pseudonym import pseudonymise
+from serving.deps import champion, get_runtime, metered, subscribed
+from serving.runtime import LoadedModel, Runtime
+
+TASK = "claim_screening"
+router = APIRouter(prefix=f"/v1/{TASK}", tags=[TASK])
+Subscriber = Annotated[Tenant, Depends(subscribed(TASK))]
+Rt = Annotated[Runtime, Depends(get_runtime)]
+
+
+class LineIn(BaseModel):
+    """One claim line: a diagnosis (ICD-10), procedure or drug code with quantities."""
+
+    model_config = ConfigDict(extra="forbid")
+    line_kind: Literal["diagnosis", "procedure", "drug"]
+    code: str = Field(examples=["E11"])
+    count: int = Field(default=0, ge=0, description="procedure count or drug daily quantity")
+    days: int = Field(default=0, ge=0, description="drug days")
+    points: int = Field(default=0, ge=0)
+
+    @field_validator("code")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in KNOWN_CODES:
+            raise ValueError(f"unknown code {v!r} (not in the diagnosis, procedure or drug table)")
+        return v
+
+
+class ClaimIn(BaseModel):
+    """A claim (レセプト) header with its lines."""
+
+    model_config = ConfigDict(extra="forbid")
+    claim_id: str = Field(min_length=1, max_length=64)
+    patient_id: str = Field(min_length=1, max_length=128, description="echoed, never stored")
+    age: int = Field(ge=0, le=120)
+    sex: Literal[1, 2] = Field(description="1 男, 2 女")
+    service_month: str = Field(pattern=MONTH, examples=["2026-01"])
+    provider_id: str = Field(min_length=1, max_length=64)
+    claim_type: Literal["医科入院", "医科入院外", "歯科", "調剤"]
+    total_points: int = Field(ge=0)
+    insured_until: str = Field(default="", pattern=r"^$|^\d{4}-(0[1-9]|1[0-2])$")
+    lines: list[LineIn] = Field(min_length=1)
+
+
+EXAMPLE_CLAIM = {
+    "claim_id": "402303-202601-0000001", "patient_id": "P-000123", "age": 67, "sex": 1,
+    "service_month": "2026-01", "provider_id": "402303C0001", "claim_type": "医科入院外",
+    "total_points": 1121, "insured_until": "",
+    "lines": [{"line_kind": "diagnosis", "code": "E11"},
+              {"line_kind": "procedure", "code": "112007410", "count": 6, "points": 450},
+              {"line_kind": "procedure", "code": "160062110", "count": 1, "points": 49},
+              {"line_kind": "drug", "code": "621903201", "count": 2, "days": 90,
+               "points": 270},
+              {"line_kind": "drug", "code": "620004501", "count": 1, "days": 60,
+               "points": 352}],
+}
+
+
+class ScoreRequest(BaseModel):
+    """Claims to score now."""
+
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"claims": [EXAMPLE_CLAIM]}]})
+    claims: list[ClaimIn] = Field(min_length=1)
+    explain: bool = Field(default=True, description="include top feature contributions")
+
+
+class QueueRequest(BaseModel):
+    """A month's claims as JSON (CSV uploads use the same endpoint)."""
+
+    model_config = ConfigDict(extra="forbid")
+    claims: list[ClaimIn] = Field(min_length=1)
+    capacity: float | None = Field(default=None, gt=0, le=1)
+    month: str | None = Field(default=None, pattern=MONTH)
+
+
+class FeedbackItem(BaseModel):
+    """A reviewer's outcome for one claim."""
+
+    model_config = ConfigDict(extra="forbid")
+    claim_id: str = Field(min_length=1, max_length=64)
+    error_confirmed: bool
+    recovered_points: int = Field(default=0, ge=0)
+    error_type: str = Field(default="", max_length=40)
+    note: str = Field(default="", max_length=2000)
+    queue_id: str | None = Field(default=None, max_length=64)
+
+
+class FeedbackRequest(BaseModel):
+    """Outcomes to record (all or nothing)."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[FeedbackItem] = Field(min_length=1, max_length=10_000)
+
+
+def _flatten(claims: list[ClaimIn], tenant: str) -> pd.DataFrame:
+    """JSON claims as the flat line table the scorer reads; duplicate claim ids are a 422."""
+    ids = [c.claim_id for c in claims]
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(i for i, c in enumerate(ids) if c in seen or seen.add(c))
+        raise HTTPException(422, f"claims.{dup}.claim_id: duplicate claim_id {ids[dup]!r} "
+                                 f"({len(ids) - len(set(ids))} duplicates in the request)")
+    rows = [(c.claim_id, tenant, c.patient_id, c.age, c.sex, c.service_month, c.provider_id,
+             c.claim_type, c.total_points, c.insured_until, no, ln.line_kind, ln.code, ln.count,
+             ln.days, ln.points)
+            for c in claims for no, ln in enumerate(c.lines, start=1)]
+    return pd.DataFrame(rows, columns=LINE_COLUMNS)
+
+
+def _scored(model: LoadedModel, lines: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+    predictor = OnnxPredictor(model.session)
+    reference = Reference.from_dict(model.assets["reference.json"]["reference"])
+    return score_claims(lines, reference, predictor), predictor
+
+
+def _explain(model: LoadedModel, scored: pd.DataFrame, rows: np.ndarray, predictor: Any,
+             ) -> list[list[dict]]:
+    medians = np.asarray(model.assets["reference.json"]["medians"], dtype=np.float32)
+    return contributions(scored.attrs["X"][rows], medians, predictor)
+
+
+def _item(row: pd.Series, explained: list[dict] | None) -> dict[str, Any]:
+    return {
+        "claim_id": row["claim_id"], "patient_id": row["patient_id"],
+        "provider_id": row["provider_id"], "service_month": row["service_month"],
+        "claim_type": row["claim_type"], "total_points": int(row["total_points"]),
+        "score": round(float(row["score"]), 6),
+        "expected_points": round(float(row["expected_points"]), 1),
+        "priority": round(float(row["priority"]), 2),
+        "reasons": reason_details(row["reasons"]),
+        "contributions": explained or [],
+    }
+
+
+@router.post("/score")
+def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """Score claims: P(error), expected recoverable points, priority, reasons, contributions."""
+    model = champion(rt, TASK)
+    if len(body.claims) > rt.platform.serving.max_claims_json:
+        raise HTTPException(413, f"claims: at most {rt.platform.serving.max_claims_json} claims "
+                                 "per score call; use /queue for a month's claims")
+    with metered(rt, tenant, TASK, "score", model.version) as meter:
+        scored, predictor = _scored(model, _flatten(body.claims, tenant.code))
+        meter["rows"] = len(scored)
+        explained = _explain(model, scored, np.arange(len(scored)), predictor) \
+            if body.explain else [None] * len(scored)
+        results = [_item(row, explained[i]) for i, (_, row) in enumerate(scored.iterrows())]
+    return {"model_version": model.version, "task": TASK, "results": results}
+
+
+def _queue(rt: Runtime, tenant: Tenant, model: LoadedModel, lines: pd.DataFrame,
+           capacity: float, month: str | None, explain_top: int) -> dict[str, Any]:
+    """Rank the month's claims by priority and cut at capacity; store the queue."""
+    scored, predictor = _scored(model, lines)
+    month = month or str(scored["service_month"].max())
+    in_month = scored[scored["service_month"] == month]
+    if in_month.empty:
+        raise HTTPException(422, f"month: no claims with service_month {month} in the upload")
+    k = max(1, round(len(in_month) * capacity))
+    top = in_month.sort_values(["priority", "claim_id"], ascending=[False, True]).head(k)
+    rows = top.index.to_numpy()
+    n_explain = min(explain_top, len(rows))
+    explained = _explain(model, scored, rows[:n_explain], predictor) + [None] * (k - n_explain)
+    items = []
+    for rank, (i, (_, row)) in enumerate(zip(range(k), top.iterrows(), strict=True), start=1):
+        item = {"rank": rank, **_item(row, explained[i])}
+        item["patient_pseudonym"] = pseudonymise(tenant.code, str(row["patient_id"]))
+        items.append(item)
+    queue_id = uuid.uuid4().hex[:16]
+    rt.store.save_queue(queue_id, tenant.code, TASK, month, len(in_month), capacity,
+                        model.version, items)
+    return {"queue_id": queue_id, "task": TASK, "model_version": model.version, "month": month,
+            "claims_received": len(scored), "claims_in_month": len(in_month),
+            "capacity": capacity, "queued": k, "items": items}
+
+
+def _own_tenant(lines: pd.DataFrame, tenant: Tenant) -> None:
+    others = sorted(set(lines["tenant_code"].astype(str)) - {tenant.code})
+    if others:
+        raise HTTPException(403, "tenant_code: the file holds claims of other municipalities "
+                                 f"({', '.join(others[:3])}); {tenant.name} may only submit "
+                                 "its own")
+
+
+@router.post("/queue", openapi_extra={"requestBody": {"content": {
+    "application/json": {"schema": QueueRequest.model_json_schema()},
+    "text/csv": {"schema": {"type": "string"}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}}}}}}})
+async def queue(request: Request, tenant: Subscriber, rt: Rt,
+                capacity: Annotated[float | None, Query(gt=0, le=1)] = None,
+                month: Annotated[str | None, Query(pattern=MONTH)] = None,
+                format: Annotated[Literal["json", "csv"], Query()] = "json",
+                explain_top: Annotated[int, Query(ge=0, le=1000)] = 50) -> Response:
+    """A month's review queue from JSON claims or a CSV upload (UTF-8 or Shift_JIS), ranked by
+    priority and cut at capacity (default from config). `format=csv` downloads it as CSV."""
+    model = champion(rt, TASK)
+    limits = rt.platform.serving
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > limits.max_upload_mb * 1_000_000:
+        raise HTTPException(413, f"upload is {declared / 1e6:.0f} MB; "
+                                 f"limit {limits.max_upload_mb} MB")
+    with metered(rt, tenant, TASK, "queue", model.version) as meter:
+        lines, capacity, month = await _read_queue_body(request, capacity, month, tenant)
+        n_claims = lines["claim_id"].nunique()
+        if n_claims > limits.max_claims_per_request:
+            raise HTTPException(413, f"{n_claims} claims; limit {limits.max_claims_per_request}")
+        meter["rows"] = int(n_claims)
+        cap = capacity or _default_capacity(rt)
+        result = await run_in_threadpool(_queue, rt, tenant, model, lines, cap, month,
+                                         explain_top)
+    if format == "csv":
+        return Response(_queue_csv(result["items"]), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="queue-'
+                                 f'{result["month"]}-{result["queue_id"]}.csv"'})
+    return Response(json.dumps(result, ensure_ascii=False), media_type="application/json")
+
+
+def _default_capacity(rt: Runtime) -> float:
+    from models.claim_screening.task import ClaimScreeningConfig
+    from models.configs import ConfigError, load_config
+
+    try:
+        return load_config(rt.root / "configs" / f"{TASK}.yaml", ClaimScreeningConfig).capacity
+    except ConfigError:
+        return 0.05
+
+
+async def _read_queue_body(request: Request, capacity: float | None, month: str | None,
+                           tenant: Tenant) -> tuple[pd.DataFrame, float | None, str | None]:
+    """Claims from JSON, a raw CSV body or a multipart CSV upload."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        try:
+            body = QueueRequest.model_validate_json(await request.body())
+        except ValueError as exc:
+            errors = getattr(exc, "errors", lambda: [])()
+            first = errors[0] if errors else {"loc": (), "msg": str(exc)}
+            field = ".".join(str(p) for p in first["loc"])
+            raise HTTPException(422, f"{field}: {first['msg']}") from None
+        lines = _flatten(body.claims, tenant.code)
+        return lines, body.capacity or capacity, body.month or month
+    if ctype == "multipart/form-data":
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise HTTPException(422, "file: expected a CSV file in the form field 'file'")
+        raw = await upload.read()
+    elif ctype in ("text/csv", "application/octet-stream", "text/plain"):
+        raw = await request.body()
+    else:
+        raise HTTPException(415, f"content-type {ctype or 'missing'}: send application/json, "
+                                 "text/csv or multipart/form-data")
+    try:
+        lines = await run_in_threadpool(read_claims, raw)
+    except ClaimsInputError as exc:
+        raise HTTPException(422 if raw.strip() else 400, f"claims CSV: {exc}") from None
+    _own_tenant(lines, tenant)
+    return lines, capacity, month
+
+
+def _queue_csv(items: list[dict[str, Any]]) -> bytes:
+    frame = pd.DataFrame([{
+        "順位": it["rank"], "claim_id": it["claim_id"], "patient_id": it["patient_id"],
+        "provider_id": it["provider_id"], "claim_type": it["claim_type"],
+        "total_points": it["total_points"], "score": it["score"],
+        "expected_points": it["expected_points"], "priority": it["priority"],
+        "理由": " / ".join(r["label"] for r in it["reasons"]),
+    } for it in items])
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, lineterminator="\n")
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")  # BOM so Excel opens Japanese right
+
+
+@router.get("/queues")
+def queues(tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """The tenant's own review queues, newest first."""
+    return {"queues": rt.store.queues(tenant.code, TASK)}
+
+
+@router.get("/queues/{queue_id}")
+def queue_items(queue_id: str, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """Items of one of the tenant's queues (404 for anyone else's)."""
+    items = rt.store.queue_items(tenant.code, queue_id)
+    if items is None:
+        raise HTTPException(404, f"queue {queue_id} not found")
+    return {"queue_id": queue_id, "items": items}
+
+
+@router.post("/feedback")
+def feedback(body: FeedbackRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """Record reviewer outcomes; they become next month's training labels."""
+    model = rt.models.get(TASK)
+    with metered(rt, tenant, TASK, "feedback", model.version if model else None) as meter:
+        items = [{**it.model_dump(), "model_version": model.version if model else None}
+                 for it in body.items]
+        meter["rows"] = rt.store.save_feedback(tenant.code, TASK, items)
+    return {"recorded": len(items)}
+
+
+@router.get("/feedback")
+def feedback_list(tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """The tenant's own recorded outcomes."""
+    return {"items": rt.store.feedback(tenant.code, TASK)}
+
+
+@router.get("/codes")
+def code_names(tenant: Subscriber) -> dict[str, str]:
+    """Japanese names of every code, for the reviewer page."""
+    return {code: C.item_name(code) for code in sorted(KNOWN_CODES)}

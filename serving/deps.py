@@ -1,0 +1,79 @@
+"""Request dependencies: the runtime, tenant authentication, the champion model, metering."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import Depends, HTTPException, Request
+
+from models.configs import Tenant
+from serving.runtime import Runtime
+
+log = logging.getLogger("kyodo")
+
+
+def get_runtime() -> Runtime:
+    """The serving runtime; the BentoML service overrides this with its own."""
+    raise HTTPException(503, "service runtime not initialised")
+
+
+def bearer(request: Request) -> str:
+    """The API key from `Authorization: Bearer <key>`, or 401."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return key.strip()
+
+
+def current_tenant(key: str = Depends(bearer), rt: Runtime = Depends(get_runtime)) -> Tenant:
+    """The tenant owning the key, or 401."""
+    tenant = rt.tenant_for(key)
+    if tenant is None:
+        raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+    return tenant
+
+
+def subscribed(task: str) -> Callable[..., Tenant]:
+    """Dependency: the tenant, which must subscribe to `task` (else 403)."""
+
+    def check(tenant: Tenant = Depends(current_tenant)) -> Tenant:
+        if task not in tenant.tasks:
+            raise HTTPException(403, f"{tenant.name} ({tenant.code}) does not subscribe to {task}")
+        return tenant
+
+    return check
+
+
+def champion(rt: Runtime, task: str) -> Any:
+    """The loaded champion of `task`, or 503 saying how to get one."""
+    model = rt.models.get(task)
+    if model is None:
+        raise HTTPException(503, f"no champion model for {task}: run `kyodo promote {task}` "
+                                 "(make demo does this) and restart the service")
+    return model
+
+
+@contextmanager
+def metered(rt: Runtime, tenant: Tenant, task: str, endpoint: str,
+            model_version: str | None) -> Iterator[dict[str, Any]]:
+    """Meter a request's rows and compute time; a failing meter never fails the request."""
+    box = {"rows": 0, "images": 0, "status": 200}
+    t0 = time.perf_counter()
+    try:
+        yield box
+    except HTTPException as exc:
+        box["status"] = exc.status_code
+        raise
+    finally:
+        try:
+            rt.store.record_usage(tenant.code, task, endpoint, box["rows"],
+                                  (time.perf_counter() - t0) * 1000, model_version,
+                                  box["status"], box["images"])
+        except Exception:  # the prediction matters more than its meter
+            log.exception("metering failed for tenant %s task %s", tenant.code, task)

@@ -1,0 +1,75 @@
+"""What a running service holds: tenants, the store, and the champion ONNX models."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+from models.configs import PlatformConfig, Tenant, TenantsConfig, hash_api_key, load_config
+from serving.store import Store
+
+
+@dataclass
+class LoadedModel:
+    """A champion model as packaged in the BentoML store."""
+
+    task: str
+    version: str
+    tag: str
+    session: ort.InferenceSession
+    assets: dict[str, Any]
+    meta: dict[str, Any]
+
+
+@dataclass
+class Runtime:
+    """Everything request handlers need; built once per worker."""
+
+    root: Path
+    platform: PlatformConfig
+    tenants: TenantsConfig
+    store: Store
+    models: dict[str, LoadedModel] = field(default_factory=dict)
+    by_key: dict[str, Tenant] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: str | Path | None = None) -> Runtime:
+        """Read configs, open the store and load every promoted champion."""
+        base = Path(root or os.environ.get("KYODO_ROOT") or ".").resolve()
+        platform = load_config(base / "configs" / "platform.yaml", PlatformConfig)
+        tenants = load_config(base / "configs" / "tenants.yaml", TenantsConfig)
+        state = base / platform.paths.state
+        rt = cls(base, platform, tenants, Store(state / "kyodo.db"))
+        rt.by_key = {t.api_key_sha256: t for t in tenants.tenants}
+        pointer = state / "champions.json"
+        champions = json.loads(pointer.read_text()) if pointer.is_file() else {}
+        for task, entry in champions.items():
+            rt.models[task] = load_packaged(task, entry["tag"])
+        return rt
+
+    def tenant_for(self, api_key: str) -> Tenant | None:
+        """The tenant owning this API key, if any."""
+        return self.by_key.get(hash_api_key(api_key))
+
+    def is_admin(self, api_key: str) -> bool:
+        """Whether the key is the operator's admin key."""
+        return hash_api_key(api_key) == self.tenants.admin_key_sha256
+
+
+def load_packaged(task: str, tag: str) -> LoadedModel:
+    """Load a packaged model from the BentoML store into an onnxruntime session."""
+    import bentoml
+
+    path = Path(bentoml.models.get(tag).path)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(os.environ.get("KYODO_ORT_THREADS", "1"))
+    session = ort.InferenceSession(str(path / "model.onnx"), opts,
+                                   providers=["CPUExecutionProvider"])
+    assets = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in path.glob("*.json")}
+    meta = assets.pop("meta.json", {})
+    return LoadedModel(task, str(meta.get("version", "")), tag, session, assets, meta)

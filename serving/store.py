@@ -1,0 +1,175 @@
+"""Durable service records in SQLite (WAL): usage metering, review queues, reviewer feedback.
+
+Only pseudonyms are stored, never raw patient identifiers. Every write is one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL, tenant TEXT NOT NULL, task TEXT NOT NULL, endpoint TEXT NOT NULL,
+    rows INTEGER NOT NULL, images INTEGER NOT NULL DEFAULT 0, compute_ms REAL NOT NULL,
+    model_version TEXT, status INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue (
+    queue_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, task TEXT NOT NULL, created REAL NOT NULL,
+    month TEXT, claims INTEGER NOT NULL, capacity REAL NOT NULL, model_version TEXT
+);
+CREATE TABLE IF NOT EXISTS queue_item (
+    queue_id TEXT NOT NULL REFERENCES queue(queue_id), rank INTEGER NOT NULL,
+    claim_id TEXT NOT NULL, patient_pseudonym TEXT NOT NULL, detail TEXT NOT NULL,
+    PRIMARY KEY (queue_id, rank)
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    tenant TEXT NOT NULL, task TEXT NOT NULL, claim_id TEXT NOT NULL, ts REAL NOT NULL,
+    error_confirmed INTEGER NOT NULL, error_type TEXT NOT NULL, recovered_points INTEGER NOT NULL,
+    note TEXT NOT NULL, queue_id TEXT, model_version TEXT,
+    PRIMARY KEY (tenant, task, claim_id)
+);
+CREATE INDEX IF NOT EXISTS usage_tenant ON usage(tenant, task, ts);
+CREATE INDEX IF NOT EXISTS queue_tenant ON queue(tenant, task, created);
+"""
+
+
+class Store:
+    """Thread-safe access to the service database (one connection per thread)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connection().executescript(SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    def _conn(self) -> _Tx:
+        return _Tx(self._connection())
+
+    def record_usage(self, tenant: str, task: str, endpoint: str, rows: int, compute_ms: float,
+                     model_version: str | None, status: int, images: int = 0) -> None:
+        """Meter one request."""
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO usage (ts, tenant, task, endpoint, rows, images, compute_ms, "
+                "model_version, status) VALUES (?,?,?,?,?,?,?,?,?)",
+                (time.time(), tenant, task, endpoint, rows, images, compute_ms, model_version,
+                 status))
+
+    def usage(self, tenant: str) -> list[dict[str, Any]]:
+        """Totals per task and endpoint for one tenant."""
+        with self._conn() as conn:
+            cur = conn.execute(
+                "SELECT task, endpoint, COUNT(*), SUM(rows), SUM(images), SUM(compute_ms) "
+                "FROM usage WHERE tenant=? GROUP BY task, endpoint ORDER BY task, endpoint",
+                (tenant,))
+            return [{"task": t, "endpoint": e, "requests": n, "rows": r, "images": i,
+                     "compute_ms": round(c, 1)} for t, e, n, r, i, c in cur.fetchall()]
+
+    def save_queue(self, queue_id: str, tenant: str, task: str, month: str, claims: int,
+                   capacity: float, model_version: str, items: Iterable[dict[str, Any]]) -> None:
+        """Store a review queue and its ranked items in one transaction."""
+        with self._conn() as conn:
+            conn.execute("INSERT INTO queue VALUES (?,?,?,?,?,?,?,?)",
+                         (queue_id, tenant, task, time.time(), month, claims, capacity,
+                          model_version))
+            conn.executemany(
+                "INSERT INTO queue_item VALUES (?,?,?,?,?)",
+                [(queue_id, it["rank"], it["claim_id"], it["patient_pseudonym"],
+                  json.dumps({k: v for k, v in it.items() if k != "patient_id"},
+                             ensure_ascii=False)) for it in items])
+
+    def queues(self, tenant: str, task: str) -> list[dict[str, Any]]:
+        """A tenant's queues, newest first."""
+        with self._conn() as conn:
+            cur = conn.execute(
+                "SELECT queue_id, created, month, claims, capacity, model_version FROM queue "
+                "WHERE tenant=? AND task=? ORDER BY created DESC", (tenant, task))
+            return [{"queue_id": q, "created": c, "month": m, "claims": n, "capacity": cap,
+                     "model_version": v} for q, c, m, n, cap, v in cur.fetchall()]
+
+    def queue_items(self, tenant: str, queue_id: str) -> list[dict[str, Any]] | None:
+        """Items of one of the tenant's queues; None when it is not the tenant's."""
+        with self._conn() as conn:
+            own = conn.execute("SELECT 1 FROM queue WHERE queue_id=? AND tenant=?",
+                               (queue_id, tenant)).fetchone()
+            if own is None:
+                return None
+            cur = conn.execute("SELECT detail FROM queue_item WHERE queue_id=? ORDER BY rank",
+                               (queue_id,))
+            return [json.loads(d) for (d,) in cur.fetchall()]
+
+    def save_feedback(self, tenant: str, task: str, items: list[dict[str, Any]]) -> int:
+        """Upsert reviewer outcomes (the latest outcome per claim wins), all or nothing."""
+        with self._conn() as conn:
+            conn.executemany(
+                "INSERT INTO feedback VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(tenant, task, "
+                "claim_id) DO UPDATE SET ts=excluded.ts, error_confirmed=excluded.error_confirmed,"
+                " error_type=excluded.error_type, recovered_points=excluded.recovered_points, "
+                "note=excluded.note, queue_id=excluded.queue_id, "
+                "model_version=excluded.model_version",
+                [(tenant, task, it["claim_id"], time.time(), int(it["error_confirmed"]),
+                  it.get("error_type") or "", int(it.get("recovered_points") or 0),
+                  it.get("note") or "", it.get("queue_id"), it.get("model_version"))
+                 for it in items])
+        return len(items)
+
+    def feedback(self, tenant: str, task: str) -> list[dict[str, Any]]:
+        """A tenant's recorded outcomes, newest first."""
+        with self._conn() as conn:
+            cur = conn.execute(
+                "SELECT claim_id, ts, error_confirmed, error_type, recovered_points, note, "
+                "queue_id, model_version FROM feedback WHERE tenant=? AND task=? "
+                "ORDER BY ts DESC", (tenant, task))
+            cols = ["claim_id", "ts", "error_confirmed", "error_type", "recovered_points",
+                    "note", "queue_id", "model_version"]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    def export_labels(self, task: str, out: Path) -> dict[str, int]:
+        """Write <tenant>.csv label files (claim_id, error_type, recoverable_points)."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT tenant, claim_id, error_confirmed, error_type, recovered_points "
+                "FROM feedback WHERE task=? ORDER BY tenant, claim_id", (task,)).fetchall()
+        by_tenant: dict[str, list[tuple]] = {}
+        for tenant, claim, confirmed, etype, points in rows:
+            label = (etype or "confirmed") if confirmed else ""
+            by_tenant.setdefault(tenant, []).append((claim, label, points if confirmed else 0))
+        out.mkdir(parents=True, exist_ok=True)
+        for tenant, items in by_tenant.items():
+            with (out / f"{tenant}.csv").open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh, lineterminator="\n")
+                writer.writerow(["claim_id", "error_type", "recoverable_points"])
+                writer.writerows(items)
+        return {t: len(v) for t, v in by_tenant.items()}
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT around a block; ROLLBACK on error, so writes are atomic."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,55 @@
+"""Shared fixtures: a tiny trained workspace (data, MLflow store, BentoML store) in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+# BentoML reads its home once; point it at a throw-away store before anything imports it.
+_BENTO_HOME = Path(tempfile.mkdtemp(prefix="kyodo-bento-"))
+os.environ["BENTOML_HOME"] = str(_BENTO_HOME)
+os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("KYODO_ROOT", None)
+
+SMALL = {"generate": {"total_claims": 8000}, "model": {"n_estimators": 80}}
+
+
+def make_workspace(root: Path, overrides: dict | None = None) -> Path:
+    """A workspace with the repo's configs, claim_screening shrunk for tests."""
+    shutil.copytree(REPO / "configs", root / "configs", dirs_exist_ok=True)
+    path = root / "configs" / "claim_screening.yaml"
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key, value in (overrides or SMALL).items():
+        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """generate -> train -> export -> promote on tiny data; returns the workspace root."""
+    from training.data import write_generated
+    from training.pipeline import export, train
+    from training.registry import promote
+    from training.workspace import Workspace
+
+    root = make_workspace(tmp_path_factory.mktemp("ws"))
+    ws = Workspace.load(root)
+    task = ws.task("claim_screening")
+    write_generated(ws, task, progress=False)
+    train(ws, task, progress=False)
+    export(ws, task, progress=False)
+    promote(ws, task)
+    return root
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the throw-away BentoML store."""
+    shutil.rmtree(_BENTO_HOME, ignore_errors=True)

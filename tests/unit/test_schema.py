@@ -1,0 +1,64 @@
+"""Claims CSV reading: encodings, and errors that name the column and row."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.claim_screening.schema import ClaimsInputError, read_claims
+from tests.claims import CLEAN, claim, frame
+
+
+def csv_bytes(df, encoding: str = "utf-8") -> bytes:
+    return df.to_csv(index=False).encode(encoding)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932"])
+def test_encodings_accepted(encoding: str) -> None:
+    df = frame(claim("a", CLEAN))
+    out = read_claims(csv_bytes(df, encoding))
+    assert list(out["claim_type"].unique()) == ["医科入院外"]
+    assert out["points"].dtype.kind == "i"
+
+
+def test_empty_and_junk_files() -> None:
+    with pytest.raises(ClaimsInputError, match="empty"):
+        read_claims(b"")
+    with pytest.raises(ClaimsInputError, match="neither UTF-8 nor Shift_JIS"):
+        read_claims(bytes(range(128, 256)) * 10)
+
+
+def test_header_only_file() -> None:
+    with pytest.raises(ClaimsInputError, match="no rows"):
+        read_claims(csv_bytes(frame(claim("a", CLEAN)).iloc[:0]))
+
+
+def test_missing_column_named() -> None:
+    df = frame(claim("a", CLEAN)).drop(columns=["days"])
+    with pytest.raises(ClaimsInputError, match="missing column 'days'"):
+        read_claims(csv_bytes(df))
+
+
+@pytest.mark.parametrize(("column", "value", "pattern"), [
+    ("points", "-5", r"column 'points' row 3"),
+    ("age", "abc", r"column 'age' row 3: expected"),
+    ("code", "X99", r"column 'code' row 3"),
+    ("service_month", "2026-13", r"column 'service_month' row 3"),
+])
+def test_bad_values_named_by_column_and_row(column: str, value: str, pattern: str) -> None:
+    df = frame(claim("a", CLEAN)).astype(str)
+    df.loc[1, column] = value  # second data line = CSV line 3
+    with pytest.raises(ClaimsInputError, match=pattern):
+        read_claims(csv_bytes(df))
+
+
+def test_reused_claim_id_with_other_header_is_rejected() -> None:
+    df = frame(claim("a", CLEAN), claim("a", CLEAN, patient="p2"))
+    df["line_no"] = range(1, len(df) + 1)
+    with pytest.raises(ClaimsInputError, match=r"claim_id 'a'.*conflicting header"):
+        read_claims(csv_bytes(df))
+
+
+def test_duplicate_line_numbers_rejected() -> None:
+    df = frame(claim("a", CLEAN), claim("a", CLEAN))
+    with pytest.raises(ClaimsInputError, match=r"unique \(claim_id, line_no\)"):
+        read_claims(csv_bytes(df))

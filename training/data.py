@@ -1,0 +1,58 @@
+"""Data files: data/<task>/<tenant>.csv (inputs) and data/<task>/labels/<tenant>.csv (outcomes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from models.task import Frames, Task
+from training.workspace import Workspace
+
+
+def frame_path(ws: Workspace, task: Task, frame: str, code: str) -> Path:
+    """Where one tenant's frame is stored: the first frame (the input) at the task folder's top,
+    the others (labels) in sub-folders named after them."""
+    base = ws.path("data") / task.name
+    return base / f"{code}.csv" if frame == task.frames[0] else base / frame / f"{code}.csv"
+
+
+def write_generated(ws: Workspace, task: Task, progress: bool = True) -> dict[str, int]:
+    """Generate synthetic data for every subscriber and write it; returns rows per tenant."""
+    cfg = ws.task_config(task)
+    tenants = ws.subscribers(task.name)
+    per_tenant = task.generate(cfg, tenants, ws.platform.seed)
+    counts = {}
+    for code, frames in tqdm(per_tenant.items(), desc=f"write {task.name}", disable=not progress):
+        for frame, df in frames.items():
+            path = frame_path(ws, task, frame, code)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            df.to_csv(path, index=False, lineterminator="\n")
+        counts[code] = len(frames[task.frames[0]])
+    return counts
+
+
+def read_frame(ws: Workspace, task: Task, frame: str, code: str) -> pd.DataFrame:
+    """One tenant's frame, validated by the task's schema."""
+    path = frame_path(ws, task, frame, code)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run `kyodo data generate` or add the file")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        return task.validate(frame, df)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def load_pooled(ws: Workspace, task: Task, progress: bool = True, consent_only: bool = True,
+                ) -> Frames:
+    """Every subscribing tenant's frames concatenated (only tenants that consent to pooling)."""
+    tenants = [t for t in ws.subscribers(task.name) if t.pooling_consent or not consent_only]
+    parts: dict[str, list[pd.DataFrame]] = {f: [] for f in task.frames}
+    for t in tqdm(tenants, desc=f"load {task.name}", disable=not progress):
+        for frame in task.frames:
+            parts[frame].append(read_frame(ws, task, frame, t.code))
+    if not tenants:
+        raise ValueError(f"no tenant with pooling consent subscribes to {task.name}")
+    return {f: pd.concat(v, ignore_index=True) for f, v in parts.items()}

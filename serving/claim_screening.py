@@ -22,6 +22,7 @@ from models.claim_screening.scoring import (
     OnnxPredictor,
     contributions,
     reason_details,
+    reasons_at,
     score_claims,
 )
 from models.configs import Tenant
@@ -147,7 +148,7 @@ def _explain(model: LoadedModel, scored: pd.DataFrame, rows: np.ndarray, predict
     return contributions(scored.attrs["X"][rows], medians, predictor)
 
 
-def _item(row: pd.Series, explained: list[dict] | None) -> dict[str, Any]:
+def _item(row: pd.Series, reasons: list[str], explained: list[dict] | None) -> dict[str, Any]:
     return {
         "claim_id": row["claim_id"], "patient_id": row["patient_id"],
         "provider_id": row["provider_id"], "service_month": row["service_month"],
@@ -155,7 +156,7 @@ def _item(row: pd.Series, explained: list[dict] | None) -> dict[str, Any]:
         "score": round(float(row["score"]), 6),
         "expected_points": round(float(row["expected_points"]), 1),
         "priority": round(float(row["priority"]), 2),
-        "reasons": reason_details(row["reasons"]),
+        "reasons": reason_details(reasons),
         "contributions": explained or [],
     }
 
@@ -172,7 +173,9 @@ def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
         meter["rows"] = len(scored)
         explained = _explain(model, scored, np.arange(len(scored)), predictor) \
             if body.explain else [None] * len(scored)
-        results = [_item(row, explained[i]) for i, (_, row) in enumerate(scored.iterrows())]
+        reasons = reasons_at(scored, np.arange(len(scored)))
+        results = [_item(row, reasons[i], explained[i])
+                   for i, (_, row) in enumerate(scored.iterrows())]
     return {"model_version": model.version, "task": TASK, "results": results}
 
 
@@ -189,9 +192,10 @@ def _queue(rt: Runtime, tenant: Tenant, model: LoadedModel, lines: pd.DataFrame,
     rows = top.index.to_numpy()
     n_explain = min(explain_top, len(rows))
     explained = _explain(model, scored, rows[:n_explain], predictor) + [None] * (k - n_explain)
+    reasons = reasons_at(scored, rows)
     items = []
     for rank, (i, (_, row)) in enumerate(zip(range(k), top.iterrows(), strict=True), start=1):
-        item = {"rank": rank, **_item(row, explained[i])}
+        item = {"rank": rank, **_item(row, reasons[i], explained[i])}
         item["patient_pseudonym"] = pseudonymise(tenant.code, str(row["patient_id"]))
         items.append(item)
     queue_id = uuid.uuid4().hex[:16]

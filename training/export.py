@@ -27,7 +27,10 @@ def combine_graphs(graphs: dict[str, bytes]) -> onnx.ModelProto:
                                       name=f"{name}_feed"))
         nodes.extend(g.node)
         inits.extend(g.initializer)
-        outputs.extend(g.output)
+        # converters declare fixed output shapes that batch inputs violate; leave them open
+        outputs.extend(helper.make_tensor_value_info(
+            o.name, o.type.tensor_type.elem_type, [None] * len(o.type.tensor_type.shape.dim))
+            for o in g.output)
         for op in model.opset_import:
             opsets[op.domain] = max(opsets.get(op.domain, 0), op.version)
     graph = helper.make_graph(nodes, "kyodo", [first_input], outputs, inits)

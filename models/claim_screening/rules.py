@@ -185,10 +185,3 @@ def rules_priority(hits: pd.DataFrame) -> np.ndarray:
     line_stake = hits[[f"{c}_stake" for c in line_rules]].sum(axis=1).to_numpy()
     whole = hits[["R_DUPLICATE_stake", "R_ELIGIBILITY_stake", "R_INJURY_stake"]].max(axis=1)
     return np.maximum(line_stake, whole.to_numpy())
-
-
-def fired(hits: pd.DataFrame) -> list[list[str]]:
-    """Per claim, the reason codes that fired."""
-    matrix = hits[list(RULE_CODES)].to_numpy(bool)
-    names = np.array(RULE_CODES)
-    return [list(names[row]) for row in matrix]

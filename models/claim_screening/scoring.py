@@ -17,7 +17,7 @@ from models.claim_screening.features import (
     Reference,
     build_features,
 )
-from models.claim_screening.rules import RULE_BY_CODE, apply_rules, fired
+from models.claim_screening.rules import RULE_BY_CODE, RULE_CODES, apply_rules
 
 # X (n, d) float32 -> (P(error), expected recoverable points if in error), both shape (n,)
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -38,9 +38,15 @@ def score_claims(lines: pd.DataFrame, reference: Reference, predict: Predictor) 
     out["score"] = p.astype(float)
     out["expected_points"] = np.minimum(stake.astype(float), out["total_points"].to_numpy(float))
     out["priority"] = out["score"] * out["expected_points"]
-    out["reasons"] = fired(hits)
     out.attrs["X"] = X
+    out.attrs["rules"] = hits[list(RULE_CODES)].to_numpy(bool)
     return out
+
+
+def reasons_at(scored: pd.DataFrame, rows: np.ndarray) -> list[list[str]]:
+    """Reason codes that fired for the given row positions (only rows that are shown)."""
+    names = np.array(RULE_CODES)
+    return [list(names[mask]) for mask in scored.attrs["rules"][rows]]
 
 
 def reason_details(codes: list[str]) -> list[dict[str, str]]:

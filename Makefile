@@ -11,6 +11,8 @@ TASKS := claim_screening
 export KYODO_ROOT := $(CURDIR)
 export BENTOML_HOME := $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK := True
+# Idle OpenMP threads sleep instead of spinning: LightGBM trains ~10x faster on 2 busy cores.
+export OMP_WAIT_POLICY := PASSIVE
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 help: ## List the targets

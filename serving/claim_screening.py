@@ -121,7 +121,7 @@ class FeedbackRequest(BaseModel):
     items: list[FeedbackItem] = Field(min_length=1, max_length=10_000)
 
 
-def _flatten(claims: list[ClaimIn], tenant: str) -> pd.DataFrame:
+def claims_to_lines(claims: list[ClaimIn], tenant: str) -> pd.DataFrame:
     """JSON claims as the flat line table the scorer reads; duplicate claim ids are a 422."""
     ids = [c.claim_id for c in claims]
     if len(set(ids)) != len(ids):
@@ -169,7 +169,7 @@ def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
         raise HTTPException(413, f"claims: at most {rt.platform.serving.max_claims_json} claims "
                                  "per score call; use /queue for a month's claims")
     with metered(rt, tenant, TASK, "score", model.version) as meter:
-        scored, predictor = _scored(model, _flatten(body.claims, tenant.code))
+        scored, predictor = _scored(model, claims_to_lines(body.claims, tenant.code))
         meter["rows"] = len(scored)
         explained = _explain(model, scored, np.arange(len(scored)), predictor) \
             if body.explain else [None] * len(scored)
@@ -270,7 +270,7 @@ async def _read_queue_body(request: Request, capacity: float | None, month: str 
             first = errors[0] if errors else {"loc": (), "msg": str(exc)}
             field = ".".join(str(p) for p in first["loc"])
             raise HTTPException(422, f"{field}: {first['msg']}") from None
-        lines = _flatten(body.claims, tenant.code)
+        lines = claims_to_lines(body.claims, tenant.code)
         return lines, body.capacity or capacity, body.month or month
     if ctype == "multipart/form-data":
         form = await request.form()

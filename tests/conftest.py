@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 _BENTO_HOME = Path(tempfile.mkdtemp(prefix="kyodo-bento-"))
 os.environ["BENTOML_HOME"] = str(_BENTO_HOME)
 os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads starve 2 cores
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("KYODO_ROOT", None)
 

@@ -30,6 +30,8 @@ TaskArg = Annotated[str, typer.Argument(help="Task name, e.g. claim_screening.")
 
 def _ws() -> Workspace:
     os.environ.setdefault("BENTOML_HOME", str(Path(".bentoml").resolve()))
+    # before lightgbm loads OpenMP: idle threads sleep instead of spinning on 2 busy cores
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         return Workspace.load()
     except ConfigError as exc:

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from serving.launcher import bentoml_serve
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("KYODO_CHROMIUM", "/usr/bin/chromium"))
@@ -45,58 +42,12 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Terminate the server's process group (bentoml forks workers), then kill if it lingers."""
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture(scope="module")
 def server(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`bentoml serve serving.service:Kyodo` on a free port, serving the trained workspace."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "bentoml.log"
-    env = {**os.environ, "KYODO_ROOT": str(trained_root), "BENTOML_DO_NOT_TRACK": "True"}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", "serving.service:Kyodo",
-             "--port", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"bentoml serve exited with {proc.returncode}:\n"
-                            f"{log_path.read_text(errors='replace')[-4000:]}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("bentoml serve not ready after 90 s:\n"
-                            f"{log_path.read_text(errors='replace')[-4000:]}")
-            time.sleep(0.5)
-        yield base
-    finally:
-        _stop(proc)
+    log = tmp_path_factory.mktemp("serve") / "bentoml.log"
+    with bentoml_serve({"KYODO_ROOT": str(trained_root)}, log, timeout_s=90) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

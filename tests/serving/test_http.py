@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,49 +10,16 @@ import httpx
 import pytest
 
 from serving.claim_screening import EXAMPLE_CLAIM
-from tests.conftest import REPO
+from serving.launcher import bentoml_serve
 from tests.serving.conftest import ITOSHIMA
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(trained_root: Path) -> Iterator[str]:
+def server(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real BentoML server process on a free port, stopped afterwards."""
-    port = free_port()
-    env = {**os.environ, "KYODO_ROOT": str(trained_root)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "serving.service:Kyodo", "--port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc)
+    log = tmp_path_factory.mktemp("serve") / "bentoml.log"
+    with bentoml_serve({"KYODO_ROOT": str(trained_root)}, log) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError("bentoml serve did not become ready")
 
 
 def test_health_and_readiness(server: str) -> None:

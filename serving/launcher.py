@@ -1,0 +1,80 @@
+"""Run the service as a real `bentoml serve` process on a free loopback port (tests, benches)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET = "serving.service:Kyodo"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def bentoml_serve(env: dict[str, str], log: Path, timeout_s: float = 180,
+                  target: str = TARGET) -> Iterator[str]:
+    """Serve until /readyz answers 200 and yield the base URL; always stop the process group.
+
+    `env` is added to this process's environment (e.g. KYODO_ROOT of a workspace).
+    """
+    port = free_port()
+    cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1",
+           "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, proc, log, timeout_s)
+        yield url
+    finally:
+        stop(proc)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    """Poll GET /readyz until 200; raise with the server log's tail if it dies or times out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"bentoml serve exited with {proc.returncode}:\n{_tail(log)}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"bentoml serve not ready after {timeout_s:.0f} s:\n{_tail(log)}")
+
+
+def _tail(log: Path, chars: int = 4000) -> str:
+    return log.read_text(encoding="utf-8", errors="replace")[-chars:] if log.is_file() else ""
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (bentoml forks workers), SIGKILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue

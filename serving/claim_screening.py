@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from typing import Annotated, Any, Literal
@@ -16,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.claim_screening import codes as C
 from models.claim_screening.features import Reference
-from models.claim_screening.generate import LINE_COLUMNS
+from models.claim_screening.generate import ERROR_TYPES, LINE_COLUMNS
 from models.claim_screening.schema import KNOWN_CODES, MONTH, ClaimsInputError, read_claims
 from models.claim_screening.scoring import (
     OnnxPredictor,
@@ -28,6 +27,7 @@ from models.claim_screening.scoring import (
 from models.configs import Tenant
 from models.pseudonym import pseudonymise
 from serving.deps import champion, get_runtime, metered, subscribed
+from serving.downloads import FileFormat, download
 from serving.runtime import LoadedModel, Runtime
 
 TASK = "claim_screening"
@@ -109,7 +109,8 @@ class FeedbackItem(BaseModel):
     claim_id: str = Field(min_length=1, max_length=64)
     error_confirmed: bool
     recovered_points: int = Field(default=0, ge=0)
-    error_type: str = Field(default="", max_length=40)
+    error_type: Literal["", *ERROR_TYPES, "other"] = Field(  # type: ignore[valid-type]
+        default="", description="kind of error found; empty when none")
     note: str = Field(default="", max_length=2000)
     queue_id: str | None = Field(default=None, max_length=64)
 
@@ -222,7 +223,7 @@ def _own_tenant(lines: pd.DataFrame, tenant: Tenant) -> None:
 async def queue(request: Request, tenant: Subscriber, rt: Rt,
                 capacity: Annotated[float | None, Query(gt=0, le=1)] = None,
                 month: Annotated[str | None, Query(pattern=MONTH)] = None,
-                format: Annotated[Literal["json", "csv"], Query()] = "json",
+                format: Annotated[Literal["json", "csv", "csv_cp932", "xlsx"], Query()] = "json",
                 explain_top: Annotated[int, Query(ge=0, le=1000)] = 50) -> Response:
     """A month's review queue from JSON claims or a CSV upload (UTF-8 or Shift_JIS), ranked by
     priority and cut at capacity (default from config). `format=csv` downloads it as CSV."""
@@ -241,10 +242,9 @@ async def queue(request: Request, tenant: Subscriber, rt: Rt,
         cap = capacity or _default_capacity(rt)
         result = await run_in_threadpool(_queue, rt, tenant, model, lines, cap, month,
                                          explain_top)
-    if format == "csv":
-        return Response(_queue_csv(result["items"]), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="queue-'
-                                 f'{result["month"]}-{result["queue_id"]}.csv"'})
+    if format != "json":
+        return download(_queue_table(result["items"]), format,
+                        f"queue-{result['month']}-{result['queue_id']}")
     return Response(json.dumps(result, ensure_ascii=False), media_type="application/json")
 
 
@@ -291,17 +291,16 @@ async def _read_queue_body(request: Request, capacity: float | None, month: str 
     return lines, capacity, month
 
 
-def _queue_csv(items: list[dict[str, Any]]) -> bytes:
-    frame = pd.DataFrame([{
-        "順位": it["rank"], "claim_id": it["claim_id"], "patient_id": it["patient_id"],
-        "provider_id": it["provider_id"], "claim_type": it["claim_type"],
-        "total_points": it["total_points"], "score": it["score"],
-        "expected_points": it["expected_points"], "priority": it["priority"],
+def _queue_table(items: list[dict[str, Any]], patient: str = "patient_id") -> pd.DataFrame:
+    """The queue with Japanese headers, as reviewers open it in Excel."""
+    return pd.DataFrame([{
+        "順位": it["rank"], "レセプト番号": it["claim_id"], "患者": it[patient],
+        "医療機関": it["provider_id"], "種別": it["claim_type"],
+        "請求点数": it["total_points"], "誤りの確率": it["score"],
+        "見込み査定点数": it["expected_points"], "優先度": it["priority"],
         "理由": " / ".join(r["label"] for r in it["reasons"]),
-    } for it in items])
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, lineterminator="\n")
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")  # BOM so Excel opens Japanese right
+    } for it in items], columns=["順位", "レセプト番号", "患者", "医療機関", "種別", "請求点数",
+                                 "誤りの確率", "見込み査定点数", "優先度", "理由"])
 
 
 @router.get("/queues")
@@ -310,13 +309,27 @@ def queues(tenant: Subscriber, rt: Rt) -> dict[str, Any]:
     return {"queues": rt.store.queues(tenant.code, TASK)}
 
 
-@router.get("/queues/{queue_id}")
-def queue_items(queue_id: str, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
-    """Items of one of the tenant's queues (404 for anyone else's)."""
+def _stored_queue(rt: Runtime, tenant: Tenant, queue_id: str) -> tuple[dict, list[dict]]:
     items = rt.store.queue_items(tenant.code, queue_id)
     if items is None:
         raise HTTPException(404, f"queue {queue_id} not found")
-    return {"queue_id": queue_id, "items": items}
+    return rt.store.queues(tenant.code, TASK, queue_id)[0], items
+
+
+@router.get("/queues/{queue_id}")
+def queue_items(queue_id: str, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """One of the tenant's queues with its items (404 for anyone else's)."""
+    meta, items = _stored_queue(rt, tenant, queue_id)
+    return {**meta, "items": items}
+
+
+@router.get("/queues/{queue_id}/download")
+def queue_download(queue_id: str, tenant: Subscriber, rt: Rt,
+                   format: Annotated[FileFormat, Query()] = "csv",
+                   ) -> Response:
+    """A stored queue as CSV (UTF-8 BOM or cp932) or .xlsx, without scoring again."""
+    _, items = _stored_queue(rt, tenant, queue_id)
+    return download(_queue_table(items, "patient_pseudonym"), format, f"queue-{queue_id}")
 
 
 @router.post("/feedback")
@@ -331,9 +344,11 @@ def feedback(body: FeedbackRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any
 
 
 @router.get("/feedback")
-def feedback_list(tenant: Subscriber, rt: Rt) -> dict[str, Any]:
-    """The tenant's own recorded outcomes."""
-    return {"items": rt.store.feedback(tenant.code, TASK)}
+def feedback_list(tenant: Subscriber, rt: Rt,
+                  queue_id: Annotated[str | None, Query(max_length=64)] = None,
+                  ) -> dict[str, Any]:
+    """The tenant's own recorded outcomes, optionally of one queue."""
+    return {"items": rt.store.feedback(tenant.code, TASK, queue_id)}
 
 
 @router.get("/codes")

@@ -96,12 +96,16 @@ class Store:
                   json.dumps({k: v for k, v in it.items() if k != "patient_id"},
                              ensure_ascii=False)) for it in items])
 
-    def queues(self, tenant: str, task: str) -> list[dict[str, Any]]:
-        """A tenant's queues, newest first."""
+    def queues(self, tenant: str, task: str, queue_id: str | None = None,
+               ) -> list[dict[str, Any]]:
+        """A tenant's queues (or the one with queue_id), newest first."""
+        sql = ("SELECT queue_id, created, month, claims, capacity, model_version FROM queue "
+               "WHERE tenant=? AND task=?")
+        args: tuple = (tenant, task)
+        if queue_id is not None:
+            sql, args = sql + " AND queue_id=?", (*args, queue_id)
         with self._conn() as conn:
-            cur = conn.execute(
-                "SELECT queue_id, created, month, claims, capacity, model_version FROM queue "
-                "WHERE tenant=? AND task=? ORDER BY created DESC", (tenant, task))
+            cur = conn.execute(sql + " ORDER BY created DESC", args)
             return [{"queue_id": q, "created": c, "month": m, "claims": n, "capacity": cap,
                      "model_version": v} for q, c, m, n, cap, v in cur.fetchall()]
 
@@ -131,13 +135,16 @@ class Store:
                  for it in items])
         return len(items)
 
-    def feedback(self, tenant: str, task: str) -> list[dict[str, Any]]:
-        """A tenant's recorded outcomes, newest first."""
+    def feedback(self, tenant: str, task: str, queue_id: str | None = None,
+                 ) -> list[dict[str, Any]]:
+        """A tenant's recorded outcomes (optionally of one queue), newest first."""
+        sql = ("SELECT claim_id, ts, error_confirmed, error_type, recovered_points, note, "
+               "queue_id, model_version FROM feedback WHERE tenant=? AND task=?")
+        args: tuple = (tenant, task)
+        if queue_id is not None:
+            sql, args = sql + " AND queue_id=?", (*args, queue_id)
         with self._conn() as conn:
-            cur = conn.execute(
-                "SELECT claim_id, ts, error_confirmed, error_type, recovered_points, note, "
-                "queue_id, model_version FROM feedback WHERE tenant=? AND task=? "
-                "ORDER BY ts DESC", (tenant, task))
+            cur = conn.execute(sql + " ORDER BY ts DESC", args)
             cols = ["claim_id", "ts", "error_confirmed", "error_type", "recovered_points",
                     "note", "queue_id", "model_version"]
             return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]

@@ -74,7 +74,23 @@ def test_queue_multipart_cp932_and_csv_download(client: TestClient, trained_root
     r = client.post("/v1/claim_screening/queue?format=csv", headers=ITOSHIMA,
                     files={"file": ("claims.csv", text.encode("cp932"), "text/csv")})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    assert r.text.lstrip("\ufeff").startswith("順位,claim_id")
+    assert r.content.startswith("\ufeff順位,レセプト番号".encode())
+
+
+def test_stored_queue_downloads(client: TestClient, trained_root: Path) -> None:
+    import io
+
+    q = client.post("/v1/claim_screening/queue", content=month_csv(trained_root),
+                    headers={**ITOSHIMA, "content-type": "text/csv"}).json()
+    url = f"/v1/claim_screening/queues/{q['queue_id']}/download"
+    sjis = client.get(url, params={"format": "csv_cp932"}, headers=ITOSHIMA)
+    table = pd.read_csv(io.BytesIO(sjis.content), encoding="cp932")
+    assert list(table["レセプト番号"]) == [it["claim_id"] for it in q["items"]]
+    xlsx = client.get(url, params={"format": "xlsx"}, headers=ITOSHIMA)
+    assert pd.read_excel(io.BytesIO(xlsx.content))["順位"].tolist()[0] == 1
+    assert client.get(url, headers=IYO).status_code == 404
+    meta = client.get(f"/v1/claim_screening/queues/{q['queue_id']}", headers=ITOSHIMA).json()
+    assert meta["month"] == q["month"] and meta["claims"] == q["claims_in_month"]
 
 
 def test_queue_from_json(client: TestClient) -> None:
@@ -105,8 +121,12 @@ def test_tenants_see_only_their_own_queues_and_feedback(client: TestClient,
                      "queue_id": q["queue_id"]}]}
     assert client.post("/v1/claim_screening/feedback", json=fb, headers=ITOSHIMA).json() == {
         "recorded": 1}
-    mine = client.get("/v1/claim_screening/feedback", headers=ITOSHIMA).json()["items"]
-    assert any(x["claim_id"] == item["claim_id"] for x in mine)
+    mine = client.get("/v1/claim_screening/feedback", headers=ITOSHIMA,
+                      params={"queue_id": q["queue_id"]}).json()["items"]
+    assert [x["claim_id"] for x in mine] == [item["claim_id"]]
+    bad = {"items": [{**fb["items"][0], "error_type": "typo"}]}
+    assert client.post("/v1/claim_screening/feedback", json=bad,
+                       headers=ITOSHIMA).status_code == 422
     theirs = client.get("/v1/claim_screening/feedback", headers=IYO).json()["items"]
     assert all(x["claim_id"] != item["claim_id"] for x in theirs)
 

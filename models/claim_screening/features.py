@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from models.claim_screening import codes as C
-from models.claim_screening.rules import RULE_CODES
+from models.claim_screening.rules import (
+    ATTRIBUTES,
+    DIAGNOSIS,
+    DRUG,
+    IS_INJURY,
+    PROCEDURE,
+    RULE_CODES,
+    ClaimLines,
+    code_flags,
+    columns,
+    combine,
+    factorize,
+    month_numbers,
+)
 
 CLAIM_TYPE_INDEX = {t: i for i, t in enumerate(C.CLAIM_TYPES)}
 REHAB = ("180019310", "180000110")
+CT = "170012110"
+_IS_REHAB = code_flags(REHAB)
+_IS_CT = code_flags((CT,))
 
 FEATURE_NAMES: tuple[str, ...] = (
     *RULE_CODES,
@@ -62,54 +80,62 @@ class Reference:
         return cls(norm=d["norm"], global_norm=float(d["global_norm"]), provider=d["provider"])
 
 
-def _shape(lines: pd.DataFrame, claim_ids: pd.Series) -> pd.DataFrame:
-    """Per-claim counts and line-derived quantities aligned to claim_ids."""
-    kind = lines["line_kind"]
-    code = lines["code"]
-    from models.claim_screening.rules import CODE_TABLE
-
-    limits = lines[["code"]].merge(CODE_TABLE[["code", "max_qty", "max_days"]], on="code",
-                                   how="left")
-    drug = (kind == "drug").to_numpy()
-    qty_ratio = np.where(drug, lines["count"] / limits["max_qty"].fillna(99).to_numpy(), 0)
-    days_ratio = np.where(drug, lines["days"] / limits["max_days"].fillna(999).to_numpy(), 0)
-    frame = pd.DataFrame({
-        "claim_id": lines["claim_id"].to_numpy(),
-        "n_lines": 1,
-        "n_diagnoses": (kind == "diagnosis").to_numpy(),
-        "n_procedures": (kind == "procedure").to_numpy(),
-        "n_drugs": drug,
-        "has_injury": code.isin(C.INJURY).to_numpy(),
-        "rehab_units": np.where(code.isin(REHAB), lines["count"], 0),
-        "has_ct": (code == "170012110").to_numpy(),
-        "max_qty_ratio": qty_ratio,
-        "max_days_ratio": days_ratio,
-    })
-    agg = frame.groupby("claim_id", sort=False).agg({
-        "n_lines": "sum", "n_diagnoses": "sum", "n_procedures": "sum", "n_drugs": "sum",
-        "has_injury": "max", "rehab_units": "sum", "has_ct": "max", "max_qty_ratio": "max",
-        "max_days_ratio": "max"})
-    first_code = lines.groupby("claim_id", sort=False)["code"].first()
-    agg["key_code"] = first_code
-    return agg.reindex(claim_ids.values).reset_index(drop=True)
+def _shape(view: ClaimLines, claim_ids: Any) -> dict[str, Any]:
+    """Per-claim counts and line-derived quantities (float) aligned to claim_ids; key_code is
+    each claim's first code as an index into code_names (-1: claim not in the lines)."""
+    code, kind = view.code, view.kind
+    drug = kind == DRUG
+    qty_ratio = np.where(drug, view.count / ATTRIBUTES["max_qty"][code], 0)
+    days_ratio = np.where(drug, view.days / ATTRIBUTES["max_days"][code], 0)
+    shape = {
+        "n_lines": view.sum(np.ones(len(code))),
+        "n_diagnoses": view.sum(kind == DIAGNOSIS),
+        "n_procedures": view.sum(kind == PROCEDURE),
+        "n_drugs": view.sum(drug),
+        "has_injury": view.any(IS_INJURY[code]).astype(float),
+        "rehab_units": view.sum(np.where(_IS_REHAB[code], view.count, 0)),
+        "has_ct": view.any(_IS_CT[code]).astype(float),
+        "max_qty_ratio": view.max(qty_ratio),
+        "max_days_ratio": view.max(days_ratio),
+        "key_code": view.raw_code[view.first],
+    }
+    # hits are usually apply_rules' own columns for these lines (then `is` holds)
+    if claim_ids is not view.ids and not pd.Index(claim_ids).equals(pd.Index(view.ids)):
+        at = pd.Index(view.ids).get_indexer(pd.Index(claim_ids))  # align by claim_id
+        shape = {k: np.where(at >= 0, v[at], -1 if k == "key_code" else np.nan)
+                 for k, v in shape.items()}
+    return {**shape, "code_names": view.code_names}
 
 
-def _norm_key(claim_type: pd.Series, key_code: pd.Series) -> pd.Series:
-    return claim_type.astype(str) + "|" + key_code.astype(str)
+def _norm_keys(claim_type: Any, key_code: np.ndarray, code_names: Sequence,
+               ) -> tuple[np.ndarray, list[str]]:
+    """Each claim's "claim_type|key code" norm key, as an index into the distinct keys."""
+    ctype, ctypes = factorize(claim_type)
+    width = len(code_names) + 1
+    key, pairs = factorize(ctype * width + key_code + 1)
+    names = ["nan", *map(str, code_names)]  # key_code -1 (claim not in the lines) reads nan
+    return key, [f"{ctypes[p // width]}|{names[p % width]}" for p in pairs]
+
+
+def _residual(logp: np.ndarray, key: np.ndarray, keys: list[str], norm: Mapping[str, float],
+              global_norm: float) -> np.ndarray:
+    """log1p(points) minus the norm of each claim's key (the global norm for unseen keys)."""
+    found = [norm.get(k) for k in keys]
+    norms = np.array([global_norm if v is None or v != v else v for v in found], float)
+    return logp - norms[key]
 
 
 def build_reference(lines: pd.DataFrame, hits: pd.DataFrame) -> Reference:
     """Learn point norms per (claim type, key code) and per-provider habits from training data."""
-    shape = _shape(lines, hits["claim_id"])
+    shape = _shape(ClaimLines.read(lines), hits["claim_id"])
     logp = np.log1p(hits["total_points"].astype(float))
-    key = _norm_key(hits["claim_type"], shape["key_code"])
-    norm = logp.groupby(key.values).median()
+    key, keys = _norm_keys(hits["claim_type"], shape["key_code"], shape["code_names"])
+    norm = logp.groupby(np.asarray(keys, dtype=object)[key]).median()
     global_norm = float(logp.median())
-    resid = logp - key.map(norm).fillna(global_norm)
-    any_rule = hits[list(RULE_CODES)].any(axis=1).astype(float)
-    prov = pd.DataFrame({"p": hits["provider_id"].values, "resid": resid.values,
-                         "rule": any_rule.values, "inj": shape["has_injury"].astype(float).values,
-                         "rehab": shape["rehab_units"].astype(float).values})
+    resid = _residual(logp.to_numpy(), key, keys, norm.to_dict(), global_norm)
+    prov = pd.DataFrame({"p": hits["provider_id"].values, "resid": resid,
+                         "rule": columns(hits, RULE_CODES).max(axis=1, initial=0),
+                         "inj": shape["has_injury"], "rehab": shape["rehab_units"]})
     g = prov.groupby("p").agg(resid=("resid", "mean"), rule=("rule", "mean"), inj=("inj", "mean"),
                               rehab=("rehab", "mean"), n=("resid", "size"))
     provider = {p: [float(v) for v in row] for p, row in zip(g.index, g.to_numpy(), strict=True)}
@@ -117,65 +143,92 @@ def build_reference(lines: pd.DataFrame, hits: pd.DataFrame) -> Reference:
                      provider=provider)
 
 
-def _patient_history(hits: pd.DataFrame, has_injury: np.ndarray) -> pd.DataFrame:
-    """Previous-months activity of each claim's patient within the given data (縦覧)."""
-    m = pd.PeriodIndex(hits["service_month"].astype(str), freq="M").asi8
-    pm = pd.DataFrame({"patient_id": hits["patient_id"].values, "m": m, "n": 1,
-                       "pts": hits["total_points"].astype(float).values, "inj": has_injury})
-    pm = pm.groupby(["patient_id", "m"], sort=False).agg(n=("n", "sum"), pts=("pts", "sum"),
-                                                         inj=("inj", "max")).reset_index()
-    base = pd.DataFrame({"patient_id": hits["patient_id"].values, "m": m})
-    out = pd.DataFrame(index=range(len(hits)))
-    cols = {"n": 0.0, "pts": 0.0, "inj": 0.0}
-    prev = {k: np.zeros(len(hits)) for k in cols}
-    for lag in (1, 2, 3):
-        shifted = pm.assign(m=pm["m"] + lag)
-        joined = base.merge(shifted, on=["patient_id", "m"], how="left")
-        for k in cols:
-            if k == "inj" or lag <= 2:
-                prev[k] += joined[k].fillna(0).astype(float).to_numpy()
-    same = base.merge(pm, on=["patient_id", "m"], how="left")["n"].to_numpy()
-    out["patient_claims_prev2"] = prev["n"]
-    out["patient_log_points_prev2"] = np.log1p(prev["pts"])
-    out["patient_injury_months_prev3"] = prev["inj"]
-    out["patient_claims_same_month"] = same
-    return out
+def _group_mean(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per row: the mean of values over the row's group."""
+    return (np.bincount(group, values) / np.bincount(group))[group]
 
 
-def build_features(lines: pd.DataFrame, hits: pd.DataFrame, ref: Reference) -> pd.DataFrame:
-    """Feature matrix (float32, FEATURE_NAMES order), one row per claim aligned with `hits`."""
-    shape = _shape(lines, hits["claim_id"])
-    f = pd.DataFrame(index=range(len(hits)))
-    rule_matrix = hits[list(RULE_CODES)].to_numpy(float)
-    for i, r in enumerate(RULE_CODES):
-        f[r] = rule_matrix[:, i]
-    f["n_rules"] = rule_matrix.sum(axis=1)
-    stake_cols = [f"{r}_stake" for r in RULE_CODES]
-    f["log_rule_stake"] = np.log1p(hits[stake_cols].to_numpy(float).max(axis=1))
-    f["claim_type"] = hits["claim_type"].map(CLAIM_TYPE_INDEX).fillna(-1).to_numpy()
-    f["age"] = hits["age"].to_numpy(float)
-    f["sex"] = hits["sex"].to_numpy(float)
-    logp = np.log1p(hits["total_points"].to_numpy(float))
-    f["log_total_points"] = logp
+def _patient_history(patient: np.ndarray, month: np.ndarray, points: np.ndarray,
+                     has_injury: np.ndarray) -> dict[str, np.ndarray]:
+    """Previous-months activity of each claim's patient within the given data (縦覧).
+
+    Per claim: patient code, month (months since 1970-01), total points, has_injury.
+    """
+    lo = int(month.min(initial=0))
+    span = int(month.max(initial=0)) - lo + 4  # 3 months back never reaches another patient
+    cell = patient.astype(np.int64) * span + (month - lo + 3)
+    cells, at = np.unique(cell, return_inverse=True)
+    cells = np.append(cells, np.iinfo(np.int64).max)  # sentinel: every lookup lands in range
+    n = np.bincount(at, minlength=len(cells)).astype(float)
+    pts = np.bincount(at, points, minlength=len(cells)).astype(float)
+    inj = np.zeros(len(cells))
+    np.fmax.at(inj, at, has_injury)  # NaN (claim not in the lines) counts as no injury
+
+    def back(lag: int) -> np.ndarray:
+        """Index of the same patient's cell `lag` months earlier (the sentinel where none)."""
+        found = np.searchsorted(cells, cell - lag)
+        return np.where(cells[found] == cell - lag, found, len(cells) - 1)
+
+    prev = [back(lag) for lag in (1, 2, 3)]
+    return {
+        "patient_claims_prev2": n[prev[0]] + n[prev[1]],
+        "patient_log_points_prev2": np.log1p(pts[prev[0]] + pts[prev[1]]),
+        "patient_injury_months_prev3": inj[prev[0]] + inj[prev[1]] + inj[prev[2]],
+        "patient_claims_same_month": n[at],
+    }
+
+
+def _provider_stats(provider: np.ndarray, names: Sequence, ref: Reference) -> np.ndarray:
+    """(claims, 5) reference stats of each claim's provider; NaN for providers it lacks."""
+    table = np.full((len(names), 5), np.nan)
+    for i, name in enumerate(names):
+        stats = ref.provider.get(name)
+        if stats is not None:
+            table[i] = stats
+    return table[provider]
+
+
+def feature_matrix(view: ClaimLines, hits: Mapping[str, Any] | pd.DataFrame, ref: Reference,
+                   ) -> np.ndarray:
+    """build_features as a float32 array, from apply_rules' frame or its dict of columns."""
+    shape = _shape(view, hits["claim_id"])
+    f: dict[str, np.ndarray] = {r: np.asarray(hits[r], dtype=float) for r in RULE_CODES}
+    rules = np.array([f[r] for r in RULE_CODES])  # (rules, claims)
+    f["n_rules"] = rules.sum(axis=0)
+    stakes = np.array([np.asarray(hits[f"{r}_stake"], dtype=float) for r in RULE_CODES])
+    f["log_rule_stake"] = np.log1p(stakes.max(axis=0))
+    ctype, ctypes = factorize(hits["claim_type"])
+    f["claim_type"] = np.array([CLAIM_TYPE_INDEX.get(t, -1) for t in ctypes], float)[ctype]
+    f["age"] = np.asarray(hits["age"], dtype=float)
+    f["sex"] = np.asarray(hits["sex"], dtype=float)
+    points = np.asarray(hits["total_points"], dtype=float)
+    f["log_total_points"] = logp = np.log1p(points)
     for col in ("n_lines", "n_diagnoses", "n_procedures", "n_drugs", "has_injury", "rehab_units",
                 "has_ct", "max_qty_ratio", "max_days_ratio"):
-        f[col] = shape[col].to_numpy(float)
-    key = _norm_key(hits["claim_type"], shape["key_code"])
-    resid = logp - key.map(ref.norm).fillna(ref.global_norm).to_numpy(float)
-    f["points_vs_norm"] = resid
-    prov = hits["provider_id"].map(ref.provider)
-    stats = np.array([v if isinstance(v, list) else [np.nan] * 5 for v in prov], dtype=float)
-    stats = stats.reshape(len(hits), 5)
+        f[col] = shape[col]
+    key, keys = _norm_keys(hits["claim_type"], shape["key_code"], shape["code_names"])
+    f["points_vs_norm"] = resid = _residual(logp, key, keys, ref.norm, ref.global_norm)
+    provider, providers = factorize(hits["provider_id"])
+    stats = _provider_stats(provider, providers, ref)
     f["provider_points_vs_norm"] = stats[:, 0]
     f["provider_rule_rate"] = stats[:, 1]
     f["provider_injury_share"] = stats[:, 2]
     f["provider_rehab_mean"] = stats[:, 3]
     f["log_provider_claims"] = np.log1p(stats[:, 4])
-    month_key = [hits["provider_id"].values, hits["service_month"].values]
-    f["month_provider_points_vs_norm"] = pd.Series(resid).groupby(month_key).transform("mean")
-    any_rule = pd.Series(rule_matrix.max(axis=1) if len(hits) else np.zeros(0))
-    f["month_provider_rule_rate"] = any_rule.groupby(month_key).transform("mean")
-    hist = _patient_history(hits, shape["has_injury"].to_numpy(float))
-    for col in hist.columns:
-        f[col] = hist[col].to_numpy(float)
-    return f[list(FEATURE_NAMES)].astype(np.float32)
+    month, months = factorize(hits["service_month"])
+    provider_month = combine(provider, month)
+    f["month_provider_points_vs_norm"] = _group_mean(provider_month, resid)
+    f["month_provider_rule_rate"] = _group_mean(provider_month, rules.max(axis=0, initial=0))
+    patient, _ = factorize(hits["patient_id"])
+    f.update(_patient_history(patient, month_numbers(month, months), points, shape["has_injury"]))
+    # fill feature rows, then transpose once: writing strided columns is ~5x slower
+    Xt = np.empty((len(FEATURE_NAMES), rules.shape[1]), np.float32)
+    for j, name in enumerate(FEATURE_NAMES):
+        Xt[j] = f[name]
+    return np.ascontiguousarray(Xt.T)
+
+
+def build_features(lines: pd.DataFrame, hits: pd.DataFrame, ref: Reference) -> pd.DataFrame:
+    """Feature matrix (float32, FEATURE_NAMES order), one row per claim aligned with `hits`."""
+    X = feature_matrix(ClaimLines.read(lines), hits, ref)
+    return pd.DataFrame(X, columns=list(FEATURE_NAMES))

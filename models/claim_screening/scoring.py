@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,31 +16,47 @@ from models.claim_screening.features import (
     FEATURE_LABELS,
     FEATURE_NAMES,
     Reference,
-    build_features,
+    feature_matrix,
 )
-from models.claim_screening.rules import RULE_BY_CODE, RULE_CODES, apply_rules
+from models.claim_screening.rules import (
+    RULE_BY_CODE,
+    RULE_CODES,
+    ClaimLines,
+    columns,
+    rule_columns,
+)
 
 # X (n, d) float32 -> (P(error), expected recoverable points if in error), both shape (n,)
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
+SCORED_HEADER = ("claim_id", "patient_id", "provider_id", "service_month", "claim_type",
+                 "total_points")
+
+
+def _prepared(lines: pd.DataFrame, reference: Reference) -> tuple[dict[str, Any], np.ndarray]:
+    """apply_rules' columns (as arrays) and the feature matrix, reading the lines once."""
+    view = ClaimLines.read(lines)
+    hits = rule_columns(view)
+    return hits, feature_matrix(view, hits, reference)
+
+
 def prepare(lines: pd.DataFrame, reference: Reference) -> tuple[pd.DataFrame, np.ndarray]:
     """Rule hits (one row per claim) and the feature matrix."""
-    hits = apply_rules(lines)
-    return hits, build_features(lines, hits, reference).to_numpy(np.float32)
+    hits, X = _prepared(lines, reference)
+    return pd.DataFrame(hits), X
 
 
 def score_claims(lines: pd.DataFrame, reference: Reference, predict: Predictor) -> pd.DataFrame:
     """Per claim: score = P(error), expected points at stake, priority = score x stake, rules."""
-    hits, X = prepare(lines, reference)
+    hits, X = _prepared(lines, reference)
     p, stake = predict(X)
-    out = hits[["claim_id", "patient_id", "provider_id", "service_month", "claim_type",
-                "total_points"]].copy()
-    out["score"] = p.astype(float)
-    out["expected_points"] = np.minimum(stake.astype(float), out["total_points"].to_numpy(float))
-    out["priority"] = out["score"] * out["expected_points"]
+    score = p.astype(float)
+    expected = np.minimum(stake.astype(float), np.asarray(hits["total_points"], dtype=float))
+    out = pd.DataFrame({**{c: hits[c] for c in SCORED_HEADER}, "score": score,
+                        "expected_points": expected, "priority": score * expected})
     out.attrs["X"] = X
-    out.attrs["rules"] = hits[list(RULE_CODES)].to_numpy(bool)
+    out.attrs["rules"] = columns(hits, RULE_CODES, bool)
     return out
 
 

@@ -64,3 +64,73 @@ def test_rules_priority_counts_excess_points_only() -> None:
     df = frame(claim("a", [*CLEAN[:2], ("procedure", "112007410", 6, 0)]))
     hits = apply_rules(df)
     assert rules_priority(hits)[0] == pytest.approx(2 * 75)  # 6 - 4 allowed visits x 75 points
+
+
+def test_rows_follow_first_seen_claim_order() -> None:
+    df = frame(claim("z", CLEAN), claim("a", CLEAN, patient="p2"), claim("m", CLEAN, patient="p3"))
+    assert apply_rules(df)["claim_id"].tolist() == ["z", "a", "m"]
+
+
+def test_empty_lines_give_an_empty_frame_with_every_column() -> None:
+    hits = apply_rules(frame(claim("a", CLEAN)).iloc[:0])
+    assert len(hits) == 0
+    assert [c for c in hits.columns if c.startswith("R_")] == [
+        col for r in RULE_CODES for col in (r, f"{r}_stake")]
+
+
+def test_line_stakes_are_the_points_at_fault() -> None:
+    df = frame(claim("ind", [("diagnosis", "E11", 0, 0), ("drug", "620004501", 1, 14)]),
+               claim("dose", [("diagnosis", "E11", 0, 0), ("drug", "621903201", 6, 28)]))
+    hits = apply_rules(df).set_index("claim_id")
+    assert hits.loc["ind", "R_INDICATION_stake"] == 21  # round(1.5 points x 1 x 14 days)
+    # 252 points billed for 6 x 28; 4 a day is approved, so 4 x 28 of 6 x 28 is allowed
+    assert hits.loc["dose", "R_DOSE_stake"] == pytest.approx(252 * (1 - 112 / 168))
+    assert hits.loc["dose", "R_INDICATION_stake"] == 0
+
+
+def test_whole_claim_rules_stake_the_claim_total() -> None:
+    df = frame(claim("a", CLEAN), claim("b", CLEAN, until="2025-12"),
+               claim("c", [("diagnosis", "S13", 0, 0), ("procedure", "180019310", 2, 0)]))
+    hits = apply_rules(df).set_index("claim_id")
+    total = hits["total_points"]
+    assert hits.loc["b", "R_DUPLICATE_stake"] == total["b"]
+    assert hits.loc["b", "R_ELIGIBILITY_stake"] == total["b"]
+    assert hits.loc["c", "R_INJURY_stake"] == total["c"] == 370
+    whole = ["R_DUPLICATE_stake", "R_ELIGIBILITY_stake", "R_INJURY_stake"]
+    assert hits.loc["a", whole].eq(0).all()
+
+
+def test_duplicate_is_the_later_copy_in_line_order_whatever_the_ids() -> None:
+    df = frame(claim("z", CLEAN), claim("a", list(reversed(CLEAN))), claim("m", CLEAN))
+    hits = apply_rules(df).set_index("claim_id")["R_DUPLICATE"]
+    assert hits.to_dict() == {"z": False, "a": True, "m": True}
+
+
+def test_duplicate_needs_the_same_content_not_just_the_same_total() -> None:
+    df = frame(claim("a", [("diagnosis", "E11", 0, 0), ("procedure", "112007410", 1, 0)]),
+               claim("b", [("diagnosis", "I10", 0, 0), ("procedure", "112007410", 1, 0)]))
+    assert not apply_rules(df)["R_DUPLICATE"].any()
+
+
+def test_totsugo_needs_the_same_patients_diagnosis_in_the_same_month() -> None:
+    rx = [("drug", "621903201", 2, 28)]
+    other_patient = frame(claim("m", CLEAN, patient="p2"),
+                          claim("r", rx, ctype="調剤", provider="P1"))
+    other_month = frame(claim("m", CLEAN, month="2025-12"),
+                        claim("r", rx, ctype="調剤", provider="P1"))
+    own = frame(claim("r", [("diagnosis", "E11", 0, 0), *rx], ctype="調剤", provider="P1"))
+    assert "R_TOTSUGO" in fired_on(other_patient, "r")
+    assert "R_TOTSUGO" in fired_on(other_month, "r")
+    assert "R_TOTSUGO" not in fired_on(own, "r")
+    # a pharmacy line is judged against the month (突合), never against its own claim alone
+    assert fired_on(frame(claim("r", rx, ctype="調剤", provider="P1")), "r") == {"R_TOTSUGO"}
+
+
+def test_three_month_rule_across_a_year_and_within_a_month() -> None:
+    psa = [("diagnosis", "N40", 0, 0), ("procedure", "160100410", 1, 0)]
+    df = frame(claim("a", psa, month="2025-12"), claim("b", psa, month="2026-02"),
+               claim("c", psa, month="2026-02", provider="C2"), claim("d", psa, month="2026-05"),
+               claim("e", psa, month="2026-01", patient="p2"))
+    hits = apply_rules(df).set_index("claim_id")["R_FREQ_3M"]
+    # each billing is compared with the one just before it: c with b, same month, so quiet
+    assert hits.to_dict() == {"a": False, "b": True, "c": False, "d": False, "e": False}

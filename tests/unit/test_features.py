@@ -1,0 +1,137 @@
+"""Features on hand-made claims: history across months, norms, provider stats, claim shape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.claim_screening.features import (
+    FEATURE_NAMES,
+    Reference,
+    build_features,
+    build_reference,
+)
+from models.claim_screening.rules import apply_rules
+from models.claim_screening.scoring import prepare, score_claims
+from tests.claims import CLEAN, claim, frame
+
+REF = Reference(norm={"医科入院外|E11": 5.0, "調剤|621903201": 4.5}, global_norm=4.0,
+                provider={"C1": [0.5, 0.25, 0.1, 2.0, 40.0]})
+
+
+def features(df: pd.DataFrame, ref: Reference = REF) -> pd.DataFrame:
+    """build_features indexed by claim_id."""
+    hits = apply_rules(df)
+    return build_features(df, hits, ref).set_index(hits["claim_id"])
+
+
+def test_feature_columns_and_dtype() -> None:
+    f = build_features(frame(claim("a", CLEAN)), apply_rules(frame(claim("a", CLEAN))), REF)
+    assert tuple(f.columns) == FEATURE_NAMES
+    assert (f.dtypes == np.float32).all()
+
+
+def test_patient_history_counts_previous_months() -> None:
+    injury = [("diagnosis", "S52", 0, 0)]
+    df = frame(claim("a", injury, month="2025-11"), claim("b", CLEAN, month="2025-12"),
+               claim("b2", CLEAN, month="2025-12", provider="C2"),
+               claim("c", CLEAN, month="2026-01"),
+               claim("d", [("diagnosis", "T14", 0, 0)], month="2026-02"),
+               claim("e", CLEAN, month="2026-02", provider="C9"),
+               claim("f", CLEAN, month="2026-05"), claim("z", CLEAN, month="2026-02", patient="q"))
+    f = features(df)
+    cols = ["patient_claims_prev2", "patient_log_points_prev2", "patient_injury_months_prev3",
+            "patient_claims_same_month"]
+    expected = {  # CLEAN claims total 208 points; the injury-only claims 0
+        "a": [0, 0, 0, 1], "b": [1, 0, 1, 2], "b2": [1, 0, 1, 2],
+        "c": [3, np.log1p(416), 1, 1], "d": [3, np.log1p(624), 1, 2],
+        "e": [3, np.log1p(624), 1, 2], "f": [0, 0, 1, 1], "z": [0, 0, 0, 1]}
+    for cid, row in expected.items():
+        assert f.loc[cid, cols].tolist() == pytest.approx(row, abs=1e-5), cid
+
+
+def test_points_vs_norm_and_provider_month_level() -> None:
+    df = frame(claim("k", CLEAN),
+               claim("k2", [("diagnosis", "E11", 0, 0), ("procedure", "112007410", 2, 0)]),
+               claim("k3", [("diagnosis", "E11", 0, 0), ("procedure", "112007410", 6, 0)]),
+               claim("u", [("diagnosis", "I10", 0, 0), ("procedure", "112007410", 1, 0)],
+                     provider="NEW"),
+               claim("r", [("drug", "621903201", 2, 28)], ctype="調剤", provider="P1"))
+    f = features(df)
+    resid = {"k": np.log1p(208) - 5.0, "k2": np.log1p(150) - 5.0, "k3": np.log1p(450) - 5.0,
+             "u": np.log1p(75) - 4.0, "r": np.log1p(84) - 4.5}  # unseen key: global norm
+    for cid, value in resid.items():
+        assert f.loc[cid, "points_vs_norm"] == pytest.approx(value, abs=1e-5), cid
+    c1 = (resid["k"] + resid["k2"] + resid["k3"]) / 3
+    assert f.loc["k2", "month_provider_points_vs_norm"] == pytest.approx(c1, abs=1e-5)
+    assert f.loc["k", "month_provider_rule_rate"] == pytest.approx(1 / 3)  # k3: R_FREQUENCY
+    assert f.loc["k3", "n_rules"] == 1
+    assert f.loc["k3", "log_rule_stake"] == pytest.approx(np.log1p(2 * 75))
+    assert f.loc["u", "month_provider_points_vs_norm"] == pytest.approx(resid["u"], abs=1e-5)
+    assert f.loc["r", "claim_type"] == 3
+    assert f.loc["k", "claim_type"] == 1
+
+
+def test_provider_stats_for_known_and_unknown_providers() -> None:
+    f = features(frame(claim("k", CLEAN), claim("u", CLEAN, provider="NEW", patient="p2")))
+    cols = ["provider_points_vs_norm", "provider_rule_rate", "provider_injury_share",
+            "provider_rehab_mean", "log_provider_claims"]
+    assert f.loc["k", cols].tolist() == pytest.approx([0.5, 0.25, 0.1, 2.0, np.log1p(40)])
+    assert f.loc["u", cols].isna().all()
+
+
+def test_claim_shape() -> None:
+    lines = [("diagnosis", "S13", 0, 0), ("diagnosis", "M54", 0, 0),
+             ("procedure", "180019310", 5, 0), ("procedure", "180000110", 3, 0),
+             ("procedure", "170012110", 1, 0), ("drug", "620098801", 3, 20),
+             ("drug", "620160501", 4, 7)]
+    f = features(frame(claim("s", lines), claim("c", CLEAN, patient="p2")))
+    shape = ["n_lines", "n_diagnoses", "n_procedures", "n_drugs", "has_injury", "rehab_units",
+             "has_ct", "max_qty_ratio", "max_days_ratio"]
+    assert f.loc["s", shape].tolist() == pytest.approx([7, 2, 3, 2, 1, 8, 1, 1.0, 20 / 30])
+    assert f.loc["c", shape].tolist() == pytest.approx([4, 1, 2, 1, 0, 0, 0, 0.5, 28 / 90])
+
+
+def test_features_follow_the_rows_of_hits() -> None:
+    df = frame(claim("a", CLEAN), claim("b", CLEAN, month="2026-02"),
+               claim("c", [("diagnosis", "S13", 0, 0)], provider="C2"))
+    hits = apply_rules(df)
+    forward = build_features(df, hits, REF).to_numpy()
+    backward = build_features(df, hits.iloc[::-1].reset_index(drop=True), REF).to_numpy()
+    np.testing.assert_array_equal(backward, forward[::-1])
+
+
+def test_prepare_and_score_use_the_same_features() -> None:
+    df = frame(claim("a", CLEAN), claim("b", CLEAN),
+               claim("r", [("drug", "621903201", 2, 28)], ctype="調剤", provider="P1"))
+    hits, X = prepare(df, REF)
+    pd.testing.assert_frame_equal(hits, apply_rules(df))
+    np.testing.assert_array_equal(X, build_features(df, hits, REF).to_numpy(np.float32))
+    scored = score_claims(df, REF, lambda X: (np.full(len(X), 0.5), np.full(len(X), 1e9)))
+    assert scored["claim_id"].tolist() == ["a", "b", "r"]
+    assert scored["expected_points"].tolist() == hits["total_points"].tolist()
+    np.testing.assert_array_equal(scored.attrs["X"], X)
+
+
+def test_build_reference_norms_and_provider_habits() -> None:
+    df = frame(claim("k", CLEAN),
+               claim("k2", [("diagnosis", "E11", 0, 0), ("procedure", "112007410", 2, 0)]),
+               claim("k3", [("diagnosis", "E11", 0, 0), ("procedure", "112007410", 6, 0)]),
+               claim("u", [("diagnosis", "I10", 0, 0), ("procedure", "112007410", 1, 0)],
+                     provider="C2"))
+    ref = build_reference(df, apply_rules(df))
+    assert ref.norm == pytest.approx({"医科入院外|E11": np.log1p(208),
+                                      "医科入院外|I10": np.log1p(75)})
+    assert ref.global_norm == pytest.approx((np.log1p(150) + np.log1p(208)) / 2)
+    resid = np.log1p([208, 150, 450]) - np.log1p(208)
+    assert ref.provider["C1"] == pytest.approx([resid.mean(), 1 / 3, 0, 0, 3])
+    assert ref.provider["C2"] == pytest.approx([0, 0, 0, 0, 1])
+
+
+def test_two_claim_batches_score() -> None:
+    # two claims once made the (provider, month) group keys look like one key of length 2
+    df = frame(claim("a", CLEAN), claim("b", CLEAN, provider="C2", patient="p2"))
+    scored = score_claims(df, REF, lambda X: (np.full(len(X), 0.5), np.zeros(len(X))))
+    assert scored["claim_id"].tolist() == ["a", "b"]
+    assert scored.attrs["X"].shape == (2, len(FEATURE_NAMES))

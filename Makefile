@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 3000
-TASKS := claim_screening
+TASKS := claim_screening checkup_nudge
 
 export KYODO_ROOT := $(CURDIR)
 export BENTOML_HOME := $(CURDIR)/.bentoml
@@ -42,7 +42,8 @@ demo: train ## Install, build data, train, register, promote, print keys, serve 
 	@$(BIN)/kyodo models
 	@echo; echo "Demo API keys (Authorization: Bearer <key>):"; $(BIN)/kyodo tenants keys
 	@echo; echo "API docs:      http://localhost:$(PORT)/v1/docs"
-	@echo "Reviewer page: http://localhost:$(PORT)/ui/claim_screening"
+	@echo "Reviewer page: http://localhost:$(PORT)/ui/claim_screening  (key kyodo-demo-402303)"
+	@echo "Outreach page: http://localhost:$(PORT)/ui/checkup_nudge    (key kyodo-demo-472018)"
 	@echo "Models:        http://localhost:$(PORT)/v1/models"; echo
 	$(BIN)/kyodo serve --port $(PORT)
 
@@ -59,6 +60,7 @@ test-slow: setup ## Slow suites: headless-Chromium page tests, full-size checks
 
 bench: setup ## Benchmarks; results in reports/bench/*.json
 	$(BIN)/python -m bench.claim_screening
+	$(BIN)/python -m bench.checkup_nudge
 
 lint: setup ## ruff
 	$(BIN)/ruff check .

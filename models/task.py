@@ -67,9 +67,10 @@ class Task(Protocol):
 
 def registry() -> dict[str, Task]:
     """Every task by name; imports lazily so serving only loads what it serves."""
+    from models.checkup_nudge.task import CheckupNudge
     from models.claim_screening.task import ClaimScreening
 
-    return {"claim_screening": ClaimScreening()}
+    return {"claim_screening": ClaimScreening(), "checkup_nudge": CheckupNudge()}
 
 
 def get_task(name: str) -> Task:

@@ -10,11 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from models.configs import Tenant
-from serving import claim_screening
+from serving import checkup_nudge, claim_screening
 from serving.deps import current_tenant, get_runtime
 from serving.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
+PAGES = ("claim_screening", "checkup_nudge")
 
 app = FastAPI(
     title="kyodo API",
@@ -72,10 +73,13 @@ def ui_index() -> RedirectResponse:
     return RedirectResponse("/ui/claim_screening")
 
 
-@app.get("/ui/claim_screening", include_in_schema=False)
-def ui_claims() -> HTMLResponse:
-    """Japanese reviewer page for the claim review queue."""
-    return HTMLResponse((STATIC / "claim_screening.html").read_text(encoding="utf-8"))
+@app.get("/ui/{task}", include_in_schema=False)
+def ui_page(task: str) -> HTMLResponse:
+    """A task's Japanese page (claim review queue, checkup outreach list)."""
+    page = STATIC / f"{task}.html"
+    if task not in PAGES or not page.is_file():
+        raise HTTPException(404, f"no page for {task!r}; pages: {', '.join(PAGES)}")
+    return HTMLResponse(page.read_text(encoding="utf-8"))
 
 
 def _num(v: Any) -> float | None:
@@ -86,3 +90,4 @@ def _num(v: Any) -> float | None:
 
 
 app.include_router(claim_screening.router)
+app.include_router(checkup_nudge.router)

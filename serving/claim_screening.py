@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from models.claim_screening import codes as C
 from models.claim_screening.features import Reference
 from models.claim_screening.generate import ERROR_TYPES, LINE_COLUMNS
-from models.claim_screening.schema import KNOWN_CODES, MONTH, ClaimsInputError, read_claims
+from models.claim_screening.schema import KNOWN_CODES, MONTH, read_claims
 from models.claim_screening.scoring import (
     OnnxPredictor,
+    Scored,
     contributions,
     reason_details,
     reasons_at,
@@ -29,6 +30,7 @@ from models.pseudonym import pseudonymise
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import FileFormat, download
 from serving.runtime import LoadedModel, Runtime
+from serving.uploads import json_or_csv, parse_csv
 
 TASK = "claim_screening"
 router = APIRouter(prefix=f"/v1/{TASK}", tags=[TASK])
@@ -137,19 +139,20 @@ def claims_to_lines(claims: list[ClaimIn], tenant: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=LINE_COLUMNS)
 
 
-def _scored(model: LoadedModel, lines: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+def _scored(model: LoadedModel, lines: pd.DataFrame) -> tuple[Scored, Any]:
     predictor = OnnxPredictor(model.session)
     reference = Reference.from_dict(model.assets["reference.json"]["reference"])
     return score_claims(lines, reference, predictor), predictor
 
 
-def _explain(model: LoadedModel, scored: pd.DataFrame, rows: np.ndarray, predictor: Any,
+def _explain(model: LoadedModel, scored: Scored, rows: np.ndarray, predictor: Any,
              ) -> list[list[dict]]:
     medians = np.asarray(model.assets["reference.json"]["medians"], dtype=np.float32)
-    return contributions(scored.attrs["X"][rows], medians, predictor)
+    return contributions(scored.X[rows], medians, predictor)
 
 
-def _item(row: pd.Series, reasons: list[str], explained: list[dict] | None) -> dict[str, Any]:
+def _item(row: dict[str, Any], reasons: list[str], explained: list[dict] | None,
+          ) -> dict[str, Any]:
     return {
         "claim_id": row["claim_id"], "patient_id": row["patient_id"],
         "provider_id": row["provider_id"], "service_month": row["service_month"],
@@ -171,12 +174,12 @@ def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
                                  "per score call; use /queue for a month's claims")
     with metered(rt, tenant, TASK, "score", model.version) as meter:
         scored, predictor = _scored(model, claims_to_lines(body.claims, tenant.code))
-        meter["rows"] = len(scored)
-        explained = _explain(model, scored, np.arange(len(scored)), predictor) \
-            if body.explain else [None] * len(scored)
-        reasons = reasons_at(scored, np.arange(len(scored)))
-        results = [_item(row, reasons[i], explained[i])
-                   for i, (_, row) in enumerate(scored.iterrows())]
+        rows = np.arange(len(scored.frame))
+        meter["rows"] = len(rows)
+        explained = _explain(model, scored, rows, predictor) if body.explain \
+            else [None] * len(rows)
+        results = [_item(row, reasons, why) for row, reasons, why in zip(
+            scored.frame.to_dict("records"), reasons_at(scored, rows), explained, strict=True)]
     return {"model_version": model.version, "task": TASK, "results": results}
 
 
@@ -184,8 +187,9 @@ def _queue(rt: Runtime, tenant: Tenant, model: LoadedModel, lines: pd.DataFrame,
            capacity: float, month: str | None, explain_top: int) -> dict[str, Any]:
     """Rank the month's claims by priority and cut at capacity; store the queue."""
     scored, predictor = _scored(model, lines)
-    month = month or str(scored["service_month"].max())
-    in_month = scored[scored["service_month"] == month]
+    table = scored.frame
+    month = month or str(table["service_month"].max())
+    in_month = table[table["service_month"] == month]
     if in_month.empty:
         raise HTTPException(422, f"month: no claims with service_month {month} in the upload")
     k = max(1, round(len(in_month) * capacity))
@@ -195,15 +199,15 @@ def _queue(rt: Runtime, tenant: Tenant, model: LoadedModel, lines: pd.DataFrame,
     explained = _explain(model, scored, rows[:n_explain], predictor) + [None] * (k - n_explain)
     reasons = reasons_at(scored, rows)
     items = []
-    for rank, (i, (_, row)) in enumerate(zip(range(k), top.iterrows(), strict=True), start=1):
-        item = {"rank": rank, **_item(row, reasons[i], explained[i])}
+    for i, row in enumerate(top.to_dict("records")):
+        item = {"rank": i + 1, **_item(row, reasons[i], explained[i])}
         item["patient_pseudonym"] = pseudonymise(tenant.code, str(row["patient_id"]))
         items.append(item)
     queue_id = uuid.uuid4().hex[:16]
     rt.store.save_queue(queue_id, tenant.code, TASK, month, len(in_month), capacity,
                         model.version, items)
     return {"queue_id": queue_id, "task": TASK, "model_version": model.version, "month": month,
-            "claims_received": len(scored), "claims_in_month": len(in_month),
+            "claims_received": len(table), "claims_in_month": len(in_month),
             "capacity": capacity, "queued": k, "items": items}
 
 
@@ -261,32 +265,11 @@ def _default_capacity(rt: Runtime) -> float:
 async def _read_queue_body(request: Request, capacity: float | None, month: str | None,
                            tenant: Tenant) -> tuple[pd.DataFrame, float | None, str | None]:
     """Claims from JSON, a raw CSV body or a multipart CSV upload."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json":
-        try:
-            body = QueueRequest.model_validate_json(await request.body())
-        except ValueError as exc:
-            errors = getattr(exc, "errors", lambda: [])()
-            first = errors[0] if errors else {"loc": (), "msg": str(exc)}
-            field = ".".join(str(p) for p in first["loc"])
-            raise HTTPException(422, f"{field}: {first['msg']}") from None
+    body, raw = await json_or_csv(request, QueueRequest)
+    if body is not None:
         lines = claims_to_lines(body.claims, tenant.code)
         return lines, body.capacity or capacity, body.month or month
-    if ctype == "multipart/form-data":
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise HTTPException(422, "file: expected a CSV file in the form field 'file'")
-        raw = await upload.read()
-    elif ctype in ("text/csv", "application/octet-stream", "text/plain"):
-        raw = await request.body()
-    else:
-        raise HTTPException(415, f"content-type {ctype or 'missing'}: send application/json, "
-                                 "text/csv or multipart/form-data")
-    try:
-        lines = await run_in_threadpool(read_claims, raw)
-    except ClaimsInputError as exc:
-        raise HTTPException(422 if raw.strip() else 400, f"claims CSV: {exc}") from None
+    lines = await parse_csv(raw, read_claims, "claims CSV")
     _own_tenant(lines, tenant)
     return lines, capacity, month
 

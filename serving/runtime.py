@@ -68,6 +68,7 @@ def load_packaged(task: str, tag: str) -> LoadedModel:
     path = Path(bentoml.models.get(tag).path)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(os.environ.get("KYODO_ORT_THREADS", "1"))
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shared CPUs
     session = ort.InferenceSession(str(path / "model.onnx"), opts,
                                    providers=["CPUExecutionProvider"])
     assets = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in path.glob("*.json")}

@@ -13,6 +13,7 @@ import typer
 
 from models.configs import ConfigError
 from models.task import registry
+from training.nudge_cli import nudge_app
 from training.workspace import Workspace
 
 app = typer.Typer(help="kyodo: shared cloud AI for municipalities. Run from the repository root.",
@@ -24,6 +25,8 @@ tenants_app = typer.Typer(help="Tenants and their demo API keys.", no_args_is_he
 app.add_typer(data_app, name="data")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(nudge_app, name="nudge",
+              help="checkup_nudge tools: outreach plans from the CLI, uplift on any RCT CSV.")
 
 TaskArg = Annotated[str, typer.Argument(help="Task name, e.g. claim_screening.")]
 

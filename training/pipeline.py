@@ -26,8 +26,8 @@ def build_dir(ws: Workspace, task: Task) -> Path:
 
 def holdout_fingerprint(test: Frames, task: Task) -> str:
     """Identity of a holdout set, so champion and challenger compare on the same rows."""
-    first = test[task.frames[-1]]
-    ids = np.sort(first.iloc[:, 0].astype(str).to_numpy())
+    first = test[task.frames[0]]  # the input frame: labels or an oracle may be empty
+    ids = np.unique(first.iloc[:, 0].astype(str).to_numpy())
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
 import pandas as pd
 import pandera.pandas as pa
 
+from models import csvfile
 from models.claim_screening import codes as C
 
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -58,28 +57,12 @@ class ClaimsInputError(ValueError):
 
 def decode(raw: bytes) -> str:
     """Text of a municipality's CSV: UTF-8 (with or without BOM), else Shift_JIS/cp932."""
-    if not raw.strip():
-        raise ClaimsInputError("file is empty: expected a CSV with a header row and claim lines")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("cp932")
-    except UnicodeDecodeError as exc:
-        raise ClaimsInputError(
-            f"file is neither UTF-8 nor Shift_JIS/cp932 (undecodable byte at offset {exc.start})"
-        ) from exc
+    return csvfile.decode(raw, "claim lines", ClaimsInputError)
 
 
 def read_csv_text(text: str) -> pd.DataFrame:
     """Parse CSV text with every column as string (validation coerces types)."""
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ClaimsInputError(f"not a readable CSV: {exc}") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+    return csvfile.read_csv_text(text, ClaimsInputError)
 
 
 def _describe(err: pa.errors.SchemaErrors, row_offset: int, limit: int = 5) -> str:

@@ -47,7 +47,20 @@ def prepare(lines: pd.DataFrame, reference: Reference) -> tuple[pd.DataFrame, np
     return pd.DataFrame(hits), X
 
 
-def score_claims(lines: pd.DataFrame, reference: Reference, predict: Predictor) -> pd.DataFrame:
+@dataclass
+class Scored:
+    """Scored claims: the table, and the feature and rule matrices aligned with its rows.
+
+    The matrices live beside the frame, not in its attrs: pandas deep-copies attrs on every
+    filter or sort, which costs seconds on a million claims.
+    """
+
+    frame: pd.DataFrame
+    X: np.ndarray
+    rules: np.ndarray  # (claims, rules) bool, RULE_CODES order
+
+
+def score_claims(lines: pd.DataFrame, reference: Reference, predict: Predictor) -> Scored:
     """Per claim: score = P(error), expected points at stake, priority = score x stake, rules."""
     hits, X = _prepared(lines, reference)
     p, stake = predict(X)
@@ -55,15 +68,13 @@ def score_claims(lines: pd.DataFrame, reference: Reference, predict: Predictor) 
     expected = np.minimum(stake.astype(float), np.asarray(hits["total_points"], dtype=float))
     out = pd.DataFrame({**{c: hits[c] for c in SCORED_HEADER}, "score": score,
                         "expected_points": expected, "priority": score * expected})
-    out.attrs["X"] = X
-    out.attrs["rules"] = columns(hits, RULE_CODES, bool)
-    return out
+    return Scored(out, X, columns(hits, RULE_CODES, bool))
 
 
-def reasons_at(scored: pd.DataFrame, rows: np.ndarray) -> list[list[str]]:
+def reasons_at(scored: Scored, rows: np.ndarray) -> list[list[str]]:
     """Reason codes that fired for the given row positions (only rows that are shown)."""
     names = np.array(RULE_CODES)
-    return [list(names[mask]) for mask in scored.attrs["rules"][rows]]
+    return [list(names[mask]) for mask in scored.rules[rows]]
 
 
 def reason_details(codes: list[str]) -> list[dict[str, str]]:

@@ -6,7 +6,7 @@ or `pytest -m slow tests/e2e`. Skips when Chromium or the playwright package is 
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,30 +16,15 @@ import httpx
 import pytest
 
 from serving.launcher import bentoml_serve
+from tests.e2e.conftest import BROWSER_MARKS, JAPANESE, REPO
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("KYODO_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 KEY = "kyodo-demo-402303"  # 糸島市
 SCREENSHOT = REPO / "reports" / "e2e" / "claim_screening.png"
-JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
+with contextlib.suppress(ImportError):  # missing: BROWSER_MARKS skip the tests
+    from playwright.sync_api import Page, expect
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(sync_playwright is None,
-                       reason="the playwright package is not installed "
-                              "(.venv/bin/pip install playwright; make test-slow does this)"),
-    pytest.mark.skipif(not CHROMIUM.is_file(),
-                       reason=f"Chromium not found at {CHROMIUM} "
-                              "(apt-get install chromium; make test-slow does this)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
@@ -48,31 +33,6 @@ def server(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     log = tmp_path_factory.mktemp("serve") / "bentoml.log"
     with bentoml_serve({"KYODO_ROOT": str(trained_root)}, log, timeout_s=90) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium driven by playwright (no downloaded browser)."""
-    with sync_playwright() as p:
-        try:
-            chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        except Exception as exc:  # e.g. a Chromium too old or too new for this playwright
-            pytest.skip(f"cannot launch {CHROMIUM} with playwright: {exc}")
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh tab (own sessionStorage); fails the test on any uncaught page error."""
-    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="ja-JP",
-                                  accept_downloads=True)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def _login(page: Page, server: str, key: str) -> None:

@@ -109,9 +109,9 @@ def test_prepare_and_score_use_the_same_features() -> None:
     pd.testing.assert_frame_equal(hits, apply_rules(df))
     np.testing.assert_array_equal(X, build_features(df, hits, REF).to_numpy(np.float32))
     scored = score_claims(df, REF, lambda X: (np.full(len(X), 0.5), np.full(len(X), 1e9)))
-    assert scored["claim_id"].tolist() == ["a", "b", "r"]
-    assert scored["expected_points"].tolist() == hits["total_points"].tolist()
-    np.testing.assert_array_equal(scored.attrs["X"], X)
+    assert scored.frame["claim_id"].tolist() == ["a", "b", "r"]
+    assert scored.frame["expected_points"].tolist() == hits["total_points"].tolist()
+    np.testing.assert_array_equal(scored.X, X)
 
 
 def test_build_reference_norms_and_provider_habits() -> None:
@@ -133,5 +133,5 @@ def test_two_claim_batches_score() -> None:
     # two claims once made the (provider, month) group keys look like one key of length 2
     df = frame(claim("a", CLEAN), claim("b", CLEAN, provider="C2", patient="p2"))
     scored = score_claims(df, REF, lambda X: (np.full(len(X), 0.5), np.zeros(len(X))))
-    assert scored["claim_id"].tolist() == ["a", "b"]
-    assert scored.attrs["X"].shape == (2, len(FEATURE_NAMES))
+    assert scored.frame["claim_id"].tolist() == ["a", "b"]
+    assert scored.X.shape == (2, len(FEATURE_NAMES))

@@ -1,0 +1,142 @@
+"""Scoring and outreach planning shared by training, the parity gate and serving.
+
+No lightgbm or sklearn here: serving runs this with onnxruntime sessions only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.checkup_nudge import outreach as O
+from models.checkup_nudge.arms import ARM_LABELS_JA, ARMS, check_costs
+from models.checkup_nudge.estimator import combine_outputs
+from models.checkup_nudge.features import FEATURE_NAMES, build_features
+
+__all__ = ["FEATURE_NAMES", "OnnxArmPredictor", "build_features", "gain_curve", "plan_outreach",
+           "score_residents"]
+
+# X (n, d) float32 -> P(attend) under every arm, shape (n, len(ARMS))
+ArmPredictor = Callable[[np.ndarray], np.ndarray]
+P_COLUMNS = tuple(f"p_{a}" for a in ARMS)
+
+
+@dataclass
+class OnnxArmPredictor:
+    """ArmPredictor backed by the combined ONNX model; the learner is read from output names."""
+
+    session: Any  # onnxruntime.InferenceSession
+    arms: tuple[str, ...] = ARMS
+
+    def __post_init__(self) -> None:
+        names = {o.name for o in self.session.get_outputs()}
+        self.learner = "s" if "s_probabilities" in names else (
+            "dr" if f"tau_{self.arms[1]}_variable" in names else "t")
+        graphs = {"t": list(self.arms), "s": ["s"],
+                  "dr": [self.arms[0], *(f"tau_{a}" for a in self.arms[1:])]}[self.learner]
+        self.graphs = graphs
+        self.outputs = [f"{g}_{'variable' if g.startswith('tau_') else 'probabilities'}"
+                        for g in graphs]
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if self.learner == "s":
+            return self._s_learner(X)
+        raw = self.session.run(self.outputs, {"input": X})
+        out = {g: (r.reshape(-1) if g.startswith("tau_") else r[:, 1])
+               for g, r in zip(self.graphs, raw, strict=True)}
+        return combine_outputs(self.learner, self.arms, out, len(X))
+
+    def _s_learner(self, X: np.ndarray) -> np.ndarray:
+        """One run per arm on X with that arm's one-hot set (no 6x copy of a large roster)."""
+        Z = np.hstack([X, np.zeros((len(X), len(self.arms) - 1), np.float32)])
+        P = np.empty((len(X), len(self.arms)))
+        for k in range(len(self.arms)):
+            Z[:, X.shape[1]:] = 0.0
+            if k:
+                Z[:, X.shape[1] + k - 1] = 1.0
+            P[:, k] = self.session.run(self.outputs, {"input": Z})[0][:, 1]
+        return P
+
+
+def _cost_vector(costs: Mapping[str, float]) -> np.ndarray:
+    check_costs(costs)
+    return np.array([float(costs[a]) for a in ARMS])
+
+
+def score_residents(residents: pd.DataFrame, assets: dict[str, Any], predict: ArmPredictor,
+                    ) -> pd.DataFrame:
+    """Per resident: P(attend) under every arm, the best mailable arm and its uplift over none."""
+    P = predict(build_features(residents, assets)) if len(residents) else np.zeros((0, len(ARMS)))
+    arm, up = O.best_arm(P, np.zeros(len(ARMS)))
+    out = pd.DataFrame(P, columns=list(P_COLUMNS))
+    out.insert(0, "resident_id", residents["resident_id"].to_numpy())
+    out["best_arm"] = np.array(ARMS)[arm]
+    out["uplift"] = up
+    return out
+
+
+def _figures(P: np.ndarray, assign: np.ndarray, costs: np.ndarray, budget: float,
+             ) -> dict[str, float | int | None]:
+    n = len(P)
+    added = O.gain(P, assign)
+    spent = O.spent(assign, costs)
+    before = float(P[:, 0].mean()) if n else 0.0
+    return {"budget_yen": float(budget), "spent_yen": spent, "mailed": int((assign > 0).sum()),
+            "expected_additional_attendees": round(added, 3),
+            "attendance_rate_before": round(before, 5),
+            "attendance_rate_after": round(before + added / n, 5) if n else 0.0,
+            "cost_per_additional_attendee": round(spent / added, 1) if added > 0 else None}
+
+
+def check_budget(budget_yen: float, costs: np.ndarray) -> None:
+    """ValueError for a negative budget or one too small for a single postcard."""
+    if not np.isfinite(budget_yen) or budget_yen < 0:
+        raise ValueError(f"budget must be a non-negative number of yen, got {budget_yen}")
+    cheapest = float(np.min(costs[1:][np.isfinite(costs[1:])]))
+    if budget_yen < cheapest:
+        raise ValueError(f"budget of {budget_yen:g} yen is too small for one postcard "
+                         f"(the cheapest costs {cheapest:g} yen)")
+
+
+def _matrix(scored: pd.DataFrame) -> np.ndarray:
+    return scored[list(P_COLUMNS)].to_numpy(float)
+
+
+def plan_outreach(scored: pd.DataFrame, budget_yen: float, costs: Mapping[str, float],
+                  ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The outreach list (every resident, ranked) and its summary vs both baselines.
+
+    Greedy by uplift per yen within the budget, mailing only positive expected uplift.
+    """
+    c = _cost_vector(costs)
+    check_budget(budget_yen, c)
+    P = _matrix(scored)
+    arm, up, order = O.priority(P, c)
+    plans = O.assignments(P, c, budget_yen)
+    assign = plans["policy"]
+    rank = np.empty(len(P), dtype=int)
+    rank[order] = np.arange(1, len(P) + 1)
+    listing = pd.DataFrame({
+        "rank": rank, "resident_id": scored["resident_id"].to_numpy(),
+        "mailed": assign > 0, "arm": np.array(ARMS)[assign],
+        "arm_ja": np.array([ARM_LABELS_JA[a] for a in ARMS])[assign],
+        "best_arm": np.array(ARMS)[arm], "uplift": up.round(5), "p_none": P[:, 0].round(5),
+        "p_after": P[np.arange(len(P)), assign].round(5), "cost_yen": c[assign]})
+    summary = {**_figures(P, assign, c, budget_yen), "residents": len(P),
+               "by_arm": {a: int((assign == k).sum()) for k, a in enumerate(ARMS) if k},
+               "baselines": {name: _figures(P, plans[name], c, budget_yen)
+                             for name in ("standard_to_all", "highest_probability")}}
+    return listing.sort_values("rank", kind="stable").reset_index(drop=True), summary
+
+
+def gain_curve(scored: pd.DataFrame, costs: Mapping[str, float], budgets: Sequence[float],
+               ) -> list[dict[str, float]]:
+    """Expected attendees gained vs budget for the policy and both baselines (for a chart)."""
+    curves = O.gain_curves(_matrix(scored), _cost_vector(costs), budgets)
+    return [{"budget_yen": float(b), **{k: round(float(v[i]), 3) for k, v in curves.items()}}
+            for i, b in enumerate(budgets)]

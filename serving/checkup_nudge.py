@@ -1,0 +1,192 @@
+"""checkup_nudge endpoints: 特定健診 outreach lists and per-arm attendance predictions."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.checkup_nudge.arms import ARM_LABELS_JA, ARMS, arm_costs
+from models.checkup_nudge.schema import RosterInputError, read_roster, validate_residents
+from models.checkup_nudge.scoring import (
+    OnnxArmPredictor,
+    gain_curve,
+    plan_outreach,
+    score_residents,
+)
+from models.configs import Tenant
+from serving.deps import champion, get_runtime, metered, subscribed
+from serving.downloads import download
+from serving.runtime import LoadedModel, Runtime
+from serving.uploads import json_or_csv, parse_csv
+
+TASK = "checkup_nudge"
+ASSETS = "nudge.json"
+router = APIRouter(prefix=f"/v1/{TASK}", tags=[TASK])
+Subscriber = Annotated[Tenant, Depends(subscribed(TASK))]
+Rt = Annotated[Runtime, Depends(get_runtime)]
+
+LIST_COLUMNS_JA = {"rank": "順位", "resident_id": "住民ID", "mailed": "送付",
+                   "arm_ja": "メッセージの種類", "uplift": "受診確率の上昇（見込み）",
+                   "p_none": "送付しない場合の受診確率", "p_after": "送付後の受診確率",
+                   "cost_yen": "費用（円）"}
+
+EXAMPLE_RESIDENT = {
+    "resident_id": "R-0001", "age": 46, "sex": 1, "district": "472018-D01", "attended_y1": 0,
+    "attended_y2": 1, "attended_y3": 0, "bmi": 26.1, "sbp": 138, "hba1c": 5.9, "ldl": 142,
+    "outpatient_visits": 2, "has_hypertension": 1, "has_diabetes": 0, "has_dyslipidemia": 1,
+    "distance_km": 3.2, "household_size": 1, "questionnaire_type": "面倒くさがり",
+}
+
+
+class Costs(BaseModel):
+    """Postcard costs in yen; `per_arm` overrides the cost of single message types."""
+
+    model_config = ConfigDict(extra="forbid")
+    postage_yen: float = Field(default=85.0, ge=0)
+    printing_yen: float = Field(default=15.0, ge=0)
+    per_arm: dict[str, float] = Field(default_factory=dict)
+
+
+class ScoreRequest(BaseModel):
+    """Residents to score (roster columns; tenant_code is taken from the API key)."""
+
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"residents": [EXAMPLE_RESIDENT]}]})
+    residents: list[dict[str, Any]] = Field(min_length=1)
+
+
+class OutreachRequest(BaseModel):
+    """A roster as JSON with the campaign budget (CSV uploads use query parameters)."""
+
+    model_config = ConfigDict(extra="forbid")
+    residents: list[dict[str, Any]] = Field(min_length=1)
+    budget_yen: float | None = None
+    postcards: int | None = Field(default=None, ge=0)
+    costs: Costs = Costs()
+
+
+def _frame(rows: list[dict[str, Any]], tenant: Tenant) -> pd.DataFrame:
+    """JSON residents validated like a CSV roster; errors name the row (0-based) and column."""
+    frame = pd.DataFrame(rows).astype(object).where(lambda f: f.notna(), "")
+    frame = frame.astype(str)
+    if "tenant_code" in frame and (frame["tenant_code"] != tenant.code).any():
+        raise HTTPException(403, f"residents.tenant_code: {tenant.name} may only send its own "
+                                 f"residents ({tenant.code})")
+    frame["tenant_code"] = tenant.code
+    try:
+        return validate_residents(frame, row_offset=0)
+    except RosterInputError as exc:
+        raise HTTPException(422, f"residents: {exc}") from None
+
+
+def _scored(model: LoadedModel, residents: pd.DataFrame) -> pd.DataFrame:
+    return score_residents(residents, model.assets[ASSETS], OnnxArmPredictor(model.session))
+
+
+@router.post("/score")
+def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """Per resident: P(attend) under every message type, uplift over none, the best type."""
+    model = champion(rt, TASK)
+    with metered(rt, tenant, TASK, "score", model.version) as meter:
+        scored = _scored(model, _frame(body.residents, tenant))
+        meter["rows"] = len(scored)
+    results = []
+    for row in scored.to_dict("records"):
+        p = {a: round(float(row[f"p_{a}"]), 5) for a in ARMS}
+        results.append({"resident_id": row["resident_id"], "probabilities": p,
+                        "uplift": {a: round(p[a] - p["none"], 5) for a in ARMS[1:]},
+                        "best_arm": row["best_arm"], "best_arm_ja": ARM_LABELS_JA[row["best_arm"]],
+                        "best_uplift": round(float(row["uplift"]), 5)})
+    return {"task": TASK, "model_version": model.version, "arms": list(ARMS),
+            "arm_labels_ja": ARM_LABELS_JA, "results": results}
+
+
+def _budget(budget_yen: float | None, postcards: int | None, costs: dict[str, float],
+            n: int, per_resident: float) -> tuple[float, str]:
+    """Budget in yen and where it came from: given, postcards x the standard postcard, or the
+    configured default per resident."""
+    if budget_yen is not None and postcards is not None:
+        raise ValueError("give either budget_yen or postcards, not both")
+    if budget_yen is not None:
+        return budget_yen, "budget_yen"
+    if postcards is not None:
+        return postcards * costs["standard"], "postcards"
+    return per_resident * n, f"default ({per_resident:g} yen per resident)"
+
+
+def _plan(model: LoadedModel, residents: pd.DataFrame, budget: float | None,
+          postcards: int | None, costs: Costs) -> tuple[pd.DataFrame, dict[str, Any]]:
+    assets = model.assets[ASSETS]
+    try:
+        prices = arm_costs(costs.postage_yen, costs.printing_yen, costs.per_arm)
+        scored = _scored(model, residents)
+        yen, source = _budget(budget, postcards, prices, len(scored),
+                              assets["budget_yen_per_resident"])
+        listing, summary = plan_outreach(scored, yen, prices)
+    except ValueError as exc:
+        raise HTTPException(422, f"budget/costs: {exc}") from None
+    summary["budget_source"] = source
+    steps = [yen * f for f in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)]
+    summary["gain_curve"] = gain_curve(scored, prices, steps)
+    summary["costs"] = prices
+    summary["arm_labels_ja"] = ARM_LABELS_JA
+    return listing, summary
+
+
+async def _roster(request: Request, tenant: Tenant) -> tuple[pd.DataFrame, OutreachRequest | None]:
+    """The roster from JSON, a raw CSV body or a multipart upload."""
+    body, raw = await json_or_csv(request, OutreachRequest)
+    if body is not None:
+        return await run_in_threadpool(_frame, body.residents, tenant), body
+    return await parse_csv(raw, lambda b: read_roster(b, tenant.code), "roster CSV"), None
+
+
+@router.post("/outreach", openapi_extra={"requestBody": {"content": {
+    "application/json": {"schema": OutreachRequest.model_json_schema()},
+    "text/csv": {"schema": {"type": "string"}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}}}}}}})
+async def outreach(request: Request, tenant: Subscriber, rt: Rt,
+                   budget_yen: Annotated[float | None, Query()] = None,
+                   postcards: Annotated[int | None, Query(ge=0)] = None,
+                   postage_yen: Annotated[float, Query(ge=0)] = 85.0,
+                   printing_yen: Annotated[float, Query(ge=0)] = 15.0,
+                   format: Annotated[Literal["json", "csv", "csv_cp932", "xlsx"],
+                                     Query()] = "json",
+                   include_all: Annotated[bool, Query()] = False,
+                   limit: Annotated[int, Query(ge=0, le=100_000)] = 1000) -> Response:
+    """The outreach list for a roster (CSV in UTF-8 or Shift_JIS, or JSON) and a budget in yen
+    or postcards: who gets which reminder, expected attendees gained, and the two baselines.
+    `format=csv|csv_cp932|xlsx` downloads the list with Japanese headers."""
+    model = champion(rt, TASK)
+    limits = rt.platform.serving
+    if int(request.headers.get("content-length") or 0) > limits.max_upload_mb * 1_000_000:
+        raise HTTPException(413, f"upload larger than {limits.max_upload_mb} MB")
+    with metered(rt, tenant, TASK, "outreach", model.version) as meter:
+        residents, body = await _roster(request, tenant)
+        meter["rows"] = len(residents)
+        costs = body.costs if body else Costs(postage_yen=postage_yen, printing_yen=printing_yen)
+        budget = body.budget_yen if body and body.budget_yen is not None else budget_yen
+        cards = body.postcards if body and body.postcards is not None else postcards
+        listing, summary = await run_in_threadpool(_plan, model, residents, budget, cards, costs)
+    chosen = listing if include_all else listing[listing["mailed"]]
+    if format != "json":
+        table = chosen[list(LIST_COLUMNS_JA)].assign(mailed=chosen["mailed"].map(
+            {True: "送付", False: "送付しない"})).rename(columns=LIST_COLUMNS_JA)
+        return download(table, format, f"outreach-{tenant.code}")
+    items = chosen.head(limit).to_dict("records")
+    payload = {"task": TASK, "model_version": model.version, "summary": summary,
+               "items": items, "items_total": len(chosen), "items_returned": len(items)}
+    return Response(json.dumps(payload, ensure_ascii=False, default=_jsonable),
+                    media_type="application/json")
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars in the listing as plain JSON numbers and booleans."""
+    return value.item() if hasattr(value, "item") else str(value)

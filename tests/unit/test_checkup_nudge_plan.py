@@ -1,0 +1,131 @@
+"""Outreach planning: the budget, the greedy uplift policy, both baselines, and bad budgets."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.checkup_nudge.arms import ARMS, DEFAULT_COSTS
+from models.checkup_nudge.generate import GenerateSpec, generate
+from models.checkup_nudge.scoring import gain_curve, plan_outreach
+
+P_COLS = [f"p_{a}" for a in ARMS]
+
+
+def scored_from(P: np.ndarray) -> pd.DataFrame:
+    """A score_residents-shaped frame from a probability matrix."""
+    up = P[:, 1:] - P[:, [0]]
+    frame = pd.DataFrame(P, columns=P_COLS)
+    frame.insert(0, "resident_id", [f"r{i}" for i in range(len(P))])
+    frame["best_arm"] = np.array(ARMS[1:])[up.argmax(axis=1)]
+    frame["uplift"] = up.max(axis=1)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def truth() -> pd.DataFrame:
+    oracle = generate([("472018", 317_000)], GenerateSpec(total_residents=4000), 2)["472018"][
+        "oracle"]
+    latest = oracle[oracle["campaign"] == oracle["campaign"].max()]
+    return scored_from(latest[P_COLS].to_numpy())
+
+
+def test_list_respects_the_budget(truth: pd.DataFrame) -> None:
+    listing, summary = plan_outreach(truth, 100_000, DEFAULT_COSTS)
+    assert summary["spent_yen"] <= 100_000 and summary["mailed"] == 1000
+    assert listing["cost_yen"].sum() == summary["spent_yen"]
+    assert len(listing) == len(truth) and listing["rank"].tolist() == list(range(1, 4001))
+    mailed = listing[listing["mailed"]]
+    assert (mailed["arm"] == mailed["best_arm"]).all() and (mailed["uplift"] > 0).all()
+    assert (listing.loc[~listing["mailed"], "arm"] == "none").all()
+    assert mailed["uplift"].min() >= listing.loc[~listing["mailed"], "uplift"].max()
+    assert set(listing.columns) >= {"resident_id", "best_arm", "uplift", "p_none", "mailed",
+                                    "rank", "arm_ja"}
+    added = summary["expected_additional_attendees"]
+    assert summary["attendance_rate_after"] == pytest.approx(
+        summary["attendance_rate_before"] + added / 4000, abs=1e-4)
+    assert summary["cost_per_additional_attendee"] == pytest.approx(100_000 / added, rel=1e-3)
+    assert sum(summary["by_arm"].values()) == 1000
+
+
+def test_beats_both_baselines_on_the_oracle(truth: pd.DataFrame) -> None:
+    _, summary = plan_outreach(truth, 120_000, DEFAULT_COSTS)
+    base = summary["baselines"]
+    assert base["standard_to_all"]["mailed"] == base["highest_probability"]["mailed"] == 1200
+    gained = summary["expected_additional_attendees"]
+    assert gained > 1.5 * base["standard_to_all"]["expected_additional_attendees"]
+    assert gained > 1.5 * base["highest_probability"]["expected_additional_attendees"]
+
+
+def test_never_mails_non_positive_uplift(truth: pd.DataFrame) -> None:
+    P = truth[P_COLS].to_numpy().copy()
+    P[:100, 1:] = P[:100, [0]] - 0.01  # every message hurts these residents
+    P[100:150, 1:] = P[100:150, [0]]  # and leaves these unmoved
+    listing, summary = plan_outreach(scored_from(P), 10_000_000, DEFAULT_COSTS)
+    assert summary["mailed"] == len(truth) - 150
+    assert not listing.set_index("resident_id").loc[[f"r{i}" for i in range(150)], "mailed"].any()
+    assert summary["baselines"]["standard_to_all"]["mailed"] == len(truth)
+
+
+def test_baselines_follow_roster_order_and_probability() -> None:
+    P = np.array([[0.1, 0.2, 0.1, 0.1, 0.1, 0.1], [0.9, 0.91, 0.9, 0.9, 0.9, 0.9],
+                  [0.5, 0.5, 0.6, 0.5, 0.5, 0.5]])
+    listing, summary = plan_outreach(scored_from(P), 100, DEFAULT_COSTS)
+    assert listing.loc[listing["mailed"], "resident_id"].tolist() == ["r0"]
+    assert summary["expected_additional_attendees"] == pytest.approx(0.1)
+    assert summary["baselines"]["standard_to_all"]["expected_additional_attendees"] == \
+        pytest.approx(0.1)  # r0 is first in the roster
+    assert summary["baselines"]["highest_probability"]["expected_additional_attendees"] == \
+        pytest.approx(0.01)  # r1 is the likeliest attender anyway
+
+
+def test_per_arm_costs_and_switched_off_arms() -> None:
+    P = np.tile([0.3, 0.32, 0.3, 0.3, 0.3, 0.36], (10, 1))
+    costs = {**DEFAULT_COSTS, "simplified": 300.0}
+    listing, _ = plan_outreach(scored_from(P), 1000, costs)
+    assert (listing.loc[listing["mailed"], "arm"] == "simplified").sum() == 3
+    listing, _ = plan_outreach(scored_from(P), 1000, {**costs, "simplified": float("inf")})
+    assert (listing.loc[listing["mailed"], "arm"] == "standard").sum() == 10
+
+
+@pytest.mark.parametrize(("budget", "pattern"), [(-1, "non-negative"), (float("nan"), "non-neg"),
+                                                 (0, "too small for one postcard"),
+                                                 (99, "too small .* 100 yen")])
+def test_bad_budgets(truth: pd.DataFrame, budget: float, pattern: str) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        plan_outreach(truth, budget, DEFAULT_COSTS)
+
+
+def test_bad_costs(truth: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="costs missing for arms: simplified"):
+        plan_outreach(truth, 1000, {a: c for a, c in DEFAULT_COSTS.items() if a != "simplified"})
+    with pytest.raises(ValueError, match=r"unknown arms in costs: \['sms'\]"):
+        plan_outreach(truth, 1000, {**DEFAULT_COSTS, "sms": 10})
+    with pytest.raises(ValueError, match="'standard' must be >= 0"):
+        plan_outreach(truth, 1000, {**DEFAULT_COSTS, "standard": -5})
+
+
+def test_gain_curve_matches_the_plan(truth: pd.DataFrame) -> None:
+    budgets = [0, 50_000, 100_000, 200_000, 400_000]
+    curve = gain_curve(truth, DEFAULT_COSTS, budgets)
+    assert [c["budget_yen"] for c in curve] == budgets and curve[0]["policy"] == 0
+    policy = [c["policy"] for c in curve]
+    assert policy == sorted(policy)
+    _, summary = plan_outreach(truth, 100_000, DEFAULT_COSTS)
+    assert curve[2]["policy"] == pytest.approx(summary["expected_additional_attendees"], abs=1e-3)
+    hp = summary["baselines"]["highest_probability"]["expected_additional_attendees"]
+    assert curve[2]["highest_probability"] == pytest.approx(hp, abs=1e-3)
+    assert all(c["policy"] >= c["standard_to_all"] for c in curve)
+
+
+def test_plans_300k_residents_quickly() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.random(300_000)[:, None]
+    P = np.clip(base + rng.normal(0.02, 0.03, (300_000, len(ARMS))) * (np.arange(6) > 0), 0, 1)
+    scored = scored_from(P)
+    t0 = time.perf_counter()
+    _, summary = plan_outreach(scored, 9_000_000, DEFAULT_COSTS)
+    assert time.perf_counter() - t0 < 3.0 and summary["mailed"] == 90_000

@@ -1,0 +1,119 @@
+"""Generic RCT mode (`kyodo nudge fit-rct`): any arms, any covariates, clear input errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from models.checkup_nudge.rct import RctInputError, fit_rct, read_table, score_rct
+from training.nudge_cli import nudge_app
+
+
+def experiment(n: int, arms: list[str], seed: int = 0) -> pd.DataFrame:
+    """Arm B helps group 'a' and hurts the rest; arm C helps the old (a 3-arm trial)."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(20, 80, n)
+    group = rng.choice(["a", "b", "c"], n)
+    arm = rng.choice(arms, n)
+    logit = (-0.5 + 0.02 * (age - 50) + np.where(arm == "B", np.where(group == "a", 1.5, -0.5), 0)
+             + np.where(arm == "C", np.where(age > 55, 1.2, -0.2), 0))
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame({"id": [f"p{i}" for i in range(n)], "age": age, "group": group,
+                         "arm": arm, "y": y}).astype(str)
+
+
+@pytest.mark.parametrize("arms", [["A", "B"], ["A", "B", "C"]])
+def test_fit_rct_finds_who_benefits(arms: list[str]) -> None:
+    result = fit_rct(experiment(2400, arms), "arm", "y", "A", seed=1, learner="t", n_boot=50)
+    r = result.report
+    assert r["features"] == ["age", "group"]  # the id column is skipped
+    assert list(r["arms"]) == arms and set(r["qini"]) == set(arms[1:])
+    assert r["qini"]["B"]["qini"] > 0
+    pv = r["policy_value"]
+    assert pv["recommended_minus_random_arm"]["estimate"] > 0
+    assert pv["recommended_minus_control"]["ci_low"] > 0
+    scored = score_rct(result, experiment(50, arms, seed=9))
+    assert list(scored.columns[-len(arms) - 2:]) == [*(f"p_{a}" for a in arms),
+                                                      "recommended_arm", "uplift_vs_control"]
+    a_group = scored[scored["group"] == "a"]
+    assert (a_group["recommended_arm"] != "A").mean() > 0.8
+
+
+def test_named_features_propensity_and_auto() -> None:
+    df = experiment(1200, ["A", "B"])
+    df["w"] = "0.5"
+    result = fit_rct(df, "arm", "y", "A", features=["group"], propensity="w", n_boot=20)
+    assert result.report["features"] == ["group"] and result.report["learner"] in ("t", "s")
+    assert set(result.report["learner_selection"]) == {"t", "s"}
+
+
+@pytest.mark.parametrize(("edit", "pattern"), [
+    (lambda d: d.assign(arm="A"), r"only one arm \('A'\)"),
+    (lambda d: d.assign(y=d["y"].where(d.index != 3, "2")), r"column 'y' row 5: .*binary.*'2'"),
+    (lambda d: d.drop(columns=["y"]), r"missing column 'y'"),
+    (lambda d: d.iloc[:0], r"header but no rows"),
+    (lambda d: d.assign(arm=d["arm"].replace("A", "X")), r"control value 'A' not found"),
+    (lambda d: d.assign(y="1"), r"every row has outcome 1"),
+    (lambda d: d.assign(arm=np.where(d.index < 5, "Z", d["arm"])), r"arm 'Z' has 5 rows"),
+    (lambda d: d.assign(y=np.where(d["arm"] == "B", "0", d["y"])),
+     r"arm 'B' has the same outcome in every row"),
+])
+def test_input_errors_name_column_and_row(edit: Callable[[pd.DataFrame], pd.DataFrame],
+                                          pattern: str) -> None:
+    with pytest.raises(RctInputError, match=pattern):
+        fit_rct(edit(experiment(300, ["A", "B"])), "arm", "y", "A", n_boot=20)
+
+
+def test_reads_cp932_crlf_and_rejects_empty() -> None:
+    df = experiment(40, ["A", "B"]).assign(group="面倒くさがり")
+    out = read_table(df.to_csv(index=False, lineterminator="\r\n").encode("cp932"))
+    assert out.loc[0, "group"] == "面倒くさがり" and out.columns[-1] == "y"
+    with pytest.raises(RctInputError, match="empty"):
+        read_table(b"")
+
+
+def _write(path: Path, df: pd.DataFrame, encoding: str = "utf-8") -> Path:
+    path.write_bytes(df.to_csv(index=False, lineterminator="\r\n").encode(encoding))
+    return path
+
+
+def test_cli_report_and_scores(tmp_path: Path) -> None:
+    data = _write(tmp_path / "rct.csv", experiment(900, ["A", "B", "C"]), "cp932")
+    other = _write(tmp_path / "other.csv", experiment(30, ["A"], seed=4).drop(columns=["y"]))
+    out = tmp_path / "pred.csv"
+    res = CliRunner().invoke(nudge_app, ["fit-rct", str(data), "--treatment", "arm",
+                                         "--outcome", "y", "--control", "A", "--score",
+                                         str(other), "--out", str(out), "--learner", "t"])
+    assert res.exit_code == 0, res.output
+    assert "Qini" in res.output and "recommended - random arm" in res.output
+    pred = pd.read_csv(out, encoding="utf-8-sig")
+    assert len(pred) == 30 and {"p_A", "p_B", "p_C", "recommended_arm"} <= set(pred.columns)
+
+
+@pytest.mark.parametrize(("args", "pattern"), [
+    (["--outcome", "nope"], "missing column 'nope'"),
+    (["--outcome", "age"], "column 'age' rows 2, 3, 4, 5, 6 (and 195 more): outcome must be"),
+    (["--control", "Q"], "control value 'Q' not found"),
+])
+def test_cli_errors_exit_2(tmp_path: Path, args: list[str], pattern: str) -> None:
+    data = _write(tmp_path / "rct.csv", experiment(200, ["A", "B"]))
+    base = {"--treatment": "arm", "--outcome": "y", "--control": "A"}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    argv = ["fit-rct", str(data), *[x for kv in base.items() for x in kv]]
+    res = CliRunner().invoke(nudge_app, argv)
+    assert res.exit_code == 2 and pattern in res.output
+
+
+def test_cli_empty_and_single_arm_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    one = _write(tmp_path / "one.csv", experiment(50, ["A"]))
+    for path, pattern in ((empty, "file is empty"), (one, "only one arm")):
+        res = CliRunner().invoke(nudge_app, ["fit-rct", str(path), "--treatment", "arm",
+                                             "--outcome", "y", "--control", "A"])
+        assert res.exit_code == 2 and pattern in res.output

@@ -1,0 +1,131 @@
+"""`kyodo nudge`: uplift on any randomised-experiment CSV, and outreach lists from a roster."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+nudge_app = typer.Typer(help="特定健診 reminders and generic RCT uplift (checkup_nudge).",
+                        no_args_is_help=True, pretty_exceptions_enable=False)
+
+Encoding = Annotated[str, typer.Option(help="Output encoding: utf-8-sig (Excel) or cp932.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print a user error and return the exit (code 2) to raise."""
+    typer.secho(f"error: {message}", fg="red", err=True)
+    return typer.Exit(2)
+
+
+def _read(path: Path) -> bytes:
+    if not path.is_file():
+        raise _fail(f"{path}: file not found")
+    return path.read_bytes()
+
+
+def _fmt(v: dict[str, float]) -> str:
+    return f"{v['estimate']:+.4f}  [{v['ci_low']:+.4f}, {v['ci_high']:+.4f}]"
+
+
+def _print_report(r: dict[str, Any]) -> None:
+    arms = ", ".join(f"{a} ({n})" for a, n in r["arms"].items())
+    typer.echo(f"rows: {r['rows']} ({r['held_out_rows']} held out); arms: {arms}")
+    typer.echo(f"learner: {r['learner']}  features: {', '.join(r['features'])}")
+    typer.echo("\nQini / AUUC per arm vs control (held-out rows, ranked by predicted uplift)")
+    typer.echo(f"  {'arm':<20}{'AUUC':>10}{'Qini':>10}{'uplift':>10}")
+    for arm, q in r["qini"].items():
+        typer.echo(f"  {arm:<20}{q['auuc']:>10.4f}{q['qini']:>10.4f}{q['uplift_all']:>10.4f}")
+    pv = r["policy_value"]
+    typer.echo("\nPolicy value: mean outcome per person (doubly robust, 95% bootstrap CI)")
+    labels = {"recommended": "recommended arm (model)",
+              "best_single_arm": f"everyone gets best arm ({r['best_single_arm']})",
+              "random_arm": "random arm", "control": "control for everyone",
+              "recommended_minus_best_single_arm": "recommended - best single arm",
+              "recommended_minus_random_arm": "recommended - random arm",
+              "recommended_minus_control": "recommended - control"}
+    for key, label in labels.items():
+        typer.echo(f"  {label:<36}{_fmt(pv[key])}")
+
+
+@nudge_app.command("fit-rct")
+def fit_rct(
+    file: Annotated[Path, typer.Argument(help="Randomised experiment CSV (UTF-8 or cp932).")],
+    treatment: Annotated[str, typer.Option(help="Column with the arm each row received.")],
+    outcome: Annotated[str, typer.Option(help="Binary outcome column (0/1).")],
+    control: Annotated[str, typer.Option(help="Value of the treatment column for control.")],
+    features: Annotated[str | None, typer.Option(
+        help="Comma-separated covariates (default: every other column except ids).")] = None,
+    propensity: Annotated[str | None, typer.Option(
+        help="Column with each row's assignment probability (default: arm shares).")] = None,
+    score: Annotated[Path | None, typer.Option(help="Another CSV to score.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write --score predictions.")] = None,
+    learner: Annotated[str, typer.Option(help="auto, t, s or dr.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed (split, bootstrap, boosting).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    encoding: Encoding = "utf-8-sig",
+) -> None:
+    """Learn which arm works for whom from an RCT; report Qini and policy value with CIs."""
+    from models.checkup_nudge.rct import RctInputError, read_table, score_rct
+    from models.checkup_nudge.rct import fit_rct as run
+
+    if (score is None) != (out is None):
+        raise _fail("--score and --out go together")
+    if learner not in ("auto", "t", "s", "dr"):
+        raise _fail(f"--learner must be auto, t, s or dr, got {learner!r}")
+    cols = [c.strip() for c in features.split(",") if c.strip()] if features else None
+    try:
+        result = run(read_table(_read(file)), treatment, outcome, control, cols, propensity,
+                     seed, learner)  # type: ignore[arg-type]
+    except RctInputError as exc:
+        raise _fail(f"{file}: {exc}") from exc
+    try:
+        scored = score_rct(result, read_table(_read(score))) if score else None
+    except RctInputError as exc:
+        raise _fail(f"{score}: {exc}") from exc
+    if as_json:
+        typer.echo(json.dumps(result.report, indent=2, ensure_ascii=False))
+    else:
+        _print_report(result.report)
+    if scored is not None and out is not None:
+        scored.to_csv(out, index=False, encoding=encoding, lineterminator="\r\n")
+        typer.echo(f"\nwrote {len(scored)} rows with p_<arm> and recommended_arm to {out}")
+
+
+@nudge_app.command("plan")
+def plan(
+    roster: Annotated[Path, typer.Argument(help="Resident roster CSV (UTF-8 or cp932).")],
+    out: Annotated[Path, typer.Option(help="Outreach list CSV to write.")],
+    budget: Annotated[float | None, typer.Option(
+        help="Budget in yen (default: the model's yen per resident x residents).")] = None,
+    model_dir: Annotated[Path, typer.Option(help="Folder with model.onnx and nudge.json.")] = Path(
+        "build/checkup_nudge/onnx"),
+    encoding: Encoding = "utf-8-sig",
+) -> None:
+    """Score a roster with the exported model and write the outreach list within the budget."""
+    import onnxruntime as ort
+
+    from models.checkup_nudge.schema import RosterInputError, read_roster
+    from models.checkup_nudge.scoring import OnnxArmPredictor, plan_outreach, score_residents
+
+    if not (model_dir / "model.onnx").is_file():
+        raise _fail(f"{model_dir}: no model.onnx; run `kyodo train checkup_nudge` and export")
+    t0 = time.perf_counter()
+    assets = json.loads((model_dir / "nudge.json").read_text(encoding="utf-8"))
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shared CPUs
+    session = ort.InferenceSession(str(model_dir / "model.onnx"), options,
+                                   providers=["CPUExecutionProvider"])
+    try:
+        residents = read_roster(_read(roster))
+        scored = score_residents(residents, assets, OnnxArmPredictor(session))
+        yen = budget if budget is not None else assets["budget_yen_per_resident"] * len(scored)
+        listing, summary = plan_outreach(scored, yen, assets["costs"])
+    except (RosterInputError, ValueError) as exc:
+        raise _fail(f"{roster}: {exc}") from exc
+    listing.to_csv(out, index=False, encoding=encoding, lineterminator="\r\n")
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -6,9 +6,10 @@ import json
 import os
 import resource
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,3 +99,36 @@ def write_results(results: list[Result], name: str) -> Path:
     path.write_text(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False)
                     + "\n", encoding="utf-8")
     return path
+
+
+def isolate_stores(tmp: Path) -> Path:
+    """Point BentoML at a throw-away store under tmp (before anything imports it) and MLflow at
+    the workspace's own store; returns the BentoML home."""
+    import sys
+
+    if "bentoml" in sys.modules:
+        raise RuntimeError("bentoml was imported before BENTOML_HOME could be isolated")
+    home = tmp / "bentoml"
+    home.mkdir()
+    os.environ["BENTOML_HOME"] = str(home)
+    os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("KYODO_ROOT", None)
+    return home
+
+
+def interleaved(fns: dict[str, Callable[[Any], Any]], inputs: list[Any], block: int,
+                warmup: int = 0) -> dict[str, list[float]]:
+    """Seconds per call of each fn on each input; the fns take turns every `block` inputs, so
+    drift on a noisy host hits all of them alike."""
+    for fn in fns.values():
+        for x in inputs[:warmup]:
+            fn(x)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for start in range(0, len(inputs), block):
+        for name, fn in fns.items():
+            for x in inputs[start:start + block]:
+                t0 = time.perf_counter()
+                fn(x)
+                times[name].append(time.perf_counter() - t0)
+    return times

@@ -10,30 +10,36 @@ from __future__ import annotations
 import copy
 import json
 import math
-import multiprocessing
 import os
 import pickle
-import shutil
 import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from bench import REPO, Recorder, format_table, peak_rss_mb, percentile_ms, say, write_results
+from bench import (
+    REPO,
+    Recorder,
+    format_table,
+    interleaved,
+    isolate_stores,
+    peak_rss_mb,
+    percentile_ms,
+    say,
+    write_results,
+)
 from bench.httpload import Send, run_load
 from models.claim_screening.estimator import ClaimModel
 from models.claim_screening.features import Reference
 from models.claim_screening.generate import GenerateSpec, generate
 from models.claim_screening.scoring import OnnxPredictor, Predictor, score_claims
 from serving.launcher import bentoml_serve
+from training.sandbox import build_champion_in_child, make_workspace
 from training.workspace import Workspace
 
 TASK = "claim_screening"
@@ -56,67 +62,10 @@ HTTP_MAX_S = 25.0  # per load run: stop starting requests after this, whatever t
 # -- workspace ----------------------------------------------------------------------------------
 
 
-def isolate(tmp: Path) -> Path:
-    """Point BentoML at a throw-away store (before anything imports it) and MLflow at the
-    workspace's own store; returns the BentoML home."""
-    if "bentoml" in sys.modules:
-        raise RuntimeError("bentoml was imported before BENTOML_HOME could be isolated")
-    home = tmp / "bentoml"
-    home.mkdir()
-    os.environ["BENTOML_HOME"] = str(home)
-    os.environ["BENTOML_DO_NOT_TRACK"] = "True"
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    os.environ.pop("KYODO_ROOT", None)
-    return home
-
-
-def make_workspace(root: Path, overrides: dict[str, Any]) -> Path:
-    """The repo's configs under root with claim_screening.yaml overridden (as tests do)."""
-    shutil.copytree(REPO / "configs", root / "configs")
-    path = root / "configs" / f"{TASK}.yaml"
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for key, value in overrides.items():
-        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    return root
-
-
-def train_workspace(root: Path) -> Workspace:
-    """generate -> train -> export -> promote in the workspace; prints each stage's time."""
-    from training.data import write_generated
-    from training.pipeline import export, train
-    from training.registry import promote
-
-    ws = Workspace.load(make_workspace(root, WORKSPACE_OVERRIDES))
-    task = ws.task(TASK)
-    for stage in (write_generated, train, export):
-        t0 = time.perf_counter()
-        stage(ws, task, progress=False)
-        say(f"workspace: {stage.__name__} done in {time.perf_counter() - t0:.1f} s")
-    promote(ws, task)
-    say("workspace: champion promoted and packaged into the throw-away BentoML store")
-    return ws
-
-
 def train_in_child(root: Path) -> Workspace:
-    """train_workspace in a fresh process with OMP_WAIT_POLICY=PASSIVE: LightGBM's spinning
-    OpenMP threads make fitting ~10x slower on a busy 2-core host. Setup only, not measured;
-    this process keeps the default policy for the native-model measurements."""
-    ctx = multiprocessing.get_context("spawn")
-    before = os.environ.get("OMP_WAIT_POLICY")
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        child = ctx.Process(target=train_workspace, args=(root,), name="kyodo-bench-train")
-        child.start()
-    finally:
-        if before is None:
-            os.environ.pop("OMP_WAIT_POLICY")
-        else:
-            os.environ["OMP_WAIT_POLICY"] = before
-    child.join()
-    if child.exitcode != 0:
-        raise RuntimeError(f"building the workspace failed (exit code {child.exitcode})")
-    return Workspace.load(root)
+    """The benchmark's workspace, trained in a child process (setup only, not measured)."""
+    make_workspace(root, TASK, WORKSPACE_OVERRIDES)
+    return Workspace.load(build_champion_in_child(root, TASK))
 
 
 def load_champion(ws: Workspace) -> Any:
@@ -180,7 +129,7 @@ def score_once(lines: pd.DataFrame, reference: Reference, session: Any,
     timed = Timed(OnnxPredictor(session))
     t0 = time.perf_counter()
     out = score_claims(lines, reference, timed)
-    return time.perf_counter() - t0, timed.seconds, out.attrs["X"]
+    return time.perf_counter() - t0, timed.seconds, out.X
 
 
 def batch_throughput(rec: Recorder, base: pd.DataFrame, champion: Any) -> np.ndarray:
@@ -252,23 +201,6 @@ def with_threads(model: ClaimModel, n_jobs: int) -> ClaimModel:
     out.classifier.set_params(n_jobs=n_jobs)
     out.stake.set_params(n_jobs=n_jobs)
     return out
-
-
-def interleaved(fns: dict[str, Callable[[np.ndarray], Any]], rows: list[np.ndarray],
-                block: int, warmup: int = 0) -> dict[str, list[float]]:
-    """Seconds per call of each fn on each row; the fns take turns every `block` rows, so
-    drift on a noisy host hits all of them alike."""
-    for fn in fns.values():
-        for row in rows[:warmup]:
-            fn(row)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for start in range(0, len(rows), block):
-        for name, fn in fns.items():
-            for row in rows[start:start + block]:
-                t0 = time.perf_counter()
-                fn(row)
-                times[name].append(time.perf_counter() - t0)
-    return times
 
 
 def single_rows(rec: Recorder, ws: Workspace, model: ClaimModel, X: np.ndarray) -> None:
@@ -385,7 +317,7 @@ def http_round(rec: Recorder, url: str, plan: dict[str, Send], concurrency: int,
 
 def run(rec: Recorder, tmp: Path) -> None:
     """Every measurement, in order; results accumulate in rec."""
-    bento_home = isolate(tmp)
+    bento_home = isolate_stores(tmp)
     rec.add("host load average (1 min) at start", os.getloadavg()[0], "procs",
             note=f"{os.cpu_count()} CPUs; other work on the host skews every number here")
     ws = train_in_child(tmp / "ws")

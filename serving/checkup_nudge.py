@@ -16,6 +16,7 @@ from models.checkup_nudge.schema import RosterInputError, read_roster, validate_
 from models.checkup_nudge.scoring import (
     OnnxArmPredictor,
     gain_curve,
+    list_table,
     plan_outreach,
     score_residents,
 )
@@ -30,11 +31,6 @@ ASSETS = "nudge.json"
 router = APIRouter(prefix=f"/v1/{TASK}", tags=[TASK])
 Subscriber = Annotated[Tenant, Depends(subscribed(TASK))]
 Rt = Annotated[Runtime, Depends(get_runtime)]
-
-LIST_COLUMNS_JA = {"rank": "順位", "resident_id": "住民ID", "mailed": "送付",
-                   "arm_ja": "メッセージの種類", "uplift": "受診確率の上昇（見込み）",
-                   "p_none": "送付しない場合の受診確率", "p_after": "送付後の受診確率",
-                   "cost_yen": "費用（円）"}
 
 EXAMPLE_RESIDENT = {
     "resident_id": "R-0001", "age": 46, "sex": 1, "district": "472018-D01", "attended_y1": 0,
@@ -175,11 +171,9 @@ async def outreach(request: Request, tenant: Subscriber, rt: Rt,
         budget = body.budget_yen if body and body.budget_yen is not None else budget_yen
         cards = body.postcards if body and body.postcards is not None else postcards
         listing, summary = await run_in_threadpool(_plan, model, residents, budget, cards, costs)
-    chosen = listing if include_all else listing[listing["mailed"]]
     if format != "json":
-        table = chosen[list(LIST_COLUMNS_JA)].assign(mailed=chosen["mailed"].map(
-            {True: "送付", False: "送付しない"})).rename(columns=LIST_COLUMNS_JA)
-        return download(table, format, f"outreach-{tenant.code}")
+        return download(list_table(listing, include_all), format, f"outreach-{tenant.code}")
+    chosen = listing if include_all else listing[listing["mailed"]]
     items = chosen.head(limit).to_dict("records")
     payload = {"task": TASK, "model_version": model.version, "summary": summary,
                "items": items, "items_total": len(chosen), "items_returned": len(items)}

@@ -11,6 +11,7 @@ from typing import Any
 import onnxruntime as ort
 
 from models.configs import PlatformConfig, Tenant, TenantsConfig, hash_api_key, load_config
+from models.onnx_session import open_session
 from serving.store import Store
 
 
@@ -66,11 +67,7 @@ def load_packaged(task: str, tag: str) -> LoadedModel:
     import bentoml
 
     path = Path(bentoml.models.get(tag).path)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(os.environ.get("KYODO_ORT_THREADS", "1"))
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shared CPUs
-    session = ort.InferenceSession(str(path / "model.onnx"), opts,
-                                   providers=["CPUExecutionProvider"])
+    session = open_session(path / "model.onnx")
     assets = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in path.glob("*.json")}
     meta = assets.pop("meta.json", {})
     return LoadedModel(task, str(meta.get("version", "")), tag, session, assets, meta)

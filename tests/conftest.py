@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
+
+from training import sandbox  # imports neither bentoml nor mlflow: the env below still applies
 
 REPO = Path(__file__).resolve().parents[1]
 # BentoML reads its home once; point it at a throw-away store before anything imports it.
@@ -27,43 +28,22 @@ SMALL_NUDGE = {"generate": {"total_residents": 12000, "min_residents": 120}, "bo
 def make_workspace(root: Path, overrides: dict | None = None,
                    task: str = "claim_screening") -> Path:
     """A workspace with the repo's configs, the task's config shrunk for tests."""
-    shutil.copytree(REPO / "configs", root / "configs", dirs_exist_ok=True)
-    path = root / "configs" / f"{task}.yaml"
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
     default = SMALL if task == "claim_screening" else SMALL_NUDGE
-    for key, value in (default if overrides is None else overrides).items():
-        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    return root
-
-
-def train_workspace(root: Path, task_name: str) -> Path:
-    """generate -> train -> export -> promote one task in the workspace."""
-    from training.data import write_generated
-    from training.pipeline import export, train
-    from training.registry import promote
-    from training.workspace import Workspace
-
-    ws = Workspace.load(root)
-    task = ws.task(task_name)
-    write_generated(ws, task, progress=False)
-    train(ws, task, progress=False)
-    export(ws, task, progress=False)
-    promote(ws, task)
-    return root
+    return sandbox.make_workspace(root, task, default if overrides is None else overrides)
 
 
 @pytest.fixture(scope="session")
 def trained_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """claim_screening trained and promoted on tiny data; returns the workspace root."""
-    return train_workspace(make_workspace(tmp_path_factory.mktemp("ws")), "claim_screening")
+    return sandbox.build_champion(make_workspace(tmp_path_factory.mktemp("ws")),
+                                  "claim_screening")
 
 
 @pytest.fixture(scope="session")
 def nudge_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """checkup_nudge trained and promoted on tiny data; returns the workspace root."""
     root = make_workspace(tmp_path_factory.mktemp("ws-nudge"), task="checkup_nudge")
-    return train_workspace(root, "checkup_nudge")
+    return sandbox.build_champion(root, "checkup_nudge")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

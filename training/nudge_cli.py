@@ -104,21 +104,24 @@ def plan(
     model_dir: Annotated[Path, typer.Option(help="Folder with model.onnx and nudge.json.")] = Path(
         "build/checkup_nudge/onnx"),
     encoding: Encoding = "utf-8-sig",
+    include_all: Annotated[bool, typer.Option(
+        "--all", help="List every resident, not only those mailed.")] = False,
 ) -> None:
     """Score a roster with the exported model and write the outreach list within the budget."""
-    import onnxruntime as ort
-
     from models.checkup_nudge.schema import RosterInputError, read_roster
-    from models.checkup_nudge.scoring import OnnxArmPredictor, plan_outreach, score_residents
+    from models.checkup_nudge.scoring import (
+        OnnxArmPredictor,
+        list_table,
+        plan_outreach,
+        score_residents,
+    )
+    from models.onnx_session import open_session
 
     if not (model_dir / "model.onnx").is_file():
         raise _fail(f"{model_dir}: no model.onnx; run `kyodo train checkup_nudge` and export")
     t0 = time.perf_counter()
     assets = json.loads((model_dir / "nudge.json").read_text(encoding="utf-8"))
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shared CPUs
-    session = ort.InferenceSession(str(model_dir / "model.onnx"), options,
-                                   providers=["CPUExecutionProvider"])
+    session = open_session(model_dir / "model.onnx")
     try:
         residents = read_roster(_read(roster))
         scored = score_residents(residents, assets, OnnxArmPredictor(session))
@@ -126,6 +129,7 @@ def plan(
         listing, summary = plan_outreach(scored, yen, assets["costs"])
     except (RosterInputError, ValueError) as exc:
         raise _fail(f"{roster}: {exc}") from exc
-    listing.to_csv(out, index=False, encoding=encoding, lineterminator="\r\n")
+    list_table(listing, include_all).to_csv(out, index=False, encoding=encoding,
+                                            lineterminator="\r\n")
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -140,3 +140,20 @@ def gain_curve(scored: pd.DataFrame, costs: Mapping[str, float], budgets: Sequen
     curves = O.gain_curves(_matrix(scored), _cost_vector(costs), budgets)
     return [{"budget_yen": float(b), **{k: round(float(v[i]), 3) for k, v in curves.items()}}
             for i, b in enumerate(budgets)]
+
+
+# Column headers of the list staff download (CSV, Shift_JIS CSV, Excel).
+LIST_COLUMNS_JA = {"rank": "順位", "resident_id": "住民ID", "mailed": "送付",
+                   "arm_ja": "メッセージの種類", "uplift": "受診確率の上昇（見込み）",
+                   "p_none": "送付しない場合の受診確率", "p_after": "送付後の受診確率",
+                   "cost_yen": "費用（円）"}
+
+
+def list_table(listing: pd.DataFrame, include_all: bool = False) -> pd.DataFrame:
+    """The outreach list as staff read it: mailed residents (or all), Japanese headers."""
+    chosen = listing if include_all else listing[listing["mailed"].to_numpy()]
+    table = chosen[list(LIST_COLUMNS_JA)].assign(
+        mailed=np.where(chosen["mailed"].to_numpy(), "送付", "送付しない"),
+        uplift=chosen["uplift"].round(5), p_none=chosen["p_none"].round(5),
+        p_after=chosen["p_after"].round(5))
+    return table.rename(columns=LIST_COLUMNS_JA)

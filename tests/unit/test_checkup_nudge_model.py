@@ -153,6 +153,10 @@ def test_cli_plan_writes_the_outreach_list(models: dict[str, NudgeModel],
     assert summary["mailed"] == 200 and set(summary["baselines"]) == {"standard_to_all",
                                                                       "highest_probability"}
     listing = pd.read_csv(out, encoding="utf-8-sig")
-    assert len(listing) == len(test["residents"]) and listing["mailed"].sum() == 200
+    assert len(listing) == 200 and set(listing["送付"]) == {"送付"}  # the mailed list only
+    assert listing["順位"].tolist() == sorted(listing["順位"])
+    res = CliRunner().invoke(nudge_app, [*args, "--budget", "20000", "--all"])
+    everyone = pd.read_csv(out, encoding="utf-8-sig")
+    assert len(everyone) == len(test["residents"]) and (everyone["送付"] == "送付").sum() == 200
     res = CliRunner().invoke(nudge_app, [*args, "--budget", "-5"])
     assert res.exit_code == 2 and "non-negative" in res.output

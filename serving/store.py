@@ -40,6 +40,10 @@ CREATE INDEX IF NOT EXISTS usage_tenant ON usage(tenant, task, ts);
 CREATE INDEX IF NOT EXISTS queue_tenant ON queue(tenant, task, created);
 """
 
+QUEUE_COLUMNS = ("queue_id", "created", "month", "claims", "capacity", "model_version")
+FEEDBACK_COLUMNS = ("claim_id", "ts", "error_confirmed", "error_type", "recovered_points", "note",
+                    "queue_id", "model_version")
+
 
 class Store:
     """Thread-safe access to the service database (one connection per thread)."""
@@ -96,18 +100,21 @@ class Store:
                   json.dumps({k: v for k, v in it.items() if k != "patient_id"},
                              ensure_ascii=False)) for it in items])
 
-    def queues(self, tenant: str, task: str, queue_id: str | None = None,
-               ) -> list[dict[str, Any]]:
-        """A tenant's queues (or the one with queue_id), newest first."""
-        sql = ("SELECT queue_id, created, month, claims, capacity, model_version FROM queue "
-               "WHERE tenant=? AND task=?")
+    def _rows(self, table: str, columns: tuple[str, ...], order: str, tenant: str, task: str,
+              queue_id: str | None) -> list[dict[str, Any]]:
+        """One tenant's rows of a table for a task (optionally of one queue), as dicts."""
+        sql = f"SELECT {', '.join(columns)} FROM {table} WHERE tenant=? AND task=?"
         args: tuple = (tenant, task)
         if queue_id is not None:
             sql, args = sql + " AND queue_id=?", (*args, queue_id)
         with self._conn() as conn:
-            cur = conn.execute(sql + " ORDER BY created DESC", args)
-            return [{"queue_id": q, "created": c, "month": m, "claims": n, "capacity": cap,
-                     "model_version": v} for q, c, m, n, cap, v in cur.fetchall()]
+            cur = conn.execute(f"{sql} ORDER BY {order} DESC", args)
+            return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+
+    def queues(self, tenant: str, task: str, queue_id: str | None = None,
+               ) -> list[dict[str, Any]]:
+        """A tenant's queues (or the one with queue_id), newest first."""
+        return self._rows("queue", QUEUE_COLUMNS, "created", tenant, task, queue_id)
 
     def queue_items(self, tenant: str, queue_id: str) -> list[dict[str, Any]] | None:
         """Items of one of the tenant's queues; None when it is not the tenant's."""
@@ -138,16 +145,7 @@ class Store:
     def feedback(self, tenant: str, task: str, queue_id: str | None = None,
                  ) -> list[dict[str, Any]]:
         """A tenant's recorded outcomes (optionally of one queue), newest first."""
-        sql = ("SELECT claim_id, ts, error_confirmed, error_type, recovered_points, note, "
-               "queue_id, model_version FROM feedback WHERE tenant=? AND task=?")
-        args: tuple = (tenant, task)
-        if queue_id is not None:
-            sql, args = sql + " AND queue_id=?", (*args, queue_id)
-        with self._conn() as conn:
-            cur = conn.execute(sql + " ORDER BY ts DESC", args)
-            cols = ["claim_id", "ts", "error_confirmed", "error_type", "recovered_points",
-                    "note", "queue_id", "model_version"]
-            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+        return self._rows("feedback", FEEDBACK_COLUMNS, "ts", tenant, task, queue_id)
 
     def export_labels(self, task: str, out: Path) -> dict[str, int]:
         """Write <tenant>.csv label files (claim_id, error_type, recoverable_points)."""

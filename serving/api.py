@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from models.configs import Tenant
 from serving import checkup_nudge, claim_screening
@@ -16,6 +16,7 @@ from serving.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
 PAGES = ("claim_screening", "checkup_nudge")
+ASSETS = {"kyodo.css": "text/css; charset=utf-8", "kyodo.js": "text/javascript; charset=utf-8"}
 
 app = FastAPI(
     title="kyodo API",
@@ -71,6 +72,15 @@ def whoami(tenant: Tenant = Depends(current_tenant)) -> dict[str, Any]:
 def ui_index() -> RedirectResponse:
     """The reviewer page is the first page there is."""
     return RedirectResponse("/ui/claim_screening")
+
+
+@app.get("/ui/assets/{name}", include_in_schema=False)
+def ui_asset(name: str) -> Response:
+    """Stylesheet and script shared by the pages (kyodo.css, kyodo.js)."""
+    if name not in ASSETS:
+        raise HTTPException(404, f"no asset {name!r}")
+    return Response((STATIC / name).read_bytes(), media_type=ASSETS[name],
+                    headers={"Cache-Control": "no-cache"})
 
 
 @app.get("/ui/{task}", include_in_schema=False)

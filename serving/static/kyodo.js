@@ -1,0 +1,177 @@
+// kyodo.js: helpers shared by the task pages (served at /ui/assets/kyodo.js).
+// Load it at the end of <body>, before the page's own script. Everything is on window.Kyodo;
+// page-specific behaviour (task name, what to reload after login, what to reset on logout)
+// is passed in, see Kyodo.makeLogin.
+"use strict";
+window.Kyodo = (function () {
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const KEY_STORE = "kyodo.apiKey";
+  const STATUS_TEXT = {
+    400: "リクエストが正しくありません", 401: "APIキーが正しくありません",
+    403: "この操作は許可されていません", 404: "見つかりません",
+    413: "データが大きすぎます", 415: "ファイル形式が正しくありません",
+    422: "入力内容に誤りがあります", 503: "サービスの準備ができていません",
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---- DOM helpers: all text goes through textContent, never innerHTML ----
+  function setAttrs(node, attrs) {
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "className") node.setAttribute("class", v);
+      else if (k === "dataset") Object.assign(node.dataset, v);
+      else node.setAttribute(k, String(v));
+    }
+  }
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    setAttrs(node, attrs);
+    for (const c of children) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    setAttrs(node, attrs);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  // ---- number formatting (missing or non-numeric values show as "—") ----
+  const nf = new Intl.NumberFormat("ja-JP");
+  const nf1 = new Intl.NumberFormat("ja-JP", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  const missing = (v) => v === null || v === undefined || v === "" || !Number.isFinite(Number(v));
+  const int = (v) => (missing(v) ? "—" : nf.format(Math.round(Number(v))));
+  const pct = (v) => (missing(v) ? "—" : (Number(v) * 100).toFixed(1) + "%");
+
+  // ---- alerts (#alert, #alert-message, #alert-close) ----
+  function showAlert(message, kind) {
+    $("alert").className = "alert " + (kind || "error");
+    $("alert").setAttribute("role", kind === "info" ? "status" : "alert");
+    $("alert-message").textContent = message;
+    $("alert").hidden = false;
+  }
+  function hideAlert() { $("alert").hidden = true; $("alert-message").textContent = ""; }
+  function fail(err) { showAlert(err && err.message ? err.message : String(err), "error"); }
+
+  // ---- API: fetch with the tenant's key; errors become ApiError with a Japanese heading ----
+  const session = { key: "", tenant: null };
+  class ApiError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+  /** fetch `path` with the API key; resolves to the Response when it is ok, else throws ApiError. */
+  async function request(path, options) {
+    const opts = Object.assign({}, options || {});
+    opts.headers = Object.assign({}, opts.headers || {}, { Authorization: "Bearer " + session.key });
+    let res;
+    try {
+      res = await fetch(path, opts);
+    } catch (e) {
+      throw new ApiError(0, "サーバーに接続できません。ネットワークを確認してください。");
+    }
+    if (!res.ok) {
+      const body = await readBody(res);
+      const head = STATUS_TEXT[res.status] || (res.status >= 500 ? "サーバーでエラーが発生しました" : "エラーが発生しました");
+      const detail = body && typeof body === "object" && body.error ? String(body.error)
+        : (typeof body === "string" && body ? body.slice(0, 300) : "");
+      throw new ApiError(res.status, head + "（HTTP " + res.status + "）" + (detail ? "\n詳細: " + detail : ""));
+    }
+    return res;
+  }
+  async function readBody(res) {
+    const ctype = res.headers.get("content-type") || "";
+    try { return ctype.includes("json") ? await res.json() : await res.text(); } catch (e) { return null; }
+  }
+  /** like request(), but resolves to the parsed JSON (or text) body. */
+  async function api(path, options) { return readBody(await request(path, options)); }
+
+  // ---- downloads ----
+  function saveBlob(blob, filename) {
+    const a = el("a", { href: URL.createObjectURL(blob), download: filename });
+    document.body.append(a);
+    a.click();
+    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  }
+
+  // ---- the file picker (#csv-file and its #file-name label) ----
+  function bindFilePicker(inputId, nameId) {
+    $(inputId).addEventListener("change", () => {
+      const f = $(inputId).files[0];
+      $(nameId).textContent = f ? f.name + "（" + nf.format(Math.ceil(f.size / 1024)) + " KB）" : "選択されていません";
+    });
+  }
+
+  // ---- API key: #key-form, #api-key, #logout, #tenant-name; the key lives in sessionStorage ----
+  /**
+   * Wire the key form for a page. task: the task the tenant must subscribe to; label: its Japanese
+   * name; onLogin(who): awaited after every login attempt that succeeded; onLogout(): reset the
+   * page's own state (the alert is hidden after it). Returns {login, requireKey, resume}.
+   */
+  function makeLogin({ task, label, onLogin, onLogout }) {
+    function setLoggedIn(tenant) {
+      session.tenant = tenant;
+      $("tenant-name").textContent = tenant ? tenant.name + "（" + tenant.code + "）" : "未ログイン";
+      $("logout").hidden = !tenant;
+    }
+    async function login(key, quiet) {
+      session.key = key;
+      let who;
+      try {
+        who = await api("/v1/whoami");
+        sessionStorage.setItem(KEY_STORE, key);
+        setLoggedIn(who);
+        if (!(who.tasks || []).includes(task)) {
+          showAlert(who.name + " は" + label + "（" + task + "）を契約していません。", "error");
+        } else if (!quiet) {
+          showAlert(who.name + " としてログインしました。", "info");
+        }
+      } catch (err) {
+        session.key = "";
+        sessionStorage.removeItem(KEY_STORE);
+        setLoggedIn(null);
+        fail(err);
+        return false;
+      }
+      if (onLogin) await onLogin(who);
+      return true;
+    }
+    function requireKey() {
+      if (session.key && session.tenant) return true;
+      showAlert("先にAPIキーを入力して「保存」を押してください。");
+      return false;
+    }
+    /** log in again with a key saved earlier in this tab, if there is one. */
+    function resume() {
+      const saved = sessionStorage.getItem(KEY_STORE);
+      if (saved) { $("api-key").value = saved; login(saved, true); }
+    }
+    $("key-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      hideAlert();
+      const key = $("api-key").value.trim();
+      if (!key) { showAlert("APIキーを入力してください。"); return; }
+      await login(key, false);
+    });
+    $("logout").addEventListener("click", () => {
+      sessionStorage.removeItem(KEY_STORE);
+      session.key = ""; $("api-key").value = "";
+      setLoggedIn(null);
+      if (onLogout) onLogout();
+      hideAlert();
+    });
+    return { login, requireKey, resume };
+  }
+
+  // the alert's close button; this script runs after the page's markup
+  $("alert-close").addEventListener("click", hideAlert);
+
+  return {
+    $, el, svg, clear, nf, nf1, missing, int, pct,
+    showAlert, hideAlert, fail,
+    session, ApiError, request, api, saveBlob, bindFilePicker, makeLogin,
+  };
+})();

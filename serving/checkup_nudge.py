@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -55,6 +56,7 @@ class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid",
                               json_schema_extra={"examples": [{"residents": [EXAMPLE_RESIDENT]}]})
     residents: list[dict[str, Any]] = Field(min_length=1)
+    allow_new_districts: bool = False
 
 
 class OutreachRequest(BaseModel):
@@ -81,6 +83,25 @@ def _frame(rows: list[dict[str, Any]], tenant: Tenant) -> pd.DataFrame:
         raise HTTPException(422, f"residents: {exc}") from None
 
 
+def check_districts(residents: pd.DataFrame, assets: dict[str, Any], tenant: Tenant,
+                    row_offset: int) -> None:
+    """422 naming rows whose district the model never saw for this municipality (typos in a
+    roster silently fall back to the municipality's average otherwise)."""
+    prefix = f"{tenant.code}|"
+    known = {k[len(prefix):] for k in assets["encodings"]["district_rate"] if k.startswith(prefix)}
+    if not known:
+        return
+    unknown = ~residents["district"].isin(known).to_numpy()
+    if unknown.any():
+        rows = [str(int(i) + row_offset) for i in np.flatnonzero(unknown)[:5]]
+        names = sorted(set(residents["district"][unknown]))[:5]
+        raise HTTPException(422, f"district: unknown district(s) {', '.join(names)} for "
+                                 f"{tenant.name} in rows {', '.join(rows)} "
+                                 f"({int(unknown.sum())} rows); known: {', '.join(sorted(known))}."
+                                 " Send allow_new_districts=true to score them with the "
+                                 "municipality's average instead")
+
+
 def _scored(model: LoadedModel, residents: pd.DataFrame) -> pd.DataFrame:
     return score_residents(residents, model.assets[ASSETS], OnnxArmPredictor(model.session))
 
@@ -90,7 +111,10 @@ def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
     """Per resident: P(attend) under every message type, uplift over none, the best type."""
     model = champion(rt, TASK)
     with metered(rt, tenant, TASK, "score", model.version) as meter:
-        scored = _scored(model, _frame(body.residents, tenant))
+        residents = _frame(body.residents, tenant)
+        if not body.allow_new_districts:
+            check_districts(residents, model.assets[ASSETS], tenant, 0)
+        scored = _scored(model, residents)
         meter["rows"] = len(scored)
     results = []
     for row in scored.to_dict("records"):
@@ -156,6 +180,7 @@ async def outreach(request: Request, tenant: Subscriber, rt: Rt,
                    format: Annotated[Literal["json", "csv", "csv_cp932", "xlsx"],
                                      Query()] = "json",
                    include_all: Annotated[bool, Query()] = False,
+                   allow_new_districts: Annotated[bool, Query()] = False,
                    limit: Annotated[int, Query(ge=0, le=100_000)] = 1000) -> Response:
     """The outreach list for a roster (CSV in UTF-8 or Shift_JIS, or JSON) and a budget in yen
     or postcards: who gets which reminder, expected attendees gained, and the two baselines.
@@ -167,6 +192,8 @@ async def outreach(request: Request, tenant: Subscriber, rt: Rt,
     with metered(rt, tenant, TASK, "outreach", model.version) as meter:
         residents, body = await _roster(request, tenant)
         meter["rows"] = len(residents)
+        if not allow_new_districts:
+            check_districts(residents, model.assets[ASSETS], tenant, 0 if body else 2)
         costs = body.costs if body else Costs(postage_yen=postage_yen, printing_yen=printing_yen)
         budget = body.budget_yen if body and body.budget_yen is not None else budget_yen
         cards = body.postcards if body and body.postcards is not None else postcards

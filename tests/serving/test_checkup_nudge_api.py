@@ -101,6 +101,20 @@ def test_bad_rosters_are_4xx(nudge_client: TestClient, nudge_root: Path, mutate,
     assert r.status_code == status and message in r.json()["error"], r.text
 
 
+def test_unknown_district_is_named_unless_allowed(nudge_client: TestClient,
+                                                   nudge_root: Path) -> None:
+    frame = roster(nudge_root)
+    frame.loc[3, "district"] = "472018-D99"
+    r = post_csv(nudge_client, frame, budget_yen=5000)
+    assert r.status_code == 422 and "472018-D99" in r.json()["error"]
+    assert "rows 5" in r.json()["error"]  # CSV line 5: header + 4th resident
+    assert post_csv(nudge_client, frame, budget_yen=5000,
+                    allow_new_districts="true").status_code == 200
+    body = {"residents": [{**EXAMPLE_RESIDENT, "district": "472018-D99"}]}
+    r = nudge_client.post("/v1/checkup_nudge/score", json=body, headers=NAHA)
+    assert r.status_code == 422 and "district" in r.json()["error"]
+
+
 def test_empty_file_and_json_roster(nudge_client: TestClient) -> None:
     r = nudge_client.post("/v1/checkup_nudge/outreach", content=b"", headers={
         **NAHA, "content-type": "text/csv"})

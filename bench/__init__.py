@@ -132,3 +132,20 @@ def interleaved(fns: dict[str, Callable[[Any], Any]], inputs: list[Any], block: 
                 fn(x)
                 times[name].append(time.perf_counter() - t0)
     return times
+
+
+def bench_main(task: str, run: Callable[[Recorder, Path], None]) -> None:
+    """Run a task's benchmarks in a temp dir, then write and print the results (also those
+    gathered before a failure)."""
+    import tempfile
+
+    rec = Recorder()
+    t0 = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"kyodo-bench-{task}-") as tmp:
+            run(rec, Path(tmp))
+        rec.add("bench total wall time", time.perf_counter() - t0, "s")
+    finally:
+        path = write_results(rec.results, task)
+        print("\n" + format_table(rec.results), flush=True)
+        say(f"wrote {path.relative_to(REPO)}")

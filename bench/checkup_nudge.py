@@ -30,13 +30,12 @@ import pandas as pd
 from bench import (
     REPO,
     Recorder,
-    format_table,
+    bench_main,
     interleaved,
     isolate_stores,
     peak_rss_mb,
     percentile_ms,
     say,
-    write_results,
 )
 from bench.httpload import Send, run_load
 from models.checkup_nudge.generate import GenerateSpec, generate
@@ -420,19 +419,5 @@ def run(rec: Recorder, tmp: Path) -> None:
     rec.add("host load average (1 min) at end", os.getloadavg()[0], "procs")
 
 
-def main() -> None:
-    """Run the benchmarks, then write and print the results (also those before a failure)."""
-    rec = Recorder()
-    t0 = time.perf_counter()
-    try:
-        with tempfile.TemporaryDirectory(prefix="kyodo-bench-nudge-") as tmp:
-            run(rec, Path(tmp))
-        rec.add("bench total wall time", time.perf_counter() - t0, "s")
-    finally:
-        path = write_results(rec.results, TASK)
-        print("\n" + format_table(rec.results), flush=True)
-        say(f"wrote {path.relative_to(REPO)}")
-
-
 if __name__ == "__main__":
-    main()
+    bench_main(TASK, run)

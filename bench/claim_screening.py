@@ -13,7 +13,6 @@ import math
 import os
 import pickle
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +22,13 @@ import numpy as np
 import pandas as pd
 
 from bench import (
-    REPO,
     Recorder,
-    format_table,
+    bench_main,
     interleaved,
     isolate_stores,
     peak_rss_mb,
     percentile_ms,
     say,
-    write_results,
 )
 from bench.httpload import Send, run_load
 from models.claim_screening.estimator import ClaimModel
@@ -335,19 +332,5 @@ def run(rec: Recorder, tmp: Path) -> None:
     rec.add("host load average (1 min) at end", os.getloadavg()[0], "procs")
 
 
-def main() -> None:
-    """Run the benchmarks, then write and print the results (also those before a failure)."""
-    rec = Recorder()
-    t0 = time.perf_counter()
-    try:
-        with tempfile.TemporaryDirectory(prefix="kyodo-bench-") as tmp:
-            run(rec, Path(tmp))
-        rec.add("bench total wall time", time.perf_counter() - t0, "s")
-    finally:
-        path = write_results(rec.results, TASK)
-        print("\n" + format_table(rec.results), flush=True)
-        say(f"wrote {path.relative_to(REPO)}")
-
-
 if __name__ == "__main__":
-    main()
+    bench_main(TASK, run)

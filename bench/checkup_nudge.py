@@ -289,7 +289,9 @@ def upload(url: str, raw: bytes, fmt: str) -> tuple[float, Any]:
 
     with httpx.Client(base_url=url, headers=_auth(), timeout=UPLOAD_TIMEOUT_S) as client:
         t0 = time.perf_counter()
-        response = client.post(f"/v1/{TASK}/outreach", params={"format": fmt},
+        # the 300k roster is generated at a larger scale than training, so it has more districts
+        params = {"format": fmt, "allow_new_districts": "true"}
+        response = client.post(f"/v1/{TASK}/outreach", params=params,
                                files={"file": ("roster.csv", raw, "text/csv")})
         body = response.content
         wall = time.perf_counter() - t0

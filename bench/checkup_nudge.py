@@ -122,7 +122,7 @@ def write_roster(ws: Workspace, path: Path) -> bytes:
 def run_cli(ws: Workspace, roster: Path, out: Path) -> tuple[float, float, dict[str, Any]]:
     """Wall seconds and peak RSS (MiB) of `kyodo nudge plan` as a subprocess, and its summary."""
     cmd = [sys.executable, "-m", "training.cli", "nudge", "plan", str(roster), "--out", str(out),
-           "--model-dir", str(model_dir(ws))]
+           "--model-dir", str(model_dir(ws)), "--allow-new-districts"]
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=stdout, stderr=stderr)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -20,6 +19,7 @@ from models.checkup_nudge.scoring import (
     list_table,
     plan_outreach,
     score_residents,
+    unknown_districts,
 )
 from models.configs import Tenant
 from serving.deps import champion, get_runtime, metered, subscribed
@@ -83,23 +83,11 @@ def _frame(rows: list[dict[str, Any]], tenant: Tenant) -> pd.DataFrame:
         raise HTTPException(422, f"residents: {exc}") from None
 
 
-def check_districts(residents: pd.DataFrame, assets: dict[str, Any], tenant: Tenant,
-                    row_offset: int) -> None:
-    """422 naming rows whose district the model never saw for this municipality (typos in a
-    roster silently fall back to the municipality's average otherwise)."""
-    prefix = f"{tenant.code}|"
-    known = {k[len(prefix):] for k in assets["encodings"]["district_rate"] if k.startswith(prefix)}
-    if not known:
-        return
-    unknown = ~residents["district"].isin(known).to_numpy()
-    if unknown.any():
-        rows = [str(int(i) + row_offset) for i in np.flatnonzero(unknown)[:5]]
-        names = sorted(set(residents["district"][unknown]))[:5]
-        raise HTTPException(422, f"district: unknown district(s) {', '.join(names)} for "
-                                 f"{tenant.name} in rows {', '.join(rows)} "
-                                 f"({int(unknown.sum())} rows); known: {', '.join(sorted(known))}."
-                                 " Send allow_new_districts=true to score them with the "
-                                 "municipality's average instead")
+def check_districts(residents: pd.DataFrame, assets: dict[str, Any], row_offset: int) -> None:
+    """422 naming the rows whose district the model never saw for the municipality."""
+    problem = unknown_districts(residents, assets, row_offset)
+    if problem:
+        raise HTTPException(422, f"{problem} (allow_new_districts=true)")
 
 
 def _scored(model: LoadedModel, residents: pd.DataFrame) -> pd.DataFrame:
@@ -113,7 +101,7 @@ def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
     with metered(rt, tenant, TASK, "score", model.version) as meter:
         residents = _frame(body.residents, tenant)
         if not body.allow_new_districts:
-            check_districts(residents, model.assets[ASSETS], tenant, 0)
+            check_districts(residents, model.assets[ASSETS], 0)
         scored = _scored(model, residents)
         meter["rows"] = len(scored)
     results = []
@@ -193,7 +181,7 @@ async def outreach(request: Request, tenant: Subscriber, rt: Rt,
         residents, body = await _roster(request, tenant)
         meter["rows"] = len(residents)
         if not allow_new_districts:
-            check_districts(residents, model.assets[ASSETS], tenant, 0 if body else 2)
+            check_districts(residents, model.assets[ASSETS], 0 if body else 2)
         costs = body.costs if body else Costs(postage_yen=postage_yen, printing_yen=printing_yen)
         budget = body.budget_yen if body and body.budget_yen is not None else budget_yen
         cards = body.postcards if body and body.postcards is not None else postcards

@@ -106,6 +106,8 @@ def plan(
     encoding: Encoding = "utf-8-sig",
     include_all: Annotated[bool, typer.Option(
         "--all", help="List every resident, not only those mailed.")] = False,
+    allow_new_districts: Annotated[bool, typer.Option(
+        help="Score districts the model has not seen with the municipality's average.")] = False,
 ) -> None:
     """Score a roster with the exported model and write the outreach list within the budget."""
     from models.checkup_nudge.schema import RosterInputError, read_roster
@@ -114,6 +116,7 @@ def plan(
         list_table,
         plan_outreach,
         score_residents,
+        unknown_districts,
     )
     from models.onnx_session import open_session
 
@@ -124,6 +127,9 @@ def plan(
     session = open_session(model_dir / "model.onnx")
     try:
         residents = read_roster(_read(roster))
+        problem = None if allow_new_districts else unknown_districts(residents, assets)
+        if problem:
+            raise _fail(f"{roster}: {problem} (--allow-new-districts)")
         scored = score_residents(residents, assets, OnnxArmPredictor(session))
         yen = budget if budget is not None else assets["budget_yen_per_resident"] * len(scored)
         listing, summary = plan_outreach(scored, yen, assets["costs"])

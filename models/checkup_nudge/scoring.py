@@ -157,3 +157,22 @@ def list_table(listing: pd.DataFrame, include_all: bool = False) -> pd.DataFrame
         uplift=chosen["uplift"].round(5), p_none=chosen["p_none"].round(5),
         p_after=chosen["p_after"].round(5))
     return table.rename(columns=LIST_COLUMNS_JA)
+
+
+def unknown_districts(residents: pd.DataFrame, assets: dict[str, Any], row_offset: int = 2,
+                      ) -> str | None:
+    """Why the roster's districts are not all known to the model for their municipality, or None.
+
+    Typos would otherwise fall back silently to the municipality's average attendance.
+    """
+    rates = assets["encodings"]["district_rate"]
+    keys = residents["tenant_code"].astype(str) + "|" + residents["district"].astype(str)
+    tenants_known = {k.split("|", 1)[0] for k in rates}
+    checked = residents["tenant_code"].astype(str).isin(tenants_known).to_numpy()
+    unknown = checked & ~keys.isin(set(rates)).to_numpy()
+    if not unknown.any():
+        return None
+    rows = ", ".join(str(int(i) + row_offset) for i in np.flatnonzero(unknown)[:5])
+    names = ", ".join(sorted(set(residents["district"][unknown]))[:5])
+    return (f"district: unknown district(s) {names} in rows {rows} ({int(unknown.sum())} rows); "
+            "allow new districts to score them with the municipality's average instead")

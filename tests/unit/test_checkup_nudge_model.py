@@ -160,3 +160,24 @@ def test_cli_plan_writes_the_outreach_list(models: dict[str, NudgeModel],
     assert len(everyone) == len(test["residents"]) and (everyone["送付"] == "送付").sum() == 200
     res = CliRunner().invoke(nudge_app, [*args, "--budget", "-5"])
     assert res.exit_code == 2 and "non-negative" in res.output
+
+
+def test_cli_plan_names_unknown_districts(models: dict[str, NudgeModel],
+                                          parts: tuple[Frames, Frames], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from training.nudge_cli import nudge_app
+
+    model, test = models["s"], parts[1]
+    (tmp_path / "model.onnx").write_bytes(combine_graphs(TASK.to_onnx(model, 15))
+                                          .SerializeToString())
+    (tmp_path / "nudge.json").write_bytes(TASK.assets(model)["nudge.json"])
+    residents = test["residents"].copy()
+    residents.loc[residents.index[0], "district"] = "typo-district"
+    roster = tmp_path / "roster.csv"
+    roster.write_text(residents.to_csv(index=False), encoding="utf-8")
+    args = ["plan", str(roster), "--out", str(tmp_path / "list.csv"), "--model-dir",
+            str(tmp_path), "--budget", "20000"]
+    res = CliRunner().invoke(nudge_app, args)
+    assert res.exit_code == 2 and "typo-district in rows 2" in res.output
+    assert CliRunner().invoke(nudge_app, [*args, "--allow-new-districts"]).exit_code == 0

@@ -37,7 +37,7 @@ from bench import (
     percentile_ms,
     say,
 )
-from bench.httpload import Send, run_load
+from bench.httpload import Send, check_server, run_load
 from models.checkup_nudge.generate import GenerateSpec, generate
 from models.checkup_nudge.schema import read_roster
 from models.checkup_nudge.scoring import (
@@ -333,23 +333,10 @@ def http_plan() -> dict[str, Send]:
                                                        headers=headers)}
 
 
-def check_server(url: str, plan: dict[str, Send]) -> None:
-    """Every planned request answers 200 (and scoring returns one result) before timing."""
-    import httpx
-
-    with httpx.Client(base_url=url, headers=_auth(), timeout=60) as client:
-        for name, send in plan.items():
-            response = send(client)
-            if response.status_code != 200:
-                raise RuntimeError(f"{name}: HTTP {response.status_code}: {response.text[:500]}")
-            if "score" in name and len(response.json()["results"]) != 1:
-                raise RuntimeError(f"{name}: expected one result, got {response.text[:500]}")
-
-
 def http_single(rec: Recorder, url: str) -> None:
     """p50/p99 of the floor and one-resident scoring at concurrency 1."""
     plan = http_plan()
-    check_server(url, plan)
+    check_server(url, plan, _auth())
     p50 = {}
     for name, send in plan.items():
         say(f"http: {name}, up to {HTTP_REQUESTS} requests / {HTTP_MAX_S:.0f} s at "

@@ -30,7 +30,7 @@ from bench import (
     percentile_ms,
     say,
 )
-from bench.httpload import Send, run_load
+from bench.httpload import Send, check_server, run_load
 from models.claim_screening.estimator import ClaimModel
 from models.claim_screening.features import Reference
 from models.claim_screening.generate import GenerateSpec, generate
@@ -254,19 +254,6 @@ def http_plan() -> dict[str, Send]:
             "score explain=false": score(False), "score explain=true": score(True)}
 
 
-def check_server(url: str, plan: dict[str, Send]) -> None:
-    """Every planned request answers 200 (and scoring returns one result) before timing."""
-    import httpx
-
-    with httpx.Client(base_url=url, headers=_auth(), timeout=60) as client:
-        for name, send in plan.items():
-            response = send(client)
-            if response.status_code != 200:
-                raise RuntimeError(f"{name}: HTTP {response.status_code}: {response.text[:500]}")
-            if "score" in name and len(response.json()["results"]) != 1:
-                raise RuntimeError(f"{name}: expected one result, got {response.text[:500]}")
-
-
 def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {API_KEY}"}
 
@@ -280,7 +267,7 @@ def http_latency(rec: Recorder, ws: Workspace, bento_home: Path) -> None:
     say("http: starting bentoml serve serving.service:Kyodo on 127.0.0.1 ...")
     with bentoml_serve(env, log) as url:
         say(f"http: ready at {url}")
-        check_server(url, plan)
+        check_server(url, plan, _auth())
         for concurrency, requests in HTTP_PLAN:
             http_round(rec, url, plan, concurrency, requests)
 

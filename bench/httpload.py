@@ -75,3 +75,14 @@ def run_load(url: str, send: Send, requests: int, concurrency: int, headers: dic
     if failures:
         raise RuntimeError(f"load run failed: {failures[0]!r}") from failures[0]
     return Load(np.concatenate([np.asarray(t) for t in timings]), wall, sum(errors))
+
+
+def check_server(url: str, plan: dict[str, Send], headers: dict[str, str]) -> None:
+    """Every planned request answers 200 (and scoring returns one result) before timing."""
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        for name, send in plan.items():
+            response = send(client)
+            if response.status_code != 200:
+                raise RuntimeError(f"{name}: HTTP {response.status_code}: {response.text[:500]}")
+            if "score" in name and len(response.json()["results"]) != 1:
+                raise RuntimeError(f"{name}: expected one result, got {response.text[:500]}")

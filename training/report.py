@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from models.figures import save_figure
 from models.task import Frames, Task
 from training.workspace import Workspace
 
@@ -48,8 +49,4 @@ def plots(task: Task, model: Any, test: Frames, evaluation: dict[str, Any], out:
     ax.set_ylabel(evaluation["headline"]["metric"])
     ax.set_title(f"{task.name}: pooled vs local-only model per tenant")
     ax.legend()
-    fig.tight_layout()
-    path = out / "pooling_gain.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return [*paths, path]
+    return [*paths, save_figure(fig, out / "pooling_gain.png")]

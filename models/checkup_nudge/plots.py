@@ -10,6 +10,7 @@ import numpy as np
 from models.checkup_nudge import metrics as M
 from models.checkup_nudge import outreach as O
 from models.checkup_nudge.arms import ARMS
+from models.figures import save_figure
 
 if TYPE_CHECKING:
     from models.checkup_nudge.task import Evaluation
@@ -30,11 +31,7 @@ def plot_qini(ev: Evaluation, out: Path) -> Path:
     ax.set(xlabel="share of residents mailed (ranked by predicted uplift)",
            ylabel="additional attendees per resident", title="checkup_nudge: Qini per arm")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "qini_by_arm.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "qini_by_arm.png")
 
 
 def plot_gain(ev: Evaluation, out: Path) -> Path:
@@ -55,11 +52,7 @@ def plot_gain(ev: Evaluation, out: Path) -> Path:
     ax.set(xlabel="budget (10,000 yen)", ylabel=f"additional attendees ({what})",
            title="attendees gained vs mailing budget (held-out residents)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "gain_vs_budget.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "gain_vs_budget.png")
 
 
 def plot_all(ev: Evaluation, out: Path) -> list[Path]:

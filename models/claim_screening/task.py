@@ -18,6 +18,7 @@ from models.claim_screening.metrics import capacity_metrics, recovery_curve
 from models.claim_screening.rules import rules_priority
 from models.claim_screening.scoring import OnnxPredictor, prepare
 from models.configs import Strict, Tenant
+from models.figures import save_figure
 from models.task import Frames
 
 
@@ -210,10 +211,7 @@ def _plots(task: ClaimScreening, model: ClaimModel, test: Frames, out: Path) -> 
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot(rec, prec)
     ax.set(xlabel="recall", ylabel="precision", title="claim_screening: P(error) on holdout")
-    fig.tight_layout()
-    pr = out / "precision_recall.png"
-    fig.savefig(pr, dpi=90)
-    plt.close(fig)
+    pr = save_figure(fig, out / "precision_recall.png")
     caps = np.linspace(0.005, 0.2, 40)
     recoverable = table["recoverable"].to_numpy()
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -223,8 +221,5 @@ def _plots(task: ClaimScreening, model: ClaimModel, test: Frames, out: Path) -> 
     ax.set(xlabel="review capacity (% of claims)", ylabel="recovered points",
            title="recovered points vs capacity")
     ax.legend()
-    fig.tight_layout()
-    cap = out / "recovered_vs_capacity.png"
-    fig.savefig(cap, dpi=90)
-    plt.close(fig)
+    cap = save_figure(fig, out / "recovered_vs_capacity.png")
     return [pr, cap]

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 3000
-TASKS := claim_screening checkup_nudge
+TASKS := claim_screening checkup_nudge road_damage care_plan
 
 export KYODO_ROOT := $(CURDIR)
 export BENTOML_HOME := $(CURDIR)/.bentoml
@@ -44,8 +44,16 @@ demo: train ## Install, build data, train, register, promote, print keys, serve 
 	@echo; echo "API docs:      http://localhost:$(PORT)/v1/docs"
 	@echo "Reviewer page: http://localhost:$(PORT)/ui/claim_screening  (key kyodo-demo-402303)"
 	@echo "Outreach page: http://localhost:$(PORT)/ui/checkup_nudge    (key kyodo-demo-472018)"
+	@echo "Care plans:    http://localhost:$(PORT)/ui/care_plan        (key kyodo-demo-232017)"
+	@echo "Road photos:   http://localhost:$(PORT)/ui/road_damage      (key kyodo-demo-121002)"
+	@echo "Costs page:    http://localhost:$(PORT)/ui/costs            (any key; kyodo-demo-admin: all)"
+	@echo "Operations:    http://localhost:$(PORT)/ui/operations       (any key; kyodo-demo-admin: all)"
+	@echo "Metrics:       http://localhost:$(PORT)/metrics"
 	@echo "Models:        http://localhost:$(PORT)/v1/models"; echo
 	$(BIN)/kyodo serve --port $(PORT)
+
+report: setup ## Pooling-gain report for every trained task (reports/pooling.json, ~minutes)
+	$(BIN)/kyodo report pooling
 
 serve: setup ## Serve the promoted champions, API and pages on :$(PORT)
 	$(BIN)/kyodo serve --port $(PORT)
@@ -53,14 +61,18 @@ serve: setup ## Serve the promoted champions, API and pages on :$(PORT)
 test: setup ## Fast test suite (unit, pipeline, serving incl. one real bentoml serve)
 	$(BIN)/pytest -q
 
-test-slow: setup ## Slow suites: headless-Chromium page tests, full-size checks
+test-slow: setup ## Slow suites: Chromium page tests, Dask cluster, PostgreSQL + S3 MLflow
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium fonts-ipafont-gothic >/dev/null)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
 	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install -q playwright
 	$(BIN)/pytest -q -m slow
 
 bench: setup ## Benchmarks; results in reports/bench/*.json
 	$(BIN)/python -m bench.claim_screening
 	$(BIN)/python -m bench.checkup_nudge
+	$(BIN)/python -m bench.care_plan
+	$(BIN)/python -m bench.road_damage
+	$(BIN)/python -m bench.lifecycle
 
 lint: setup ## ruff
 	$(BIN)/ruff check .
@@ -68,4 +80,4 @@ lint: setup ## ruff
 clean: ## Remove generated state (keeps .venv)
 	rm -rf build reports state mlflow/mlflow.db mlflow/artifacts .bentoml
 
-.PHONY: help setup dvc-init data train demo serve test test-slow bench lint clean
+.PHONY: help setup dvc-init data train demo report serve test test-slow bench lint clean

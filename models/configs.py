@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 TASK_NAMES = ("care_plan", "checkup_nudge", "road_damage", "claim_screening")
 TaskName = Literal["care_plan", "checkup_nudge", "road_damage", "claim_screening"]
@@ -106,6 +113,50 @@ class ServingLimits(Strict):
     port: int = Field(default=3000, gt=0, lt=65536)
 
 
+class UsageWeights(Strict):
+    """Cost units per metered unit: a row, an image, a second of compute (see models/costs.py)."""
+
+    rows: float = Field(default=1.0, ge=0)
+    images: float = Field(default=20.0, ge=0)
+    compute_seconds: float = Field(default=5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> UsageWeights:
+        if self.rows + self.images + self.compute_seconds <= 0:
+            raise ValueError("at least one usage weight must be positive")
+        return self
+
+
+class CostAllocation(Strict):
+    """How a task's monthly cost pool is split among its subscribers."""
+
+    fixed_share: float = Field(default=0.3, ge=0, le=1,
+                               description="share split by population; the rest by usage")
+    usage_weights: UsageWeights = UsageWeights()
+
+
+class CostsConfig(Strict):
+    """Monthly shared costs in yen and the allocation rule (models/costs.py, README)."""
+
+    infrastructure_yen: float = Field(default=0.0, ge=0)
+    operations_yen: float = Field(default=0.0, ge=0)
+    development_yen: dict[TaskName, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    standalone_minimum_platform_yen: float = Field(default=0.0, ge=0)
+    allocation: CostAllocation = CostAllocation()
+
+
+class Operations(Strict):
+    """Running the service for years: model hot swap, meter retries, audit retention."""
+
+    champion_check_s: float = Field(default=2.0, ge=0, description="0 checks every request")
+    meter_retry_limit: int = Field(default=100_000, gt=0,
+                                   description="unwritten meter records kept for retry")
+    audit_retention_days: int = Field(default=1827, gt=0)
+    drift_days: float = Field(default=30, gt=0, description="requests compared with training")
+    drift_psi_threshold: float = Field(default=0.2, gt=0, description="PSI flagged at or over")
+    drift_min_rows: int = Field(default=500, ge=0, description="fewer rows counted: not flagged")
+
+
 class PlatformConfig(Strict):
     """configs/platform.yaml."""
 
@@ -114,6 +165,8 @@ class PlatformConfig(Strict):
     mlflow_tracking_uri: str = "sqlite:///mlflow/mlflow.db"
     onnx_opset: int = Field(default=15, ge=9, le=15)
     serving: ServingLimits = ServingLimits()
+    costs: CostsConfig = CostsConfig()
+    operations: Operations = Operations()
 
 
 def _describe(err: ValidationError) -> str:

@@ -26,6 +26,9 @@ class Task(Protocol):
     name: str
     Config: type[BaseModel]
     frames: tuple[str, ...]  # frame names in a data folder, e.g. ("lines", "labels")
+    # Bootstrap unit (a column of frames[0]: person, patient, photo) first, then the other id
+    # columns that link frames; resampling draws units and renames every copy's ids.
+    units: tuple[str, ...]
 
     def schema(self, frame: str) -> Any:
         """The pandera schema of one frame."""
@@ -61,16 +64,22 @@ class Task(Protocol):
     def plots(self, model: Any, test: Frames, out: Path) -> list[Path]:
         """Task-specific evaluation plots written under `out`."""
 
+    def feature_names(self, model: Any) -> list[str]:
+        """Names of the ONNX input's columns, for drift reports (empty for image inputs)."""
+
     def assets(self, model: Any) -> dict[str, bytes]:
         """Non-ONNX files serving needs (reference tables, labels)."""
 
 
 def registry() -> dict[str, Task]:
     """Every task by name; imports lazily so serving only loads what it serves."""
+    from models.care_plan.task import CarePlan
     from models.checkup_nudge.task import CheckupNudge
     from models.claim_screening.task import ClaimScreening
+    from models.road_damage.task import RoadDamage
 
-    return {"claim_screening": ClaimScreening(), "checkup_nudge": CheckupNudge()}
+    return {"claim_screening": ClaimScreening(), "checkup_nudge": CheckupNudge(),
+            "care_plan": CarePlan(), "road_damage": RoadDamage()}
 
 
 def get_task(name: str) -> Task:

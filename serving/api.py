@@ -10,12 +10,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from models.configs import Tenant
-from serving import checkup_nudge, claim_screening
+from serving import (
+    care_plan,
+    checkup_nudge,
+    claim_screening,
+    insights,
+    operations,
+    road_damage,
+)
 from serving.deps import current_tenant, get_runtime
 from serving.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
-PAGES = ("claim_screening", "checkup_nudge")
+PAGES = ("claim_screening", "checkup_nudge", "costs", "operations", "care_plan", "road_damage")
 ASSETS = {"kyodo.css": "text/css; charset=utf-8", "kyodo.js": "text/javascript; charset=utf-8"}
 
 app = FastAPI(
@@ -46,13 +53,16 @@ async def _http(_: Request, exc: HTTPException) -> JSONResponse:
 
 @app.get("/v1/models", tags=["platform"])
 def list_models(rt: Runtime = Depends(get_runtime)) -> dict[str, Any]:
-    """Champion models being served: task, version, alias, headline metric, trained at."""
+    """Champion models being served: task, version, alias, headline metric, trained at, and
+    the champion history (who promoted or rolled back which version when, on which metric)."""
+    rt.refresh_models()
     return {"models": [{
         "task": m.task, "version": m.version, "alias": "champion", "tag": m.tag,
         "headline_metric": m.meta.get("headline_metric"),
         "headline_value": _num(m.meta.get("headline_value")),
         "trained_at": m.meta.get("trained_at"), "mlflow_run": m.meta.get("run_id"),
-    } for m in rt.models.values()]}
+        "champion_history": rt.watcher.history(m.task) if rt.watcher else [],
+    } for m in list(rt.models.values())]}
 
 
 @app.get("/v1/usage", tags=["platform"])
@@ -101,3 +111,7 @@ def _num(v: Any) -> float | None:
 
 app.include_router(claim_screening.router)
 app.include_router(checkup_nudge.router)
+app.include_router(care_plan.router)
+app.include_router(operations.router)
+app.include_router(insights.router)
+app.include_router(road_damage.router)

@@ -22,6 +22,7 @@ from models.checkup_nudge.scoring import (
     unknown_districts,
 )
 from models.configs import Tenant
+from serving.audit import subjects
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download
 from serving.runtime import LoadedModel, Runtime
@@ -104,6 +105,9 @@ def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
             check_districts(residents, model.assets[ASSETS], 0)
         scored = _scored(model, residents)
         meter["rows"] = len(scored)
+        meter["subjects"] = subjects(tenant.code, scored["resident_id"])
+        meter["summary"] = {"residents": len(scored),
+                            "best_arm": scored["best_arm"].value_counts().to_dict()}
     results = []
     for row in scored.to_dict("records"):
         p = {a: round(float(row[f"p_{a}"]), 5) for a in ARMS}
@@ -186,6 +190,9 @@ async def outreach(request: Request, tenant: Subscriber, rt: Rt,
         budget = body.budget_yen if body and body.budget_yen is not None else budget_yen
         cards = body.postcards if body and body.postcards is not None else postcards
         listing, summary = await run_in_threadpool(_plan, model, residents, budget, cards, costs)
+        meter["subjects"] = subjects(tenant.code, residents["resident_id"])
+        meter["summary"] = {k: summary.get(k) for k in ("residents", "mailed", "budget_yen",
+                                                        "expected_additional_attendees")}
     if format != "json":
         return download(list_table(listing, include_all), format, f"outreach-{tenant.code}")
     chosen = listing if include_all else listing[listing["mailed"]]

@@ -27,6 +27,8 @@ from models.claim_screening.scoring import (
 )
 from models.configs import Tenant
 from models.pseudonym import pseudonymise
+from serving import drift
+from serving.audit import subjects
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import FileFormat, download
 from serving.runtime import LoadedModel, Runtime
@@ -148,7 +150,8 @@ def _scored(model: LoadedModel, lines: pd.DataFrame) -> tuple[Scored, Any]:
 def _explain(model: LoadedModel, scored: Scored, rows: np.ndarray, predictor: Any,
              ) -> list[list[dict]]:
     medians = np.asarray(model.assets["reference.json"]["medians"], dtype=np.float32)
-    return contributions(scored.X[rows], medians, predictor)
+    with drift.paused():  # occluded copies are not what the tenant sent
+        return contributions(scored.X[rows], medians, predictor)
 
 
 def _item(row: dict[str, Any], reasons: list[str], explained: list[dict] | None,
@@ -176,6 +179,9 @@ def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
         scored, predictor = _scored(model, claims_to_lines(body.claims, tenant.code))
         rows = np.arange(len(scored.frame))
         meter["rows"] = len(rows)
+        meter["subjects"] = subjects(tenant.code, scored.frame["patient_id"])
+        meter["summary"] = {"claims": len(rows),
+                            "max_score": round(float(scored.frame["score"].max()), 4)}
         explained = _explain(model, scored, rows, predictor) if body.explain \
             else [None] * len(rows)
         results = [_item(row, reasons, why) for row, reasons, why in zip(
@@ -246,6 +252,9 @@ async def queue(request: Request, tenant: Subscriber, rt: Rt,
         cap = capacity or _default_capacity(rt)
         result = await run_in_threadpool(_queue, rt, tenant, model, lines, cap, month,
                                          explain_top)
+        meter["subjects"] = subjects(tenant.code, lines["patient_id"])
+        meter["summary"] = {k: result[k] for k in ("queue_id", "month", "claims_in_month",
+                                                   "capacity", "queued")}
     if format != "json":
         return download(_queue_table(result["items"]), format,
                         f"queue-{result['month']}-{result['queue_id']}")

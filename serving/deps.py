@@ -11,6 +11,9 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request
 
 from models.configs import Tenant
+from serving.drift import collecting
+from serving.metering import request_record
+from serving.metrics import observe
 from serving.runtime import Runtime
 
 log = logging.getLogger("kyodo")
@@ -51,7 +54,8 @@ def subscribed(task: str) -> Callable[..., Tenant]:
 
 
 def champion(rt: Runtime, task: str) -> Any:
-    """The loaded champion of `task`, or 503 saying how to get one."""
+    """The loaded champion of `task` (following promote/rollback), or 503 saying how to get one."""
+    rt.refresh_models()
     model = rt.models.get(task)
     if model is None:
         raise HTTPException(503, f"no champion model for {task}: run `kyodo promote {task}` "
@@ -62,18 +66,30 @@ def champion(rt: Runtime, task: str) -> Any:
 @contextmanager
 def metered(rt: Runtime, tenant: Tenant, task: str, endpoint: str,
             model_version: str | None) -> Iterator[dict[str, Any]]:
-    """Meter a request's rows and compute time; a failing meter never fails the request."""
+    """Meter and audit a request (rows, images, compute time; handlers may add `subjects`,
+    pseudonyms only, and a `summary`); a failing meter never fails the request."""
     box = {"rows": 0, "images": 0, "status": 200}
     t0 = time.perf_counter()
     try:
-        yield box
+        with collecting(box):  # scoring calls count their inputs for drift into the box
+            yield box
     except HTTPException as exc:
         box["status"] = exc.status_code
         raise
-    finally:
-        try:
-            rt.store.record_usage(tenant.code, task, endpoint, box["rows"],
-                                  (time.perf_counter() - t0) * 1000, model_version,
-                                  box["status"], box["images"])
-        except Exception:  # the prediction matters more than its meter
-            log.exception("metering failed for tenant %s task %s", tenant.code, task)
+    except Exception:
+        box["status"] = 500
+        raise
+    finally:  # neither raises: a failed meter write is queued and retried
+        record = request_record(tenant.code, task, endpoint, box, time.perf_counter() - t0,
+                                model_version)
+        observe(record)
+        rt.meter.record(record)
+
+
+def admin(key: str = Depends(bearer), rt: Runtime = Depends(get_runtime)) -> None:
+    """Dependency: the operator's admin key (403 for a tenant key, 401 for an unknown one)."""
+    if rt.is_admin(key):
+        return
+    if rt.tenant_for(key) is not None:
+        raise HTTPException(403, "this needs the operator's admin key, not a municipality's")
+    raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})

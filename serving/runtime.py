@@ -12,6 +12,9 @@ import onnxruntime as ort
 
 from models.configs import PlatformConfig, Tenant, TenantsConfig, hash_api_key, load_config
 from models.onnx_session import open_session
+from serving.drift import REFERENCE, ObservedSession
+from serving.lifecycle import ChampionWatcher
+from serving.metering import Meter
 from serving.store import Store
 
 
@@ -37,6 +40,11 @@ class Runtime:
     store: Store
     models: dict[str, LoadedModel] = field(default_factory=dict)
     by_key: dict[str, Tenant] = field(default_factory=dict)
+    meter: Meter = field(init=False)
+    watcher: ChampionWatcher | None = None
+
+    def __post_init__(self) -> None:
+        self.meter = Meter(self.store.record_request, self.platform.operations.meter_retry_limit)
 
     @classmethod
     def load(cls, root: str | Path | None = None) -> Runtime:
@@ -47,11 +55,15 @@ class Runtime:
         state = base / platform.paths.state
         rt = cls(base, platform, tenants, Store(state / "kyodo.db"))
         rt.by_key = {t.api_key_sha256: t for t in tenants.tenants}
-        pointer = state / "champions.json"
-        champions = json.loads(pointer.read_text()) if pointer.is_file() else {}
-        for task, entry in champions.items():
-            rt.models[task] = load_packaged(task, entry["tag"])
+        rt.watcher = ChampionWatcher(state / "champions.json",
+                                     platform.operations.champion_check_s, load_packaged)
+        rt.watcher.sync(rt.models)
         return rt
+
+    def refresh_models(self) -> None:
+        """Pick up a promote/rollback (cheap; see serving/lifecycle.py)."""
+        if self.watcher is not None:
+            self.watcher.poll(self.models)
 
     def tenant_for(self, api_key: str) -> Tenant | None:
         """The tenant owning this API key, if any."""
@@ -67,7 +79,7 @@ def load_packaged(task: str, tag: str) -> LoadedModel:
     import bentoml
 
     path = Path(bentoml.models.get(tag).path)
-    session = open_session(path / "model.onnx")
     assets = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in path.glob("*.json")}
     meta = assets.pop("meta.json", {})
+    session = ObservedSession(open_session(path / "model.onnx"), assets.get(REFERENCE))
     return LoadedModel(task, str(meta.get("version", "")), tag, session, assets, meta)

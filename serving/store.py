@@ -1,4 +1,5 @@
-"""Durable service records in SQLite (WAL): usage metering, review queues, reviewer feedback.
+"""Durable service records in SQLite (WAL), or PostgreSQL when KYODO_DATABASE_URL is set
+(serving/sqldb.py): usage metering, review queues, reviewer feedback, audit trail.
 
 Only pseudonyms are stored, never raw patient identifiers. Every write is one transaction.
 """
@@ -7,12 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from serving.road_store import RoadStore
+from serving.sqldb import open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -41,31 +43,40 @@ CREATE INDEX IF NOT EXISTS queue_tenant ON queue(tenant, task, created);
 """
 
 QUEUE_COLUMNS = ("queue_id", "created", "month", "claims", "capacity", "model_version")
+OPS_SCHEMA = """
+CREATE UNIQUE INDEX IF NOT EXISTS usage_request ON usage(request_id);
+CREATE INDEX IF NOT EXISTS usage_ts ON usage(ts);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT UNIQUE, ts REAL NOT NULL,
+    tenant TEXT NOT NULL, task TEXT NOT NULL, endpoint TEXT NOT NULL, model_version TEXT,
+    status INTEGER NOT NULL, rows INTEGER NOT NULL, subjects TEXT NOT NULL, summary TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_tenant ON audit(tenant, ts);
+CREATE TABLE IF NOT EXISTS drift (
+    request_id TEXT PRIMARY KEY, ts REAL NOT NULL, tenant TEXT NOT NULL, task TEXT NOT NULL,
+    model_version TEXT, counts TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS drift_tenant ON drift(task, model_version, tenant, ts);
+"""
+AUDIT_COLUMNS = ("request_id", "ts", "task", "endpoint", "model_version", "status", "rows",
+                 "subjects", "summary")
 FEEDBACK_COLUMNS = ("claim_id", "ts", "error_confirmed", "error_type", "recovered_points", "note",
                     "queue_id", "model_version")
 
 
-class Store:
-    """Thread-safe access to the service database (one connection per thread)."""
+class Store(RoadStore):
+    """Thread-safe access to the service database (SQLite: one connection per thread;
+    PostgreSQL at url, default $KYODO_DATABASE_URL: a pool)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, url: str | None = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._connection().executescript(SCHEMA)
+        self.db = open_database(self.path, url)
+        self.db.script(SCHEMA)
+        self._migrate_operations()
 
-    def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-        return conn
-
-    def _conn(self) -> _Tx:
-        return _Tx(self._connection())
+    def _conn(self) -> Any:
+        """A transaction (context manager) yielding a connection with execute/executemany."""
+        return self.db.transaction()
 
     def record_usage(self, tenant: str, task: str, endpoint: str, rows: int, compute_ms: float,
                      model_version: str | None, status: int, images: int = 0) -> None:
@@ -165,16 +176,93 @@ class Store:
                 writer.writerows(items)
         return {t: len(v) for t, v in by_tenant.items()}
 
+    # ---- platform operations: exactly-once metering, billing months, audit trail ----
 
-class _Tx:
-    """BEGIN IMMEDIATE ... COMMIT around a block; ROLLBACK on error, so writes are atomic."""
+    def _migrate_operations(self) -> None:
+        """Additive migration: usage.request_id (exactly-once retries) and the audit table."""
+        if "request_id" not in self.db.columns("usage"):
+            self.db.add_column("usage", "request_id TEXT")
+        self.db.script(OPS_SCHEMA)
 
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
+    def record_request(self, rec: dict[str, Any]) -> None:
+        """Meter one request and write its audit record in one transaction; a retried record
+        (same request_id) is ignored, so a request is never counted twice."""
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO usage (ts, tenant, task, endpoint, rows, images, "
+                "compute_ms, model_version, status, request_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                tuple(rec[k] for k in ("ts", "tenant", "task", "endpoint", "rows", "images",
+                                       "compute_ms", "model_version", "status", "request_id")))
+            conn.execute(
+                "INSERT OR IGNORE INTO audit (request_id, ts, tenant, task, endpoint, "
+                "model_version, status, rows, subjects, summary) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (rec["request_id"], rec["ts"], rec["tenant"], rec["task"], rec["endpoint"],
+                 rec["model_version"], rec["status"], rec["rows"],
+                 json.dumps(rec.get("subjects") or [], ensure_ascii=False),
+                 json.dumps(rec.get("summary") or {}, ensure_ascii=False)))
+            if rec.get("drift"):
+                conn.execute(
+                    "INSERT OR IGNORE INTO drift (request_id, ts, tenant, task, model_version, "
+                    "counts) VALUES (?,?,?,?,?,?)",
+                    (rec["request_id"], rec["ts"], rec["tenant"], rec["task"],
+                     rec["model_version"], json.dumps(rec["drift"])))
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
+    def usage_between(self, start: float, end: float) -> list[dict[str, Any]]:
+        """Billable usage (successful requests) per tenant and task with start <= ts < end."""
+        with self._conn() as conn:
+            cur = conn.execute(
+                "SELECT tenant, task, COUNT(*), SUM(rows), SUM(images), SUM(compute_ms) "
+                "FROM usage WHERE ts >= ? AND ts < ? AND status < 400 GROUP BY tenant, task "
+                "ORDER BY tenant, task", (start, end))
+            return [{"tenant": t, "task": k, "requests": n, "rows": r, "images": i,
+                     "compute_seconds": c / 1000} for t, k, n, r, i, c in cur.fetchall()]
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+    def audit(self, tenant: str, start: float | None = None, end: float | None = None,
+              subject: str | None = None, model_version: str | None = None,
+              task: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """A tenant's audit trail, newest first, filtered by time, subject, version, task."""
+        sql, args = [f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit WHERE tenant=?"], [tenant]
+        for clause, value in (("ts >= ?", start), ("ts < ?", end),
+                              ("model_version = ?", model_version), ("task = ?", task),
+                              ("EXISTS (SELECT 1 FROM json_each(audit.subjects) "
+                               "WHERE json_each.value = ?)", subject)):
+            if value is not None:
+                sql.append(clause)
+                args.append(value)
+        with self._conn() as conn:
+            cur = conn.execute(" AND ".join(sql) + " ORDER BY ts DESC, id DESC LIMIT ?",
+                               (*args, limit))
+            rows = [dict(zip(AUDIT_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+        for r in rows:
+            r["subjects"], r["summary"] = json.loads(r["subjects"]), json.loads(r["summary"])
+        return rows
+
+    def purge_audit(self, before: float) -> int:
+        """Delete audit (and drift) records older than `before` (Unix seconds); returns how
+        many audit records."""
+        with self._conn() as conn:
+            conn.execute("DELETE FROM drift WHERE ts < ?", (before,))
+            return conn.execute("DELETE FROM audit WHERE ts < ?", (before,)).rowcount
+
+    def drift_tenants(self, task: str, model_version: str, since: float) -> list[str]:
+        """Tenants with drift counts for this model version since `since`."""
+        with self._conn() as conn:
+            cur = conn.execute("SELECT DISTINCT tenant FROM drift WHERE task=? AND "
+                               "model_version=? AND ts >= ? ORDER BY tenant",
+                               (task, model_version, since))
+            return [t for (t,) in cur.fetchall()]
+
+    def drift_counts(self, tenant: str, task: str, model_version: str, since: float,
+                     ) -> dict[str, list[int]]:
+        """Bin counts per feature summed over a tenant's requests to one model version."""
+        with self._conn() as conn:
+            cur = conn.execute("SELECT counts FROM drift WHERE tenant=? AND task=? AND "
+                               "model_version=? AND ts >= ?", (tenant, task, model_version, since))
+            rows = [json.loads(c) for (c,) in cur.fetchall()]
+        total: dict[str, list[int]] = {}
+        for counts in rows:
+            for name, c in counts.items():
+                total[name] = ([a + b for a, b in zip(total[name], c, strict=True)]
+                               if name in total else c)
+        return total
+

@@ -19,10 +19,18 @@ os.environ["BENTOML_DO_NOT_TRACK"] = "True"
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads starve 2 cores
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("KYODO_ROOT", None)
+os.environ.pop("KYODO_DATABASE_URL", None)  # the service store: each test picks its own
 
 SMALL = {"generate": {"total_claims": 8000}, "model": {"n_estimators": 80}}
 SMALL_NUDGE = {"generate": {"total_residents": 12000, "min_residents": 120}, "bootstrap": 20,
                "learner": "s", "model": {"n_estimators": 30}}
+SMALL_CARE = {"generate": {"total_persons": 2400, "min_persons": 300}, "eval_persons": 200,
+              "model": {"n_estimators": 25, "num_leaves": 7, "min_child_samples": 20}}
+
+# 4 x 3 tiles of 64 px per photo, a few dozen photos, a tiny ResNet for two epochs: seconds
+SMALL_ROAD = {"generate": {"total_photos": 24, "min_photos": 5}, "grid": {"long_side": 256},
+              "parity_tiles": 64, "model": {"epochs": 2, "hidden_sizes": [8, 16, 16, 16],
+                                            "embedding_size": 8, "threads": 1}}
 
 
 def make_workspace(root: Path, overrides: dict | None = None,
@@ -44,6 +52,20 @@ def nudge_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """checkup_nudge trained and promoted on tiny data; returns the workspace root."""
     root = make_workspace(tmp_path_factory.mktemp("ws-nudge"), task="checkup_nudge")
     return sandbox.build_champion(root, "checkup_nudge")
+
+
+@pytest.fixture(scope="session")
+def care_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """care_plan trained and promoted on tiny data; returns the workspace root."""
+    root = sandbox.make_workspace(tmp_path_factory.mktemp("ws-care"), "care_plan", SMALL_CARE)
+    return sandbox.build_champion(root, "care_plan")
+
+
+@pytest.fixture(scope="session")
+def road_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """road_damage trained and promoted on tiny data; returns the workspace root."""
+    root = sandbox.make_workspace(tmp_path_factory.mktemp("ws-road"), "road_damage", SMALL_ROAD)
+    return sandbox.build_champion(root, "road_damage")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

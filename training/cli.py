@@ -14,6 +14,9 @@ import typer
 from models.configs import ConfigError
 from models.task import registry
 from training.nudge_cli import nudge_app
+from training.ops_cli import register as register_ops
+from training.report_cli import report_app
+from training.road_cli import road_app
 from training.workspace import Workspace
 
 app = typer.Typer(help="kyodo: shared cloud AI for municipalities. Run from the repository root.",
@@ -27,6 +30,9 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(nudge_app, name="nudge",
               help="checkup_nudge tools: outreach plans from the CLI, uplift on any RCT CSV.")
+app.add_typer(road_app, name="road")
+register_ops(app)  # kyodo costs, kyodo audit purge
+app.add_typer(report_app, name="report")
 
 TaskArg = Annotated[str, typer.Argument(help="Task name, e.g. claim_screening.")]
 
@@ -84,14 +90,20 @@ def data_validate(task: Annotated[str, typer.Option(help="Task or 'all'.")] = "a
 
 
 @app.command()
-def train(task: TaskArg) -> None:
+def train(task: TaskArg, cluster: Annotated[str | None, typer.Option(
+        envvar="KYODO_DASK_SCHEDULER",
+        help="Dask scheduler address (tcp://host:8786): LightGBM trains on its workers.")] = None,
+          ) -> None:
     """Fit the pooled model and local-only baselines, evaluate on held-out data, log to MLflow."""
+    from training.cluster import connect
     from training.pipeline import train as run
 
     ws = _ws()
-    for name in _tasks(task):
-        evaluation = run(ws, ws.task(name))
-        _echo({"task": name, "headline": evaluation["headline"], "run_id": evaluation["run_id"]})
+    with connect(cluster):
+        for name in _tasks(task):
+            evaluation = run(ws, ws.task(name))
+            _echo({"task": name, "headline": evaluation["headline"],
+                   "run_id": evaluation["run_id"]})
 
 
 @app.command()
@@ -124,6 +136,15 @@ def promote(task: TaskArg,
     except PromotionRefused as exc:
         typer.secho(f"not promoted: {exc}", fg="yellow", err=True)
         raise typer.Exit(1) from exc
+
+
+@app.command()
+def retrain(task: TaskArg) -> None:
+    """Staff feedback -> labels -> new data version (DVC) -> train -> export -> gated promote."""
+    from training.retrain import retrain as run
+
+    ws = _ws()
+    _echo(run(ws, ws.task(task), who=os.environ.get("USER", "cli")))
 
 
 @app.command()

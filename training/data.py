@@ -1,4 +1,10 @@
-"""Data files: data/<task>/<tenant>.csv (inputs) and data/<task>/labels/<tenant>.csv (outcomes)."""
+"""Data files: data/<task>/<tenant>.csv (inputs) and data/<task>/labels/<tenant>.csv (outcomes).
+
+A task whose data includes binary files (road_damage: photos and masks) returns, per tenant, a
+frames mapping with a `files` attribute ({path relative to data/<task>/: bytes}), written beside
+the CSV files; its `file_columns` ({frame: columns}) name the CSV columns holding such relative
+paths, which read_frame makes absolute. Tasks without either are unaffected.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +31,21 @@ def write_generated(ws: Workspace, task: Task, progress: bool = True) -> dict[st
     per_tenant = task.generate(cfg, tenants, ws.platform.seed)
     counts = {}
     for code, frames in tqdm(per_tenant.items(), desc=f"write {task.name}", disable=not progress):
-        for frame, df in frames.items():
-            path = frame_path(ws, task, frame, code)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            df.to_csv(path, index=False, lineterminator="\n")
+        write_tenant(ws, task, code, frames)
         counts[code] = len(frames[task.frames[0]])
     return counts
+
+
+def write_tenant(ws: Workspace, task: Task, code: str, frames: Frames) -> None:
+    """One tenant's frames as CSV files, and its binary files (if any) beside them."""
+    for frame, df in frames.items():
+        path = frame_path(ws, task, frame, code)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(path, index=False, lineterminator="\n")
+    for rel, blob in getattr(frames, "files", {}).items():
+        path = ws.path("data") / task.name / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(blob)
 
 
 def read_frame(ws: Workspace, task: Task, frame: str, code: str) -> pd.DataFrame:
@@ -40,9 +55,13 @@ def read_frame(ws: Workspace, task: Task, frame: str, code: str) -> pd.DataFrame
         raise FileNotFoundError(f"{path}: missing; run `kyodo data generate` or add the file")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     try:
-        return task.validate(frame, df)
+        df = task.validate(frame, df)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
+    for col in getattr(task, "file_columns", {}).get(frame, ()):
+        base = ws.path("data") / task.name
+        df[col] = [str(base / v) if v else "" for v in df[col]]
+    return df
 
 
 def load_pooled(ws: Workspace, task: Task, progress: bool = True, consent_only: bool = True,

@@ -57,7 +57,7 @@ def promote(ws: Workspace, task: Task, version: str | None = None, who: str = "c
     history = tracking.champion_history(task.name)
     current = history[-1]["version"] if history else None
     if current == version:
-        package.publish(ws, task.name, version)
+        package.publish(ws, task.name, version, history)
         return {"promoted": False, "version": version, "reason": "already champion"}
     if current is not None:
         incumbent = _champion_on(ws, task, current, holdout)
@@ -69,7 +69,7 @@ def promote(ws: Workspace, task: Task, version: str | None = None, who: str = "c
              "metric": client.get_model_version(task.name, version).tags["headline_metric"],
              "value": value}
     tracking.set_champion_history(task.name, [*history, entry])
-    package.publish(ws, task.name, version)
+    package.publish(ws, task.name, version, [*history, entry])
     return {"promoted": True, **entry, "previous": current}
 
 
@@ -85,7 +85,7 @@ def rollback(ws: Workspace, task: Task, who: str = "cli") -> dict[str, Any]:
     entry = {**previous, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "by": who,
              "rollback_of": history[-1]["version"]}
     tracking.set_champion_history(task.name, [*history[:-2], entry])
-    package.publish(ws, task.name, previous["version"])
+    package.publish(ws, task.name, previous["version"], [*history[:-2], entry])
     return entry
 
 

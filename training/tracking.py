@@ -1,4 +1,5 @@
-"""MLflow tracking and registry on SQLite under mlflow/ (MLFLOW_TRACKING_URI overrides)."""
+"""MLflow tracking and registry: SQLite under mlflow/ by default; MLFLOW_TRACKING_URI (e.g.
+PostgreSQL) and KYODO_ARTIFACT_ROOT (e.g. S3) select servers without code changes."""
 
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ def setup(ws: Workspace, task: str) -> str:
     exp = mlflow.get_experiment_by_name(task)
     if exp is not None:
         return exp.experiment_id
-    location = (store / "artifacts" / task).as_uri()
+    # KYODO_ARTIFACT_ROOT (e.g. s3://bucket/kyodo, with MLFLOW_S3_ENDPOINT_URL for S3-compatible
+    # storage) puts artifacts where every machine can read them; the default stays in mlflow/
+    remote = os.environ.get("KYODO_ARTIFACT_ROOT")
+    location = f"{remote.rstrip('/')}/{task}" if remote else (store / "artifacts" / task).as_uri()
     return mlflow.create_experiment(task, artifact_location=location)
 
 

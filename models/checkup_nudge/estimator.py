@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from models import lgbm
+
 LEARNERS = ("t", "s", "dr")
 COMMON = {"n_jobs": 1, "verbose": -1, "deterministic": True, "force_row_wise": True}
 
@@ -103,7 +105,7 @@ def _fit_clf(X: np.ndarray, y: np.ndarray, w: np.ndarray, params: dict, seed: in
         raise ValueError(f"an arm has {len(y)} rows, all with the same outcome; need both "
                          "attended and not attended in every arm")
     clf = lgb.LGBMClassifier(**params, random_state=seed, **COMMON)
-    return clf.fit(X, y, sample_weight=w, categorical_feature=list(categorical) or "auto")
+    return lgbm.fit(clf, X, y, sample_weight=w, categorical_feature=list(categorical) or "auto")
 
 
 def fit_t(data: Experiment, arms: Sequence[str], params: dict, seed: int,
@@ -166,8 +168,8 @@ def fit_dr(data: Experiment, arms: Sequence[str], params: dict, seed: int,
     out = {arms[0]: fit_t(data, arms[:1], params, seed, categorical)[arms[0]]}
     for j, a in enumerate(arms[1:]):
         reg = lgb.LGBMRegressor(**reg_params, random_state=seed, **COMMON)
-        out[f"tau_{a}"] = reg.fit(X, tau[:, j], sample_weight=counts.astype(float),
-                                  categorical_feature=list(categorical) or "auto")
+        out[f"tau_{a}"] = lgbm.fit(reg, X, tau[:, j], sample_weight=counts.astype(float),
+                                   categorical_feature=list(categorical) or "auto")
     return out
 
 

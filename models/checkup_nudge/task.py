@@ -138,6 +138,7 @@ class CheckupNudge:
     name = "checkup_nudge"
     Config = CheckupNudgeConfig
     frames = ("residents", "campaigns", "oracle")
+    units = ("resident_id",)
 
     def schema(self, frame: str) -> Any:
         """pandera schema of 'residents', 'campaigns' or 'oracle'."""
@@ -248,6 +249,11 @@ class CheckupNudge:
         a = model.assets
         return plot_all(Evaluation.build(model, test, a["budget_yen_per_resident"], a["costs"]),
                         out)
+
+    def feature_names(self, model: NudgeModel) -> list[str]:
+        """The ONNX input's columns: the features, for the S-learner the arm one-hot after."""
+        arms = [f"arm:{a}" for a in model.uplift.arms[1:]] if model.uplift.learner == "s" else []
+        return [*FEATURE_NAMES, *arms]
 
     def assets(self, model: NudgeModel) -> dict[str, bytes]:
         """nudge.json: features, encodings, arms, costs, default budget, learner."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from models import lgbm
 from models.claim_screening.features import Reference, build_features, build_reference
 from models.claim_screening.rules import apply_rules
 
@@ -38,10 +39,10 @@ def fit_model(lines: pd.DataFrame, labels: pd.DataFrame, params: dict, seed: int
     common = {"random_state": seed, "n_jobs": 2, "verbose": -1, "deterministic": True,
               "force_row_wise": True}
     clf = lgb.LGBMClassifier(**params, **common)
-    clf.fit(X, err.astype(int))
+    clf = lgbm.fit(clf, X, err.astype(int))
     reg_params = {**params, "n_estimators": max(50, params.get("n_estimators", 100) // 2)}
     reg = lgb.LGBMRegressor(**reg_params, **common)
     target = np.log1p(y["recoverable_points"].fillna(0).to_numpy(float))
     rows = err if err.sum() >= 20 else np.ones(len(err), bool)  # tiny data: learn from all
-    reg.fit(X[rows], target[rows])
+    reg = lgbm.fit(reg, X[rows], target[rows])
     return ClaimModel(clf, reg, reference, np.median(X, axis=0).astype(np.float32))

@@ -61,6 +61,7 @@ class ClaimScreening:
     name = "claim_screening"
     Config = ClaimScreeningConfig
     frames = ("lines", "labels")
+    units = ("patient_id", "claim_id")  # a patient's claims and history resample together
 
     def schema(self, frame: str) -> Any:
         """pandera schema of 'lines' or 'labels'."""
@@ -171,6 +172,10 @@ class ClaimScreening:
     def plots(self, model: ClaimModel, test: Frames, out: Path) -> list[Path]:
         """Precision-recall and recovered-points-vs-capacity plots."""
         return _plots(self, model, test, out)
+
+    def feature_names(self, model: ClaimModel) -> list[str]:
+        """The ONNX input's columns."""
+        return list(FEATURE_NAMES)
 
     def assets(self, model: ClaimModel) -> dict[str, bytes]:
         """reference.json: provider and diagnosis norms, feature names and medians."""

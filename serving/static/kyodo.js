@@ -175,3 +175,117 @@ window.Kyodo = (function () {
     session, ApiError, request, api, saveBlob, bindFilePicker, makeLogin,
   };
 })();
+
+// ---- helpers of the platform pages (costs, operations): a key that may be a municipality's
+// or the operator's, task and metric names, labelled tables, the champion history ----
+Object.assign(window.Kyodo, (function (K) {
+  const { $, el, clear, api, showAlert, hideAlert, fail, session, ApiError } = K;
+  const TASK_JA = { care_plan: "ケアプラン作成支援", checkup_nudge: "特定健診受診勧奨",
+                    road_damage: "道路損傷検知", claim_screening: "レセプト点検" };
+  const METRIC_JA = {
+    recovered_points_at_5pct_capacity: "点検5%で見つかる誤り点数",
+    additional_attendees_at_default_budget: "既定予算での受診者増",
+    mean_true_p_improve_or_maintain_recommended: "推奨プランの改善・維持確率",
+    tile_crack_f1: "ひび割れ検出F1",
+  };
+  const taskJa = (t) => TASK_JA[t] || t;
+  const metricJa = (m) => (m ? (METRIC_JA[m] || m) : "—");
+
+  /** Fill a <table>: head [[label, numeric]], rows [[cell, numeric]] or {cells, attrs}. */
+  function fillTable(table, head, rows, caption) {
+    clear(table);
+    if (caption) table.append(el("caption", null, caption));
+    table.append(el("thead", null, el("tr", null, ...head.map(([h, num]) =>
+      el("th", { scope: "col", className: num ? "num" : null }, h)))));
+    const body = el("tbody");
+    for (const row of rows) {
+      const cells = Array.isArray(row) ? row : row.cells;
+      body.append(el("tr", Array.isArray(row) ? null : row.attrs, ...cells.map(([v, num]) =>
+        el("td", { className: num ? "num" : null }, v))));
+    }
+    table.append(body);
+  }
+
+  /** One line of a task's champion history: version, promotion or rollback, when, by whom. */
+  function historyText(h) {
+    const when = (h.at || "").replace("T", " ").slice(0, 16);
+    const what = h.rollback_of ? "ロールバック（v" + h.rollback_of + " から）" : "昇格";
+    return "v" + h.version + " " + what + " " + when + "（" + (h.by || "—") + "）";
+  }
+
+  /** The served champions with their history, into `table`. */
+  async function showModels(table) {
+    const data = await api("/v1/models");
+    const rows = data.models.map((m) => [
+      [taskJa(m.task)], ["v" + m.version], [metricJa(m.headline_metric)],
+      [m.headline_value === null ? "—" : Number(m.headline_value).toLocaleString("ja-JP"), true],
+      [(m.trained_at || "—").replace("T", " ").slice(0, 16)],
+      [(m.champion_history || []).map(historyText).join(" → ") || "—"]]);
+    fillTable(table, [["業務"], ["バージョン"], ["評価指標"], ["値", true], ["学習日時"],
+                      ["更新履歴"]], rows, "提供中のモデル（業務ごとの現行版と更新履歴）");
+  }
+
+  /**
+   * The key form of a page that both a municipality and the operator use. A key /v1/whoami
+   * does not know is tried on adminProbe (an admin-only GET). onLogin(mode) is awaited after
+   * a login ("tenant" | "admin"); onLogout() resets the page. Returns {mode, requireKey, resume}.
+   */
+  function makeAccountLogin({ adminProbe, onLogin, onLogout }) {
+    const STORE = "kyodo.apiKey";
+    let mode = null;
+    function setName(text) { $("tenant-name").textContent = text; }
+    async function login(key, quiet) {
+      session.key = key; mode = null;
+      try {
+        const who = await api("/v1/whoami");
+        session.tenant = who; mode = "tenant";
+        setName(who.name + "（" + who.code + "）");
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.status !== 401) { fail(err); return; }
+        try {
+          await api(adminProbe);
+          session.tenant = { name: "運営者", code: "admin" }; mode = "admin";
+          setName("運営者（全団体）");
+        } catch (err2) {
+          session.key = ""; session.tenant = null;
+          sessionStorage.removeItem(STORE);
+          fail(err2);
+          return;
+        }
+      }
+      sessionStorage.setItem(STORE, key);
+      $("logout").hidden = false;
+      if (!quiet) showAlert(session.tenant.name + " としてログインしました。", "info");
+      await onLogin(mode);
+    }
+    function requireKey() {
+      if (mode) return true;
+      showAlert("先にAPIキーを入力して「保存」を押してください。");
+      return false;
+    }
+    function resume() {
+      const saved = sessionStorage.getItem(STORE);
+      if (saved) { $("api-key").value = saved; login(saved, true); }
+    }
+    $("key-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      hideAlert();
+      const key = $("api-key").value.trim();
+      if (!key) { showAlert("APIキーを入力してください。"); return; }
+      await login(key, false);
+    });
+    $("logout").addEventListener("click", () => {
+      sessionStorage.removeItem(STORE);
+      session.key = ""; session.tenant = null; mode = null;
+      $("api-key").value = "";
+      setName("未ログイン");
+      $("logout").hidden = true;
+      if (onLogout) onLogout();
+      hideAlert();
+    });
+    return { mode: () => mode, requireKey, resume };
+  }
+
+  return { TASK_JA, METRIC_JA, taskJa, metricJa, fillTable, historyText, showModels,
+           makeAccountLogin };
+})(window.Kyodo));

@@ -46,7 +46,9 @@ def test_registry_alias_and_serving_pointer(trained_root: Path) -> None:
     ws = Workspace.load(trained_root)
     rows = list_models(ws, ["claim_screening"])
     assert rows[0]["version"] == "1" and "champion" in rows[0]["aliases"]
-    assert read_champions(ws)["claim_screening"]["tag"] == "claim_screening:v1"
+    evaluation = json.loads((trained_root / "build/claim_screening/evaluation.json").read_text())
+    tag = read_champions(ws)["claim_screening"]["tag"]
+    assert tag == f"claim_screening:v1-{evaluation['run_id'][:8]}"
 
 
 def test_gate_promotes_better_refuses_worse_and_rollback_restores(tmp_path: Path) -> None:

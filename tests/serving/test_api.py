@@ -30,13 +30,14 @@ def test_auth_required_and_checked(client: TestClient) -> None:
 
 def test_unsubscribed_task_is_403(client: TestClient, runtime) -> None:
     tenant = runtime.tenants.by_code()["121002"]
+    subscribed = tenant.tasks
     object.__setattr__(tenant, "tasks", ("road_damage",))  # a tenant without claim_screening
     try:
         r = client.post("/v1/claim_screening/score", json={"claims": [EXAMPLE_CLAIM]},
                         headers=NAHA_ONLY_CHECKUP)
         assert r.status_code == 403 and "does not subscribe" in r.json()["error"]
     finally:
-        object.__setattr__(tenant, "tasks", ("road_damage", "claim_screening"))
+        object.__setattr__(tenant, "tasks", subscribed)
 
 
 def test_score_returns_reasons_contributions_and_version(client: TestClient) -> None:

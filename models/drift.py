@@ -1,0 +1,101 @@
+"""Population stability (PSI) of model inputs and scores: reference bins from the data a model was
+validated on, bin counts of what the service scores, and the PSI between the two.
+
+Pure numpy so serving can count without pandas or the training stack. A feature's bins are the
+reference deciles (or its distinct values when it has few), plus one bin for missing values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+MAX_BINS = 10
+SAMPLE_ROWS = 5000  # rows counted per scoring call: PSI needs a sample, not every claim
+EPS = 1e-4  # floor on bin shares so an empty bin gives a large but finite PSI
+
+
+def _edges(col: np.ndarray) -> list[float]:
+    """Inner bin edges: midpoints between distinct values if few, else reference deciles."""
+    values = np.unique(col[np.isfinite(col)])
+    if len(values) <= MAX_BINS:
+        return ((values[:-1] + values[1:]) / 2).tolist()
+    return np.unique(np.quantile(col[np.isfinite(col)], np.linspace(0, 1, MAX_BINS + 1)[1:-1])
+                     ).tolist()
+
+
+def bin_counts(col: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Counts per bin (len(edges) + 1 value bins, then one for NaN)."""
+    col = np.asarray(col, np.float64)
+    finite = np.isfinite(col)
+    idx = np.searchsorted(np.asarray(edges), col[finite], side="right")
+    counts = np.bincount(idx, minlength=len(edges) + 1).astype(np.int64)
+    return np.append(counts, int((~finite).sum()))
+
+
+def reference(X: np.ndarray, score: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """Bins and their shares for every input column and the score (written as drift.json)."""
+    X = np.asarray(X, np.float64)
+    columns = {name: X[:, j] for j, name in enumerate(names)} | {"score": np.ravel(score)}
+    out: dict[str, Any] = {"rows": len(X), "features": {}}
+    for name, col in columns.items():
+        edges = _edges(col)
+        counts = bin_counts(col, edges)
+        out["features"][name] = {"edges": edges, "shares": (counts / counts.sum()).tolist()}
+    return out
+
+
+def sample(X: np.ndarray, limit: int = SAMPLE_ROWS) -> np.ndarray:
+    """Evenly strided rows, at most `limit` (deterministic, so a repeat request counts alike)."""
+    step = max(1, -(-len(X) // limit))
+    return X[::step]
+
+
+def observe(ref: dict[str, Any], X: np.ndarray, score: np.ndarray,
+            ) -> dict[str, list[int]]:
+    """Bin counts of one scoring call's inputs and scores against the reference's bins."""
+    X = sample(np.asarray(X, np.float64).reshape(len(X), -1))
+    score = sample(np.ravel(score))
+    names = list(ref["features"])
+    out = {}
+    for j, name in enumerate(names[:-1]):
+        if j < X.shape[1]:
+            out[name] = bin_counts(X[:, j], ref["features"][name]["edges"]).tolist()
+    out["score"] = bin_counts(score, ref["features"]["score"]["edges"]).tolist()
+    return out
+
+
+def score_of(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The score whose drift is reported: P(positive) of the first `*_probabilities` output
+    (the top class's probability when multiclass), else the first output's largest column."""
+    probs = [v for k, v in outputs.items() if k.endswith("_probabilities")]
+    arr = np.asarray(probs[0] if probs else next(iter(outputs.values())), np.float64)
+    if arr.ndim == 1:
+        return arr
+    arr = arr.reshape(len(arr), -1)
+    return arr[:, 1] if probs and arr.shape[1] == 2 else arr.max(axis=1)
+
+
+def psi(shares: list[float], counts: list[int]) -> float | None:
+    """PSI = sum (actual - expected) * ln(actual / expected); None when nothing was counted."""
+    total = float(sum(counts))
+    if total == 0:
+        return None
+    expected = np.maximum(np.asarray(shares, np.float64), EPS)
+    actual = np.maximum(np.asarray(counts, np.float64) / total, EPS)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def report(ref: dict[str, Any], counts: dict[str, list[int]], threshold: float,
+           min_rows: int = 0) -> list[dict[str, Any]]:
+    """PSI per feature, largest first, flagged at or over the threshold when at least
+    `min_rows` were counted (ten-bin PSI of a few dozen rows is mostly sampling noise)."""
+    rows = []
+    for name, spec in ref["features"].items():
+        got = counts.get(name)
+        value = psi(spec["shares"], got) if got is not None else None
+        rows.append({"feature": name, "psi": value, "rows": int(sum(got)) if got else 0,
+                     "flag": value is not None and value >= threshold
+                     and sum(got or []) >= min_rows})
+    return sorted(rows, key=lambda r: -1 if r["psi"] is None else r["psi"], reverse=True)

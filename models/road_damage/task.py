@@ -1,0 +1,300 @@
+"""The road_damage Task: tile classifier for RDD damage classes, photo MLIT levels."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from models.configs import Strict, Tenant
+from models.road_damage import schema as S
+from models.road_damage.analyze import tile_flags
+from models.road_damage.baseline import DarkLineDetector, calibrate, f1
+from models.road_damage.generate import Spec, generate
+from models.road_damage.labels import (
+    CLASSES,
+    CRACKS,
+    LABELS_JA,
+    LEVELS,
+    LEVELS_JA,
+    TILE_MASK_SHARE,
+    crack_ratio,
+    mlit_level,
+)
+from models.road_damage.photo import Grid, photo_tiles
+from models.task import Frames
+
+
+class GenerateConfig(Strict):
+    """Synthetic photos: how many (split by population), the floor per tenant, damage share."""
+
+    total_photos: int = Field(default=240, ge=4, description="the scale knob")
+    min_photos: int = Field(default=30, ge=2)
+    damage_share: float = Field(default=0.7, ge=0, le=1)
+
+
+class GridConfig(Strict):
+    """Resize policy: the photo's long side in pixels and the square tile edge (photo.Grid)."""
+
+    long_side: int = Field(default=512, ge=32)
+    tile: int = Field(default=64, ge=16)
+
+
+class ModelConfig(Strict):
+    """Tile classifier: architecture, initialisation and training schedule."""
+
+    architecture: Literal["resnet", "efficientnet_lite0"] = "resnet"
+    init: str = Field(default="scratch", description="scratch | imagenet | local checkpoint dir")
+    embedding_size: int = Field(default=16, ge=4)
+    hidden_sizes: tuple[int, ...] = (16, 32, 64, 96)
+    depths: tuple[int, ...] = (1, 1, 1, 1)
+    epochs: int = Field(default=30, ge=1)
+    patience: int = Field(default=5, ge=1)
+    batch_size: int = Field(default=128, ge=4)
+    learning_rate: float = Field(default=4e-3, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    validation_share: float = Field(default=0.15, gt=0, lt=1)
+    augment: bool = True
+    clean_share: float = Field(default=0.6, gt=0, le=1,
+                               description="share of undamaged tiles drawn per epoch")
+    threads: int = Field(default=2, ge=1)
+
+
+class RoadDamageConfig(Strict):
+    """configs/road_damage.yaml."""
+
+    generate: GenerateConfig = GenerateConfig()
+    grid: GridConfig = GridConfig()
+    test_share: float = Field(default=0.2, gt=0, lt=1, description="photos held out")
+    threshold: float | Literal["auto"] = Field(
+        default="auto", description="tile class probability cut, or auto: per class, the best "
+                                    "F1 on the validation photos")
+    model: ModelConfig = ModelConfig()
+    parity_tolerance: float = Field(default=1e-4, gt=0)
+    parity_max_mismatch_share: float = Field(default=0.0, ge=0, le=1)
+    parity_tiles: int = Field(default=512, ge=8)
+
+
+@dataclass
+class RoadModel:
+    """The trained transformers model, the calibrated baseline and road.json for serving."""
+
+    net: Any
+    baseline: DarkLineDetector
+    assets: dict[str, Any]
+    history: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TileSet:
+    """Decoded tiles of some photos with their labels, in the photos' order."""
+
+    tiles: np.ndarray  # uint8 (n, t, t, 3)
+    labels: np.ndarray  # int8 (n, len(CLASSES))
+    photo: np.ndarray  # index into photos per tile
+    photos: pd.DataFrame
+
+
+def load_tiles(photos: pd.DataFrame, tiles: pd.DataFrame, grid: Grid) -> TileSet:
+    """Decode each photo as serving would (EXIF orientation, resize, tiling) and attach labels."""
+    parts, labels, owner = [], [], []
+    by_photo = {pid: g.sort_values(["row", "col"]) for pid, g in tiles.groupby("photo_id")}
+    for i, row in enumerate(photos.itertuples(index=False)):
+        # a 1 x 1 photo is a tile dataset's image (class folders): the whole image is the tile
+        g = Grid(grid.tile, grid.tile) if row.rows == row.cols == 1 else grid
+        t, (rows, cols), _, _ = photo_tiles(Path(row.file).read_bytes(), g)
+        lab = by_photo.get(row.photo_id)
+        if lab is None or len(lab) != rows * cols:
+            raise ValueError(f"photo {row.photo_id}: {0 if lab is None else len(lab)} tile "
+                             f"labels, the {rows} x {cols} grid needs {rows * cols}")
+        parts.append(t)
+        labels.append(lab[list(CLASSES)].to_numpy(np.int8))
+        owner.append(np.full(len(t), i))
+    if not parts:
+        return TileSet(np.zeros((0, grid.tile, grid.tile, 3), np.uint8),
+                       np.zeros((0, len(CLASSES)), np.int8), np.zeros(0, int), photos)
+    return TileSet(np.concatenate(parts), np.concatenate(labels), np.concatenate(owner),
+                   photos.reset_index(drop=True))
+
+
+def _hash_share(ids: pd.Series, salt: str) -> np.ndarray:
+    """A stable pseudo-random number in [0, 1) per id."""
+    return np.array([zlib.crc32(f"{salt}:{i}".encode()) / 2**32 for i in ids])
+
+
+def _cracked(labels: np.ndarray) -> np.ndarray:
+    return labels[:, [CLASSES.index(c) for c in CRACKS]].any(axis=1)
+
+
+class RoadDamage:
+    """Road-surface damage from patrol photos: RDD classes per tile, MLIT level per photo."""
+
+    name = "road_damage"
+    Config = RoadDamageConfig
+    frames = ("photos", "tiles")
+    units = ("photo_id",)  # bootstrap unit: a photo with all its tiles
+    # CSV columns holding paths relative to data/road_damage/ (training/data.py resolves them)
+    file_columns: ClassVar[dict[str, tuple[str, ...]]] = {"photos": ("file", "mask_file")}
+
+    def schema(self, frame: str) -> Any:
+        """pandera schema of 'photos' or 'tiles'."""
+        return S.SCHEMAS[frame]
+
+    def validate(self, frame: str, df: pd.DataFrame) -> pd.DataFrame:
+        """Validated frame; ValueError names the column and line."""
+        return S.validate(frame, df)
+
+    def generate(self, cfg: RoadDamageConfig, tenants: list[Tenant], seed: int,
+                 ) -> dict[str, Frames]:
+        """Synthetic photos, masks and tile labels per tenant (with image files attached)."""
+        g = cfg.generate
+        spec = Spec(g.total_photos, g.min_photos, Grid(**cfg.grid.model_dump()), g.damage_share)
+        return generate([(t.code, t.population) for t in tenants], spec, seed, progress=True)
+
+    def split(self, cfg: RoadDamageConfig, data: Frames) -> tuple[Frames, Frames]:
+        """Hold out a share of each tenant's photos with all their tiles."""
+        photos = data["photos"]
+        if photos.empty:
+            raise ValueError("no photos to split")
+        test_ids = photos["photo_id"][_hash_share(photos["photo_id"], "test") < cfg.test_share]
+        parts = {f: data[f]["photo_id"].isin(test_ids) for f in self.frames}
+        return ({f: data[f][~m].reset_index(drop=True) for f, m in parts.items()},
+                {f: data[f][m].reset_index(drop=True) for f, m in parts.items()})
+
+    def select(self, data: Frames, tenant_codes: list[str]) -> Frames:
+        """Rows of the given tenants only."""
+        return {f: data[f][data[f]["tenant_code"].isin(tenant_codes)].reset_index(drop=True)
+                for f in self.frames}
+
+    def fit(self, cfg: RoadDamageConfig, train: Frames, progress: bool = False,
+            seed: int = 0) -> RoadModel:
+        """Train the tile classifier with early stopping on held-back training photos."""
+        from models.road_damage import net
+
+        photos = train["photos"]
+        if len(photos) < 4:
+            raise ValueError(f"{len(photos)} training photos: need at least 4")
+        grid = Grid(**cfg.grid.model_dump())
+        val = _hash_share(photos["photo_id"], "val") < cfg.model.validation_share
+        fit_set = load_tiles(photos[~val], train["tiles"], grid)
+        val_set = load_tiles(photos[val], train["tiles"], grid)
+        model, init = net.build(cfg.model)
+        hist = net.train(model, fit_set.tiles, fit_set.labels.astype(np.float32),
+                         val_set.tiles, val_set.labels.astype(np.float32), cfg.model, seed,
+                         progress)
+        baseline = calibrate(fit_set.tiles, _cracked(fit_set.labels))
+        cuts = hist.thresholds if cfg.threshold == "auto" else [cfg.threshold] * 4
+        assets = make_assets(cfg, init, model, cuts)
+        history = {"init": init, "epochs_run": len(hist.train_loss), "best_epoch":
+                   hist.best_epoch, "train_loss": hist.train_loss, "val_loss": hist.val_loss,
+                   "train_seconds": hist.seconds, "thresholds": hist.thresholds,
+                   "train_tiles": len(fit_set.tiles),
+                   "val_tiles": len(val_set.tiles)}
+        return RoadModel(model, baseline, assets, history)
+
+    def predict_tiles(self, model: RoadModel, tiles: np.ndarray) -> np.ndarray:
+        """Native probabilities of uint8 tiles."""
+        from models.road_damage import net
+
+        return net.predict(model.net, tiles)
+
+    def evaluate(self, cfg: RoadDamageConfig, model: RoadModel, test: Frames,
+                 ) -> dict[str, Any]:
+        """Tile F1 per class, crack/no-crack F1 vs the dark-line baseline, MLIT accuracy."""
+        ts = load_tiles(test["photos"], test["tiles"], Grid(**cfg.grid.model_dump()))
+        probs = self.predict_tiles(model, ts.tiles)
+        base = model.baseline.predict(ts.tiles) if len(ts.tiles) else np.zeros(0, bool)
+        tenant = ts.photos["tenant_code"].to_numpy()[ts.photo] if len(ts.tiles) else np.array([])
+        cut = model.assets["threshold"]
+        overall = metrics(ts, probs, base, cut, np.ones(len(ts.tiles), bool))
+        overall.update(model.history)
+        per_tenant = {code: metrics(ts, probs, base, cut, tenant == code)
+                      for code in sorted(set(tenant))}
+        return {"overall": overall, "per_tenant": per_tenant, "headline": {
+            "metric": "tile_crack_f1", "value": overall["crack_f1"], "oracle": 1.0,
+            "baseline": overall["baseline_crack_f1"],
+            "baseline_name": "dark-line threshold detector (pixels darker than their "
+                             "neighbourhood, thresholds calibrated on training tiles)"}}
+
+    def to_onnx(self, model: RoadModel, opset: int) -> dict[str, bytes]:
+        """One graph 'tiles': normalised tiles -> sigmoid probabilities per class."""
+        from models.road_damage import net
+
+        return {"tiles": net.to_onnx(model.net, model.assets["tile"], opset)}
+
+    def parity_inputs(self, model: RoadModel, test: Frames,
+                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Held-out tiles through the shared numpy preprocessing and the native model."""
+        from models.road_damage.photo import normalise
+
+        grid = Grid(model.assets["long_side"], model.assets["tile"])
+        limit = model.assets.get("parity_tiles", 512)
+        photos = test["photos"].head(max(1, limit // 40))
+        ts = load_tiles(photos, test["tiles"], grid)
+        tiles = ts.tiles[:limit]
+        return {"tiles": normalise(tiles)}, {"tiles": self.predict_tiles(model, tiles)}
+
+    def onnx_outputs(self, session: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The exported model's probabilities."""
+        return {"tiles": session.run(["tiles_probabilities"], {"input": inputs["tiles"]})[0]}
+
+    def plots(self, model: RoadModel, test: Frames, out: Path) -> list[Path]:
+        """Training curves."""
+        from models.road_damage.plots import plot_all
+
+        return plot_all(model, out)
+
+    def feature_names(self, model: RoadModel) -> list[str]:
+        """None: the input is image tiles, not named columns."""
+        return []
+
+    def assets(self, model: RoadModel) -> dict[str, bytes]:
+        """road.json: classes, labels, grid, threshold, levels."""
+        return {"road.json": json.dumps(model.assets, ensure_ascii=False, indent=1).encode()}
+
+
+def make_assets(cfg: RoadDamageConfig, init: str, model: Any, thresholds: list[float],
+                ) -> dict[str, Any]:
+    """road.json content: everything serving needs besides the ONNX graph."""
+    return {"classes": list(CLASSES), "labels_ja": LABELS_JA, "levels": list(LEVELS),
+            "levels_ja": LEVELS_JA, "long_side": cfg.grid.long_side, "tile": cfg.grid.tile,
+            "threshold": thresholds, "tile_mask_share": TILE_MASK_SHARE,
+            "architecture": cfg.model.architecture, "init": init,
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "parity_tiles": cfg.parity_tiles}
+
+
+def metrics(ts: TileSet, probs: np.ndarray, base: np.ndarray, threshold: list[float],
+            keep: np.ndarray) -> dict[str, Any]:
+    """Tile and photo metrics over the tiles selected by `keep`."""
+    truth, pred = ts.labels[keep].astype(bool), tile_flags(probs[keep], threshold).astype(bool)
+    per_class = {c: round(f1(truth[:, k], pred[:, k]), 4) for k, c in enumerate(CLASSES)}
+    present = [c for k, c in enumerate(CLASSES) if truth[:, k].any()]
+    out: dict[str, Any] = {
+        "tiles": int(keep.sum()),
+        "macro_f1": round(float(np.mean([per_class[c] for c in present])) if present else 0, 4),
+        "f1": per_class,
+        "crack_f1": round(f1(_cracked(truth), _cracked(pred)), 4),
+        "baseline_crack_f1": round(f1(_cracked(truth), base[keep]), 4),
+        "damage_f1": round(f1(~truth[:, 0], ~pred[:, 0]), 4),
+    }
+    owners = np.unique(ts.photo[keep])
+    true_lv, pred_lv, err = [], [], []
+    for i in owners:
+        m = ts.photo == i
+        r_true, r_pred = crack_ratio(ts.labels[m]), crack_ratio(tile_flags(probs[m], threshold))
+        true_lv.append(mlit_level(r_true))
+        pred_lv.append(mlit_level(r_pred))
+        err.append(abs(r_true - r_pred))
+    out["photos"] = len(owners)
+    out["mlit_accuracy"] = round(float(np.mean(np.array(true_lv) == np.array(pred_lv))), 4) \
+        if len(owners) else 0.0
+    out["crack_ratio_mae"] = round(float(np.mean(err)), 4) if err else 0.0
+    out["levels_true"] = {lv: true_lv.count(lv) for lv in LEVELS}
+    return out

@@ -1,0 +1,103 @@
+"""Input drift from live requests: every scoring call's inputs and scores are counted into the
+champion's reference bins (drift.json, written at export) and stored with the request's usage
+record; reports compare the last N days of a tenant's requests with the reference (PSI)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import numpy as np
+
+from models import drift
+
+log = logging.getLogger("kyodo.drift")
+_BOX: ContextVar[dict[str, Any] | None] = ContextVar("kyodo_drift_box", default=None)
+REFERENCE = "drift.json"
+
+
+@contextmanager
+def collecting(box: dict[str, Any]) -> Iterator[None]:
+    """Scoring calls inside the block add their bin counts to box["drift"]."""
+    token = _BOX.set(box)
+    try:
+        yield
+    finally:
+        _BOX.reset(token)
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """Scoring calls inside the block are not counted (perturbed inputs for explanations)."""
+    token = _BOX.set(None)
+    try:
+        yield
+    finally:
+        _BOX.reset(token)
+
+
+def add_counts(box: dict[str, Any], counts: dict[str, list[int]]) -> None:
+    """Add one call's counts to the request's (a request may score several times)."""
+    total = box.setdefault("drift", {})
+    for name, c in counts.items():
+        total[name] = [a + b for a, b in zip(total[name], c, strict=True)] if name in total else c
+
+
+class ObservedSession:
+    """An onnxruntime session that also counts inputs and scores for drift; counting never
+    fails or changes a prediction."""
+
+    def __init__(self, session: Any, reference: dict[str, Any] | None):
+        self._session = session
+        self._reference = reference
+        self._outputs = [o.name for o in session.get_outputs()]
+
+    def run(self, output_names: list[str] | None, feeds: dict[str, Any], *args: Any,
+            **kwargs: Any) -> list[Any]:
+        """InferenceSession.run, then counting when a request is collecting."""
+        out = self._session.run(output_names, feeds, *args, **kwargs)
+        box = _BOX.get()
+        if box is not None and self._reference is not None:
+            try:
+                outputs = dict(zip(output_names or self._outputs, out, strict=True))
+                X = np.asarray(next(iter(feeds.values())))
+                add_counts(box, drift.observe(self._reference, X, drift.score_of(outputs)))
+            except Exception:  # drift is a report; the prediction matters more
+                log.exception("drift counting failed")
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def tenant_drift(store: Any, reference: dict[str, Any], tenant: str, task: str, version: str,
+                 days: float, threshold: float, min_rows: int = 0) -> dict[str, Any]:
+    """PSI per feature and score for one tenant's last `days` of requests to one version."""
+    counts = store.drift_counts(tenant, task, version, time.time() - days * 86400)
+    rows = drift.report(reference, counts, threshold, min_rows)
+    scored = max((r["rows"] for r in rows), default=0)
+    return {"task": task, "tenant": tenant, "model_version": version, "days": days,
+            "rows_counted": scored, "flagged": [r["feature"] for r in rows if r["flag"]],
+            "features": rows}
+
+
+def drift_report(rt: Any, days: float, tenants: list[str] | None = None,
+                 ) -> list[dict[str, Any]]:
+    """Every (task, tenant) pair with requests to the champion in the window."""
+    ops = rt.platform.operations
+    threshold = ops.drift_psi_threshold
+    since = time.time() - days * 86400
+    out = []
+    for task, model in sorted(rt.models.items()):
+        reference = model.assets.get(REFERENCE)
+        if reference is None:
+            continue
+        for tenant in rt.store.drift_tenants(task, model.version, since):
+            if tenants is None or tenant in tenants:
+                out.append(tenant_drift(rt.store, reference, tenant, task, model.version, days,
+                                        threshold, ops.drift_min_rows))
+    return out

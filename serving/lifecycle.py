@@ -1,0 +1,94 @@
+"""Hot swap: follow state/champions.json and switch champion models without a restart.
+
+`kyodo promote` / `kyodo rollback` rewrite the pointer file atomically. Requests call
+`ChampionWatcher.poll`, which costs a clock read except once every `interval_s`, when it stats
+the file. On a change a background thread loads the new model completely and only then
+replaces the task's entry in the models dict, one reference assignment: a request already
+holding the old model finishes with it, the next one gets the new model, none fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("kyodo.lifecycle")
+Stamp = tuple[int, int, int]
+
+
+class ChampionWatcher:
+    """Keeps a models dict in step with the champions pointer file."""
+
+    def __init__(self, pointer: Path, interval_s: float, load: Callable[[str, str], Any]):
+        self.pointer = pointer
+        self.interval_s = interval_s
+        self.load = load
+        self.entries: dict[str, dict[str, Any]] = {}  # the pointer content now served
+        self.swaps = 0
+        self._seen: Stamp | None = None
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def stamp(self) -> Stamp | None:
+        """(mtime, size, inode) of the pointer; an atomic replace changes the inode."""
+        try:
+            st = os.stat(self.pointer)
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def poll(self, models: dict[str, Any]) -> None:
+        """Cheap per-request check; starts a background reload when the pointer changed."""
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.interval_s
+        stamp = self.stamp()
+        if stamp == self._seen or not self._lock.acquire(blocking=False):
+            return  # unchanged, or another thread is already loading it
+        threading.Thread(target=self._reload_locked, args=(models, stamp), daemon=True,
+                         name="kyodo-champion-reload").start()
+
+    def _reload_locked(self, models: dict[str, Any], stamp: Stamp | None) -> None:
+        try:
+            self.sync(models, stamp)
+        finally:
+            self._lock.release()
+
+    def sync(self, models: dict[str, Any], stamp: Stamp | None = None) -> None:
+        """Load every champion whose tag changed, then swap it in; keep the old on failure."""
+        stamp = stamp if stamp is not None else self.stamp()
+        try:
+            entries = json.loads(self.pointer.read_text()) if stamp is not None else {}
+        except (OSError, json.JSONDecodeError) as exc:
+            log.warning("cannot read %s (%s); serving the current champions", self.pointer, exc)
+            return
+        complete = True
+        for task, entry in entries.items():
+            current = models.get(task)
+            if current is not None and current.tag == entry["tag"]:
+                continue
+            try:
+                fresh = self.load(task, entry["tag"])
+            except Exception:  # a broken package must not take the serving model down
+                log.exception("cannot load %s for %s; still serving %s", entry["tag"], task,
+                              current.tag if current else "nothing")
+                complete = False
+                continue
+            models[task] = fresh  # one reference assignment: atomic for readers
+            self.swaps += 1
+            log.info("%s: now serving %s (was %s)", task, entry["tag"],
+                     current.tag if current else "nothing")
+        self.entries = entries
+        if complete:
+            self._seen = stamp
+
+    def history(self, task: str) -> list[dict[str, Any]]:
+        """Champion history of a task as written by promote/rollback (oldest first)."""
+        return list(self.entries.get(task, {}).get("history", []))

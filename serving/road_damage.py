@@ -1,0 +1,243 @@
+"""road_damage endpoints: analyse patrol photos, overlays, GeoJSON/CSV export, corrections."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+
+from models.configs import Tenant
+from models.road_damage.analyze import overlay_png, run_onnx, summarise
+from models.road_damage.labels import CLASSES, LEVELS_JA
+from models.road_damage.photo import Grid, PhotoError, photo_tiles
+from serving.deps import champion, get_runtime, metered, subscribed
+from serving.downloads import download
+from serving.runtime import LoadedModel, Runtime
+
+TASK = "road_damage"
+ASSETS = "road.json"
+MAX_FILES = 20
+MAX_FILE_MB = 20
+router = APIRouter(prefix=f"/v1/{TASK}", tags=[TASK])
+Subscriber = Annotated[Tenant, Depends(subscribed(TASK))]
+Rt = Annotated[Runtime, Depends(get_runtime)]
+
+
+class Correction(BaseModel):
+    """Staff verdict on a photo (no row/col) or one tile: right, or wrong with the true labels."""
+
+    model_config = ConfigDict(extra="forbid")
+    batch_id: str
+    index: int = Field(ge=0, description="photo index in the batch (as in the analyze answer)")
+    row: int | None = Field(default=None, ge=0)
+    col: int | None = Field(default=None, ge=0)
+    correct: bool
+    labels: list[Literal["none", "D00", "D10", "D20", "D40"]] = Field(
+        default_factory=list, description="the true labels when the model was wrong")
+    note: str = Field(default="", max_length=500)
+
+
+class CorrectionsRequest(BaseModel):
+    """Corrections recorded together (all or nothing)."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[Correction] = Field(min_length=1, max_length=2000)
+
+
+async def _uploads(request: Request) -> list[UploadFile]:
+    """The multipart 'files' (or 'file') parts; 4xx naming what is wrong."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "multipart/form-data":
+        raise HTTPException(415, f"content-type {ctype or 'missing'}: send multipart/form-data "
+                                 "with photos in the field 'files'")
+    limit = (MAX_FILE_MB * MAX_FILES + 1) * 1_000_000
+    if int(request.headers.get("content-length") or 0) > limit:
+        raise HTTPException(413, f"request larger than {limit // 1_000_000} MB "
+                                 f"({MAX_FILES} photos of at most {MAX_FILE_MB} MB)")
+    try:
+        form = await request.form(max_files=MAX_FILES + 1, max_fields=50)
+    except MultiPartException as exc:
+        raise HTTPException(413 if "Too many" in str(exc) else 400,
+                            f"files: {exc} (at most {MAX_FILES} photos per request)") from None
+    files = [f for k, f in form.multi_items() if k in ("files", "file")
+             and isinstance(f, UploadFile)]
+    if not files:
+        raise HTTPException(422, "files: no photo uploaded (multipart field 'files')")
+    if len(files) > MAX_FILES:
+        raise HTTPException(413, f"files: {len(files)} photos; at most {MAX_FILES} per request")
+    for f in files:
+        if (f.size or 0) > MAX_FILE_MB * 1_000_000:
+            raise HTTPException(413, f"{f.filename}: {f.size / 1e6:.1f} MB; at most "
+                                     f"{MAX_FILE_MB} MB per photo")
+    return files
+
+
+def _decode(raw: list[tuple[str, bytes]], grid: Grid,
+            ) -> list[tuple[str, np.ndarray, tuple[int, int], dict, np.ndarray]]:
+    """Tiles of every photo, or 422 naming each file that is not a usable photo."""
+    out, bad = [], []
+    for name, data in raw:
+        try:
+            out.append((name, *photo_tiles(data, grid)))
+        except PhotoError as exc:
+            bad.append(f"{name}: {exc}")
+    if bad:
+        raise HTTPException(422, "; ".join(bad))
+    return out
+
+
+def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    """Per photo: the summary, EXIF facts and overlay PNG (all tiles in batched ONNX calls)."""
+    a = model.assets[ASSETS]
+    decoded = _decode(raw, Grid(a["long_side"], a["tile"]))
+    probs = run_onnx(model.session, np.concatenate([d[1] for d in decoded]))
+    results, start = [], 0
+    for i, (name, tiles, (rows, cols), facts, image) in enumerate(decoded):
+        p = probs[start:start + len(tiles)]
+        start += len(tiles)
+        res = summarise(p, rows, cols, a["threshold"])
+        res.update(index=i, name=name, lat=facts["lat"], lon=facts["lon"],
+                   taken_at=facts["taken_at"])
+        res["overlay"] = overlay_png(image, p, rows, cols, a["threshold"])
+        res["image"] = _jpeg(image)  # what was analysed: corrections export it for training
+        results.append(res)
+    return results
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@router.post("/analyze", openapi_extra={"requestBody": {"content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
+async def analyze(request: Request, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """Photos (JPEG/PNG, up to 20 of 20 MB each) -> per photo: damage types with confidence,
+    crack ratio, MLIT level, tile grid, GPS and time from EXIF, overlay URL; worst first."""
+    model = champion(rt, TASK)
+    with metered(rt, tenant, TASK, "analyze", model.version) as meter:
+        files = await _uploads(request)
+        raw = [(f.filename or f"photo{i + 1}", await f.read()) for i, f in enumerate(files)]
+        results = await run_in_threadpool(_analyse, model, raw)
+        meter["images"] = len(results)
+        meter["rows"] = sum(r["rows"] * r["cols"] for r in results)
+    batch_id = uuid.uuid4().hex[:16]
+    await run_in_threadpool(rt.store.save_road_batch, batch_id, tenant.code, model.version,
+                            results)
+    photos = []
+    for r in sorted(results, key=lambda r: -r["severity"]):
+        body = {k: v for k, v in r.items() if k not in ("overlay", "image")}
+        body["overlay_url"] = f"/v1/{TASK}/batches/{batch_id}/photos/{r['index']}/overlay.png"
+        photos.append(body)
+    return {"task": TASK, "model_version": model.version, "batch_id": batch_id,
+            "classes": list(CLASSES), "labels_ja": model.assets[ASSETS]["labels_ja"],
+            "levels_ja": LEVELS_JA, "photos": photos,
+            "summary": {lv: sum(r["mlit_level"] == lv for r in results) for lv in LEVELS_JA},
+            "exports": {f: f"/v1/{TASK}/batches/{batch_id}/export?format={f}"
+                        for f in ("geojson", "csv")}}
+
+
+@router.get("/batches")
+def batches(tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """Your analysed batches, newest first."""
+    return {"batches": rt.store.road_batches(tenant.code)}
+
+
+def _batch(rt: Runtime, tenant: Tenant, batch_id: str) -> list[dict[str, Any]]:
+    photos = rt.store.road_photos(tenant.code, batch_id)
+    if photos is None:  # another tenant's batch looks exactly like a missing one
+        raise HTTPException(404, f"no batch {batch_id!r} for {tenant.name}")
+    return photos
+
+
+@router.get("/batches/{batch_id}")
+def batch(batch_id: str, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """One of your batches: every photo's result, worst first."""
+    photos = sorted(_batch(rt, tenant, batch_id), key=lambda r: -r["severity"])
+    return {"batch_id": batch_id, "photos": photos}
+
+
+@router.get("/batches/{batch_id}/photos/{index}/overlay.png")
+def overlay(batch_id: str, index: int, tenant: Subscriber, rt: Rt) -> Response:
+    """The photo as analysed with damaged tiles tinted (red cracks, purple potholes)."""
+    png = rt.store.road_overlay(tenant.code, batch_id, index)
+    if png is None:
+        raise HTTPException(404, f"no photo {index} in batch {batch_id!r} for {tenant.name}")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private"})
+
+
+def batch_table(photos: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per photo: lat, lon, level, types, photo name (worst first)."""
+    rows = [{"photo": p["name"], "lat": p["lat"], "lon": p["lon"], "taken_at": p["taken_at"],
+             "mlit_level": p["mlit_level"], "crack_ratio": p["crack_ratio"],
+             "types": " ".join(t["type"] for t in p["types"])}
+            for p in sorted(photos, key=lambda r: -r["severity"])]
+    return pd.DataFrame(rows, columns=["photo", "lat", "lon", "taken_at", "mlit_level",
+                                       "crack_ratio", "types"])
+
+
+def geojson(photos: list[dict[str, Any]]) -> dict[str, Any]:
+    """Photos with a GPS position as GeoJSON points (lon, lat order) for the office GIS."""
+    features = [{"type": "Feature", "geometry": {"type": "Point",
+                                                 "coordinates": [p["lon"], p["lat"]]},
+                 "properties": {"photo": p["name"], "mlit_level": p["mlit_level"],
+                                "mlit_level_ja": LEVELS_JA[p["mlit_level"]],
+                                "crack_ratio": p["crack_ratio"], "taken_at": p["taken_at"],
+                                "types": [t["type"] for t in p["types"]]}}
+                for p in sorted(photos, key=lambda r: -r["severity"]) if p["lat"] is not None]
+    return {"type": "FeatureCollection", "features": features}
+
+
+@router.get("/batches/{batch_id}/export")
+def export(batch_id: str, tenant: Subscriber, rt: Rt,
+           format: Literal["geojson", "csv", "csv_cp932"] = "geojson") -> Response:
+    """The batch for GIS: GeoJSON points or CSV (lat, lon, level, types, photo name)."""
+    photos = _batch(rt, tenant, batch_id)
+    if format == "geojson":
+        body = json.dumps(geojson(photos), ensure_ascii=False).encode()
+        return Response(body, media_type="application/geo+json", headers={
+            "Content-Disposition": f'attachment; filename="road-{batch_id}.geojson"'})
+    return download(batch_table(photos), format, f"road-{batch_id}")
+
+
+@router.post("/corrections")
+def corrections(body: CorrectionsRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """Record staff verdicts on photos or tiles; they become training labels."""
+    for i, c in enumerate(body.items):
+        photos = rt.store.road_photos(tenant.code, c.batch_id)
+        if photos is None:
+            raise HTTPException(404, f"items.{i}.batch_id: no batch {c.batch_id!r} for "
+                                     f"{tenant.name}")
+        photo = next((p for p in photos if p["index"] == c.index), None)
+        if photo is None:
+            raise HTTPException(422, f"items.{i}.index: batch {c.batch_id} has no photo "
+                                     f"{c.index}")
+        if (c.row is None) != (c.col is None):
+            raise HTTPException(422, f"items.{i}: give both row and col for a tile, or neither")
+        if c.row is not None and (c.row >= photo["rows"] or c.col >= photo["cols"]):
+            raise HTTPException(422, f"items.{i}: tile ({c.row}, {c.col}) is outside the "
+                                     f"{photo['rows']} x {photo['cols']} grid")
+        if not c.correct and not c.labels:
+            raise HTTPException(422, f"items.{i}.labels: say what the true labels are when the "
+                                     "model was wrong (e.g. [\"none\"] or [\"D00\"])")
+    saved = rt.store.save_road_corrections(tenant.code, [c.model_dump() for c in body.items])
+    return {"saved": saved}
+
+
+@router.get("/corrections")
+def list_corrections(tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """Your recorded corrections, newest first."""
+    return {"corrections": rt.store.road_corrections(tenant.code)}

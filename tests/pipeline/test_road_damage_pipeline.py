@@ -1,0 +1,56 @@
+"""road_damage end to end on tiny data: evaluation shape, ONNX parity, packaged assets."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from models.road_damage.analyze import run_onnx, tile_flags
+from models.road_damage.labels import CLASSES
+from models.road_damage.photo import Grid, photo_tiles
+from training.workspace import Workspace
+
+
+def test_evaluation_reports_tiles_levels_baseline_and_pooling(road_root: Path) -> None:
+    ev = json.loads((road_root / "build" / "road_damage" / "evaluation.json").read_text())
+    h = ev["headline"]
+    assert h["metric"] == "tile_crack_f1" and h["oracle"] == 1.0
+    assert 0 <= h["value"] <= 1 and 0 <= h["baseline"] <= 1
+    o = ev["overall"]
+    assert set(o["f1"]) == set(CLASSES) and 0 <= o["mlit_accuracy"] <= 1
+    assert o["init"] == "scratch" and o["epochs_run"] >= 1 and len(o["thresholds"]) == 4
+    assert o["tiles"] == o["photos"] * 12  # 4 x 3 tiles per photo in the tiny workspace
+    assert set(ev["per_tenant"]) <= {"121002", "012050", "182079", "012084"}
+    assert set(ev["pooling"]) == set(ev["per_tenant"])
+    assert ev["pooling"]["121002"]["local"] is not None
+
+
+def test_exported_onnx_matches_torch_through_shared_preprocessing(road_root: Path) -> None:
+    import onnxruntime as ort
+
+    meta = json.loads((road_root / "build" / "road_damage" / "onnx" / "meta.json").read_text())
+    assert meta["parity"]["passed"] and meta["parity"]["rows"] > 0
+    model = pickle.loads((road_root / "build" / "road_damage" / "model.pkl").read_bytes())
+    session = ort.InferenceSession(str(road_root / "build" / "road_damage" / "onnx" /
+                                       "model.onnx"), providers=["CPUExecutionProvider"])
+    photo = sorted((road_root / "data" / "road_damage" / "images").rglob("*.jpg"))[0]
+    tiles, (rows, cols), _, _ = photo_tiles(photo.read_bytes(), Grid(256, 64))
+    assert (rows, cols) == (3, 4)
+    from models.road_damage.net import predict
+
+    native, exported = predict(model.net, tiles), run_onnx(session, tiles)
+    assert np.abs(native - exported).max() < 1e-4
+    cut = model.assets["threshold"]
+    assert (tile_flags(native, cut) == tile_flags(exported, cut)).all()
+
+
+def test_road_assets_tell_serving_the_grid(road_root: Path) -> None:
+    assets = json.loads((road_root / "build" / "road_damage" / "onnx" / "road.json").read_text())
+    assert assets["classes"] == list(CLASSES)
+    assert (assets["long_side"], assets["tile"]) == (256, 64)
+    assert assets["architecture"] == "resnet" and assets["parameters"] > 1000
+    ws = Workspace.load(road_root)
+    assert ws.task_config(ws.task("road_damage")).grid.long_side == 256

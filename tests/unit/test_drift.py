@@ -1,0 +1,56 @@
+"""PSI drift: reference bins, counting a scoring call, and the PSI itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from models.drift import bin_counts, observe, psi, reference, report
+
+
+def _data(rng: np.random.Generator, n: int, shift: float = 0.0) -> np.ndarray:
+    age = rng.normal(65 + shift, 8, n)
+    sex = rng.integers(1, 3, n).astype(float)  # two values: bins are the values themselves
+    lab = rng.lognormal(1, 0.5, n)
+    lab[rng.random(n) < 0.1] = np.nan  # missing values get their own bin
+    return np.column_stack([age, sex, lab])
+
+
+def test_same_population_is_stable_and_a_shift_is_flagged() -> None:
+    rng = np.random.default_rng(0)
+    train = _data(rng, 20000)
+    ref = reference(train, train[:, 0] / 100, ["age", "sex", "lab"])
+    assert len(ref["features"]["sex"]["shares"]) == 3  # 2 values + missing
+    assert abs(sum(ref["features"]["lab"]["shares"]) - 1) < 1e-9
+    same = _data(rng, 4000)
+    rows = {r["feature"]: r for r in report(ref, observe(ref, same, same[:, 0] / 100), 0.2)}
+    assert all(r["psi"] < 0.05 and not r["flag"] for r in rows.values())
+    older = _data(rng, 4000, shift=8.0)
+    rows = {r["feature"]: r for r in report(ref, observe(ref, older, older[:, 0] / 100), 0.2)}
+    assert rows["age"]["flag"] and rows["score"]["flag"] and rows["age"]["psi"] > 0.5
+    assert not rows["sex"]["flag"] and rows["age"]["rows"] == 4000
+    # too few rows counted: PSI still reported, but not flagged as a finding
+    few = report(ref, observe(ref, older, older[:, 0] / 100), 0.2, min_rows=5000)
+    assert not any(r["flag"] for r in few) and max(r["psi"] for r in few) > 0.5
+
+
+def test_counts_sample_large_calls_and_psi_of_nothing_is_none() -> None:
+    rng = np.random.default_rng(1)
+    X = _data(rng, 50000)
+    ref = reference(X, X[:, 0], ["age", "sex", "lab"])
+    counts = observe(ref, X, X[:, 0])
+    assert 4000 <= sum(counts["age"]) <= 5000  # strided sample of a large call
+    assert bin_counts(np.array([np.nan, 1.0, 5.0]), [2.0]).tolist() == [1, 1, 1]
+    assert psi([0.5, 0.5], [0, 0]) is None
+    assert psi([0.5, 0.5], [50, 50]) == 0.0
+
+
+def test_exported_package_carries_the_drift_reference(trained_root: Path) -> None:
+    import json
+
+    ref = json.loads((trained_root / "build/claim_screening/onnx/drift.json").read_text())
+    assert next(iter(ref["features"])) == "R_INDICATION" and len(ref["features"]) == 38
+    assert list(ref["features"])[-1] == "score" and ref["rows"] > 100
+    score = ref["features"]["score"]
+    assert abs(sum(score["shares"]) - 1) < 1e-9 and len(score["edges"]) >= 5

@@ -1,0 +1,123 @@
+"""road_damage importers (mask and class-folder datasets) and the corrections export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.road_damage.importers import crack_class, import_folders, import_masks
+from models.road_damage.labels import CLASSES
+from models.road_damage.photo import Grid
+from models.road_damage.schema import validate
+from training.road_export import corrected_labels, corrections_frames
+
+
+def _photo(path: Path, size: tuple[int, int] = (256, 192)) -> None:
+    rng = np.random.default_rng(len(str(path)))
+    Image.fromarray(rng.integers(90, 140, (size[1], size[0], 3), np.uint8)).save(path)
+
+
+def test_mask_dataset_becomes_photos_and_tiles(tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "gt").mkdir()
+    _photo(tmp_path / "img" / "a.jpg")
+    _photo(tmp_path / "img" / "b.jpg")
+    mask = np.zeros((192, 256), np.uint8)
+    mask[10:60, 20:22] = 255  # a vertical crack in the top-left tile of a 4 x 3 grid
+    Image.fromarray(mask).save(tmp_path / "gt" / "a.png")
+    Image.fromarray(np.zeros((96, 128), np.uint8)).save(tmp_path / "gt" / "b.bmp")  # resized
+    frames = import_masks(tmp_path / "img", tmp_path / "gt", "121002", Grid(256, 64))
+    photos, tiles = validate("photos", frames["photos"]), validate("tiles", frames["tiles"])
+    assert list(photos["photo_id"]) == ["121002-a", "121002-b"]
+    assert (photos[["rows", "cols"]].to_numpy() == [3, 4]).all()
+    a = tiles[tiles.photo_id == "121002-a"].sort_values(["row", "col"])
+    assert a.iloc[0][list(CLASSES)].tolist() == [0, 1, 0, 0, 0]  # D00 from its shape
+    assert a.iloc[1:]["none"].eq(1).all()
+    assert photos.iloc[0]["crack_ratio"] == round(1 / 12, 4) and photos.iloc[1]["crack_ratio"] == 0
+    assert set(frames.files) == {"images/121002/121002-a.jpg", "images/121002/121002-b.jpg",
+                                 "masks/121002/121002-a.png", "masks/121002/121002-b.png"}
+
+
+def test_missing_mask_is_named(tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "gt").mkdir()
+    _photo(tmp_path / "img" / "lonely.jpg")
+    with pytest.raises(ValueError, match=r"lonely\.jpg: no mask"):
+        import_masks(tmp_path / "img", tmp_path / "gt", "121002", Grid(256, 64))
+
+
+def test_crack_class_from_shape() -> None:
+    ys = np.arange(40)
+    assert crack_class(ys, np.full(40, 5)) == "D00"
+    assert crack_class(np.full(40, 5), ys) == "D10"
+    grid_y, grid_x = np.nonzero(np.ones((20, 20)))
+    assert crack_class(grid_y, grid_x) == "D20"
+
+
+def test_class_folders_are_one_tile_each(tmp_path: Path) -> None:
+    for cls in ("Negative", "Positive"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            _photo(tmp_path / cls / f"{i}.jpg", (227, 227))
+    frames = import_folders(tmp_path, "012050")
+    tiles = validate("tiles", frames["tiles"])
+    assert len(tiles) == 4 and tiles["none"].sum() == 2 and tiles["D00"].sum() == 2
+    (tmp_path / "weird").mkdir()
+    with pytest.raises(ValueError, match="weird: unknown class folder"):
+        import_folders(tmp_path, "012050")
+
+
+def test_corrections_override_the_model_labels() -> None:
+    cell = {"labels": ["none"]}
+    result = {"rows": 2, "cols": 2, "grid": [[cell, {"labels": ["D20"]}], [cell, cell]],
+              "lat": None, "lon": None, "taken_at": None}
+    labels = corrected_labels(result, [(1, 0, False, ["D00"]), (0, 1, True, [])])
+    assert labels[:, 0].tolist() == [1, 0, 0, 1]
+    assert labels[2, CLASSES.index("D00")] == 1 and labels[1, CLASSES.index("D20")] == 1
+    cleared = corrected_labels(result, [(None, None, False, ["none"])])
+    assert cleared[:, 0].all()
+    frames = corrections_frames([{"tenant": "121002", "batch_id": "b1", "index": 0,
+                                  "name": "x.jpg", "result": result, "image": b"jpeg",
+                                  "corrections": [(1, 0, False, ["D00"])]}])["121002"]
+    validate("photos", frames["photos"])
+    validate("tiles", frames["tiles"])
+    assert frames["photos"].iloc[0]["crack_ratio"] == 0.5
+
+
+def test_cli_imports_a_mask_dataset_into_the_workspace(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from training.cli import app
+    from training.sandbox import make_workspace
+
+    root = make_workspace(tmp_path / "ws", "road_damage", {"grid": {"long_side": 256}})
+    (tmp_path / "img").mkdir()
+    (tmp_path / "gt").mkdir()
+    _photo(tmp_path / "img" / "a.jpg")
+    Image.fromarray(np.zeros((192, 256), np.uint8)).save(tmp_path / "gt" / "a.png")
+    monkeypatch.setenv("KYODO_ROOT", str(root))
+    result = CliRunner().invoke(app, ["road", "import", "masks", str(tmp_path / "img"),
+                                      str(tmp_path / "gt"), "--tenant", "012050"])
+    assert result.exit_code == 0, result.output
+    assert (root / "data" / "road_damage" / "012050.csv").is_file()
+    assert (root / "data" / "road_damage" / "images" / "012050" / "012050-a.jpg").is_file()
+    _photo(tmp_path / "img" / "b.jpg")
+    Image.fromarray(np.zeros((192, 256), np.uint8)).save(tmp_path / "gt" / "b.png")
+    again = CliRunner().invoke(app, ["road", "import", "masks", str(tmp_path / "img"),
+                                     str(tmp_path / "gt"), "--tenant", "012050", "--append"])
+    assert again.exit_code == 0, again.output
+    photos = (root / "data" / "road_damage" / "012050.csv").read_text().splitlines()
+    assert len(photos) == 3  # header, a (replaced, not doubled) and b
+    from training.data import read_frame
+    from training.workspace import Workspace
+
+    ws = Workspace.load(root)
+    tiles = read_frame(ws, ws.task("road_damage"), "tiles", "012050")  # validates
+    assert len(tiles) == 2 * 12
+    bad = CliRunner().invoke(app, ["road", "import", "masks", str(tmp_path / "img"),
+                                   str(tmp_path / "gt"), "--tenant", "402303"])
+    assert bad.exit_code == 2 and "does not subscribe" in bad.output

@@ -1,0 +1,98 @@
+"""`kyodo report ...`: what pooling brought each municipality, and how its inputs drift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from models.configs import ConfigError
+from models.task import registry
+from training.workspace import Workspace
+
+report_app = typer.Typer(help="Reports across tenants: pooling gain, input drift.",
+                         no_args_is_help=True)
+
+
+@report_app.command("pooling")
+def pooling(
+    task: Annotated[str, typer.Option(help="Task or 'all' (every task with a trained model).")]
+    = "all",
+    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the CI.")] = 50,
+) -> None:
+    """Per tenant: pooled vs local-only vs others-only headline, 95% CI of pooled - local."""
+    from training.pooling import task_report, write_report
+
+    try:
+        ws = Workspace.load()
+    except ConfigError as exc:
+        typer.secho(f"configuration error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    names = sorted(registry()) if task == "all" else [task]
+    trained = [n for n in names if (ws.root / "build" / n / "model.pkl").is_file()]
+    if not trained:
+        typer.secho(f"no trained model for {', '.join(names)}; run `kyodo train` first",
+                    fg="red", err=True)
+        raise typer.Exit(1)
+    report, metrics = {}, {}
+    for name in trained:
+        report[name] = task_report(ws, ws.task(name), bootstrap)
+        evaluation = json.loads((ws.root / "build" / name / "evaluation.json").read_text())
+        metrics[name] = evaluation["headline"]["metric"]
+        _table(name, report[name])
+    for path in write_report(ws, report, metrics):
+        typer.echo(f"wrote {path}")
+
+
+def _table(name: str, rows: dict) -> None:
+    typer.echo(f"\n{name}")
+    typer.echo(f"  {'tenant':<7} {'rows':>8} {'pooled':>12} {'local':>12} {'others':>12} "
+               f"{'pooled-local 95% CI':>26}")
+    for code, r in rows.items():
+        ci = ("" if r["ci_low"] is None else f"[{r['ci_low']:,.3f}, {r['ci_high']:,.3f}]")
+        typer.echo(f"  {code:<7} {r['rows']:>8,} {_n(r['pooled'])} {_n(r['local'])} "
+                   f"{_n(r['others_only'])} {ci:>26}")
+
+
+def _n(v: float | None) -> str:
+    return f"{'-':>12}" if v is None else f"{v:>12,.3f}"
+
+
+
+
+
+@report_app.command("drift")
+def drift(days: Annotated[float | None, typer.Option(
+        min=0.01, help="Window of requests (default: operations.drift_days).")] = None,
+          ) -> None:
+    """PSI per task, tenant and input feature: the champion's reference vs recent requests."""
+    import os
+
+    from serving.drift import drift_report
+    from serving.runtime import Runtime
+
+    os.environ.setdefault("BENTOML_HOME", str(Path(".bentoml").resolve()))
+    try:
+        rt = Runtime.load()
+    except ConfigError as exc:
+        typer.secho(f"configuration error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    window = days or rt.platform.operations.drift_days
+    rows = drift_report(rt, window)
+    threshold = rt.platform.operations.drift_psi_threshold
+    typer.echo(f"PSI over the last {window:g} days (flag at >= {threshold:g})")
+    for r in rows:
+        top = ", ".join(f"{f['feature']} {f['psi']:.3f}" for f in r["features"][:3]
+                        if f["psi"] is not None)
+        flag = f"FLAGGED: {', '.join(r['flagged'])}" if r["flagged"] else "stable"
+        typer.echo(f"  {r['task']:<16} {r['tenant']:<7} v{r['model_version']:<4} "
+                   f"{r['rows_counted']:>9,} rows  {flag}  (top: {top})")
+    if not rows:
+        typer.echo("  no requests to the current champions in the window")
+    out = rt.root / rt.platform.paths.reports / "drift.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"days": window, "threshold": threshold, "drift": rows},
+                              indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    typer.echo(f"wrote {out}")

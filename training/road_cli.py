@@ -1,0 +1,122 @@
+"""`kyodo road`: import real pavement photo datasets and export staff corrections as data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import pandas as pd
+import typer
+
+if TYPE_CHECKING:
+    from models.road_damage.generate import FilesFrames
+    from training.workspace import Workspace
+
+road_app = typer.Typer(help="road_damage data: import photo datasets, export corrections.",
+                       no_args_is_help=True, pretty_exceptions_enable=False)
+import_app = typer.Typer(help="Import a dataset into data/road_damage/ for one tenant.",
+                         no_args_is_help=True)
+road_app.add_typer(import_app, name="import")
+
+Tenant = Annotated[str, typer.Option(help="Municipality code the photos belong to.")]
+Append = Annotated[bool, typer.Option(help="Add to the tenant's photos instead of replacing.")]
+
+
+def _workspace() -> Workspace:
+    from training.workspace import Workspace
+
+    return Workspace.load()
+
+
+def _write(frames: FilesFrames, code: str, append: bool) -> None:
+    """Write a tenant's imported frames and files into the workspace's data folder."""
+    from models.road_damage.generate import FilesFrames
+    from training.data import frame_path, write_tenant
+
+    ws = _workspace()
+    task = ws.task("road_damage")
+    if code not in {t.code for t in ws.subscribers(task.name)}:
+        raise _fail(f"tenant {code} does not subscribe to road_damage (configs/tenants.yaml)")
+    if append:  # keep the tenant's earlier photos; a re-imported photo replaces its old rows
+        merged = {}
+        for name, df in frames.items():
+            path = frame_path(ws, task, name, code)
+            old = pd.read_csv(path, dtype=str, keep_default_na=False) if path.is_file() else None
+            keys = ["photo_id"] if name == "photos" else ["photo_id", "row", "col"]
+            merged[name] = df if old is None else pd.concat([old, df.astype(str)]).drop_duplicates(
+                keys, keep="last")
+        frames = FilesFrames(merged, frames.files)
+    write_tenant(ws, task, code, frames)
+    typer.echo(f"{code}: {len(frames['photos'])} photos, {len(frames['tiles'])} tiles "
+               f"({int((frames['tiles']['none'].astype(int) == 0).sum())} damaged) -> "
+               f"{ws.path('data') / task.name}")
+    typer.echo("next: kyodo data validate --task road_damage && dvc add data && "
+               "kyodo train road_damage")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    return typer.Exit(2)
+
+
+@import_app.command("masks")
+def import_masks(images: Annotated[Path, typer.Argument(help="Folder of photos.")],
+                 masks: Annotated[Path, typer.Argument(help="Folder of binary masks, same "
+                                                            "file names (any image suffix).")],
+                 tenant: Tenant, append: Append = False,
+                 share: Annotated[float, typer.Option(help="Crack share of a tile's pixels "
+                                                           "that makes it a crack tile.")] = 0.005,
+                 ) -> None:
+    """Image + binary mask datasets (CRACK500, CFD, DeepCrack layout), tiled as in training."""
+    from models.road_damage import importers
+    from models.road_damage.photo import Grid
+
+    cfg = _workspace().task_config(_workspace().task("road_damage"))
+    try:
+        frames = importers.import_masks(images, masks, tenant, Grid(**cfg.grid.model_dump()),
+                                        share)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    _write(frames, tenant, append)
+
+
+@import_app.command("folders")
+def import_folders(root: Annotated[Path, typer.Argument(help="Folder with one sub-folder per "
+                                                            "class (none/crack/D00/...).")],
+                   tenant: Tenant, append: Append = False,
+                   crack_as: Annotated[str, typer.Option(help="Class of a 'crack' folder.")] =
+                   "D00") -> None:
+    """Class-folder datasets: each image is one tile labelled by its folder."""
+    from models.road_damage import importers
+
+    try:
+        frames = importers.import_folders(root, tenant, crack_as)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    _write(frames, tenant, append)
+
+
+@road_app.command("export-corrections")
+def export_corrections(out: Annotated[Path, typer.Option(help="Output folder (data layout: "
+                                                         "<tenant>.csv, tiles/, images/).")] =
+                       Path("feedback/road_damage")) -> None:
+    """Corrected photos as training data: the analysed image, tile labels = the model's except
+    where staff corrected a tile (or the whole photo)."""
+    from serving.store import Store
+    from training.road_export import corrections_frames
+
+    ws = _workspace()
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    photos = Store(ws.path("state") / "kyodo.db").road_training_photos()
+    if not photos:
+        typer.echo("no corrections recorded yet")
+        return
+    for code, frames in corrections_frames(photos).items():
+        for rel, blob in frames.files.items():
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            (out / rel).write_bytes(blob)
+        frames["photos"].to_csv(out / f"{code}.csv", index=False, lineterminator="\n")
+        (out / "tiles").mkdir(parents=True, exist_ok=True)
+        frames["tiles"].to_csv(out / "tiles" / f"{code}.csv", index=False, lineterminator="\n")
+        typer.echo(f"{code}: {len(frames['photos'])} corrected photos -> {out}")

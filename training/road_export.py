@@ -1,0 +1,58 @@
+"""Staff corrections of road_damage results as training frames (same layout as data/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.road_damage.generate import FilesFrames
+from models.road_damage.labels import CLASSES, crack_ratio, mlit_level
+
+
+def corrected_labels(result: dict[str, Any], corrections: list[tuple]) -> np.ndarray:
+    """Tile labels (rows * cols, classes): the model's, overridden by staff verdicts in order.
+
+    A photo-level 'wrong' with labels sets every tile (e.g. ["none"] clears a false alarm); a
+    'right' verdict keeps the model's labels.
+    """
+    rows, cols = result["rows"], result["cols"]
+    labels = np.array([[int(c in cell["labels"]) for c in CLASSES]
+                       for line in result["grid"] for cell in line], np.int8)
+    for row, col, correct, truth in corrections:
+        if correct:
+            continue
+        fixed = np.array([int(c in truth) for c in CLASSES], np.int8)
+        if fixed[1:].any():
+            fixed[0] = 0
+        if row is None:
+            labels[:] = fixed
+        elif row < rows and col < cols:
+            labels[row * cols + col] = fixed
+    labels[:, 0] = labels[:, 1:].sum(axis=1) == 0
+    return labels
+
+
+def corrections_frames(photos: list[dict[str, Any]]) -> dict[str, FilesFrames]:
+    """Per tenant: photos/tiles frames and the analysed images of every corrected photo."""
+    out: dict[str, tuple[list, list, dict]] = {}
+    for p in photos:
+        code, res = p["tenant"], p["result"]
+        pid = f"{code}-fb-{p['batch_id']}-{p['index']}"
+        labels = corrected_labels(res, p["corrections"])
+        rows, tiles, files = out.setdefault(code, ([], [], {}))
+        file = f"images/{code}/{pid}.jpg"
+        files[file] = p["image"]
+        ratio = crack_ratio(labels)
+        rows.append({"photo_id": pid, "tenant_code": code, "file": file, "mask_file": "",
+                     "taken_at": res.get("taken_at") or "",
+                     "lat": "" if res.get("lat") is None else res["lat"],
+                     "lon": "" if res.get("lon") is None else res["lon"],
+                     "rows": res["rows"], "cols": res["cols"], "crack_ratio": round(ratio, 4),
+                     "mlit_level": mlit_level(ratio), "source": f"corrections:{p['name']}"})
+        tiles.extend({"photo_id": pid, "tenant_code": code, "row": k // res["cols"],
+                      "col": k % res["cols"], **dict(zip(CLASSES, map(int, lab), strict=True))}
+                     for k, lab in enumerate(labels))
+    return {code: FilesFrames({"photos": pd.DataFrame(r), "tiles": pd.DataFrame(t)}, f)
+            for code, (r, t, f) in out.items()}

@@ -16,6 +16,7 @@ from serving import (
     claim_screening,
     insights,
     operations,
+    pages,
     road_damage,
 )
 from serving.deps import current_tenant, get_runtime
@@ -99,7 +100,7 @@ def ui_page(task: str) -> HTMLResponse:
     page = STATIC / f"{task}.html"
     if task not in PAGES or not page.is_file():
         raise HTTPException(404, f"no page for {task!r}; pages: {', '.join(PAGES)}")
-    return HTMLResponse(page.read_text(encoding="utf-8"))
+    return HTMLResponse(pages.render(task))
 
 
 def _num(v: Any) -> float | None:

@@ -48,6 +48,24 @@ def write_tenant(ws: Workspace, task: Task, code: str, frames: Frames) -> None:
         path.write_bytes(blob)
 
 
+def append_tenant(ws: Workspace, task: Task, code: str, frames: Frames,
+                  keys: dict[str, list[str]]) -> None:
+    """Add rows (and binary files) to a tenant's data: a row whose keys are already there
+    replaces the old one, so re-adding the same photos or labels never duplicates them."""
+    for name, df in frames.items():
+        path = frame_path(ws, task, name, code)
+        old = pd.read_csv(path, dtype=str, keep_default_na=False) if path.is_file() else None
+        new = df.astype(str)
+        merged = new if old is None else pd.concat([old, new]).drop_duplicates(keys[name],
+                                                                               keep="last")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        merged.to_csv(path, index=False, lineterminator="\n")
+    for rel, blob in getattr(frames, "files", {}).items():
+        target = ws.path("data") / task.name / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(blob)
+
+
 def read_frame(ws: Workspace, task: Task, frame: str, code: str) -> pd.DataFrame:
     """One tenant's frame, validated by the task's schema."""
     path = frame_path(ws, task, frame, code)

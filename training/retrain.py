@@ -19,14 +19,22 @@ from training.registry import PromotionRefused, promote
 from training.workspace import Workspace
 
 
+def _store_file(ws: Workspace) -> Path | None:
+    """The service's SQLite file, or None when the service has recorded nothing yet (with
+    KYODO_DATABASE_URL set, Store uses that database whatever the path)."""
+    from serving.sqldb import database_url
+
+    db = ws.path("state") / "kyodo.db"
+    return db if db.is_file() or database_url() else None
+
+
 def apply_claim_feedback(ws: Workspace, task: Task) -> dict[str, dict[str, int]]:
     """Reviewer outcomes recorded by the service -> data/claim_screening/labels/<code>.csv."""
     from models.claim_screening.feedback import merge_feedback
-    from serving.sqldb import database_url
     from serving.store import Store
 
-    db = ws.path("state") / "kyodo.db"
-    if not db.is_file() and not database_url():
+    db = _store_file(ws)
+    if db is None:
         return {}
     out: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -39,7 +47,25 @@ def apply_claim_feedback(ws: Workspace, task: Task) -> dict[str, dict[str, int]]
     return out
 
 
-FEEDBACK = {"claim_screening": apply_claim_feedback}
+def apply_road_corrections(ws: Workspace, task: Task) -> dict[str, dict[str, int]]:
+    """Road crews' corrections -> their photos and tile labels added to data/road_damage/
+    (a photo corrected again replaces its earlier rows)."""
+    from serving.store import Store
+    from training.data import append_tenant
+    from training.road_export import KEYS, corrections_frames
+
+    db = _store_file(ws)
+    if db is None:
+        return {}
+    photos = Store(db).road_training_photos()
+    out: dict[str, dict[str, int]] = {}
+    for code, frames in corrections_frames(photos).items():
+        append_tenant(ws, task, code, frames, KEYS)
+        out[code] = {"changed": len(frames["photos"]), "tiles": len(frames["tiles"])}
+    return out
+
+
+FEEDBACK = {"claim_screening": apply_claim_feedback, "road_damage": apply_road_corrections}
 
 
 def data_version(ws: Workspace) -> str | None:

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 if TYPE_CHECKING:
@@ -31,23 +30,17 @@ def _workspace() -> Workspace:
 
 def _write(frames: FilesFrames, code: str, append: bool) -> None:
     """Write a tenant's imported frames and files into the workspace's data folder."""
-    from models.road_damage.generate import FilesFrames
-    from training.data import frame_path, write_tenant
+    from training.data import append_tenant, write_tenant
+    from training.road_export import KEYS
 
     ws = _workspace()
     task = ws.task("road_damage")
     if code not in {t.code for t in ws.subscribers(task.name)}:
         raise _fail(f"tenant {code} does not subscribe to road_damage (configs/tenants.yaml)")
     if append:  # keep the tenant's earlier photos; a re-imported photo replaces its old rows
-        merged = {}
-        for name, df in frames.items():
-            path = frame_path(ws, task, name, code)
-            old = pd.read_csv(path, dtype=str, keep_default_na=False) if path.is_file() else None
-            keys = ["photo_id"] if name == "photos" else ["photo_id", "row", "col"]
-            merged[name] = df if old is None else pd.concat([old, df.astype(str)]).drop_duplicates(
-                keys, keep="last")
-        frames = FilesFrames(merged, frames.files)
-    write_tenant(ws, task, code, frames)
+        append_tenant(ws, task, code, frames, KEYS)
+    else:
+        write_tenant(ws, task, code, frames)
     typer.echo(f"{code}: {len(frames['photos'])} photos, {len(frames['tiles'])} tiles "
                f"({int((frames['tiles']['none'].astype(int) == 0).sum())} damaged) -> "
                f"{ws.path('data') / task.name}")

@@ -10,6 +10,8 @@ import pandas as pd
 from models.road_damage.generate import FilesFrames
 from models.road_damage.labels import CLASSES, crack_ratio, mlit_level
 
+KEYS = {"photos": ["photo_id"], "tiles": ["photo_id", "row", "col"]}  # a row's identity
+
 
 def corrected_labels(result: dict[str, Any], corrections: list[tuple]) -> np.ndarray:
     """Tile labels (rows * cols, classes): the model's, overridden by staff verdicts in order.

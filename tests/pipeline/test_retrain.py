@@ -49,3 +49,36 @@ def test_retrain_applies_feedback_and_gates_the_new_version(tmp_path: Path) -> N
     assert decision["promoted"] or "does not beat champion" in decision["reason"]
     assert summary["headline"]["before"] is not None and summary["headline"]["after"] > 0
     assert set(summary["per_tenant"]) >= {"402303"}
+
+
+def test_road_corrections_become_training_photos_once(tmp_path: Path) -> None:
+    import numpy as np
+
+    from models.road_damage.analyze import summarise
+    from serving.store import Store
+    from tests.conftest import SMALL_ROAD
+    from training.data import load_pooled, write_generated
+    from training.retrain import FEEDBACK
+
+    ws = Workspace.load(sandbox.make_workspace(tmp_path, "road_damage", SMALL_ROAD))
+    task = ws.task("road_damage")
+    write_generated(ws, task, progress=False)
+    before = load_pooled(ws, task, progress=False)
+    first = before["photos"].iloc[0]
+    probs = np.zeros((12, 5), np.float32)
+    probs[:, 0] = 0.9  # the model saw no damage on any of the 4 x 3 tiles
+    result = {"index": 0, "name": "patrol.jpg", "overlay": b"\x89PNG",
+              "image": Path(first["file"]).read_bytes(), **summarise(probs, 4, 3, 0.5)}
+    store = Store(ws.path("state") / "kyodo.db")
+    store.save_road_batch("b1", "121002", "1", [result])
+    store.save_road_corrections("121002", [
+        {"batch_id": "b1", "index": 0, "row": 1, "col": 2, "correct": False, "labels": ["D20"]}])
+    assert FEEDBACK["road_damage"](ws, task) == {"121002": {"changed": 1, "tiles": 12}}
+    assert FEEDBACK["road_damage"](ws, task) == {"121002": {"changed": 1, "tiles": 12}}
+    after = load_pooled(ws, task, progress=False)  # validated by the task's schema
+    assert len(after["photos"]) == len(before["photos"]) + 1  # added once, replaced after
+    tiles = after["tiles"][after["tiles"]["photo_id"] == "121002-fb-b1-0"]
+    assert len(tiles) == 12
+    fixed = tiles[(tiles["row"].astype(int) == 1) & (tiles["col"].astype(int) == 2)].iloc[0]
+    assert int(fixed["D20"]) == 1 and int(fixed["none"]) == 0
+    assert int(tiles["none"].astype(int).sum()) == 11

@@ -55,7 +55,8 @@ def sample(X: np.ndarray, limit: int = SAMPLE_ROWS) -> np.ndarray:
 def observe(ref: dict[str, Any], X: np.ndarray, score: np.ndarray,
             ) -> dict[str, list[int]]:
     """Bin counts of one scoring call's inputs and scores against the reference's bins."""
-    X = sample(np.asarray(X, np.float64).reshape(len(X), -1))
+    # sample before converting: a million-claim call must not copy all of X as float64
+    X = np.asarray(sample(X), np.float64).reshape(-1, int(np.prod(np.shape(X)[1:])))
     score = sample(np.ravel(score))
     names = list(ref["features"])
     out = {}
@@ -75,6 +76,12 @@ def score_of(outputs: dict[str, np.ndarray]) -> np.ndarray:
         return arr
     arr = arr.reshape(len(arr), -1)
     return arr[:, 1] if probs and arr.shape[1] == 2 else arr.max(axis=1)
+
+
+def merge_counts(total: dict[str, list[int]], counts: dict[str, list[int]]) -> None:
+    """Add one set of bin counts to a running total, feature by feature (in place)."""
+    for name, c in counts.items():
+        total[name] = [a + b for a, b in zip(total[name], c, strict=True)] if name in total else c
 
 
 def psi(shares: list[float], counts: list[int]) -> float | None:

@@ -42,9 +42,7 @@ def paused() -> Iterator[None]:
 
 def add_counts(box: dict[str, Any], counts: dict[str, list[int]]) -> None:
     """Add one call's counts to the request's (a request may score several times)."""
-    total = box.setdefault("drift", {})
-    for name, c in counts.items():
-        total[name] = [a + b for a, b in zip(total[name], c, strict=True)] if name in total else c
+    drift.merge_counts(box.setdefault("drift", {}), counts)
 
 
 class ObservedSession:

@@ -67,22 +67,23 @@ def admin_pooling(rt: Rt) -> dict[str, Any]:
 Days = Annotated[float | None, Query(gt=0, le=3650, description="window (default: config)")]
 
 
+def _drift(rt: Runtime, days: float | None, tenants: list[str] | None) -> dict[str, Any]:
+    """The drift report over `days` (default: config) for the current champions."""
+    window = days or rt.platform.operations.drift_days
+    rt.refresh_models()
+    return {"days": window, "threshold": rt.platform.operations.drift_psi_threshold,
+            "drift": drift_report(rt, window, tenants)}
+
+
 @router.get("/v1/drift")
 def tenant_drift(rt: Rt, days: Days = None,
                  tenant: Tenant = Depends(current_tenant)) -> dict[str, Any]:
     """PSI of the calling tenant's recent request inputs and scores vs the champion's
     reference, per task (features at or over the threshold are flagged)."""
-    window = days or rt.platform.operations.drift_days
-    rt.refresh_models()
-    return {"tenant": tenant.code, "days": window,
-            "threshold": rt.platform.operations.drift_psi_threshold,
-            "drift": drift_report(rt, window, [tenant.code])}
+    return {"tenant": tenant.code, **_drift(rt, days, [tenant.code])}
 
 
 @router.get("/v1/admin/drift", dependencies=[Depends(admin)])
 def admin_drift(rt: Rt, days: Days = None) -> dict[str, Any]:
     """PSI per task and tenant over the last days of requests (operator)."""
-    window = days or rt.platform.operations.drift_days
-    rt.refresh_models()
-    return {"days": window, "threshold": rt.platform.operations.drift_psi_threshold,
-            "drift": drift_report(rt, window)}
+    return _drift(rt, days, None)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from models.drift import merge_counts
 from serving.road_store import RoadStore
 from serving.sqldb import open_database
 
@@ -261,8 +262,6 @@ class Store(RoadStore):
             rows = [json.loads(c) for (c,) in cur.fetchall()]
         total: dict[str, list[int]] = {}
         for counts in rows:
-            for name, c in counts.items():
-                total[name] = ([a + b for a, b in zip(total[name], c, strict=True)]
-                               if name in total else c)
+            merge_counts(total, counts)
         return total
 

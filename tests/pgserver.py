@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from serving.launcher import free_port
+
 
 def _bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
@@ -21,12 +22,6 @@ def _bin(name: str) -> str:
         pytest.skip(f"PostgreSQL server binaries ({name}) are not installed "
                     "(Debian: apt-get install postgresql)")
     return found[-1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_owner(cmd: list[str]) -> list[str]:
@@ -46,7 +41,7 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(base, "postgres")
         for d in (data, sock):
             shutil.chown(d, "postgres")
-    port = _free_port()
+    port = free_port()
     run = {"check": True, "capture_output": True, "timeout": 120}
     subprocess.run(_as_owner([_bin("initdb"), "-D", str(data), "-U", "postgres",
                               "--auth=trust", "-E", "UTF8", "--locale=C"]), **run)

@@ -11,13 +11,12 @@ from typing import Annotated
 
 import typer
 
-from models.configs import ConfigError
 from models.task import registry
+from training.console import workspace as _ws
 from training.nudge_cli import nudge_app
 from training.ops_cli import register as register_ops
 from training.report_cli import report_app
 from training.road_cli import road_app
-from training.workspace import Workspace
 
 app = typer.Typer(help="kyodo: shared cloud AI for municipalities. Run from the repository root.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -35,17 +34,6 @@ register_ops(app)  # kyodo costs, kyodo audit purge
 app.add_typer(report_app, name="report")
 
 TaskArg = Annotated[str, typer.Argument(help="Task name, e.g. claim_screening.")]
-
-
-def _ws() -> Workspace:
-    os.environ.setdefault("BENTOML_HOME", str(Path(".bentoml").resolve()))
-    # before lightgbm loads OpenMP: idle threads sleep instead of spinning on 2 busy cores
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        return Workspace.load()
-    except ConfigError as exc:
-        typer.secho(f"configuration error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
 
 
 def _tasks(name: str) -> list[str]:

@@ -8,21 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from models.configs import ConfigError
+from training.console import workspace as _workspace
 from training.workspace import Workspace
 
 if TYPE_CHECKING:
     from serving.store import Store
 
 audit_app = typer.Typer(help="The prediction audit trail.", no_args_is_help=True)
-
-
-def _workspace() -> Workspace:
-    try:
-        return Workspace.load()
-    except ConfigError as exc:
-        typer.secho(f"configuration error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
 
 
 def _store(ws: Workspace) -> Store:

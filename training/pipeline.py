@@ -18,6 +18,7 @@ from models.task import Frames, Task
 from training import data as D
 from training import report, tracking
 from training.export import check_parity, combine_graphs
+from training.pooling import fit_or_none, headline
 from training.workspace import Workspace
 
 
@@ -77,13 +78,9 @@ def pooling(ws: Workspace, task: Task, cfg: Any, train_part: Frames, test: Frame
     codes = sorted(test[task.frames[0]]["tenant_code"].unique())
     for code in tqdm(codes, desc="local-only models", disable=not progress):
         local_test = task.select(test, [code])
-        pooled = task.evaluate(cfg, pooled_model, local_test)["headline"]["value"]
-        try:
-            local_model = task.fit(cfg, task.select(train_part, [code]), seed=ws.platform.seed)
-            local = task.evaluate(cfg, local_model, local_test)["headline"]["value"]
-        except ValueError:  # too little data to fit alone: exactly what pooling is for
-            local = None
-        out[code] = {"pooled": pooled, "local": local}
+        local = fit_or_none(task, cfg, task.select(train_part, [code]), ws.platform.seed)
+        out[code] = {"pooled": headline(task, cfg, pooled_model, local_test),
+                     "local": None if local is None else headline(task, cfg, local, local_test)}
     return out
 
 
@@ -95,8 +92,10 @@ def drift_reference(task: Task, model: Any, inputs: dict[str, np.ndarray], sessi
     names = task.feature_names(model)
     outputs = dict(zip([o.name for o in session.get_outputs()],
                        session.run(None, {session.get_inputs()[0].name: X}), strict=True))
-    cols = X.reshape(len(X), -1)[:, :len(names)] if X.ndim == 2 else X[:, :0].reshape(len(X), 0)
-    ref = drift.reference(cols, drift.score_of(outputs), names if X.ndim == 2 else [])
+    if X.ndim != 2:  # image tensors: only the score's drift is tracked
+        names = []
+    cols = X[:, :len(names)] if names else np.empty((len(X), 0))
+    ref = drift.reference(cols, drift.score_of(outputs), names)
     return json.dumps(ref).encode()
 
 

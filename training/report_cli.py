@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from models.configs import ConfigError
 from models.task import registry
-from training.workspace import Workspace
+from training.console import workspace
 
 report_app = typer.Typer(help="Reports across tenants: pooling gain, input drift.",
                          no_args_is_help=True)
@@ -25,11 +23,7 @@ def pooling(
     """Per tenant: pooled vs local-only vs others-only headline, 95% CI of pooled - local."""
     from training.pooling import task_report, write_report
 
-    try:
-        ws = Workspace.load()
-    except ConfigError as exc:
-        typer.secho(f"configuration error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
+    ws = workspace()
     names = sorted(registry()) if task == "all" else [task]
     trained = [n for n in names if (ws.root / "build" / n / "model.pkl").is_file()]
     if not trained:
@@ -68,17 +62,10 @@ def drift(days: Annotated[float | None, typer.Option(
         min=0.01, help="Window of requests (default: operations.drift_days).")] = None,
           ) -> None:
     """PSI per task, tenant and input feature: the champion's reference vs recent requests."""
-    import os
-
     from serving.drift import drift_report
     from serving.runtime import Runtime
 
-    os.environ.setdefault("BENTOML_HOME", str(Path(".bentoml").resolve()))
-    try:
-        rt = Runtime.load()
-    except ConfigError as exc:
-        typer.secho(f"configuration error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
+    rt = Runtime.load(workspace().root)  # the configs are validated (and errors told) first
     window = days or rt.platform.operations.drift_days
     rows = drift_report(rt, window)
     threshold = rt.platform.operations.drift_psi_threshold

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from models.task import Task
 from training.data import frame_path
@@ -73,9 +74,7 @@ def data_version(ws: Workspace) -> str | None:
     if not (ws.root / ".dvc").is_dir() or shutil.which("dvc") is None:
         return None
     subprocess.run(["dvc", "add", "-q", "data"], cwd=ws.root, check=True)
-    text = (ws.root / "data.dvc").read_text()
-    return next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                 if line.strip().startswith("- md5:") or line.strip().startswith("md5:")), None)
+    return yaml.safe_load((ws.root / "data.dvc").read_text())["outs"][0]["md5"]
 
 
 def _metrics(ws: Workspace, task: Task) -> dict[str, Any]:

@@ -23,9 +23,9 @@ Append = Annotated[bool, typer.Option(help="Add to the tenant's photos instead o
 
 
 def _workspace() -> Workspace:
-    from training.workspace import Workspace
+    from training.console import workspace
 
-    return Workspace.load()
+    return workspace()
 
 
 def _write(frames: FilesFrames, code: str, append: bool) -> None:

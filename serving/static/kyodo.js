@@ -111,6 +111,32 @@ window.Kyodo = (function () {
    * name; onLogin(who): awaited after every login attempt that succeeded; onLogout(): reset the
    * page's own state (the alert is hidden after it). Returns {login, requireKey, resume}.
    */
+  /**
+   * The key form's own events, shared by every login flavour: submit logs in with the typed key,
+   * logout forgets the key (reset(): the flavour's state, then onLogout()). Returns resume(): log
+   * in again with a key saved earlier in this tab, if there is one.
+   */
+  function wireKeyForm(login, reset, onLogout) {
+    $("key-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      hideAlert();
+      const key = $("api-key").value.trim();
+      if (!key) { showAlert("APIキーを入力してください。"); return; }
+      await login(key, false);
+    });
+    $("logout").addEventListener("click", () => {
+      sessionStorage.removeItem(KEY_STORE);
+      session.key = ""; $("api-key").value = "";
+      reset();
+      if (onLogout) onLogout();
+      hideAlert();
+    });
+    return function resume() {
+      const saved = sessionStorage.getItem(KEY_STORE);
+      if (saved) { $("api-key").value = saved; login(saved, true); }
+    };
+  }
+
   function makeLogin({ task, label, onLogin, onLogout }) {
     function setLoggedIn(tenant) {
       session.tenant = tenant;
@@ -144,25 +170,7 @@ window.Kyodo = (function () {
       showAlert("先にAPIキーを入力して「保存」を押してください。");
       return false;
     }
-    /** log in again with a key saved earlier in this tab, if there is one. */
-    function resume() {
-      const saved = sessionStorage.getItem(KEY_STORE);
-      if (saved) { $("api-key").value = saved; login(saved, true); }
-    }
-    $("key-form").addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      hideAlert();
-      const key = $("api-key").value.trim();
-      if (!key) { showAlert("APIキーを入力してください。"); return; }
-      await login(key, false);
-    });
-    $("logout").addEventListener("click", () => {
-      sessionStorage.removeItem(KEY_STORE);
-      session.key = ""; $("api-key").value = "";
-      setLoggedIn(null);
-      if (onLogout) onLogout();
-      hideAlert();
-    });
+    const resume = wireKeyForm(login, () => setLoggedIn(null), onLogout);
     return { login, requireKey, resume };
   }
 
@@ -172,14 +180,14 @@ window.Kyodo = (function () {
   return {
     $, el, svg, clear, nf, nf1, missing, int, pct,
     showAlert, hideAlert, fail,
-    session, ApiError, request, api, saveBlob, bindFilePicker, makeLogin,
+    session, ApiError, request, api, saveBlob, bindFilePicker, makeLogin, wireKeyForm, KEY_STORE,
   };
 })();
 
 // ---- helpers of the platform pages (costs, operations): a key that may be a municipality's
 // or the operator's, task and metric names, labelled tables, the champion history ----
 Object.assign(window.Kyodo, (function (K) {
-  const { $, el, clear, api, showAlert, hideAlert, fail, session, ApiError } = K;
+  const { $, el, clear, api, showAlert, fail, session, ApiError, wireKeyForm, KEY_STORE } = K;
   const TASK_JA = { care_plan: "ケアプラン作成支援", checkup_nudge: "特定健診受診勧奨",
                     road_damage: "道路損傷検知", claim_screening: "レセプト点検" };
   const METRIC_JA = {
@@ -231,7 +239,6 @@ Object.assign(window.Kyodo, (function (K) {
    * a login ("tenant" | "admin"); onLogout() resets the page. Returns {mode, requireKey, resume}.
    */
   function makeAccountLogin({ adminProbe, onLogin, onLogout }) {
-    const STORE = "kyodo.apiKey";
     let mode = null;
     function setName(text) { $("tenant-name").textContent = text; }
     async function login(key, quiet) {
@@ -248,12 +255,12 @@ Object.assign(window.Kyodo, (function (K) {
           setName("運営者（全団体）");
         } catch (err2) {
           session.key = ""; session.tenant = null;
-          sessionStorage.removeItem(STORE);
+          sessionStorage.removeItem(KEY_STORE);
           fail(err2);
           return;
         }
       }
-      sessionStorage.setItem(STORE, key);
+      sessionStorage.setItem(KEY_STORE, key);
       $("logout").hidden = false;
       if (!quiet) showAlert(session.tenant.name + " としてログインしました。", "info");
       await onLogin(mode);
@@ -263,26 +270,11 @@ Object.assign(window.Kyodo, (function (K) {
       showAlert("先にAPIキーを入力して「保存」を押してください。");
       return false;
     }
-    function resume() {
-      const saved = sessionStorage.getItem(STORE);
-      if (saved) { $("api-key").value = saved; login(saved, true); }
-    }
-    $("key-form").addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      hideAlert();
-      const key = $("api-key").value.trim();
-      if (!key) { showAlert("APIキーを入力してください。"); return; }
-      await login(key, false);
-    });
-    $("logout").addEventListener("click", () => {
-      sessionStorage.removeItem(STORE);
-      session.key = ""; session.tenant = null; mode = null;
-      $("api-key").value = "";
+    const resume = wireKeyForm(login, () => {
+      session.tenant = null; mode = null;
       setName("未ログイン");
       $("logout").hidden = true;
-      if (onLogout) onLogout();
-      hideAlert();
-    });
+    }, onLogout);
     return { mode: () => mode, requireKey, resume };
   }
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from serving.launcher import free_port
 from tests.pgserver import create_database, postgres_server
 from training import sandbox
 
@@ -37,9 +37,7 @@ def s3_server() -> Iterator[str]:
     """moto's S3 server on a free port with a bucket `kyodo-mlflow`; yields its endpoint URL."""
     import boto3
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -67,12 +67,13 @@ test-slow: setup ## Slow suites: Chromium page tests, Dask cluster, PostgreSQL +
 	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install -q playwright
 	$(BIN)/pytest -q -m slow
 
-bench: setup ## Benchmarks; results in reports/bench/*.json
+bench: train ## Benchmarks; results in reports/bench/*.json (costs: the demo month on the trained demo)
 	$(BIN)/python -m bench.claim_screening
 	$(BIN)/python -m bench.checkup_nudge
 	$(BIN)/python -m bench.care_plan
 	$(BIN)/python -m bench.road_damage
 	$(BIN)/python -m bench.lifecycle
+	$(BIN)/python -m bench.costs
 
 lint: setup ## ruff
 	$(BIN)/ruff check .

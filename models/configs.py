@@ -130,9 +130,19 @@ class UsageWeights(Strict):
 class CostAllocation(Strict):
     """How a task's monthly cost pool is split among its subscribers."""
 
+    equal_share: float = Field(default=0.0, ge=0, le=1,
+                               description="均等割: share split equally among subscribers")
     fixed_share: float = Field(default=0.3, ge=0, le=1,
-                               description="share split by population; the rest by usage")
+                               description="人口割: share split by population; the rest by usage")
     usage_weights: UsageWeights = UsageWeights()
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> CostAllocation:
+        both = self.equal_share + self.fixed_share
+        if both > 1:
+            raise ValueError(f"equal_share + fixed_share is {both:g}; at most 1 (the rest is "
+                             "split by usage)")
+        return self
 
 
 class CostsConfig(Strict):

@@ -5,9 +5,10 @@ The rule (README, "Cost sharing"):
 
 1. Platform costs (infrastructure + operations) are split among tasks by their number of
    subscribing tenants; each task's pool is that share plus its development amortisation.
-2. `fixed_share` of a task's pool is split among its subscribers by population, the rest by
-   metered cost units (rows, images, compute seconds, weighted); a task nobody used in the
-   month splits its usage part by population too.
+2. `equal_share` of a task's pool is split equally among its subscribers (均等割),
+   `fixed_share` by population (人口割), the rest by metered cost units (rows, images, compute
+   seconds, weighted; 利用量割); a task nobody used in the month splits its usage part by
+   population too.
 3. The stand-alone estimate is the same service run for one municipality alone: the full
    development amortisation of each of its tasks plus its own platform (its population share
    of ours, but never less than the smallest own deployment).
@@ -94,16 +95,18 @@ def whole_yen(amounts: dict[str, float]) -> dict[str, int]:
 def _split_task(task: str, pool: float, subscribers: list[Tenant],
                 usage: dict[tuple[str, str], UsageRecord], costs: CostsConfig,
                 ) -> dict[str, dict[str, Any]]:
-    """One task's pool split among its subscribers: population part + usage part."""
+    """One task's pool split among its subscribers: equal + population + usage parts."""
     rule = costs.allocation
     pop = _shares({t.code: float(t.population) for t in subscribers})
     recs = {t.code: usage.get((t.code, task), UsageRecord(t.code, task)) for t in subscribers}
     units = {c: cost_units(u, rule.usage_weights) for c, u in recs.items()}
     used = _shares(units) if sum(units.values()) > 0 else pop
-    fixed, variable = pool * rule.fixed_share, pool * (1 - rule.fixed_share)
-    exact = {c: fixed * pop[c] + variable * used[c] for c in pop}
+    equal, fixed = pool * rule.equal_share / len(pop), pool * rule.fixed_share
+    variable = pool - equal * len(pop) - fixed
+    exact = {c: equal + fixed * pop[c] + variable * used[c] for c in pop}
     billed = whole_yen(exact)
-    return {c: {"allocated_yen": billed[c], "population_part_yen": round(fixed * pop[c]),
+    return {c: {"allocated_yen": billed[c], "equal_part_yen": round(equal),
+                "population_part_yen": round(fixed * pop[c]),
                 "usage_part_yen": round(variable * used[c]), "cost_units": round(units[c], 3),
                 "requests": recs[c].requests, "rows": recs[c].rows, "images": recs[c].images,
                 "compute_seconds": round(recs[c].compute_seconds, 3)} for c in pop}

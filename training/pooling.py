@@ -52,9 +52,20 @@ def resample(task: Task, frames: Frames, rng: np.random.Generator) -> Frames:
     return out
 
 
+def judged(task: Task, cfg: Any, model: Any, test: Frames) -> tuple[str, float]:
+    """(name, value) of the metric pooling is judged on: the task's `pooling_metric` where it
+    has one (a headline that saturates on a small tenant's holdout cannot rank models), else
+    its headline."""
+    if hasattr(task, "pooling_metric"):
+        name, value = task.pooling_metric(cfg, model, test)
+        return name, float(value)
+    head = task.evaluate(cfg, model, test)["headline"]
+    return str(head["metric"]), float(head["value"])
+
+
 def headline(task: Task, cfg: Any, model: Any, test: Frames) -> float:
-    """The task's headline metric of a model on a test set."""
-    return float(task.evaluate(cfg, model, test)["headline"]["value"])
+    """The value of the metric pooling is judged on."""
+    return judged(task, cfg, model, test)[1]
 
 
 def paired_ci(task: Task, cfg: Any, pooled: Any, local: Any, test: Frames, n: int,
@@ -99,10 +110,12 @@ def task_report(ws: Workspace, task: Task, bootstrap: int, progress: bool = True
         others_model = fit_or_none(task, cfg, task.select(train_part, others), ws.platform.seed)
         lo, hi = (paired_ci(task, cfg, pooled, local, local_test, bootstrap, rng)
                   if local is not None and bootstrap > 0 else (None, None))
+        metric, value = judged(task, cfg, pooled, local_test)
         rows[code] = {
             "population": population.get(code),
             "rows": int(own_train[first][task.units[0]].nunique()),
-            "pooled": headline(task, cfg, pooled, local_test),
+            "metric": metric,
+            "pooled": value,
             "local": None if local is None else headline(task, cfg, local, local_test),
             "others_only": (None if others_model is None
                             else headline(task, cfg, others_model, local_test)),

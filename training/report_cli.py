@@ -33,15 +33,14 @@ def pooling(
     report, metrics = {}, {}
     for name in trained:
         report[name] = task_report(ws, ws.task(name), bootstrap)
-        evaluation = json.loads((ws.root / "build" / name / "evaluation.json").read_text())
-        metrics[name] = evaluation["headline"]["metric"]
+        metrics[name] = next(iter(report[name].values()))["metric"]
         _table(name, report[name])
     for path in write_report(ws, report, metrics):
         typer.echo(f"wrote {path}")
 
 
 def _table(name: str, rows: dict) -> None:
-    typer.echo(f"\n{name}")
+    typer.echo(f"\n{name}: {next(iter(rows.values()))['metric']}")
     typer.echo(f"  {'tenant':<7} {'rows':>8} {'pooled':>12} {'local':>12} {'others':>12} "
                f"{'pooled-local 95% CI':>26}")
     for code, r in rows.items():

@@ -62,16 +62,35 @@ def import_masks(images: Annotated[Path, typer.Argument(help="Folder of photos."
                                                            "that makes it a crack tile.")] = 0.005,
                  ) -> None:
     """Image + binary mask datasets (CRACK500, CFD, DeepCrack layout), tiled as in training."""
+    _import_gridded("import_masks", images, masks, tenant, share, append)
+
+
+def _import_gridded(importer: str, images: Path, labels: Path, tenant: str, share: float,
+                    append: bool) -> None:
+    """Run a photo importer that tiles with the workspace's grid, then write its frames."""
     from models.road_damage import importers
     from models.road_damage.photo import Grid
 
     cfg = _workspace().task_config(_workspace().task("road_damage"))
     try:
-        frames = importers.import_masks(images, masks, tenant, Grid(**cfg.grid.model_dump()),
-                                        share)
+        frames = getattr(importers, importer)(images, labels, tenant,
+                                              Grid(**cfg.grid.model_dump()), share)
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from exc
     _write(frames, tenant, append)
+
+
+@import_app.command("voc")
+def import_voc(images: Annotated[Path, typer.Argument(help="Folder of photos.")],
+               annotations: Annotated[Path, typer.Argument(help="Folder of Pascal VOC .xml "
+                                                                "files, same names (RDD).")],
+               tenant: Tenant, append: Append = False,
+               share: Annotated[float, typer.Option(help="Share of a tile a class's boxes must "
+                                                         "cover to label it.")] = 0.1,
+               ) -> None:
+    """Pascal VOC bounding boxes with RDD classes (Road Damage Dataset layout), tiled as in
+    training."""
+    _import_gridded("import_voc", images, annotations, tenant, share, append)
 
 
 @import_app.command("folders")

@@ -7,6 +7,11 @@ Binary masks do not say which kind of crack: the class of a cracked tile comes f
 its crack pixels (elongated along travel D00, across D10, no dominant direction D20); the
 crack / no-crack label, the headline, is exact.
 Class folders: each image is one tile (grid 1 x 1) labelled by its folder name.
+Pascal VOC boxes (the Road Damage Dataset format): a tile shows a class when that class's boxes
+cover at least VOC_BOX_SHARE (10%) of the tile. Boxes are coarse (a thin crack's box holds mostly
+sound pavement), so a box must cover a real part of a tile, not clip its corner. RDD codes map to
+the four classes (D01 joint crack -> D00, D11 joint crack -> D10); D43/D44 (faded markings), D50
+(manhole) and "Repair" are not damage: their tiles stay "none".
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -31,6 +37,10 @@ from models.road_damage.labels import (
 from models.road_damage.photo import Grid, PhotoError, open_photo
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+VOC_BOX_SHARE = 0.1
+VOC_CLASSES = {"D00": "D00", "D01": "D00", "D10": "D10", "D11": "D10", "D20": "D20",
+               "D40": "D40"}
+VOC_NOT_DAMAGE = {"D43", "D44", "D50", "REPAIR", "BLUR"}
 FOLDER_CLASSES = {"none": "none", "negative": "none", "no_crack": "none", "nocrack": "none",
                   "0": "none", "crack": "crack", "positive": "crack", "1": "crack",
                   **{c.lower(): c for c in CLASSES}}
@@ -76,6 +86,7 @@ def _png(mask: np.ndarray) -> bytes:
 
 def _frames(code: str, rows: list[dict], tiles: list[dict], files: dict[str, bytes],
             ) -> FilesFrames:
+    """Imported rows as the task's frames with their files."""
     return FilesFrames({"photos": pd.DataFrame(rows), "tiles": pd.DataFrame(tiles)}, files)
 
 
@@ -95,37 +106,117 @@ def _tile_rows(code: str, pid: str, labels: np.ndarray, cols: int) -> Iterable[d
                **{c: int(v) for c, v in zip(CLASSES, lab, strict=True)}}
 
 
+def _photo(path: Path) -> tuple[bytes, Image.Image, dict]:
+    """The file's bytes, its upright image and EXIF facts; ValueError names the file."""
+    raw = path.read_bytes()
+    try:
+        img, facts = open_photo(raw)
+    except PhotoError as exc:
+        raise ValueError(f"{path.name}: {exc}") from None
+    return raw, img, facts
+
+
+def _add_photo(out: tuple[list, list, dict], code: str, path: Path, raw: bytes, facts: dict,
+               bits: np.ndarray, grid_shape: tuple[int, int], share: float, source: str) -> None:
+    """Tile labels from a class bit mask; the photo, its tiles and files appended to `out`."""
+    rows, tiles, files = out
+    r, c = grid_shape
+    damage = grid_cells(bits, r, c).reshape(r * c, -1) >= share
+    labels = np.column_stack([~damage.any(axis=1), damage]).astype(np.int8)
+    pid = f"{code}-{path.stem}"
+    file, mask_file = f"images/{code}/{pid}{path.suffix.lower()}", f"masks/{code}/{pid}.png"
+    files[file], files[mask_file] = raw, _png(bits)
+    rows.append(_photo_row(code, pid, file, mask_file, facts, r, c, labels, source))
+    tiles.extend(_tile_rows(code, pid, labels, c))
+
+
 def import_masks(images: Path, masks: Path, code: str, grid: Grid,
                  share: float = TILE_MASK_SHARE) -> FilesFrames:
     """Images with same-named binary masks (any image suffix) -> photos, tiles and files."""
     by_stem = {p.stem: p for p in _images(masks)}
-    rows, tiles, files = [], [], {}
+    out: tuple[list, list, dict] = ([], [], {})
     for path in _images(images):
         mask_path = by_stem.get(path.stem)
         if mask_path is None:
             raise ValueError(f"{path.name}: no mask with the same name in {masks}")
-        raw = path.read_bytes()
-        try:
-            img, facts = open_photo(raw)
-        except PhotoError as exc:
-            raise ValueError(f"{path.name}: {exc}") from None
+        raw, img, facts = _photo(path)
         mask = Image.open(mask_path).convert("L")
         if mask.size != img.size:
             mask = mask.resize(img.size, Image.Resampling.NEAREST)
-        binary = np.asarray(mask) > 127
         r, c = grid.shape(*img.size)
-        bits = class_mask(binary, r, c)
-        damage = grid_cells(bits, r, c).reshape(r * c, -1) >= share
-        labels = np.column_stack([~damage.any(axis=1), damage]).astype(np.int8)
-        pid = f"{code}-{path.stem}"
-        file, mask_file = f"images/{code}/{pid}{path.suffix.lower()}", f"masks/{code}/{pid}.png"
-        files[file], files[mask_file] = raw, _png(bits)
-        rows.append(_photo_row(code, pid, file, mask_file, facts, r, c, labels,
-                               f"masks:{images.name}"))
-        tiles.extend(_tile_rows(code, pid, labels, c))
-    if not rows:
+        bits = class_mask(np.asarray(mask) > 127, r, c)
+        _add_photo(out, code, path, raw, facts, bits, (r, c), share, f"masks:{images.name}")
+    if not out[0]:
         raise ValueError(f"{images}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    return _frames(code, rows, tiles, files)
+    return _frames(code, *out)
+
+
+def read_voc(xml: bytes, name: str) -> tuple[tuple[int, int] | None, list[tuple[str, tuple]]]:
+    """(annotated width, height or None, [(RDD code, (xmin, ymin, xmax, ymax))]) of a VOC file."""
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        raise ValueError(f"{name}: not a Pascal VOC XML file ({exc})") from None
+    size = None
+    w, h = root.findtext("size/width"), root.findtext("size/height")
+    boxes = []
+    try:
+        if w and h and int(float(w)) > 0 and int(float(h)) > 0:
+            size = (int(float(w)), int(float(h)))
+        for k, obj in enumerate(root.iter("object"), 1):
+            code = (obj.findtext("name") or "").strip().upper()
+            box = obj.find("bndbox")
+            if box is None:
+                raise ValueError(f"{name}: object {k} ({code or 'no name'}) has no bndbox")
+            xyxy = tuple(float(box.findtext(t) or "nan")
+                         for t in ("xmin", "ymin", "xmax", "ymax"))
+            if not all(np.isfinite(xyxy)) or xyxy[2] <= xyxy[0] or xyxy[3] <= xyxy[1]:
+                raise ValueError(f"{name}: object {k} ({code}) has an empty or broken bndbox "
+                                 f"{xyxy}")
+            boxes.append((code, xyxy))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc) if str(exc).startswith(name) else
+                         f"{name}: unreadable size or box ({exc})") from None
+    return size, boxes
+
+
+def box_mask(boxes: list[tuple[str, tuple]], size: tuple[int, int],
+             annotated: tuple[int, int] | None, name: str) -> np.ndarray:
+    """A class bit mask of the upright photo's size with each damage box filled."""
+    w, h = size
+    sx, sy = (w / annotated[0], h / annotated[1]) if annotated else (1.0, 1.0)
+    out = np.zeros((h, w), np.uint8)
+    for code, (x0, y0, x1, y1) in boxes:
+        if code in VOC_NOT_DAMAGE:
+            continue
+        cls = VOC_CLASSES.get(code)
+        if cls is None:
+            raise ValueError(f"{name}: unknown damage class {code!r}; expected one of "
+                             f"{', '.join(sorted(VOC_CLASSES | dict.fromkeys(VOC_NOT_DAMAGE)))}")
+        xa, xb = (int(np.clip(round(v * sx), 0, w)) for v in (x0, x1))
+        ya, yb = (int(np.clip(round(v * sy), 0, h)) for v in (y0, y1))
+        out[ya:yb, xa:xb] |= MASK_BITS[cls]
+    return out
+
+
+def import_voc(images: Path, annotations: Path, code: str, grid: Grid,
+               share: float = VOC_BOX_SHARE) -> FilesFrames:
+    """Photos with same-named Pascal VOC XML files (RDD layout) -> photos, tiles and files. A
+    photo without an XML file has no damage (RDD ships such negatives)."""
+    if not annotations.is_dir():
+        raise ValueError(f"{annotations}: not a folder of Pascal VOC .xml files")
+    xmls = {p.stem: p for p in annotations.glob("*.xml")}
+    out: tuple[list, list, dict] = ([], [], {})
+    for path in _images(images):
+        raw, img, facts = _photo(path)
+        xml = xmls.get(path.stem)
+        size, boxes = read_voc(xml.read_bytes(), xml.name) if xml else (None, [])
+        bits = box_mask(boxes, img.size, size, xml.name if xml else path.name)
+        _add_photo(out, code, path, raw, facts, bits, grid.shape(*img.size), share,
+                   f"voc:{images.name}")
+    if not out[0]:
+        raise ValueError(f"{images}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    return _frames(code, *out)
 
 
 def import_folders(root: Path, code: str, crack_as: str = "D00") -> FilesFrames:

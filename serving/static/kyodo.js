@@ -192,6 +192,7 @@ Object.assign(window.Kyodo, (function (K) {
                     road_damage: "道路損傷検知", claim_screening: "レセプト点検" };
   const METRIC_JA = {
     recovered_points_at_5pct_capacity: "点検5%で見つかる誤り点数",
+    mean_recovered_points_1_to_5pct_capacity: "点検1〜5%で見つかる誤り点数の平均",
     additional_attendees_at_default_budget: "既定予算での受診者増",
     mean_true_p_improve_or_maintain_recommended: "推奨プランの改善・維持確率",
     tile_crack_f1: "ひび割れ検出F1",

@@ -82,3 +82,36 @@ def test_road_corrections_become_training_photos_once(tmp_path: Path) -> None:
     fixed = tiles[(tiles["row"].astype(int) == 1) & (tiles["col"].astype(int) == 2)].iloc[0]
     assert int(fixed["D20"]) == 1 and int(fixed["none"]) == 0
     assert int(tiles["none"].astype(int).sum()) == 11
+
+
+def test_retrain_road_damage_turns_corrections_into_a_gated_new_version(tmp_path: Path) -> None:
+    """End to end: champion v1 -> a crew's correction -> retrain -> v2 trained on it, gated."""
+    import numpy as np
+
+    from models.road_damage.analyze import summarise
+    from serving.store import Store
+    from tests.conftest import SMALL_ROAD
+    from training.retrain import retrain
+
+    root = sandbox.build_champion(sandbox.make_workspace(tmp_path, "road_damage", SMALL_ROAD),
+                                  "road_damage")
+    ws = Workspace.load(root)
+    task = ws.task("road_damage")
+    first = pd.read_csv(frame_path(ws, task, "photos", "121002"), dtype=str).iloc[0]
+    photo = (ws.path("data") / task.name / first["file"]).read_bytes()
+    probs = np.zeros((12, 5), np.float32)
+    probs[:, 0] = 0.9
+    result = {"index": 0, "name": "patrol.jpg", "overlay": b"\x89PNG", "image": photo,
+              **summarise(probs, 4, 3, 0.5)}
+    store = Store(ws.path("state") / "kyodo.db")
+    store.save_road_batch("b1", "121002", "1", [result])
+    store.save_road_corrections("121002", [
+        {"batch_id": "b1", "index": 0, "row": 0, "col": 0, "correct": False, "labels": ["D00"]}])
+    summary = retrain(ws, task, progress=False)
+    assert summary["feedback"] == {"121002": {"changed": 1, "tiles": 12}}
+    assert summary["labels_changed"] == 1 and summary["candidate_version"] == "2"
+    decision = summary["decision"]
+    assert decision["promoted"] or "does not beat champion" in decision["reason"]
+    photos = pd.read_csv(frame_path(ws, task, "photos", "121002"), dtype=str)
+    assert "121002-fb-b1-0" in set(photos["photo_id"])
+    assert summary["headline"]["metric"] == "tile_crack_f1"

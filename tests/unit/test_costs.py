@@ -89,8 +89,8 @@ def test_bills_add_up_to_the_monthly_costs_exactly() -> None:
     for b in bills.values():
         assert b["allocated_yen"] == sum(x["allocated_yen"] for x in b["by_task"].values())
         for line in b["by_task"].values():
-            assert abs(line["population_part_yen"] + line["usage_part_yen"]
-                       - line["allocated_yen"]) <= 1
+            parts = ("equal_part_yen", "population_part_yen", "usage_part_yen")
+            assert abs(sum(line[p] for p in parts) - line["allocated_yen"]) <= 2
 
 
 def test_more_usage_costs_more_and_no_usage_splits_by_population() -> None:
@@ -143,10 +143,25 @@ def test_bill_table_has_japanese_headers() -> None:
     assert len(table) == len(tenants)
 
 
+def test_equal_share_is_the_same_for_every_subscriber_whatever_its_size() -> None:
+    costs, tenants = _repo_setup()
+    rule = costs.allocation.model_copy(update={"equal_share": 0.3})
+    bills = allocate(costs.model_copy(update={"allocation": rule}), tenants, [])
+    lines = [b["by_task"]["road_damage"] for b in bills.values() if "road_damage" in b["by_task"]]
+    assert len(lines) == 4 and len({x["equal_part_yen"] for x in lines}) == 1
+    plain = allocate(costs.model_copy(update={"allocation": rule.model_copy(
+        update={"equal_share": 0.0})}), tenants, [])
+    # the equal part moves cost from the largest subscriber (千葉市) to the smallest (伊予市)
+    assert bills["121002"]["allocated_yen"] < plain["121002"]["allocated_yen"]
+    assert bills["382108"]["allocated_yen"] > plain["382108"]["allocated_yen"]
+
+
 @pytest.mark.parametrize(("snippet", "message"), [
     ("costs:\n  infrastructure_yen: -5\n", "costs.infrastructure_yen"),
     ("costs:\n  development_yen: {claims: 100}\n", "costs.development_yen.claims"),
     ("costs:\n  allocation: {fixed_share: 1.5}\n", "costs.allocation.fixed_share"),
+    ("costs:\n  allocation: {equal_share: 0.6, fixed_share: 0.5}\n",
+     "equal_share + fixed_share is 1.1; at most 1"),
     ("costs:\n  allocation: {usage_weights: {rows: 0, images: 0, compute_seconds: 0}}\n",
      "at least one usage weight"),
     ("costs:\n  infra_yen: 5\n", "costs.infra_yen"),

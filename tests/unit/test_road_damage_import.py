@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.road_damage.importers import crack_class, import_folders, import_masks
+from models.road_damage.importers import crack_class, import_folders, import_masks, import_voc
 from models.road_damage.labels import CLASSES
 from models.road_damage.photo import Grid
 from models.road_damage.schema import validate
@@ -121,3 +121,76 @@ def test_cli_imports_a_mask_dataset_into_the_workspace(tmp_path: Path,
     bad = CliRunner().invoke(app, ["road", "import", "masks", str(tmp_path / "img"),
                                    str(tmp_path / "gt"), "--tenant", "402303"])
     assert bad.exit_code == 2 and "does not subscribe" in bad.output
+
+
+def _voc(path: Path, boxes: list[tuple[str, tuple[int, int, int, int]]],
+         size: tuple[int, int] = (256, 192)) -> None:
+    objects = "".join(
+        f"<object><name>{name}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
+        f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+        for name, (x0, y0, x1, y1) in boxes)
+    path.write_text(f"<annotation><filename>{path.stem}.jpg</filename><size><width>{size[0]}"
+                    f"</width><height>{size[1]}</height><depth>3</depth></size>{objects}"
+                    "</annotation>")
+
+
+def test_voc_boxes_become_tile_labels(tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "xml").mkdir()
+    for name in ("a", "b", "c"):
+        _photo(tmp_path / "img" / f"{name}.jpg")
+    # a: a transverse crack box over the top row's first two tiles, a pothole in the last tile,
+    # a box clipping 4 px of the next tile (under 10%: not labelled), and a manhole (no damage)
+    _voc(tmp_path / "xml" / "a.xml", [("D10", (0, 10, 132, 40)), ("D40", (200, 140, 250, 190)),
+                                      ("D50", (70, 70, 120, 120))])
+    _voc(tmp_path / "xml" / "b.xml", [("D01", (10, 0, 60, 100))], size=(512, 384))  # scaled
+    frames = import_voc(tmp_path / "img", tmp_path / "xml", "121002", Grid(256, 64))
+    tiles = validate("tiles", frames["tiles"]).set_index(["photo_id", "row", "col"])
+    validate("photos", frames["photos"])
+    a = tiles.loc["121002-a"]
+    assert a.loc[(0, 0), list(CLASSES)].tolist() == [0, 0, 1, 0, 0]
+    assert a.loc[(0, 1), "D10"] == 1 and a.loc[(0, 2), "none"] == 1  # 4 px of 64: too little
+    assert a.loc[(2, 3), list(CLASSES)].tolist() == [0, 0, 0, 0, 1]
+    assert a.loc[(1, 1), "none"] == 1  # the manhole box is not damage
+    b = tiles.loc["121002-b"]
+    assert b.loc[(0, 0), "D00"] == 1 and b["none"].sum() == 11  # D01 -> D00, box halved
+    assert tiles.loc["121002-c"]["none"].all()  # no XML: a negative photo
+
+
+@pytest.mark.parametrize(("xml", "message"), [
+    ("<annotation><object><name>D00</name></object></annotation>", r"a\.xml: object 1 .*bndbox"),
+    ("<annotation><object><name>D99</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax>"
+     "<ymax>9</ymax></bndbox></object></annotation>", r"a\.xml: unknown damage class 'D99'"),
+    ("<annotation><object><name>D00</name><bndbox><xmin>9</xmin><ymin>1</ymin><xmax>2</xmax>"
+     "<ymax>9</ymax></bndbox></object></annotation>", r"a\.xml: object 1 \(D00\) has an empty"),
+    ("not xml at all", r"a\.xml: not a Pascal VOC XML file"),
+])
+def test_bad_voc_files_are_named(tmp_path: Path, xml: str, message: str) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "xml").mkdir()
+    _photo(tmp_path / "img" / "a.jpg")
+    (tmp_path / "xml" / "a.xml").write_text(xml)
+    with pytest.raises(ValueError, match=message):
+        import_voc(tmp_path / "img", tmp_path / "xml", "121002", Grid(256, 64))
+
+
+def test_cli_imports_a_voc_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from training.cli import app
+    from training.sandbox import make_workspace
+
+    root = make_workspace(tmp_path / "ws", "road_damage", {"grid": {"long_side": 256}})
+    (tmp_path / "img").mkdir()
+    (tmp_path / "xml").mkdir()
+    _photo(tmp_path / "img" / "a.jpg")
+    _voc(tmp_path / "xml" / "a.xml", [("D20", (0, 0, 128, 128))])
+    monkeypatch.setenv("KYODO_ROOT", str(root))
+    result = CliRunner().invoke(app, ["road", "import", "voc", str(tmp_path / "img"),
+                                      str(tmp_path / "xml"), "--tenant", "121002"])
+    assert result.exit_code == 0, result.output
+    assert "1 photos, 12 tiles (4 damaged)" in result.output
+    _voc(tmp_path / "xml" / "a.xml", [("D77", (0, 0, 128, 128))])
+    bad = CliRunner().invoke(app, ["road", "import", "voc", str(tmp_path / "img"),
+                                   str(tmp_path / "xml"), "--tenant", "121002"])
+    assert bad.exit_code == 2 and "a.xml: unknown damage class 'D77'" in bad.output

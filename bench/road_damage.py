@@ -92,7 +92,7 @@ def in_process(rec: Recorder, ws: Workspace, big: bytes, small: list[bytes]) -> 
     from models.road_damage.photo import normalise
 
     model = pickle.loads((ws.root / "build" / TASK / "model.pkl").read_bytes())
-    grid = Grid(model.assets["long_side"], model.assets["tile"])
+    grid = Grid.of(model.assets)
     times = interleaved({"12mp": lambda b: photo_tiles(b, grid)}, [big] * 10, 5, warmup=1)
     rec.add("decode + resize + tile: 12 MP JPEG, median", percentile_ms(times["12mp"], 50), "ms")
     times = interleaved({"1024": lambda b: photo_tiles(b, grid)}, small, 5, warmup=1)

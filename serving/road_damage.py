@@ -100,7 +100,7 @@ def _decode(raw: list[tuple[str, bytes]], grid: Grid,
 def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
     """Per photo: the summary, EXIF facts and overlay PNG (all tiles in batched ONNX calls)."""
     a = model.assets[ASSETS]
-    decoded = _decode(raw, Grid(a["long_side"], a["tile"]))
+    decoded = _decode(raw, Grid.of(a))
     probs = run_onnx(model.session, np.concatenate([d[1] for d in decoded]))
     results, start = [], 0
     for i, (name, tiles, (rows, cols), facts, image) in enumerate(decoded):

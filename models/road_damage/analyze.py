@@ -21,12 +21,26 @@ from models.road_damage.labels import (
 from models.road_damage.photo import normalise
 
 OUTPUT = "tiles_probabilities"  # the combined ONNX model's output (training/export.py prefix)
+CRACK = slice(1, 4)  # D00, D10, D20 in CLASSES order
+# One cut, one per damage class, or {"class": [one per damage class], "crack": one cut}
+Cuts = float | list[float] | dict[str, Any]
 
 
-def tile_flags(probs: np.ndarray, threshold: float | list[float]) -> np.ndarray:
-    """0/1 tile labels in CLASSES order from probabilities (threshold: one, or one per damage
-    class); 'none' when no damage is on."""
-    damage = probs[:, 1:] >= np.asarray(threshold, np.float32)
+def tile_flags(probs: np.ndarray, threshold: Cuts) -> np.ndarray:
+    """0/1 tile labels in CLASSES order from probabilities; 'none' when no damage is on.
+
+    With a "crack" cut, whether a tile is cracked at all is decided once, on its most likely
+    crack class (crack / no-crack is what the level counts, and the crack classes share their
+    evidence); a cracked tile shows the crack classes over their own cut, or its most likely one.
+    """
+    if not isinstance(threshold, dict):
+        damage = probs[:, 1:] >= np.asarray(threshold, np.float32)
+        return np.column_stack([~damage.any(axis=1), damage]).astype(np.int8)
+    damage = probs[:, 1:] >= np.asarray(threshold["class"], np.float32)
+    crack = probs[:, CRACK].max(axis=1) >= threshold["crack"]
+    damage[:, :3] &= crack[:, None]
+    unnamed = crack & ~damage[:, :3].any(axis=1)
+    damage[np.flatnonzero(unnamed), probs[unnamed, CRACK].argmax(axis=1)] = True
     return np.column_stack([~damage.any(axis=1), damage]).astype(np.int8)
 
 
@@ -37,7 +51,7 @@ def run_onnx(session: Any, tiles: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
 
 
-def summarise(probs: np.ndarray, rows: int, cols: int, threshold: float | list[float],
+def summarise(probs: np.ndarray, rows: int, cols: int, threshold: Cuts,
               ) -> dict[str, Any]:
     """Per photo: types found (confidence = the most certain tile), crack ratio, level, grid."""
     flags = tile_flags(probs, threshold)
@@ -66,7 +80,7 @@ def severity(level: str, ratio: float) -> float:
 
 
 def overlay_png(image: np.ndarray, probs: np.ndarray, rows: int, cols: int,
-                threshold: float | list[float]) -> bytes:
+                threshold: Cuts) -> bytes:
     """The grid image with damaged tiles tinted by confidence (red cracks, purple potholes)."""
     base = Image.fromarray(image).convert("RGBA")
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))

@@ -163,23 +163,25 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     best_epoch: int = -1
     seconds: float = 0.0
-    thresholds: list[float] = field(default_factory=list)
+    thresholds: dict[str, Any] = field(default_factory=dict)
 
 
-def tune_thresholds(probs: np.ndarray, Y: np.ndarray) -> list[float]:
-    """Per damage class, the probability cut with the best F1 on validation tiles (0.5 when
-    the class does not occur there)."""
-    out = []
-    for k in range(1, Y.shape[1]):
-        truth = Y[:, k] > 0.5
-        if truth.sum() < 5:
-            out.append(0.5)
-            continue
-        grid = np.linspace(0.2, 0.8, 25)
-        f1s = [2 * (truth & (probs[:, k] >= t)).sum() / max(truth.sum() + (probs[:, k] >= t).sum(),
-                                                             1) for t in grid]
-        out.append(round(float(grid[int(np.argmax(f1s))]), 3))
-    return out
+def _best_cut(truth: np.ndarray, score: np.ndarray) -> float:
+    """The cut on score with the best F1 for truth (0.5 when truth has under 5 positives)."""
+    if truth.sum() < 5:
+        return 0.5
+    grid = np.linspace(0.2, 0.8, 25)
+    f1s = [2 * (truth & (score >= t)).sum() / max(truth.sum() + (score >= t).sum(), 1)
+           for t in grid]
+    return round(float(grid[int(np.argmax(f1s))]), 3)
+
+
+def tune_thresholds(probs: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
+    """Cuts with the best F1 on validation tiles: per damage class, and for crack / no-crack
+    on the most likely crack class (analyze.tile_flags)."""
+    cracked = (Y[:, 1:4] > 0.5).any(axis=1)
+    return {"class": [_best_cut(Y[:, k] > 0.5, probs[:, k]) for k in range(1, Y.shape[1])],
+            "crack": _best_cut(cracked, probs[:, 1:4].max(axis=1))}
 
 
 def predict(model: nn.Module, tiles: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -208,9 +210,11 @@ def _val_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, pos_weight: to
 
 
 def train(model: nn.Module, X: np.ndarray, Y: np.ndarray, Xv: np.ndarray, Yv: np.ndarray,
-          cfg: Any, seed: int, progress: bool = False) -> History:
+          cfg: Any, seed: int, progress: bool = False, hard: np.ndarray | None = None,
+          ) -> History:
     """AdamW with cosine decay; stop when validation loss has not improved for `patience`
-    epochs and keep the best epoch's weights."""
+    epochs and keep the best epoch's weights. `hard` flags clean tiles that look like damage
+    (joints, seams, sealed cracks, shadows): every epoch trains on all of them."""
     import time
 
     from tqdm import tqdm
@@ -224,14 +228,16 @@ def train(model: nn.Module, X: np.ndarray, Y: np.ndarray, Xv: np.ndarray, Yv: np
     pos_weight = torch.tensor(np.sqrt((1 - pos) / pos).clip(1, 3), dtype=torch.float32)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate,
                             weight_decay=cfg.weight_decay)
-    per_epoch = (Y[:, 0] == 0).sum() + cfg.clean_share * (Y[:, 0] == 1).sum() * 1.05
+    hard = np.zeros(len(Y), bool) if hard is None else hard & (Y[:, 0] == 1)
+    per_epoch = (Y[:, 0] == 0).sum() + hard.sum() + cfg.clean_share * (
+        (Y[:, 0] == 1) & ~hard).sum() * 1.05
     steps = cfg.epochs * max(1, int(np.ceil(per_epoch / cfg.batch_size))) + 10
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.learning_rate, total_steps=steps,
                                                 pct_start=0.15)
     hist, best, stale, t0 = History(), None, 0, time.perf_counter()
     Xv_t, Yv_t = to_input(Xv), torch.from_numpy(Yv).float()
-    damaged = np.flatnonzero(Y[:, 0] == 0)
-    clean = np.flatnonzero(Y[:, 0] == 1)
+    damaged = np.flatnonzero((Y[:, 0] == 0) | hard)
+    clean = np.flatnonzero((Y[:, 0] == 1) & ~hard)
     for epoch in tqdm(range(cfg.epochs), desc="epochs", disable=not progress):
         model.train()
         # every damaged tile, a fresh random share of clean ones: balance and half the work
@@ -260,7 +266,8 @@ def train(model: nn.Module, X: np.ndarray, Y: np.ndarray, Xv: np.ndarray, Yv: np
                 break
     model.load_state_dict(best[1])
     model.eval()
-    hist.thresholds = tune_thresholds(predict(model, Xv), Yv) if len(Xv) else [0.5] * 4
+    hist.thresholds = tune_thresholds(predict(model, Xv), Yv) if len(Xv) else {
+        "class": [0.5] * 4, "crack": 0.5}
     hist.seconds = round(time.perf_counter() - t0, 1)
     return hist
 

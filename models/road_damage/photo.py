@@ -28,10 +28,22 @@ class PhotoError(ValueError):
 
 @dataclass(frozen=True)
 class Grid:
-    """How a photo is cut into tiles: the analysis size and the tile edge in pixels."""
+    """How a photo is cut into tiles: the analysis size, the tile edge in pixels and the
+    surrounding pavement (context, pixels on each side) the model sees around each tile."""
 
     long_side: int = 512
     tile: int = 64
+    context: int = 0
+
+    @classmethod
+    def of(cls, assets: dict) -> Grid:
+        """The grid an exported model was trained with (its road.json)."""
+        return cls(assets["long_side"], assets["tile"], assets.get("context", 0))
+
+    @property
+    def window(self) -> int:
+        """The model's input edge: the tile and its context."""
+        return self.tile + 2 * self.context
 
     def shape(self, width: int, height: int) -> tuple[int, int]:
         """(rows, cols) of tiles for a photo of this size."""
@@ -125,11 +137,18 @@ def to_grid(img: Image.Image, grid: Grid) -> np.ndarray:
     return np.asarray(img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
 
 
-def tiles(arr: np.ndarray, tile: int) -> np.ndarray:
-    """Row-major tiles of a grid image, uint8 (rows * cols, tile, tile, 3)."""
+def tiles(arr: np.ndarray, tile: int, context: int = 0) -> np.ndarray:
+    """Row-major tiles of a grid image, each with `context` pixels of its surroundings on every
+    side (mirrored at the photo's edge), uint8 (rows * cols, tile + 2 context, same, 3)."""
     h, w = arr.shape[:2]
     rows, cols = h // tile, w // tile
-    t = arr[:rows * tile, :cols * tile].reshape(rows, tile, cols, tile, 3)
+    arr = arr[:rows * tile, :cols * tile]
+    if context:
+        arr = np.pad(arr, ((context, context), (context, context), (0, 0)), mode="symmetric")
+        win = tile + 2 * context
+        view = np.lib.stride_tricks.sliding_window_view(arr, (win, win, 3))[::tile, ::tile, 0]
+        return np.ascontiguousarray(view[:rows, :cols].reshape(rows * cols, win, win, 3))
+    t = arr.reshape(rows, tile, cols, tile, 3)
     return np.ascontiguousarray(t.transpose(0, 2, 1, 3, 4).reshape(rows * cols, tile, tile, 3))
 
 
@@ -146,4 +165,4 @@ def photo_tiles(data: bytes, grid: Grid, max_pixels: int = MAX_PIXELS,
     img, facts = open_photo(data, max_pixels, draft=grid.long_side)
     arr = to_grid(img, grid)
     rows, cols = arr.shape[0] // grid.tile, arr.shape[1] // grid.tile
-    return tiles(arr, grid.tile), (rows, cols), facts, arr
+    return tiles(arr, grid.tile, grid.context), (rows, cols), facts, arr

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from models.configs import Strict, Tenant
 from models.road_damage import schema as S
-from models.road_damage.analyze import tile_flags
+from models.road_damage.analyze import Cuts, tile_flags
 from models.road_damage.baseline import DarkLineDetector, calibrate, f1
 from models.road_damage.generate import Spec, generate
 from models.road_damage.labels import (
@@ -44,6 +44,8 @@ class GridConfig(Strict):
 
     long_side: int = Field(default=512, ge=32)
     tile: int = Field(default=64, ge=16)
+    context: int = Field(default=0, ge=0, le=64, description="pixels of surrounding pavement "
+                         "the model sees on each side of a tile (its label stays the tile's)")
 
 
 class ModelConfig(Strict):
@@ -107,7 +109,7 @@ def load_tiles(photos: pd.DataFrame, tiles: pd.DataFrame, grid: Grid) -> TileSet
     by_photo = {pid: g.sort_values(["row", "col"]) for pid, g in tiles.groupby("photo_id")}
     for i, row in enumerate(photos.itertuples(index=False)):
         # a 1 x 1 photo is a tile dataset's image (class folders): the whole image is the tile
-        g = Grid(grid.tile, grid.tile) if row.rows == row.cols == 1 else grid
+        g = Grid(grid.tile, grid.tile, grid.context) if row.rows == row.cols == 1 else grid
         t, (rows, cols), _, _ = photo_tiles(Path(row.file).read_bytes(), g)
         lab = by_photo.get(row.photo_id)
         if lab is None or len(lab) != rows * cols:
@@ -226,14 +228,14 @@ class RoadDamage:
         """One graph 'tiles': normalised tiles -> sigmoid probabilities per class."""
         from models.road_damage import net
 
-        return {"tiles": net.to_onnx(model.net, model.assets["tile"], opset)}
+        return {"tiles": net.to_onnx(model.net, Grid.of(model.assets).window, opset)}
 
     def parity_inputs(self, model: RoadModel, test: Frames,
                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Held-out tiles through the shared numpy preprocessing and the native model."""
         from models.road_damage.photo import normalise
 
-        grid = Grid(model.assets["long_side"], model.assets["tile"])
+        grid = Grid.of(model.assets)
         limit = model.assets.get("parity_tiles", 512)
         photos = test["photos"].head(max(1, limit // 40))
         ts = load_tiles(photos, test["tiles"], grid)
@@ -259,18 +261,19 @@ class RoadDamage:
         return {"road.json": json.dumps(model.assets, ensure_ascii=False, indent=1).encode()}
 
 
-def make_assets(cfg: RoadDamageConfig, init: str, model: Any, thresholds: list[float],
+def make_assets(cfg: RoadDamageConfig, init: str, model: Any, thresholds: Cuts,
                 ) -> dict[str, Any]:
     """road.json content: everything serving needs besides the ONNX graph."""
     return {"classes": list(CLASSES), "labels_ja": LABELS_JA, "levels": list(LEVELS),
             "levels_ja": LEVELS_JA, "long_side": cfg.grid.long_side, "tile": cfg.grid.tile,
+            "context": cfg.grid.context,
             "threshold": thresholds, "tile_mask_share": TILE_MASK_SHARE,
             "architecture": cfg.model.architecture, "init": init,
             "parameters": int(sum(p.numel() for p in model.parameters())),
             "parity_tiles": cfg.parity_tiles}
 
 
-def metrics(ts: TileSet, probs: np.ndarray, base: np.ndarray, threshold: list[float],
+def metrics(ts: TileSet, probs: np.ndarray, base: np.ndarray, threshold: Cuts,
             keep: np.ndarray) -> dict[str, Any]:
     """Tile and photo metrics over the tiles selected by `keep`."""
     truth, pred = ts.labels[keep].astype(bool), tile_flags(probs[keep], threshold).astype(bool)

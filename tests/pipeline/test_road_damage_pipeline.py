@@ -21,7 +21,8 @@ def test_evaluation_reports_tiles_levels_baseline_and_pooling(road_root: Path) -
     assert 0 <= h["value"] <= 1 and 0 <= h["baseline"] <= 1
     o = ev["overall"]
     assert set(o["f1"]) == set(CLASSES) and 0 <= o["mlit_accuracy"] <= 1
-    assert o["init"] == "scratch" and o["epochs_run"] >= 1 and len(o["thresholds"]) == 4
+    assert o["init"] == "scratch" and o["epochs_run"] >= 1 and len(o["thresholds"]["class"]) == 4
+    assert 0.2 <= o["thresholds"]["crack"] <= 0.8
     assert o["tiles"] == o["photos"] * 12  # 4 x 3 tiles per photo in the tiny workspace
     assert set(ev["per_tenant"]) <= {"121002", "012050", "182079", "012084"}
     assert set(ev["pooling"]) == set(ev["per_tenant"])
@@ -37,8 +38,8 @@ def test_exported_onnx_matches_torch_through_shared_preprocessing(road_root: Pat
     session = ort.InferenceSession(str(road_root / "build" / "road_damage" / "onnx" /
                                        "model.onnx"), providers=["CPUExecutionProvider"])
     photo = sorted((road_root / "data" / "road_damage" / "images").rglob("*.jpg"))[0]
-    tiles, (rows, cols), _, _ = photo_tiles(photo.read_bytes(), Grid(256, 64))
-    assert (rows, cols) == (3, 4)
+    tiles, (rows, cols), _, _ = photo_tiles(photo.read_bytes(), Grid.of(model.assets))
+    assert (rows, cols) == (3, 4) and tiles.shape[1:] == (96, 96, 3)  # 64 px + 16 px context
     from models.road_damage.net import predict
 
     native, exported = predict(model.net, tiles), run_onnx(session, tiles)
@@ -50,7 +51,7 @@ def test_exported_onnx_matches_torch_through_shared_preprocessing(road_root: Pat
 def test_road_assets_tell_serving_the_grid(road_root: Path) -> None:
     assets = json.loads((road_root / "build" / "road_damage" / "onnx" / "road.json").read_text())
     assert assets["classes"] == list(CLASSES)
-    assert (assets["long_side"], assets["tile"]) == (256, 64)
+    assert (assets["long_side"], assets["tile"], assets["context"]) == (256, 64, 16)
     assert assets["architecture"] == "resnet" and assets["parameters"] > 1000
     ws = Workspace.load(road_root)
     assert ws.task_config(ws.task("road_damage")).grid.long_side == 256

@@ -106,6 +106,31 @@ def test_grid_shape_tiles_and_normalise() -> None:
     assert x.shape == (6, 3, 64, 64) and x.dtype == np.float32
 
 
+def test_tiles_with_context_centre_on_the_tile_and_mirror_at_the_edge() -> None:
+    arr = np.random.default_rng(0).integers(0, 255, (128, 192, 3), np.uint8)
+    plain = tiles(arr, 64)
+    wide = tiles(arr, 64, context=8)
+    assert wide.shape == (6, 80, 80, 3)
+    assert (wide[:, 8:72, 8:72] == plain).all()  # the centre is the tile itself
+    assert (wide[4, :8, 8:72] == plain[1][-8:]).all()  # above row 1: the bottom of row 0
+    assert (wide[0, 7, 8:72] == arr[0, :64]).all()  # the photo's edge is mirrored
+    assert Grid.of({"long_side": 512, "tile": 64}).window == 64  # models without context
+    assert Grid.of({"long_side": 512, "tile": 64, "context": 8}).window == 80
+
+
+def test_one_crack_cut_decides_cracked_tiles_and_names_their_class() -> None:
+    from models.road_damage.analyze import tile_flags
+
+    probs = np.array([[0.1, 0.45, 0.40, 0.05, 0.0],   # cracked (max 0.45 >= 0.4): D00 named
+                      [0.2, 0.90, 0.85, 0.00, 0.0],   # both classes over their own cuts
+                      [0.9, 0.30, 0.10, 0.10, 0.7],   # not cracked; a pothole
+                      [0.9, 0.35, 0.00, 0.00, 0.0]], np.float32)  # under the crack cut
+    cuts = {"class": [0.6, 0.6, 0.6, 0.5], "crack": 0.4}
+    assert tile_flags(probs, cuts).tolist() == [[0, 1, 0, 0, 0], [0, 1, 1, 0, 0],
+                                                [0, 0, 0, 0, 1], [1, 0, 0, 0, 0]]
+    assert tile_flags(probs, [0.6, 0.6, 0.6, 0.5])[0].tolist() == [1, 0, 0, 0, 0]  # per class
+
+
 def test_exif_orientation_is_honoured() -> None:
     upright = Image.new("RGB", (80, 40), (200, 200, 200))
     upright.paste((0, 0, 0), (0, 0, 10, 10))  # black top-left corner

@@ -209,23 +209,58 @@ def _val_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, pos_weight: to
     return total / len(x)
 
 
+def device_of(name: str) -> torch.device:
+    """The torch device for model.device: auto takes a GPU where torch sees one."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("model.device: cuda, but torch sees no GPU on this machine")
+    return torch.device(name)
+
+
+class Ema:
+    """Exponential moving average of a model's weights and batch-norm statistics: the
+    averaged weights vary less from run to run than the last step's. The decay ramps up as
+    (1 + t) / (10 + t) over the first steps, so a short run (a small tenant's local-only
+    fit) is not averaged with its untrained start."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay, self.steps = decay, 0
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def update(self, model: nn.Module) -> None:
+        """Move the average towards the model's current weights."""
+        self.steps += 1
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                if v.is_floating_point():
+                    self.state[k].mul_(d).add_(v.detach(), alpha=1 - d)
+                else:
+                    self.state[k].copy_(v)
+
+
 def train(model: nn.Module, X: np.ndarray, Y: np.ndarray, Xv: np.ndarray, Yv: np.ndarray,
           cfg: Any, seed: int, progress: bool = False, hard: np.ndarray | None = None,
           ) -> History:
-    """AdamW with cosine decay; stop when validation loss has not improved for `patience`
-    epochs and keep the best epoch's weights. `hard` flags clean tiles that look like damage
-    (joints, seams, sealed cracks, shadows): every epoch trains on all of them."""
+    """AdamW with one-cycle decay; stop when validation loss has not improved for `patience`
+    epochs and keep the best epoch's weights (their moving average with `cfg.ema` > 0).
+    `hard` flags clean tiles that look like damage (joints, seams, sealed cracks, shadows):
+    every epoch trains on all of them."""
     import time
 
     from tqdm import tqdm
 
     torch.manual_seed(seed)
     torch.set_num_threads(cfg.threads)
+    dev = device_of(getattr(cfg, "device", "cpu"))
+    model.to(dev)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     pos = np.where(Y[:, :1] == 1, cfg.clean_share, 1.0)
     pos = ((Y * pos).sum(axis=0) / pos.sum()).clip(1e-3, 1)  # prevalence as trained
-    pos_weight = torch.tensor(np.sqrt((1 - pos) / pos).clip(1, 3), dtype=torch.float32)
+    pos_weight = torch.tensor(np.sqrt((1 - pos) / pos).clip(1, 3), dtype=torch.float32,
+                              device=dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate,
                             weight_decay=cfg.weight_decay)
     hard = np.zeros(len(Y), bool) if hard is None else hard & (Y[:, 0] == 1)
@@ -234,8 +269,9 @@ def train(model: nn.Module, X: np.ndarray, Y: np.ndarray, Xv: np.ndarray, Yv: np
     steps = cfg.epochs * max(1, int(np.ceil(per_epoch / cfg.batch_size))) + 10
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.learning_rate, total_steps=steps,
                                                 pct_start=0.15)
+    ema = Ema(model, cfg.ema) if getattr(cfg, "ema", 0) > 0 else None
     hist, best, stale, t0 = History(), None, 0, time.perf_counter()
-    Xv_t, Yv_t = to_input(Xv), torch.from_numpy(Yv).float()
+    Xv_t, Yv_t = to_input(Xv).to(dev), torch.from_numpy(Yv).float().to(dev)
     damaged = np.flatnonzero((Y[:, 0] == 0) | hard)
     clean = np.flatnonzero((Y[:, 0] == 1) & ~hard)
     for epoch in tqdm(range(cfg.epochs), desc="epochs", disable=not progress):
@@ -248,24 +284,32 @@ def train(model: nn.Module, X: np.ndarray, Y: np.ndarray, Xv: np.ndarray, Yv: np
             idx = order[s:s + cfg.batch_size]
             x, y = augment(X[idx], Y[idx], gen, rng) if cfg.augment else (
                 to_input(X[idx]), torch.from_numpy(Y[idx]).float())
-            loss = _loss(model, x, y, pos_weight)
+            loss = _loss(model, x.to(dev), y.to(dev), pos_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update(model)
             losses.append(float(loss.detach()))
+        weights = model.state_dict() if ema is None else ema.state
+        if ema is not None:  # judge (and keep) the averaged weights, then train on
+            live = {k: v.clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(ema.state)
         val = _val_loss(model, Xv_t, Yv_t, pos_weight) if len(Xv_t) else float(np.mean(losses))
+        if ema is not None:
+            model.load_state_dict(live)
         hist.train_loss.append(round(float(np.mean(losses)), 5))
         hist.val_loss.append(round(val, 5))
         if best is None or val < best[0] - 1e-4:
-            best, stale = (val, {k: v.clone() for k, v in model.state_dict().items()}), 0
+            best, stale = (val, {k: v.clone() for k, v in weights.items()}), 0
             hist.best_epoch = epoch
         else:
             stale += 1
             if stale >= cfg.patience:
                 break
     model.load_state_dict(best[1])
-    model.eval()
+    model.cpu().eval()  # export and serving-side checks run on the CPU
     hist.thresholds = tune_thresholds(predict(model, Xv), Yv) if len(Xv) else {
         "class": [0.5] * 4, "crack": 0.5}
     hist.seconds = round(time.perf_counter() - t0, 1)

@@ -66,6 +66,10 @@ class ModelConfig(Strict):
     clean_share: float = Field(default=0.6, gt=0, le=1,
                                description="share of undamaged tiles drawn per epoch")
     threads: int = Field(default=2, ge=1)
+    ema: float = Field(default=0.0, ge=0, lt=1, description="per-step decay of the weights' "
+                       "moving average that is validated and kept (0: the raw weights)")
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        default="cpu", description="where training runs; auto takes a GPU when torch sees one")
 
 
 class RoadDamageConfig(Strict):

@@ -1,0 +1,46 @@
+"""The tile model's training helpers: weight averaging and the device choice."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from models.road_damage.net import Ema, device_of
+
+
+def test_ema_averages_weights_and_copies_counters() -> None:
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = Ema(model, decay=0.9)
+    start = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model(torch.randn(4, 2))  # training mode: batch-norm counters move
+    for _ in range(100):  # past the ramp-up: each step moves 10% of the way
+        ema.update(model)
+    moved = ema.state["0.weight"] - start
+    assert torch.allclose(moved, torch.ones_like(moved), atol=1e-3)
+    assert int(ema.state["1.num_batches_tracked"]) == 1
+
+
+def test_ema_ramps_up_so_a_short_run_is_not_its_untrained_start() -> None:
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(-1.0)
+    ema = Ema(model, decay=0.999)
+    with torch.no_grad():
+        model.weight.fill_(1.0)  # what training reached
+    ema.update(model)
+    assert float(ema.state["weight"]) == pytest.approx(-1 * 2 / 11 + 1 * 9 / 11)
+    for _ in range(20):
+        ema.update(model)
+    # a constant 0.999 would still sit near -1 (-0.96); the ramp is within 0.1 of the weights
+    assert float(ema.state["weight"]) > 0.9
+
+
+def test_device_cpu_always_works_and_cuda_needs_a_gpu() -> None:
+    assert device_of("cpu").type == "cpu"
+    assert device_of("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no GPU"):
+            device_of("cuda")

@@ -87,12 +87,11 @@ def run(rec: Recorder, tmp: Path, opts: argparse.Namespace) -> None:
         rec.add(f"{name}: held-out tile crack F1 (mean over seeds)", float(np.mean(f1s)), "F1",
                 note=note)
         rec.add(f"{name}: held-out tile crack F1 (worst seed)", min(f1s), "F1")
-        for key, label, unit in (("macro_f1", "tile macro-F1", "F1"),
-                                 ("d40_f1", "pothole (D40) F1", "F1"),
-                                 ("mlit_accuracy", "MLIT level accuracy", "share"),
+        for key, label, unit in (("macro_f1", "held-out tile macro-F1 (mean)", "F1"),
+                                 ("d40_f1", "held-out pothole (D40) F1 (mean)", "F1"),
+                                 ("mlit_accuracy", "held-out MLIT level accuracy (mean)", "share"),
                                  ("seconds", "training time", "s")):
-            rec.add(f"{name}: held-out {label} (mean)" if unit != "s" else f"{name}: {label}",
-                    float(np.mean([r[key] for r in rows])), unit)
+            rec.add(f"{name}: {label}", float(np.mean([r[key] for r in rows])), unit)
 
 
 def options(argv: list[str] | None = None) -> argparse.Namespace:

@@ -40,7 +40,7 @@ LINE_COLUMNS = ["claim_id", "tenant_code", "patient_id", "age", "sex", "service_
 class GenerateSpec:
     """How much to generate; `total_claims` is split across tenants by population."""
 
-    total_claims: int = 200_000
+    total_claims: int = 400_000
     months: int = 12
     start_month: str = "2025-04"
     error_rate: float = 0.03

@@ -25,7 +25,7 @@ from models.task import Frames
 class GenerateConfig(Strict):
     """Synthetic data size and error rate."""
 
-    total_claims: int = Field(default=200_000, ge=100)
+    total_claims: int = Field(default=400_000, ge=100)
     months: int = Field(default=12, ge=4, le=36)
     start_month: str = Field(default="2025-04", pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
     error_rate: float = Field(default=0.03, gt=0, lt=0.5)

@@ -52,6 +52,7 @@ _RISKY = re.compile(r"'*[=+\-@\t\r]")  # trigger text, or quotes then a trigger 
 # same glyph, so no meaning is lost (EM DASH -> HORIZONTAL BAR, as Windows' best fit does).
 _CP932_SAME = str.maketrans({"\u2014": "\u2015"})
 _XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # control characters xlsx cannot hold
+_XLSX_ERRORS = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
 
 
 class DownloadError(ValueError):
@@ -153,6 +154,9 @@ def _xlsx_row(ws: Any, values: Iterable[Any], line: int, names: list[Any]) -> li
                 f"「{col}」列 {line} 行目 / column {col!r}, line {line}: 制御文字を含むため "
                 "Excel に書けません。CSV（format=csv）でダウンロードしてください / contains a "
                 "control character Excel cannot hold; download the CSV (format=csv) instead")
+        if not _RISKY.match(value) and value not in _XLSX_ERRORS:
+            row.append(value)  # openpyxl writes it as a plain string cell
+            continue
         cell = WriteOnlyCell(ws, value="")
         cell.value = "'" + value if value.startswith("'") and _RISKY.match(value) else value
         cell.data_type = "s"  # openpyxl would make '=...' a formula and '#N/A' an error

@@ -19,8 +19,8 @@ Real numbers (numeric columns, including negative amounts such as a saving of -1
 numbers in every format: only text is ever quoted.
 
 The pair with uploads: the upload intake removes exactly one leading `'` in front of `=`, `+`,
-`-`, `@`, tab or CR, so a file this writer produced reads back with the same values (branch
-`intake`, models/csvfile.py). Keep the two rules in step.
+`-`, `@`, tab or CR, so a file this writer produced reads back with the same values (the shared
+upload intake; tests/unit/test_downloads.py `intake_unquote` mirrors it). Keep the two in step.
 
 cp932: Shift_JIS cannot hold every character (e.g. 𠮷, JIS X 0213 kanji, emoji). Writing `?`
 silently would change names and ids, so `table_bytes` raises `DownloadError` naming the row and

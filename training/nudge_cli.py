@@ -5,14 +5,27 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 nudge_app = typer.Typer(help="特定健診 reminders and generic RCT uplift (checkup_nudge).",
                         no_args_is_help=True, pretty_exceptions_enable=False)
 
 Encoding = Annotated[str, typer.Option(help="Output encoding: utf-8-sig (Excel) or cp932.")]
+
+
+def _write(table: pd.DataFrame, out: Path, encoding: str) -> None:
+    """The table as staff open it, through the one formula-safe download writer."""
+    from serving.downloads import DownloadError, write_table
+
+    try:
+        write_table(table, out, encoding)
+    except DownloadError as exc:
+        raise _fail(f"{out}: {exc}") from exc
 
 
 def _fail(message: str) -> typer.Exit:
@@ -91,7 +104,7 @@ def fit_rct(
     else:
         _print_report(result.report)
     if scored is not None and out is not None:
-        scored.to_csv(out, index=False, encoding=encoding, lineterminator="\r\n")
+        _write(scored, out, encoding)
         typer.echo(f"\nwrote {len(scored)} rows with p_<arm> and recommended_arm to {out}")
 
 
@@ -135,7 +148,6 @@ def plan(
         listing, summary = plan_outreach(scored, yen, assets["costs"])
     except (RosterInputError, ValueError) as exc:
         raise _fail(f"{roster}: {exc}") from exc
-    list_table(listing, include_all).to_csv(out, index=False, encoding=encoding,
-                                            lineterminator="\r\n")
+    _write(list_table(listing, include_all), out, encoding)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -395,7 +395,7 @@ def _messages(decision: dict[str, Any], arms_cmp: dict[str, Any], best: str) -> 
     """Plain-words statements about what the data support."""
     out = []
     if not decision["personalised"]:
-        out.append(CF.NO_HETEROGENEITY_EN.format(name=f"everyone gets '{best}'"))
+        out.append(CF.NO_HETEROGENEITY_EN.format(name=f"everyone gets {best}"))
     warn = CF.ranking_message(arms_cmp)
     if warn:
         out.append(f"Warning: {warn}.")

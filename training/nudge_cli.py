@@ -172,7 +172,7 @@ def plan(
             raise _fail(f"{roster}: {problem} (--allow-new-districts)")
         scored = score_residents(residents, assets, OnnxArmPredictor(session))
         yen = budget if budget is not None else assets["budget_yen_per_resident"] * len(scored)
-        listing, summary = plan_outreach(scored, yen, assets["costs"])
+        listing, summary = plan_outreach(scored, yen, assets["costs"], assets.get("policy"))
     except (RosterInputError, ValueError) as exc:
         raise _fail(f"{roster}: {exc}") from exc
     list_table(listing, include_all).to_csv(out, index=False, encoding=encoding,

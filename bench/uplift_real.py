@@ -1,7 +1,8 @@
 """Uplift on public randomised trials and semi-synthetic ones: does the product beat simple
 policies out of sample, and do its own CIs hold up?
 
-Run with `make bench` (or `python -m bench.uplift_real`); writes reports/bench/uplift_real.json.
+Run with `make bench` (or `python -m bench.uplift_real [dataset ...]`, which reruns only those
+and keeps the others' results); writes reports/bench/uplift_real.json.
 Datasets (data card: bench/data/README.md):
 - ggl2008: Gerber, Green & Larimer (2008) Michigan social-pressure mailing, 5 arms, 344,084
   persons (bench/data/ggl2008_social_pressure.csv.gz, committed, 1.2 MB).
@@ -80,7 +81,8 @@ def load_synthetic(null: bool, n: int = 60_000) -> tuple[pd.DataFrame, dict[str,
     arm = pd.Categorical(camp["arm"], categories=list(ARMS)).codes
     if null:  # same average effect for everyone: nothing to personalise
         truth = np.clip(truth[:, [0]] + (truth - truth[:, [0]]).mean(axis=0), 0, 1)
-    y = (np.random.default_rng(SEED).random(len(arm)) < truth[np.arange(len(arm)), arm])
+    # its own stream: the split seeds (SEED + r) must not reuse these uniforms
+    y = (np.random.default_rng([SEED, 99]).random(len(arm)) < truth[np.arange(len(arm)), arm])
     df = res[SYNTH_FEATURES].astype(object).where(res[SYNTH_FEATURES].notna(), "").astype(str)
     df["arm"], df["attended"] = camp["arm"].to_numpy(), y.astype(int).astype(str)
     return df, {"treatment": "arm", "outcome": "attended", "control": "none", "truth": truth}
@@ -136,18 +138,24 @@ def one_split(df: pd.DataFrame, meta: dict[str, Any], seed: int) -> dict[str, An
     oos = paired(ipw_columns(arm, y, assigns, len(arms)), names, "best_arm_on_training_part",
                  np.random.default_rng(seed))
     own = rep["policy_value"]["recommended_minus_best_single_arm"]
-    gain_oos = oos["minus_best_arm_on_training_part"]["product"]["estimate"]
+    oos_ci = oos["minus_best_arm_on_training_part"]["product"]
+    gain_oos = oos_ci["estimate"]
     out = {"rows_train": len(train), "rows_test": len(test), "fit_seconds": round(seconds, 1),
            "recommended": rep["decision"]["recommended"], "best_single_arm": arms[train_best],
            "product_own_gain_vs_best_single_arm": own,
            "product_own_value": rep["policy_value"]["recommended"],
            "out_of_sample": oos, "own_ci_covers_out_of_sample_gain":
                bool(own["ci_low"] - 1e-12 <= gain_oos <= own["ci_high"] + 1e-12),
+           "own_ci_overlaps_out_of_sample_ci": bool(own["ci_low"] <= oos_ci["ci_high"] + 1e-12
+                                                    and oos_ci["ci_low"] <= own["ci_high"]
+                                                    + 1e-12),
            "messages": rep["messages"], "arm_comparison_too_small":
                rep["arm_comparison"]["too_small"], "tied_with_best":
                rep["arm_comparison"]["tied_with_best"]}
     if meta["truth"] is not None:
-        T = meta["truth"][held]
+        # the truth's columns are in ARMS order; the model's arms put the control first and
+        # sort the rest
+        T = meta["truth"][held][:, [ARMS.index(a) for a in arms]]
         rows = np.arange(len(T))
         true_gain = float((T[rows, assigns["product"]] - T[:, train_best]).mean())
         out["true_gain_vs_best_single_arm"] = round(true_gain, 5)
@@ -182,6 +190,8 @@ def run_dataset(name: str, df: pd.DataFrame, meta: dict[str, Any]) -> dict[str, 
                "target_met_share_over_repeats": round(float(np.mean([target_met(s)
                                                                      for s in reps])), 3),
                "own_ci_covers_out_of_sample_gain_share": round(float(np.mean(cover)), 3),
+               "own_ci_overlaps_out_of_sample_ci_share": round(float(np.mean(
+                   [s["own_ci_overlaps_out_of_sample_ci"] for s in reps])), 3),
                "recommended_over_repeats": [s["recommended"] for s in reps],
                "splits": reps}
     if meta["truth"] is not None:
@@ -201,10 +211,13 @@ def main() -> None:
                               "evaluator": "IPW on the held-out 30% with its arm shares; "
                                            "paired percentile bootstrap, 300 draws",
                               "datasets": {}}
+    if only and OUT.is_file():  # a partial rerun keeps the other datasets' results
+        report["datasets"] = json.loads(OUT.read_text(encoding="utf-8"))["datasets"]
     for name, loaded in sets.items():
-        if loaded is None or (only and name not in only):
-            report["datasets"][name] = {"skipped": "data file absent" if loaded is None
-                                        else "not selected"}
+        if only and name not in only:
+            continue
+        if loaded is None:
+            report["datasets"][name] = {"skipped": "data file absent"}
             continue
         report["datasets"][name] = run_dataset(name, *loaded)
     report["seconds"] = round(time.perf_counter() - t0, 1)

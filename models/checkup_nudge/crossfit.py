@@ -14,7 +14,7 @@ best simple policy has a 95% CI above zero; otherwise the best simple policy is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,10 +116,22 @@ def tree_assign(tree: Any, X: np.ndarray) -> np.ndarray:
     return np.asarray(tree.predict(np.asarray(X, np.float32))).reshape(len(X), -1).argmax(1)
 
 
-def tree_rules(tree: Any, features: Sequence[str], arms: Sequence[str]) -> list[str]:
-    """Each leaf as a readable rule: 'age <= 54.5 and p2004 > 0.5 -> neighbors'."""
+def tree_rules(tree: Any, features: Sequence[str], arms: Sequence[str],
+               levels: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """Each leaf as a readable rule: 'age <= 54.5 and p2004 > 0.5 -> neighbors'.
+
+    A categorical feature (coded by its sorted `levels`) reads as 'group in {a, b}'.
+    """
     t = tree.tree_
     out: list[str] = []
+    levels = levels or {}
+
+    def test(name: str, thr: float, left: bool) -> str:
+        if name not in levels:
+            return f"{name} {'<=' if left else '>'} {thr:g}"
+        cut = int(np.floor(thr)) + 1
+        chosen = levels[name][:cut] if left else levels[name][cut:]
+        return f"{name} in {{{', '.join(chosen)}}}"
 
     def walk(node: int, path: list[str]) -> None:
         if t.children_left[node] < 0:
@@ -127,8 +139,8 @@ def tree_rules(tree: Any, features: Sequence[str], arms: Sequence[str]) -> list[
             out.append(f"{' and '.join(path) or 'everyone'} -> {arm}")
             return
         name, thr = features[t.feature[node]], t.threshold[node]
-        walk(t.children_left[node], [*path, f"{name} <= {thr:g}"])
-        walk(t.children_right[node], [*path, f"{name} > {thr:g}"])
+        walk(t.children_left[node], [*path, test(name, thr, True)])
+        walk(t.children_right[node], [*path, test(name, thr, False)])
 
     walk(0, [])
     return out

@@ -382,7 +382,8 @@ def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds:
         "qini": M.qini_summary(M.qini_by_arm(cf.mu, exp.arm, exp.y, cf.prop, data.arms)),
         "policy_value": _policy_values(cf, pol, chosen, n_boot, seed),
         "decision": decision, "arm_comparison": arms_cmp,
-        "policy_tree_rules": CF.tree_rules(tree, data.encoding.features, data.arms),
+        "policy_tree_rules": CF.tree_rules(tree, data.encoding.features, data.arms,
+                                            data.encoding.levels),
         "recommended_share": {a: round(float((chosen == k).mean()), 4)
                               for k, a in enumerate(data.arms)},
         "messages": _messages(decision, arms_cmp, data.arms[best]),

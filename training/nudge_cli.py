@@ -73,7 +73,8 @@ def _print_report(r: dict[str, Any]) -> None:
 SCORE_HELP = ("Another CSV to score with the models refitted on every row of FILE (the printed "
               "figures are cross-fitted estimates for that same procedure). Output columns: "
               "the input, p_<arm> = P(outcome) under each arm, uplift_<arm> = p_<arm> - "
-              "p_<control> per treated arm, and arm = the recommended policy's arm.")
+              "p_<control> per treated arm, and arm = the recommended policy's arm (input columns "
+              "with one of these names are kept with the suffix _input).")
 
 
 @nudge_app.command("fit-rct")

@@ -219,13 +219,3 @@ def choose_learner(val: Experiment, preds: dict[str, np.ndarray], value: PolicyV
     mu = np.mean(list(preds.values()), axis=0)
     scores = {c: value(P, mu, val) for c, P in preds.items()}
     return max(scores, key=lambda c: (scores[c], -candidates.index(c))), scores
-
-
-def select_learner(data: Experiment, arms: Sequence[str], candidates: Sequence[str],
-                   params: dict, seed: int, value: PolicyValue, share: float = 0.2,
-                   categorical: Sequence[int] = ()) -> tuple[str, dict[str, float]]:
-    """The candidate with the best `value` on held-out groups of the training data."""
-    if len(candidates) == 1:
-        return candidates[0], {}
-    val, preds = holdout_predictions(data, arms, candidates, params, seed, share, categorical)
-    return choose_learner(val, preds, value)

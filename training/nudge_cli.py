@@ -34,8 +34,9 @@ def _fmt(v: dict[str, float]) -> str:
 def _print_report(r: dict[str, Any]) -> None:
     arms = ", ".join(f"{a} ({n})" for a, n in r["arms"].items())
     typer.echo(f"rows: {r['rows']}; arms: {arms}")
-    if r["dropped_missing_outcome"]:
-        typer.echo(f"dropped {r['dropped_missing_outcome']} rows with a missing outcome")
+    dropped = r["dropped_missing_outcome"]
+    if dropped:
+        typer.echo(f"dropped {dropped} row{'s' if dropped > 1 else ''} with a missing outcome")
     typer.echo(f"features used: {', '.join(r['features'])}")
     for col, why in r["excluded_columns"].items():
         typer.echo(f"  left out '{col}': {why}")

@@ -140,12 +140,12 @@ def _plan(model: LoadedModel, residents: pd.DataFrame, budget: float | None,
         scored = _scored(model, residents)
         yen, source = _budget(budget, postcards, prices, len(scored),
                               assets["budget_yen_per_resident"])
-        listing, summary = plan_outreach(scored, yen, prices)
+        listing, summary = plan_outreach(scored, yen, prices, assets.get("policy"))
     except ValueError as exc:
         raise HTTPException(422, f"budget/costs: {exc}") from None
     summary["budget_source"] = source
     steps = [yen * f for f in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)]
-    summary["gain_curve"] = gain_curve(scored, prices, steps)
+    summary["gain_curve"] = gain_curve(scored, prices, steps, assets.get("policy"))
     summary["costs"] = prices
     summary["arm_labels_ja"] = ARM_LABELS_JA
     return listing, summary

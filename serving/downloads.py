@@ -106,8 +106,8 @@ def _not_cp932(text: str) -> str | None:
     return None
 
 
-def _csv_bytes(frame: pd.DataFrame, fmt: FileFormat) -> bytes:
-    text = safe_frame(frame).to_csv(index=False, lineterminator="\r\n")  # CRLF as Excel writes
+def _csv_bytes(frame: pd.DataFrame, fmt: FileFormat, line_end: str = "\r\n") -> bytes:
+    text = safe_frame(frame).to_csv(index=False, lineterminator=line_end)  # CRLF: as Excel
     if fmt == "csv":
         return ("\ufeff" + text).encode("utf-8")  # BOM so Excel detects UTF-8
     try:
@@ -180,7 +180,7 @@ def _xlsx_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def table_bytes(frame: pd.DataFrame, fmt: FileFormat) -> bytes:
+def table_bytes(frame: pd.DataFrame, fmt: FileFormat, line_end: str = "\r\n") -> bytes:
     """The table encoded as the requested file format, formula-safe (module docstring).
 
     Raises DownloadError when a cp932 file cannot hold a character (or an xlsx a control
@@ -188,7 +188,7 @@ def table_bytes(frame: pd.DataFrame, fmt: FileFormat) -> bytes:
     """
     if fmt == "xlsx":
         return _xlsx_bytes(frame)
-    return _csv_bytes(frame, fmt)
+    return _csv_bytes(frame, fmt, line_end)
 
 
 def safe_properties(value: Any) -> Any:
@@ -233,15 +233,16 @@ def geojson_download(collection: dict[str, Any], stem: str) -> Response:
     return _attachment(geojson_bytes(collection), MEDIA["geojson"], f"{stem}.geojson")
 
 
-def write_table(frame: pd.DataFrame, path: Any, encoding: str = "utf-8-sig") -> None:
+def write_table(frame: pd.DataFrame, path: Any, encoding: str = "utf-8-sig",
+                line_end: str = "\r\n") -> None:
     """The table written to a file by the CLI with the same rules: `encoding` utf-8-sig (Excel),
-    utf-8 (no BOM) or cp932; a path ending in .xlsx writes Excel."""
+    utf-8 (no BOM) or cp932; `line_end` CRLF (Excel) or LF; a path ending in .xlsx writes Excel."""
     if str(path).lower().endswith(".xlsx"):
         data = table_bytes(frame, "xlsx")
     elif encoding.replace("_", "-").lower() in ("cp932", "shift-jis", "sjis", "ms932"):
-        data = table_bytes(frame, "csv_cp932")
+        data = table_bytes(frame, "csv_cp932", line_end)
     else:
-        data = table_bytes(frame, "csv")
+        data = table_bytes(frame, "csv", line_end)
         if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
             data = data[len("\ufeff".encode()):]
     with open(path, "wb") as fh:

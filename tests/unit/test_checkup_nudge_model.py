@@ -80,8 +80,16 @@ def test_policy_beats_both_baselines_on_the_truth(models: dict[str, NudgeModel],
     truth, head = ev["overall"]["true_gain"], ev["headline"]
     assert head["value"] == truth["policy"] and head["oracle"] == truth["oracle"]
     assert head["baseline"] == truth["highest_probability"]
-    assert truth["policy"] > truth["standard_to_all"] and truth["policy"] > head["baseline"]
-    assert truth["policy"] <= truth["oracle"]
+    # issue 16: "policy" is the recommendation; on 9,000 residents training may not show the
+    # model beats the best simple policy and then recommends that one. The model's own list
+    # ("uplift_model") must still beat both baselines on the truth.
+    model_gain = truth["uplift_model"]
+    assert model_gain > truth["standard_to_all"] and model_gain > head["baseline"]
+    choice = ev["overall"]["policy_choice"]
+    assert choice["kind"] in ("model", "simple") and choice["message_ja"]
+    if choice["kind"] == "model":
+        assert truth["policy"] == model_gain
+    assert truth["policy"] <= truth["oracle"] and model_gain <= truth["oracle"]
     assert set(ev["per_tenant"]) == {"472018", "121002", "382108", "472051"}
     tenant_budget = sum(t["budget_yen"] for t in ev["per_tenant"].values())
     assert ev["overall"]["budget_yen"] == pytest.approx(tenant_budget)

@@ -1,0 +1,78 @@
+"""National masters loader: layouts, newest file per kind, ICD-10 mapping, the committed table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.claim_screening import masters as M
+
+# Made-up rows in the 基本マスター layouts (codes and names invented; real masters are cp932).
+
+
+def _row(kind: str, width: int, cells: dict[int, str]) -> str:
+    values = ["0"] * width
+    values[1] = kind.upper()
+    for i, v in cells.items():
+        values[i] = v
+    return ",".join(f'"{v}"' for v in values)
+
+
+def _s_row(code: str, name: str, points: str, max_count: str = "0", ages: tuple = ("00", "00"),
+           ) -> str:
+    return _row("s", 123, {2: code, 4: name, 11: points, 35: max_count, 40: ages[0],
+                           41: ages[1], 84: "D", 86: "20240601", 87: "99999999"})
+
+
+def _b_row(code: str, name: str, icd: str, icd2013: str = "") -> str:
+    return _row("b", 46, {2: code, 5: name, 7: name, 13: icd, 15: icd2013, 21: "20240601",
+                          22: "20240601", 23: "99999999"})
+
+
+def _write(folder: Path, name: str, rows: list[str]) -> None:
+    (folder / name).write_bytes(("\r\n".join(rows) + "\r\n").encode("cp932"))
+
+
+def test_build_reads_newest_file_per_kind_and_maps_icd10(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _write(src, "s_ALL20240401.csv", [_s_row("990000010", "古い検査", "10")])
+    _write(src, "s_ALL20250301.csv", [
+        _s_row("990000010", "架空検査", "12", "1"),
+        _s_row("990000020", "架空乳幼児加算", "38", ages=("00", "06"))])
+    _write(src, "b_20250101.txt", [_b_row("9900001", "架空糖尿病", "E119", "E119"),
+                                   _b_row("9900002", "架空高血圧", "I10", "")])
+    out = tmp_path / "table"
+    manifest = M.build(src, out)
+    assert manifest["master_version"] == "2025-03-01"
+    assert manifest["kinds"]["s"]["file"] == "s_ALL20250301.csv"
+    assert manifest["kinds"]["s"]["rows"] == 2 and manifest["missing"] == ["y", "t", "c"]
+    masters = M.load(out)
+    s = masters.tables["s"].set_index("code")
+    assert s.loc["990000010", "points"] == 12.0 and s.loc["990000010", "max_count"] == 1.0
+    assert s.loc["990000020", "max_age_years"] == 6
+    assert masters.icd10_of("9900001") == "E11" and masters.icd10_of("9900002") == "I10"
+    assert masters.icd10_of("0000999") is None
+    assert masters.months_after(["2025-03", "2025-04"]) == ["2025-04"]
+
+
+def test_bad_master_row_names_file_line_and_column(tmp_path: Path) -> None:
+    bad = _s_row("990000010", "架空", "abc").encode("cp932")
+    with pytest.raises(M.MasterError, match=r"s_x line 1: column 'points' is 'abc'"):
+        M.read_master(bad, "s", "s_x")
+    with pytest.raises(M.MasterError, match=r"line 1: 3 columns"):
+        M.read_master(b'"0","S","1"', "s", "s_x")
+    with pytest.raises(M.MasterError, match="マスター種別"):
+        M.read_master(_b_row("9900001", "x", "E11").encode("cp932"), "s", "s_x")
+
+
+def test_committed_table_matches_its_manifest() -> None:
+    manifest = json.loads((M.TABLE_DIR / "manifest.json").read_text(encoding="utf-8"))
+    masters = M.load()
+    assert masters.master_version == manifest["master_version"]
+    for kind, info in manifest["kinds"].items():
+        assert len(masters.tables[kind]) == info["rows"] > 0
+    total = sum(p.stat().st_size for p in M.TABLE_DIR.iterdir())
+    assert total < 20_000_000

@@ -31,7 +31,7 @@ import pandas as pd
 
 from models.claim_screening.generate import LINE_COLUMNS
 from models.claim_screening.masters import Masters
-from models.claim_screening.schema import ClaimsInputError
+from models.claim_screening.schema import ClaimsInputError, validate_lines
 
 EOF = b"\x1a"
 # 元号 code -> (first day, year offset: western year = offset + YY)
@@ -80,7 +80,7 @@ class UkeResult:
     unmapped_diagnoses: int = 0  # SY codes the 傷病名マスター could not map to ICD-10
     fractional_quantities: int = 0  # IY 使用量 rounded to whole units
 
-    def notes(self, masters: Masters | None = None) -> list[str]:
+    def notes(self) -> list[str]:
         """Staff-facing notes (Japanese) on what the import could not carry."""
         out = []
         if self.skipped_records:
@@ -91,12 +91,13 @@ class UkeResult:
                        "(傷病名コードのまま)")
         if self.fractional_quantities:
             out.append(f"使用量を整数に丸めた医薬品: {self.fractional_quantities}件")
-        if masters is not None:
-            after = masters.months_after(sorted(self.lines["service_month"].unique()))
-            if after:
-                out.append(f"診療年月 {', '.join(after)} はマスター ({masters.master_version}) "
-                           "より新しい月です。最新のマスターで点検しています")
         return out
+
+    def summary(self, files: list[str]) -> dict:
+        """What a response or the CLI reports about the import."""
+        return {"format": "uke", "files": files, "claims": self.claims,
+                "skipped_records": dict(self.skipped_records),
+                "unmapped_diagnoses": self.unmapped_diagnoses, "notes": self.notes()}
 
 
 def looks_like_uke(raw: bytes) -> bool:
@@ -384,9 +385,11 @@ def read_uke(raw: bytes, name: str, tenant_code: str, masters: Masters | None = 
 
 
 def read_many(files: Iterable[tuple[str, bytes]], tenant_code: str,
-              masters: Masters | None = None) -> UkeResult:
-    """Several UKE files as one result (claims of every file, counts summed)."""
-    results = [read_uke(raw, name, tenant_code, masters) for name, raw in files]
+              masters: Masters | None = None, validate: bool = False) -> UkeResult:
+    """Several UKE files as one result (claims of every file, counts summed); validate applies
+    the claims CSV's schema checks (and dtypes) to each file's lines."""
+    read = read_validated if validate else read_uke
+    results = [read(raw, name, tenant_code, masters) for name, raw in files]
     skipped: Counter = Counter()
     for r in results:
         skipped.update(r.skipped_records)
@@ -394,6 +397,18 @@ def read_many(files: Iterable[tuple[str, bytes]], tenant_code: str,
                      sum(r.claims for r in results), skipped,
                      sum(r.unmapped_diagnoses for r in results),
                      sum(r.fractional_quantities for r in results))
+
+
+def read_validated(raw: bytes, name: str, tenant_code: str, masters: Masters | None = None,
+                   ) -> UkeResult:
+    """`read_uke`, then the same schema checks (and dtypes) as a claims CSV gets."""
+    result = read_uke(raw, name, tenant_code, masters)
+    try:
+        result.lines = validate_lines(result.lines)
+    except ClaimsInputError as exc:
+        raise ClaimsInputError(f"{name} (claim lines read from the UKE file, in file order): "
+                               f"{exc}") from None
+    return result
 
 
 # --- writing -------------------------------------------------------------------------------

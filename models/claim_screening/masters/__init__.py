@@ -243,3 +243,25 @@ def shared(folder: Path = TABLE_DIR) -> Masters:
     if folder not in _cache:
         _cache[folder] = load(folder)
     return _cache[folder]
+
+
+def in_use() -> Masters:
+    """The masters the service and CLI read: $KYODO_CLAIM_MASTERS (a folder written by
+    `kyodo claims masters build --out`) or the table committed next to this module."""
+    import os
+
+    return shared(Path(os.environ.get("KYODO_CLAIM_MASTERS") or TABLE_DIR))
+
+
+def version_info(months: list[str], masters: Masters | None = None) -> dict:
+    """master_version for a response, and a Japanese note when claims are newer than it."""
+    masters = masters or in_use()
+    info: dict = {"master_version": masters.master_version,
+                  "masters_loaded": sorted(masters.tables)}
+    after = masters.months_after(months)
+    if after:
+        info["master_note"] = (f"診療年月 {', '.join(after)} はマスター "
+                               f"({masters.master_version}) より新しい月です。最新のマスターで"
+                               "点検しています (claims newer than the masters are scored, "
+                               "not rejected)")
+    return info

@@ -270,7 +270,7 @@ class _Reader:
     def _sy(self, no: int, cells: list[str]) -> None:
         claim = self.current(no, "SY")
         code = cells[1].strip()
-        if not code.isdigit():
+        if len(code) != 7 or not code.isdigit():
             raise self.fail(no, "SY", 1, f"expected a 7-digit 傷病名コード, got {code!r}")
         icd = self.masters.icd10_of(code) if self.masters is not None else None
         if icd is None:
@@ -387,28 +387,37 @@ def read_uke(raw: bytes, name: str, tenant_code: str, masters: Masters | None = 
 def read_many(files: Iterable[tuple[str, bytes]], tenant_code: str,
               masters: Masters | None = None, validate: bool = False) -> UkeResult:
     """Several UKE files as one result (claims of every file, counts summed); validate applies
-    the claims CSV's schema checks (and dtypes) to each file's lines."""
-    read = read_validated if validate else read_uke
-    results = [read(raw, name, tenant_code, masters) for name, raw in files]
+    the claims CSV's schema checks (and dtypes) to the lines, naming the file that fails."""
+    named = [(name, read_uke(raw, name, tenant_code, masters)) for name, raw in files]
     skipped: Counter = Counter()
-    for r in results:
+    for _, r in named:
         skipped.update(r.skipped_records)
-    return UkeResult(pd.concat([r.lines for r in results], ignore_index=True),
-                     sum(r.claims for r in results), skipped,
-                     sum(r.unmapped_diagnoses for r in results),
-                     sum(r.fractional_quantities for r in results))
+    lines = pd.concat([r.lines for _, r in named], ignore_index=True)
+    if validate:
+        lines = _validated(lines, named)
+    return UkeResult(lines, sum(r.claims for _, r in named), skipped,
+                     sum(r.unmapped_diagnoses for _, r in named),
+                     sum(r.fractional_quantities for _, r in named))
+
+
+def _validated(lines: pd.DataFrame, named: list[tuple[str, UkeResult]]) -> pd.DataFrame:
+    """validate_lines once over all files (fast); on failure, find and name the file."""
+    try:
+        return validate_lines(lines)
+    except ClaimsInputError as exc:
+        for name, r in named:
+            try:
+                validate_lines(r.lines)
+            except ClaimsInputError as one:
+                raise ClaimsInputError(f"{name} (claim lines read from the UKE file, in file "
+                                       f"order): {one}") from None
+        raise ClaimsInputError(f"UKE files together: {exc}") from None
 
 
 def read_validated(raw: bytes, name: str, tenant_code: str, masters: Masters | None = None,
                    ) -> UkeResult:
     """`read_uke`, then the same schema checks (and dtypes) as a claims CSV gets."""
-    result = read_uke(raw, name, tenant_code, masters)
-    try:
-        result.lines = validate_lines(result.lines)
-    except ClaimsInputError as exc:
-        raise ClaimsInputError(f"{name} (claim lines read from the UKE file, in file order): "
-                               f"{exc}") from None
-    return result
+    return read_many([(name, raw)], tenant_code, masters, validate=True)
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -444,7 +453,8 @@ def write_uke(lines: pd.DataFrame, icd_to_disease: Mapping[str, str],
     """One 医科 UKE file (cp932, CRLF, 0x1A) per provider from claim lines (LINE_COLUMNS).
 
     icd_to_disease maps the frame's ICD-10 codes to 7-digit 傷病名コード (the inverse of the b
-    master); billed is the 請求年月 YYYY-MM (default: the month after the latest claim). Drug
+    master; a code without one is written as 未コード化傷病名 0000999 with the code as its name);
+    billed is the 請求年月 YYYY-MM (default: the month after the latest claim). Drug
     and procedure points are written per 回 as `representable` rounds them.
     """
     med = representable(lines)
@@ -480,8 +490,9 @@ def _claim_records(receipt_no: int, claim: pd.DataFrame, icd: Mapping[str, str])
            f"{to_wareki(birth)},,,,,,,", f"HO,{head['tenant_code']},,"
            f"{head['patient_id']},1,{int(head['total_points'])}"]
     for ln in claim.itertuples(index=False):
-        if ln.line_kind == "diagnosis":
-            out.append(f"SY,{icd.get(ln.code, ln.code)},{to_wareki(dt.date(y, m, 1))},1,,,,")
+        if ln.line_kind == "diagnosis":  # no 傷病名コード known: 未コード化傷病名 with its name
+            code, name = (icd[ln.code], "") if ln.code in icd else (UNCODED_DIAGNOSIS, ln.code)
+            out.append(f"SY,{code},{to_wareki(dt.date(y, m, 1))},1,,{name},,")
         elif ln.line_kind == "procedure":
             count = max(int(ln.count), 1)
             out.append(f"SI,{_section(ln.code)},1,{ln.code},,{int(ln.points) // count},{count}")

@@ -128,3 +128,23 @@ def test_round_trip_of_synthetic_claims_through_uke() -> None:
     pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True),
                                   want.sort_values(key).reset_index(drop=True)[got.columns],
                                   check_dtype=False)
+
+
+def test_validation_names_the_file_whose_lines_fail() -> None:
+    lines, _ = generate([("402303", 100000)], GenerateSpec(total_claims=400), 5)["402303"]
+    icd = {c: f"{9900000 + i:07d}" for i, c in enumerate(sorted(set(lines["code"])))}
+    export = uke.write_uke(lines, icd)
+    names = list(export.files)
+    inverse = {v: k for k, v in icd.items()}
+
+    class Book(_B):
+        def icd10_of(self, code: str) -> str | None:
+            return inverse.get(code)
+
+    files = [(n, export.files[n]) for n in names]
+    ok = uke.read_many(files, "402303", Book(), validate=True)
+    assert ok.lines["age"].dtype.kind == "i" and ok.claims == len(export.claim_ids)
+    files[-1] = (names[-1], files[-1][1].replace(b"\r\nSI,", b"\r\nSI,12,1,999999999,,1,1"
+                                                 b"\r\nSI,", 1))
+    with pytest.raises(uke.ClaimsInputError, match=rf"^{names[-1]} \(claim lines read"):
+        uke.read_many(files, "402303", Book(), validate=True)

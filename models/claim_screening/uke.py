@@ -157,6 +157,7 @@ class _Claim:
     chart: str
     total: int | None = None
     lines: list[tuple[str, str, int, int, int]] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)  # lines of a 剤 awaiting its 回数
 
 
 class _Reader:
@@ -280,7 +281,7 @@ class _Reader:
     def _si(self, no: int, cells: list[str]) -> None:
         claim = self.current(no, "SI")
         code = self._code(no, "SI", cells)
-        count = self.number(no, "SI", cells, 6, default=1)
+        count = self._times(no, "SI", cells, claim)
         points = self.number(no, "SI", cells, 5, default=0)
         claim.lines.append(("procedure", code, count, 0, points * count))
 
@@ -293,9 +294,23 @@ class _Reader:
             raise self.fail(no, "IY", 4, f"expected a quantity, got {cells[4]!r}") from None
         if qty != int(qty):
             self.fractional += 1
-        days = self.number(no, "IY", cells, 6, default=1)
+        days = self._times(no, "IY", cells, claim)
         points = self.number(no, "IY", cells, 5, default=0)
         claim.lines.append(("drug", code, max(int(qty + 0.5), 0), days, points * days))
+
+    def _times(self, no: int, rec: str, cells: list[str], claim: _Claim) -> int:
+        """回数 of a SI/IY line. A 剤 of several lines may record 回数 only on its last line
+        (with the 点数); the earlier lines take it from there (count, or days for a drug)."""
+        if len(cells) <= 6 or cells[6] == "":
+            claim.pending.append(len(claim.lines))
+            return 1
+        times = self.number(no, rec, cells, 6)
+        for i in claim.pending:
+            kind, code, count, days, points = claim.lines[i]
+            claim.lines[i] = (kind, code, times, days, points) if kind == "procedure" \
+                else (kind, code, count, times, points)
+        claim.pending.clear()
+        return times
 
     def _code(self, no: int, rec: str, cells: list[str]) -> str:
         code = cells[3]

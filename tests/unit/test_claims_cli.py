@@ -15,7 +15,7 @@ from training.cli import app
 def test_import_uke_writes_claim_lines_and_names_bad_files(tmp_path: Path) -> None:
     good, bad, out = tmp_path / "a.dat", tmp_path / "b.UKE", tmp_path / "out.csv"
     good.write_bytes(RAW)
-    bad.write_bytes(RAW.replace(b"\r\nGO,2,17034,99", b""))
+    bad.write_bytes(RAW[: RAW.index(b"\r\nGO,")])  # truncated: no GO record
     runner = CliRunner()
     r = runner.invoke(app, ["claims", "import-uke", str(good), "--tenant", "402303",
                             "--out", str(out)])

@@ -23,13 +23,15 @@ FIXTURE = "\r\n".join([
     "SI,60,1,160008010,,,1",
     "SI,60,1,160062110,,70,1",
     "IY,21,1,620004312,1.5,3,28",
+    "IY,21,1,620008601,1,,",
+    "IY,21,1,620160501,3,8,14",
     "TO,40,1,700010000,1,12,1,,,,,",
     "CO,60,1,810000001,",
     "ZZ,unknown,record",
     "RE,2,1111,50702,架空　花子,2,4010101,70,50701,,,,,",
     "HO,402303,,7654321,10,16500",
     "SI,90,1,190117710,,1650,10",
-    "GO,2,17034,99",
+    "GO,2,17146,99",
 ]) + "\r\n"
 RAW = FIXTURE.encode("cp932") + uke.EOF
 
@@ -59,7 +61,7 @@ def test_wareki() -> None:
 def test_reads_medical_claims_into_the_claim_frame() -> None:
     res = uke.read_uke(RAW, "fixture.UKE", "402303", _B())
     lines = validate_lines(res.lines.assign(code="I10"))  # every column types and checks
-    assert len(lines) == len(res.lines) == 7 and res.claims == 2
+    assert len(lines) == len(res.lines) == 9 and res.claims == 2
     first = res.lines[res.lines["claim_id"] == "4019999999-202503-000001"]
     assert first["patient_id"].iloc[0] == "９９・1234567"
     assert first["age"].iloc[0] == 49 and first["sex"].iloc[0] == 1  # born 1975-04-12
@@ -68,8 +70,9 @@ def test_reads_medical_claims_into_the_claim_frame() -> None:
     assert first["code"].tolist()[:2] == ["E11", "0000999"]  # unmapped stays a 傷病名コード
     proc = first[first["line_kind"] == "procedure"]
     assert proc["points"].tolist() == [150, 0, 70] and proc["count"].tolist() == [2, 1, 1]
-    drug = first[first["line_kind"] == "drug"].iloc[0]
-    assert (drug["count"], drug["days"], drug["points"]) == (2, 28, 84)
+    drugs = first[first["line_kind"] == "drug"]
+    assert drugs[["count", "days", "points"]].values.tolist() == [
+        [2, 28, 84], [1, 14, 0], [3, 14, 112]]  # the 剤's 回数 (14) reaches its first line
     second = res.lines[res.lines["claim_id"].str.endswith("000002")]
     assert second["claim_type"].iloc[0] == "医科入院" and second["points"].iloc[0] == 16500
     assert res.skipped_records == {"TO": 1, "CO": 1, "ZZ": 1}
@@ -83,7 +86,7 @@ def test_looks_like_uke_by_content_not_name() -> None:
 
 
 @pytest.mark.parametrize(("raw", "match"), [
-    (RAW[: RAW.index(b"SI,90")], r"f\.UKE line 14: the file ends without a GO"),
+    (RAW[: RAW.index(b"SI,90")], r"f\.UKE line 16: the file ends without a GO"),
     (RAW.replace(b"SI,60,1,160062110,,70,1", b"SI,60,1,160062110"),
      r"f\.UKE line 8, SI field 5 \(数量データ\): SI record has 4 fields"),
     (RAW.replace(b"RE,1,1112,50702", b"RE,1,1112,5070X"),

@@ -170,6 +170,7 @@ class _Reader:
         self.skipped: Counter = Counter()
         self.unmapped = self.fractional = 0
         self.ended = False
+        self.receipt_nos: set[int] = set()
 
     def fail(self, no: int, rec: str, pos: int | None, what: str) -> UkeError:
         if pos is None:
@@ -249,6 +250,9 @@ class _Reader:
         if not 0 <= age <= 120:
             raise self.fail(no, "RE", 6, f"age {age} on {month} is outside 0-120")
         receipt_no = self.number(no, "RE", cells, 1)
+        if receipt_no in self.receipt_nos:
+            raise self.fail(no, "RE", 1, f"レセプト番号 {receipt_no} appears twice in the file")
+        self.receipt_nos.add(receipt_no)
         chart = cells[13] if len(cells) > 13 else ""
         self.claims.append(_Claim(f"{self.provider}-{self.billed}-{receipt_no:06d}", "", age,
                                   int(cells[5]), month, claim_type, chart))

@@ -99,6 +99,8 @@ def test_looks_like_uke_by_content_not_name() -> None:
      r"f\.UKE line 1, IR field 7 \(医療機関名称\): not Shift_JIS"),
     (RAW.replace(b"RE,1,1112", b"RE,1,3112"), r"RE field 3 \(レセプト種別\)"),
     (b"SI,60,1,160008010,,,1\r\n", r"not a UKE file"),
+    (RAW.replace(b"RE,2,1111", b"RE,1,1111"),
+     r"line 15, RE field 2 \(レセプト番号\): レセプト番号 1 appears twice"),
     (RAW.replace(b"IR,2,40,1,", b"IR,2,40,3,"), r"IR field 4 \(点数表\): 歯科"),
     (b"YK,2,40,4,9999999\r\n", r"調剤 UKE files \(YK\) are not supported yet"),
     (RAW.replace(b"\r\nHO,402303,\x82\x58", b"\r\nSI,12,1,112007410,,75,2\r\nHO,402303,\x82\x58"

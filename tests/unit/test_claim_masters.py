@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -68,11 +69,37 @@ def test_bad_master_row_names_file_line_and_column(tmp_path: Path) -> None:
         M.read_master(_b_row("9900001", "x", "E11").encode("cp932"), "s", "s_x")
 
 
-def test_committed_table_matches_its_manifest() -> None:
+def test_updates_apply_on_the_newest_whole_file_from_zips(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    rows = [_s_row("990000010", "架空検査", "12"), _s_row("990000020", "架空処置", "30"),
+            _s_row("990000030", "消える行為", "5")]
+    whole = ("\r\n".join(rows) + "\r\n").encode("cp932")
+    with zipfile.ZipFile(src / "s_20250301.zip", "w") as z:  # 支払基金's name; member says ALL
+        z.writestr("s_ALL20250301.csv", whole)
+    _write(src, "s_ALL20240101.csv", [_s_row("990000010", "古い", "1")])  # older whole: ignored
+    _write(src, "s_20250201.csv", [_s_row("990000010", "前の差分", "99")])  # before: ignored
+    partial = ['"5"', '"S"', '"990000010"'] + ['""'] * 8 + ['"14.00"'] + ['""'] * 111
+    _write(src, "s_20250401.csv", [",".join(partial),                    # 変更: points only
+                                   _row("s", 3, {0: "1", 2: "990000030"}),  # 抹消
+                                   _s_row("990000040", "新規行為", "7").replace('"0"', '"3"', 1)])
+    manifest = M.build(src, tmp_path / "out")
+    assert manifest["kinds"]["s"]["file"] == "s_20250301.zip"
+    assert [u["file"] for u in manifest["kinds"]["s"]["updates"]] == ["s_20250401.csv"]
+    assert manifest["master_version"] == "2025-04-01"
+    s = M.load(tmp_path / "out").tables["s"].set_index("code")
+    assert sorted(s.index) == ["990000010", "990000020", "990000040"]
+    assert s.loc["990000010", "points"] == 14.0 and s.loc["990000010", "name"] == "架空検査"
+
+
+def test_committed_table_matches_its_manifest_and_the_published_codes() -> None:
     manifest = json.loads((M.TABLE_DIR / "manifest.json").read_text(encoding="utf-8"))
     masters = M.load()
-    assert masters.master_version == manifest["master_version"]
+    assert masters.master_version == manifest["master_version"] and not manifest["missing"]
     for kind, info in manifest["kinds"].items():
-        assert len(masters.tables[kind]) == info["rows"] > 0
-    total = sum(p.stat().st_size for p in M.TABLE_DIR.iterdir())
-    assert total < 20_000_000
+        assert len(masters.tables[kind]) == info["rows"] > 1000
+    assert max(p.stat().st_size for p in M.TABLE_DIR.iterdir()) < 2_000_000
+    s = masters.tables["s"].set_index("code")
+    assert s.loc["111000110", "points"] == 291 and s.loc["111000370", "max_age_years"] == 6
+    assert s.loc["113001810", "max_count"] == 2  # 特定疾患療養管理料: twice a month
+    assert masters.icd10_of("8833421") == "I10"  # 本態性高血圧症

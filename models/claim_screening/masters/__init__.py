@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,8 +78,11 @@ LAYOUTS: dict[str, dict[str, int]] = {
     },
 }
 NUMERIC = {"points", "price", "cap_price", "cap_points", "max_count"}
-FILE_DATE = re.compile(
-    r"^(?P<kind>[sybtc])_(?:ALL)?(?P<date>\d{8})(?:_[A-Za-z0-9]+)?\.(?:csv|txt)$", re.IGNORECASE)
+FILE_DATE = re.compile(r"^(?P<kind>[sybtc])_(?P<all>ALL)?(?P<date>\d{8})(?:_[A-Za-z0-9]+)?"
+                       r"\.(?:csv|txt|zip)$", re.IGNORECASE)
+# 変更区分 (column 1) of a 差分 (update) record: 1 抹消 removes the code; 3 新規 is a whole record;
+# 5 変更 and 9 廃止 carry only the items that changed (empty cells keep the old value).
+DELETED = "1"
 
 
 class MasterError(ValueError):
@@ -87,40 +91,67 @@ class MasterError(ValueError):
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One master file picked for the build."""
+    """One master file (or a zip holding one) picked for the build."""
 
     kind: str
     path: Path
-    date: str  # YYYY-MM-DD from the file name (支払基金's publication/改定 date)
+    date: str  # YYYY-MM-DD from the file name (支払基金's publication date)
+    full: bool  # a whole master (s_ALL…, y_ALL…, every b file) rather than a 差分
+
+    def read(self) -> bytes:
+        """The file's bytes; a zip's single member."""
+        if self.path.suffix.lower() != ".zip":
+            return self.path.read_bytes()
+        with zipfile.ZipFile(self.path) as z:
+            members = [n for n in z.namelist() if not n.endswith("/")]
+            if len(members) != 1:
+                raise MasterError(f"{self.path.name}: expected one master file in the zip, "
+                                  f"found {len(members)}")
+            return z.read(members[0])
 
 
-def find_sources(folder: Path) -> dict[str, SourceFile]:
-    """The newest full file of each kind in `folder` (by the date in its name).
+def _source(path: Path) -> SourceFile | None:
+    name = path.name
+    if path.suffix.lower() == ".zip":  # 支払基金's zips: s_20240531.zip holds s_ALL20240531.csv
+        try:
+            with zipfile.ZipFile(path) as z:
+                inner = [n for n in z.namelist() if not n.endswith("/")]
+        except zipfile.BadZipFile:
+            raise MasterError(f"{name}: not a readable zip file") from None
+        name = inner[0] if len(inner) == 1 else name
+    m = FILE_DATE.match(name) or FILE_DATE.match(path.name)
+    if not m:
+        return None
+    d, kind = m["date"], m["kind"].lower()
+    return SourceFile(kind, path, f"{d[:4]}-{d[4:6]}-{d[6:]}", bool(m["all"]) or kind == "b")
 
-    A 改定 year folder holds several full files of a kind (one per 更新); each supersedes the
-    one before, so only the newest is read. Kinds with no file are absent from the result.
+
+def find_sources(folder: Path) -> dict[str, list[SourceFile]]:
+    """Per kind, the newest whole master in `folder` and the 差分 files published after it.
+
+    A folder may hold several whole files of a kind (each supersedes the one before) and the
+    差分 updates between them; only the newest whole file and later 差分 are read, oldest first.
+    Kinds without a whole file are absent from the result.
     """
-    best: dict[str, SourceFile] = {}
-    for path in sorted(folder.iterdir()):
-        m = FILE_DATE.match(path.name)
-        if not m or not path.is_file():
+    found = [src for p in sorted(folder.iterdir()) if p.is_file() and (src := _source(p))]
+    out: dict[str, list[SourceFile]] = {}
+    for kind in KINDS:
+        full = [s for s in found if s.kind == kind and s.full]
+        if not full:
             continue
-        d = m["date"]
-        src = SourceFile(m["kind"].lower(), path, f"{d[:4]}-{d[4:6]}-{d[6:]}")
-        if src.kind not in best or src.date > best[src.kind].date:
-            best[src.kind] = src
-    return best
+        base = max(full, key=lambda s: s.date)
+        diffs = sorted((s for s in found if s.kind == kind and not s.full and s.date > base.date),
+                       key=lambda s: s.date)
+        out[kind] = [base, *diffs]
+    return out
 
 
-def read_master(raw: bytes, kind: str, name: str = "master") -> pd.DataFrame:
-    """The columns of LAYOUTS[kind] from one master file's bytes (cp932, quoted CSV, no header).
+def read_rows(raw: bytes, kind: str, name: str = "master") -> list[list[str]]:
+    """Cells of every record of one master file (cp932, quoted CSV without a header).
 
-    Raises MasterError naming the file and line when a row is not cp932, has too few columns or
-    is of another master kind.
+    Raises MasterError naming the file and line when a row is not cp932 or is of another kind.
     """
-    layout = LAYOUTS[kind]
-    need = max(layout.values()) + 1
-    rows: list[list[str]] = []
+    rows = []
     for no, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue
@@ -134,11 +165,46 @@ def read_master(raw: bytes, kind: str, name: str = "master") -> pd.DataFrame:
         if got.lower() != kind:
             raise MasterError(f"{name} line {no}: column 2 (マスター種別) is {got!r}, "
                               f"expected {kind.upper()!r}")
+        rows.append(cells)
+    return rows
+
+
+def _key(kind: str, cells: list[str]) -> tuple[str, ...]:
+    # a コメント's identity is 区分 + パターン + 一連番号 (its 9-digit code is not in 差分 rows)
+    return tuple(cells[2:5]) if kind == "c" else (cells[2],)
+
+
+def apply_updates(rows: list[list[str]], updates: list[list[str]], kind: str) -> list[list[str]]:
+    """A whole master's rows with one 差分 file applied (see DELETED for the 変更区分 rules)."""
+    table = {_key(kind, r): r for r in rows}
+    for cells in updates:
+        key = _key(kind, cells)
+        if cells[0] == DELETED:
+            table.pop(key, None)
+        elif key not in table or cells[0] == "3":
+            table[key] = cells
+        else:
+            old = table[key]
+            table[key] = [new or (old[i] if i < len(old) else "")
+                          for i, new in enumerate(cells)] + old[len(cells):]
+    return list(table.values())
+
+
+def read_master(raw: bytes, kind: str, name: str = "master") -> pd.DataFrame:
+    """The columns of LAYOUTS[kind] from one whole master file's bytes."""
+    return frame_of(read_rows(raw, kind, name), kind, name)
+
+
+def frame_of(rows: list[list[str]], kind: str, name: str = "master") -> pd.DataFrame:
+    """Rows as the typed LAYOUTS[kind] columns; MasterError names a row with too few columns."""
+    layout = LAYOUTS[kind]
+    need = max(layout.values()) + 1
+    for no, cells in enumerate(rows, start=1):
         if len(cells) < need:
             raise MasterError(f"{name} line {no}: {len(cells)} columns, the {KIND_NAMES[kind]} "
                               f"layout needs at least {need}")
-        rows.append([cells[i] for i in layout.values()])
-    return _typed(pd.DataFrame(rows, columns=list(layout)), name)
+    return _typed(pd.DataFrame([[r[i] for i in layout.values()] for r in rows],
+                               columns=list(layout)), name)
 
 
 def _typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -162,23 +228,34 @@ def _age_years(value: str) -> int | None:
 
 
 def build(source: Path, out: Path = TABLE_DIR) -> dict:
-    """Read the newest file of each kind in `source`, write <kind>.parquet and manifest.json.
+    """Read the newest whole file of each kind in `source` with the 差分 published after it,
+    write <kind>.parquet and manifest.json into `out`.
 
-    Returns the manifest: master_version (newest source date), per kind the file, its date,
-    sha256 and rows, and which kinds were missing from `source`.
+    Returns the manifest: master_version (newest date applied), per kind the whole file, the
+    差分 applied, the date, sha256 of each file and rows, and which kinds were missing.
     """
     sources = find_sources(source)
     if not sources:
-        raise MasterError(f"{source}: no master files named like s_ALL20250307.csv or "
-                          "b_20250101.txt")
+        raise MasterError(f"{source}: no master files named like s_ALL20250307.csv, "
+                          "s_20240531.zip or b_20250101.txt")
     out.mkdir(parents=True, exist_ok=True)
     kinds: dict[str, dict] = {}
-    for kind, src in sorted(sources.items()):
-        raw = src.path.read_bytes()
-        frame = read_master(raw, kind, src.path.name)
+    for kind, (base, *diffs) in sorted(sources.items()):
+        raw = base.read()
+        rows = read_rows(raw, kind, base.path.name)
+        applied = []
+        for diff in diffs:
+            update = diff.read()
+            rows = apply_updates(rows, read_rows(update, kind, diff.path.name), kind)
+            applied.append({"file": diff.path.name,
+                            "sha256": hashlib.sha256(update).hexdigest()})
+        frame = frame_of(rows, kind, base.path.name)
+        frame = frame.sort_values(list(frame.columns[:1]), kind="stable").reset_index(drop=True)
         frame.to_parquet(out / f"{kind}.parquet", index=False, compression="zstd")
-        kinds[kind] = {"name": KIND_NAMES[kind], "file": src.path.name, "date": src.date,
-                       "sha256": hashlib.sha256(raw).hexdigest(), "rows": len(frame)}
+        kinds[kind] = {"name": KIND_NAMES[kind], "file": base.path.name, "base_date": base.date,
+                       "date": diffs[-1].date if diffs else base.date,
+                       "sha256": hashlib.sha256(raw).hexdigest(), "updates": applied,
+                       "rows": len(frame)}
     for stale in set(KINDS) - set(sources):
         (out / f"{stale}.parquet").unlink(missing_ok=True)
     manifest = {"publisher": "社会保険診療報酬支払基金", "master_version": max(

@@ -83,3 +83,48 @@ def import_uke(
     for note in [*result.notes(), info.get("master_note", "")]:
         if note:
             typer.secho(note, fg="yellow", err=True)
+
+
+@claims_app.command("export-uke")
+def export_uke(
+    tenant: Annotated[str, typer.Option(help="Municipality code whose claims CSV to export.")],
+    out: Annotated[Path, typer.Option(help="Folder for the UKE files (one per 医療機関).")],
+    source: Annotated[Path | None, typer.Option(help="Claims CSV (default: the workspace's "
+                                                     "data/claim_screening/<tenant>.csv).")
+                      ] = None,
+    month: Annotated[str | None, typer.Option(help="Only claims of this month (YYYY-MM).")
+                     ] = None,
+) -> None:
+    """Write claims as 医科 レセ電 files: 傷病名 from the masters' 傷病名マスター (ICD-10 ->
+    傷病名コード), procedures and drugs with their codes; 歯科 and 調剤 claims are left out."""
+    from models.claim_screening import codes as C
+    from models.claim_screening import masters as M
+    from models.claim_screening import uke
+    from models.claim_screening.schema import ClaimsInputError, read_claims
+
+    path = source or _workspace_data() / f"{tenant}.csv"
+    try:
+        lines = read_claims(path.read_bytes())
+    except OSError as exc:
+        raise _fail(f"{path}: {exc.strerror}") from exc
+    except ClaimsInputError as exc:
+        raise _fail(f"{path}: {exc}") from exc
+    lines = lines[lines["tenant_code"] == tenant]
+    if month:
+        lines = lines[lines["service_month"] == month]
+    if lines.empty:
+        raise _fail(f"{path}: no claims of tenant {tenant}" + (f" in {month}" if month else ""))
+    book = M.in_use().disease_codes({d.code: d.name for d in C.DIAGNOSES})
+    export = uke.write_uke(lines, book)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, raw in export.files.items():
+        (out / name).write_bytes(raw)
+    left = lines["claim_id"].nunique() - len(export.claim_ids)
+    typer.echo(f"{len(export.claim_ids):,} 医科 claims -> {len(export.files)} UKE files in {out}"
+               f" ({left:,} 歯科/調剤 claims left out)")
+
+
+def _workspace_data() -> Path:
+    from training.console import workspace
+
+    return workspace().path("data") / "claim_screening"

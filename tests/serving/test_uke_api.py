@@ -1,5 +1,6 @@
-"""レセ電 (UKE) uploads on /score and /queue: recognised by content, same scores as the CSV path,
-errors as 4xx naming file, line and field, master_version reported."""
+"""レセ電 (UKE) uploads on /score and /queue: recognised by content, same scores as the CSV path
+(傷病名 written and read through the committed 傷病名マスター), errors as 4xx naming file, line and
+field, master_version reported."""
 
 from __future__ import annotations
 
@@ -9,32 +10,16 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from models.claim_screening import codes as C
 from models.claim_screening import masters as M
 from models.claim_screening import uke
 from tests.serving.conftest import ITOSHIMA
 
 
 @pytest.fixture(scope="module")
-def book(tmp_path_factory: pytest.TempPathFactory, trained_root: Path) -> dict[str, str]:
-    """A masters table whose 傷病名マスター maps made-up 傷病名コード to the demo's ICD-10 codes;
-    the service reads it through KYODO_CLAIM_MASTERS. Returns ICD-10 -> 傷病名コード."""
-    lines = _claims(trained_root)
-    icd = sorted(lines.loc[lines["line_kind"] == "diagnosis", "code"].unique())
-    codes = {c: f"{9900000 + i:07d}" for i, c in enumerate(icd)}
-    src = tmp_path_factory.mktemp("masters-src")
-    rows = []
-    for c, d in codes.items():
-        cells = ["0"] * 46
-        cells[1], cells[2], cells[5], cells[7], cells[15] = "B", d, f"架空{c}", f"架空{c}", c
-        cells[21] = cells[22] = "20250101"
-        rows.append(",".join(f'"{v}"' for v in cells))
-    (src / "b_20250101.txt").write_bytes("\r\n".join(rows).encode("cp932"))
-    out = tmp_path_factory.mktemp("masters")
-    M.build(src, out)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("KYODO_CLAIM_MASTERS", str(out))
-    yield codes
-    mp.undo()
+def book() -> dict[str, str]:
+    """ICD-10 -> 傷病名コード from the committed 傷病名マスター, for the demo's diagnoses."""
+    return M.in_use().disease_codes({d.code: d.name for d in C.DIAGNOSES})
 
 
 def _claims(root: Path) -> pd.DataFrame:
@@ -71,7 +56,8 @@ def test_uke_scores_equal_csv_scores(client: TestClient, trained_root: Path,
     body = by_uke.json()
     assert body["intake"]["format"] == "uke" and body["intake"]["claims"] == len(b)
     assert body["intake"]["unmapped_diagnoses"] == 0
-    assert body["master_version"] == "2025-01-01" and "master_note" in body  # claims are newer
+    assert body["master_version"] == M.in_use().master_version
+    assert "master_note" in body  # the demo's months run past the masters' date
 
     q = client.post("/v1/claim_screening/queue?capacity=0.1", headers=ITOSHIMA,
                     files=_upload(export.files))

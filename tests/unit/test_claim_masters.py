@@ -103,3 +103,15 @@ def test_committed_table_matches_its_manifest_and_the_published_codes() -> None:
     assert s.loc["111000110", "points"] == 291 and s.loc["111000370", "max_age_years"] == 6
     assert s.loc["113001810", "max_count"] == 2  # 特定疾患療養管理料: twice a month
     assert masters.icd10_of("8833421") == "I10"  # 本態性高血圧症
+
+
+def test_disease_codes_pick_current_codes_that_map_back() -> None:
+    from models.claim_screening import codes as C
+
+    masters = M.load()
+    names = {d.code: d.name for d in C.DIAGNOSES}
+    picked = masters.disease_codes(names)
+    assert set(picked) == set(names)
+    assert all(masters.icd10_of(code) == icd for icd, code in picked.items())
+    b = masters.tables["b"].set_index("code")
+    assert b.at[picked["I10"], "name"] == "本態性高血圧症"

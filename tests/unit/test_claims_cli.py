@@ -35,3 +35,26 @@ def test_masters_build_command(tmp_path: Path) -> None:
                                  "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "b 傷病名マスター: 1 rows" in r.output and (out / "b.parquet").exists()
+
+
+def test_export_uke_then_import_gives_back_the_medical_claims(tmp_path: Path) -> None:
+    from models.claim_screening import uke
+    from models.claim_screening.generate import GenerateSpec, generate
+
+    lines, _ = generate([("402303", 100000)], GenerateSpec(total_claims=600), 11)["402303"]
+    src, folder, back = tmp_path / "c.csv", tmp_path / "uke", tmp_path / "back.csv"
+    lines.to_csv(src, index=False)
+    runner = CliRunner()
+    r = runner.invoke(app, ["claims", "export-uke", "--tenant", "402303", "--source", str(src),
+                            "--out", str(folder)])
+    assert r.exit_code == 0, r.output
+    files = sorted(folder.iterdir())
+    r = runner.invoke(app, ["claims", "import-uke", *map(str, files), "--tenant", "402303",
+                            "--out", str(back)])
+    assert r.exit_code == 0, r.output
+    got = pd.read_csv(back, dtype=str, encoding="utf-8-sig")
+    want = uke.representable(lines)
+    assert got["claim_id"].nunique() == want["claim_id"].nunique()
+    # 傷病名 went out as 傷病名コード of the committed master and came back as the same ICD-10
+    assert sorted(got.loc[got["line_kind"] == "diagnosis", "code"]) == sorted(
+        want.loc[want["line_kind"] == "diagnosis", "code"])

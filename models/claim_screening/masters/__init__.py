@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -295,6 +296,29 @@ class Masters:
             self._icd = dict(zip(b["code"], icd, strict=True))
         value = self._icd.get(disease_code)
         return value or None
+
+    def disease_codes(self, names: Mapping[str, str]) -> dict[str, str]:
+        """A current 傷病名コード for each ICD-10 category in `names` (category -> Japanese name),
+        for writing claims as UKE: the code whose name equals the given name, else one whose
+        ICD-10 is the bare category or its unspecified '.9', else the shortest name. Categories
+        without a current code are left out."""
+        b = self.tables.get("b")
+        if b is None or b.empty:
+            return {}
+        live = b[b["abolished"].isin(["99999999", ""])]
+        icd = live["icd10_1_2013"].where(live["icd10_1_2013"] != "", live["icd10_1"])
+        out = {}
+        for category, name in names.items():
+            rows = live[icd.str[:3] == category]
+            if rows.empty:
+                continue
+            own = icd[rows.index]
+            rank = pd.DataFrame({"name": rows["name"] == name,
+                                 "plain": own.isin([category, category + "9"]),
+                                 "short": -rows["name"].str.len()}, index=rows.index)
+            best = rank.sort_values(["name", "plain", "short"], ascending=False).index[0]
+            out[category] = str(live.at[best, "code"])
+        return out
 
     def months_after(self, months: list[str]) -> list[str]:
         """Claim months (YYYY-MM) after the master version: scored against it, with a note."""

@@ -426,10 +426,10 @@ def _validated(lines: pd.DataFrame, named: list[tuple[str, UkeResult]]) -> pd.Da
     except ClaimsInputError as exc:
         for name, r in named:
             try:
-                validate_lines(r.lines)
-            except ClaimsInputError as one:
-                raise ClaimsInputError(f"{name} (claim lines read from the UKE file, in file "
-                                       f"order): {one}") from None
+                validate_lines(r.lines, row_offset=1)
+            except ClaimsInputError as one:  # row N: the file's Nth SY/SI/IY line
+                raise ClaimsInputError(f"{name} (row N = the Nth SY/SI/IY line of the file): "
+                                       f"{one}") from None
         raise ClaimsInputError(f"UKE files together: {exc}") from None
 
 

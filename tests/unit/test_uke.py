@@ -151,5 +151,6 @@ def test_validation_names_the_file_whose_lines_fail() -> None:
     assert ok.lines["age"].dtype.kind == "i" and ok.claims == len(export.claim_ids)
     files[-1] = (names[-1], files[-1][1].replace(b"\r\nSI,", b"\r\nSI,12,1,999999999,,1,1"
                                                  b"\r\nSI,", 1))
-    with pytest.raises(uke.ClaimsInputError, match=rf"^{names[-1]} \(claim lines read"):
+    with pytest.raises(uke.ClaimsInputError,
+                       match=rf"^{names[-1]} \(row N = the Nth SY/SI/IY line.*column 'code' row"):
         uke.read_many(files, "402303", Book(), validate=True)

@@ -4,9 +4,10 @@ Layout: 支払基金「レセプト電算処理システム 電子レセプト�
 A file is cp932 text, one record a line (CRLF), fields separated by commas without quoting,
 ended by EOF (0x1A). The first field names the record: IR (医療機関, once, first), then per claim
 RE (レセプト共通) followed by HO/KO (保険者/公費), SY (傷病名), SI (診療行為), IY (医薬品), TO
-(特定器材), CO (コメント) ...; GO (合計) closes the file. Dates are 和暦: a 元号 digit (1 明治 ..
-5 令和) + YYMM (5 digits) or YYMMDD (7 digits). A SI/IY line's 点数 is per 回 (per day for a
-drug) and is recorded on the last line of a 剤; the line's points are 点数 × 回数.
+(特定器材), CO (コメント) ...; GO (合計) closes the file. Dates are 和暦, a 元号 digit (1 明治 ..
+5 令和) + YYMM (5 digits) or YYMMDD (7 digits), or 西暦 YYYYMM / YYYYMMDD (6 / 8 digits), which
+the 記録条件仕様 uses from 令和6年6月診療分; both are read. A SI/IY line's 点数 is per 回 (per day
+for a drug) and is recorded on the last line of a 剤; the line's points are 点数 × 回数.
 
 Mapping onto the claim frame (models/claim_screening/generate.LINE_COLUMNS):
 claim_id = 医療機関コード(10 digits: 都道府県 + 点数表 + 7) - 請求年月 - レセプト番号;
@@ -107,21 +108,31 @@ def looks_like_uke(raw: bytes) -> bool:
 
 
 def wareki_month(value: str) -> str:
-    """'50703' (令和7年3月) -> '2025-03'; ValueError when not G + YYMM."""
-    if len(value) != 5 or not value.isdigit() or value[0] not in GENGO:
-        raise ValueError(f"{value!r} is not 元号 + YYMM (5 digits, e.g. 50703 for 令和7年3月)")
-    year, month = GENGO[value[0]][1] + int(value[1:3]), int(value[3:5])
+    """A UKE year-month as YYYY-MM: 和暦 '50703' (元号 + YYMM: 令和7年3月) or 西暦 '202503'
+    (the layout since 令和6年6月診療分); ValueError naming the expected forms otherwise."""
+    if len(value) == 6 and value.isdigit():
+        year, month = int(value[:4]), int(value[4:])
+    elif len(value) == 5 and value.isdigit() and value[0] in GENGO:
+        year, month = GENGO[value[0]][1] + int(value[1:3]), int(value[3:5])
+    else:
+        raise ValueError(f"{value!r} is neither 元号 + YYMM (5 digits, e.g. 50703) nor YYYYMM "
+                         "(6 digits, e.g. 202503)")
     if not 1 <= month <= 12:
         raise ValueError(f"{value!r}: month {month} is not 01-12")
     return f"{year:04d}-{month:02d}"
 
 
 def wareki_date(value: str) -> dt.date:
-    """'3500412' (昭和50年4月12日) -> date(1975, 4, 12); ValueError when not G + YYMMDD."""
-    if len(value) != 7 or not value.isdigit() or value[0] not in GENGO:
-        raise ValueError(f"{value!r} is not 元号 + YYMMDD (7 digits, e.g. 3500412)")
+    """A UKE date: 和暦 '3500412' (元号 + YYMMDD: 昭和50年4月12日) or 西暦 '19750412'."""
+    if len(value) == 8 and value.isdigit():
+        parts = int(value[:4]), int(value[4:6]), int(value[6:])
+    elif len(value) == 7 and value.isdigit() and value[0] in GENGO:
+        parts = GENGO[value[0]][1] + int(value[1:3]), int(value[3:5]), int(value[5:7])
+    else:
+        raise ValueError(f"{value!r} is neither 元号 + YYMMDD (7 digits, e.g. 3500412) nor "
+                         "YYYYMMDD (8 digits)")
     try:
-        return dt.date(GENGO[value[0]][1] + int(value[1:3]), int(value[3:5]), int(value[5:7]))
+        return dt.date(*parts)
     except ValueError:
         raise ValueError(f"{value!r} is not a calendar date") from None
 
@@ -131,6 +142,12 @@ def to_wareki(day: dt.date, digits: int = 7) -> str:
     code = max((c for c, (start, _) in GENGO.items() if day >= start), default="1")
     text = f"{code}{day.year - GENGO[code][1]:02d}{day.month:02d}{day.day:02d}"
     return text[:digits]
+
+
+def _uke_date(day: dt.date, month_only: bool, wareki: bool) -> str:
+    if wareki:
+        return to_wareki(day, 5 if month_only else 7)
+    return day.strftime("%Y%m" if month_only else "%Y%m%d")
 
 
 def _age(birth: dt.date, month: str) -> int:
@@ -468,17 +485,18 @@ def representable(lines: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_uke(lines: pd.DataFrame, icd_to_disease: Mapping[str, str],
-              billed: str | None = None) -> UkeExport:
+              billed: str | None = None, wareki: bool = False) -> UkeExport:
     """One 医科 UKE file (cp932, CRLF, 0x1A) per provider from claim lines (LINE_COLUMNS).
 
     icd_to_disease maps the frame's ICD-10 codes to 7-digit 傷病名コード (the inverse of the b
     master; a code without one is written as 未コード化傷病名 0000999 with the code as its name);
-    billed is the 請求年月 YYYY-MM (default: the month after the latest claim). Drug
+    billed is the 請求年月 YYYY-MM (default: the month after the latest claim); dates are 西暦
+    (YYYYMM, YYYYMMDD: the layout since 令和6年6月診療分) or, with wareki, 元号 + YYMM(DD). Drug
     and procedure points are written per 回 as `representable` rounds them.
     """
     med = representable(lines)
     billed = billed or _next_month(str(med["service_month"].max()))
-    billed_w = to_wareki(dt.date(int(billed[:4]), int(billed[5:7]), 1), 5)
+    billed_w = _uke_date(dt.date(int(billed[:4]), int(billed[5:7]), 1), True, wareki)
     files, claim_ids, providers = {}, {}, {}
     for index, (provider, group) in enumerate(med.groupby("provider_id", sort=True), start=1):
         pref = str(group["tenant_code"].iloc[0])[:2]
@@ -490,7 +508,7 @@ def write_uke(lines: pd.DataFrame, icd_to_disease: Mapping[str, str],
                 group.groupby("claim_id", sort=False), start=1):
             claim_ids[str(claim_id)] = f"{pref}1{code7}-{billed.replace('-', '')}-" \
                                        f"{receipt_no:06d}"
-            records += _claim_records(receipt_no, claim, icd_to_disease)
+            records += _claim_records(receipt_no, claim, icd_to_disease, wareki)
             total += int(claim["total_points"].iloc[0])
         records.append(f"GO,{group['claim_id'].nunique()},{total},99")
         files[f"RECEIPTC_{pref}1{code7}.UKE"] = ("\r\n".join(records) + "\r\n").encode(
@@ -498,20 +516,21 @@ def write_uke(lines: pd.DataFrame, icd_to_disease: Mapping[str, str],
     return UkeExport(files, claim_ids, providers)
 
 
-def _claim_records(receipt_no: int, claim: pd.DataFrame, icd: Mapping[str, str]) -> list[str]:
+def _claim_records(receipt_no: int, claim: pd.DataFrame, icd: Mapping[str, str],
+                   wareki: bool) -> list[str]:
     head = claim.iloc[0]
     month = str(head["service_month"])
     y, m = int(month[:4]), int(month[5:7])
     birth = dt.date(y - int(head["age"]) - 1, m, 2)  # full years on the 1st: exactly `age`
     inpatient = head["claim_type"] == "医科入院"
     out = [f"RE,{receipt_no},{'1111' if inpatient else '1112'},"
-           f"{to_wareki(dt.date(y, m, 1), 5)},患者{receipt_no},{int(head['sex'])},"
-           f"{to_wareki(birth)},,,,,,,", f"HO,{head['tenant_code']},,"
+           f"{_uke_date(dt.date(y, m, 1), True, wareki)},患者{receipt_no},{int(head['sex'])},"
+           f"{_uke_date(birth, False, wareki)},,,,,,,", f"HO,{head['tenant_code']},,"
            f"{head['patient_id']},1,{int(head['total_points'])}"]
     for ln in claim.itertuples(index=False):
         if ln.line_kind == "diagnosis":  # no 傷病名コード known: 未コード化傷病名 with its name
             code, name = (icd[ln.code], "") if ln.code in icd else (UNCODED_DIAGNOSIS, ln.code)
-            out.append(f"SY,{code},{to_wareki(dt.date(y, m, 1))},1,,{name},,")
+            out.append(f"SY,{code},{_uke_date(dt.date(y, m, 1), False, wareki)},1,,{name},,")
         elif ln.line_kind == "procedure":
             count = max(int(ln.count), 1)
             out.append(f"SI,{_section(ln.code)},1,{ln.code},,{int(ln.points) // count},{count}")

@@ -54,8 +54,12 @@ def test_wareki() -> None:
     assert uke.wareki_date("3500412") == dt.date(1975, 4, 12)
     assert uke.to_wareki(dt.date(2019, 5, 1)) == "5010501"
     assert uke.to_wareki(dt.date(2019, 4, 30), 5) == "43104"
+    assert uke.wareki_month("202503") == "2025-03"  # 西暦, from 令和6年6月診療分
+    assert uke.wareki_date("19750412") == dt.date(1975, 4, 12)
     with pytest.raises(ValueError, match="元号"):
         uke.wareki_month("60703")
+    with pytest.raises(ValueError, match="calendar"):
+        uke.wareki_date("20250230")
 
 
 def test_reads_medical_claims_into_the_claim_frame() -> None:
@@ -90,7 +94,7 @@ def test_looks_like_uke_by_content_not_name() -> None:
     (RAW.replace(b"SI,60,1,160062110,,70,1", b"SI,60,1,160062110"),
      r"f\.UKE line 8, SI field 5 \(数量データ\): SI record has 4 fields"),
     (RAW.replace(b"RE,1,1112,50702", b"RE,1,1112,5070X"),
-     r"f\.UKE line 2, RE field 4 \(診療年月\): '5070X' is not 元号"),
+     r"f\.UKE line 2, RE field 4 \(診療年月\): '5070X' is neither 元号"),
     (RAW.replace(b"SI,60,1,160008010,,,1", b"SI,60,1,16000801,,,1"),
      r"line 7, SI field 4 \(診療行為コード\): expected a 9-digit code"),
     (RAW.replace("架空の傷病".encode("cp932"), "架空の傷病".encode()),
@@ -122,9 +126,10 @@ def test_round_trip_of_synthetic_claims_through_uke() -> None:
         def icd10_of(self, code: str) -> str | None:
             return inverse.get(code)
 
-    export = uke.write_uke(lines, icd)
+    export = uke.write_uke(lines, icd, wareki=True)
     for raw in export.files.values():
         assert raw.endswith(b"\r\n\x1a") and raw.startswith(b"IR,")
+        assert raw.split(b"\r\n")[1].split(b",")[3][:1] == b"5"  # 令和 + YYMM
     got = uke.read_many(export.files.items(), "402303", Book()).lines
     got["claim_id"] = got["claim_id"].map({v: k for k, v in export.claim_ids.items()})
     got["provider_id"] = got["provider_id"].map({v: k for k, v in export.providers.items()})

@@ -59,7 +59,7 @@ def masters_show() -> None:
 
 @claims_app.command("import-uke")
 def import_uke(
-    files: Annotated[list[Path], typer.Argument(help="レセ電 files (医科), any extension.")],
+    files: Annotated[list[Path], typer.Argument(help="レセ電 files (医科・歯科), any extension.")],
     tenant: Annotated[str, typer.Option(help="Municipality code (6 digits) the claims "
                                              "belong to.")],
     out: Annotated[Path, typer.Option(help="Claim-lines CSV to write (UTF-8 with BOM).")],
@@ -95,8 +95,8 @@ def export_uke(
     month: Annotated[str | None, typer.Option(help="Only claims of this month (YYYY-MM).")
                      ] = None,
 ) -> None:
-    """Write claims as 医科 レセ電 files: 傷病名 from the masters' 傷病名マスター (ICD-10 ->
-    傷病名コード), procedures and drugs with their codes; 歯科 and 調剤 claims are left out."""
+    """Write claims as 医科・歯科 レセ電 files: 傷病名 from the masters' 傷病名マスター (ICD-10 ->
+    傷病名コード), procedures and drugs with their codes; 調剤 claims are left out."""
     from models.claim_screening import codes as C
     from models.claim_screening import masters as M
     from models.claim_screening import uke
@@ -120,8 +120,8 @@ def export_uke(
     for name, raw in export.files.items():
         (out / name).write_bytes(raw)
     left = lines["claim_id"].nunique() - len(export.claim_ids)
-    typer.echo(f"{len(export.claim_ids):,} 医科 claims -> {len(export.files)} UKE files in {out}"
-               f" ({left:,} 歯科/調剤 claims left out)")
+    typer.echo(f"{len(export.claim_ids):,} claims -> {len(export.files)} UKE files in {out}"
+               f" ({left:,} 調剤 claims left out)")
 
 
 def _workspace_data() -> Path:

@@ -17,8 +17,10 @@ HO 合計点数 (else KO, else the sum of lines); SY → diagnosis (ICD-10 categ
 マスター; the 7-digit 傷病名コード when the master has none); SI → procedure (count = 回数);
 IY → drug (count = 使用量 rounded to whole units, days = 回数). insured_until is empty: UKE
 does not carry eligibility. TO/CO and other known records carry nothing the frame holds; they
-and unknown record types are counted, never fatal. 歯科 (点数表 3) and 調剤 (YK header) files
-have their own record layouts and are refused with a clear message.
+and unknown record types are counted, never fatal. 歯科 files (IR 点数表 3, レセプト種別 3xxx) are
+read too: HS (傷病名部位: 傷病名コード in field 5) → diagnosis, SS (歯科診療行為: 点数 and 回数 in
+fields 77 and 78, after 35 加算 pairs) → procedure. 調剤 files (YK header) have their own
+layout and are refused with a clear message.
 """
 
 from __future__ import annotations
@@ -56,8 +58,16 @@ FIELDS: dict[str, tuple[str, ...]] = {
            "回数"),
     "IY": ("レコード識別情報", "診療識別", "負担区分", "医薬品コード", "使用量", "点数", "回数"),
     "GO": ("レコード識別情報", "総件数", "総合計点数", "マルチボリューム識別情報"),
+    "HS": ("レコード識別情報", "診療開始日", "転帰区分", "歯式コード", "傷病名コード",
+           "修飾語コード", "傷病名称"),
+    "SS": ("レコード識別情報", "診療識別", "負担区分", "診療行為コード", "数量データ1",
+           "数量データ2", *(f"加算{k}{i}" for i in range(1, 36) for k in ("コード", "数量")),
+           "点数", "回数"),
 }
-MIN_FIELDS = {"IR": 8, "RE": 7, "HO": 6, "KO": 6, "SY": 2, "SI": 7, "IY": 7, "GO": 3}
+MIN_FIELDS = {"IR": 8, "RE": 7, "HO": 6, "KO": 6, "SY": 2, "SI": 7, "IY": 7, "GO": 3, "HS": 5,
+              "SS": 78}
+SS_POINTS, SS_TIMES = 76, 77  # 0-based: after 診療行為コード, 2 数量 and 35 加算コード/数量 pairs
+TABLES = {"1": "医科", "3": "歯科"}  # IR 点数表
 KNOWN_UNUSED = {"TO", "CO", "SN", "JD", "MF", "SJ", "TI", "GR", "ON", "KH", "NI"}
 UNCODED_DIAGNOSIS = "0000999"  # 未コード化傷病名: the name is written in 傷病名称
 
@@ -156,11 +166,14 @@ def _age(birth: dt.date, month: str) -> int:
     return y - birth.year - ((m, 1) < (birth.month, birth.day))
 
 
-def _claim_type(receipt_type: str) -> str | None:
-    """医科入院 / 医科入院外 from a 4-digit レセプト種別 (4th digit odd: 入院); None otherwise."""
-    if len(receipt_type) == 4 and receipt_type.isdigit() and receipt_type[0] == "1":
-        return "医科入院" if int(receipt_type[3]) % 2 else "医科入院外"
-    return None
+def _claim_type(receipt_type: str, table: str) -> str | None:
+    """医科入院 / 医科入院外 / 歯科 from a 4-digit レセプト種別 (1st digit 1 医科, 3 歯科; 4th
+    digit odd: 入院) that matches the file's 点数表; None otherwise."""
+    if len(receipt_type) != 4 or not receipt_type.isdigit() or receipt_type[0] != table:
+        return None
+    if table == "3":
+        return "歯科"
+    return "医科入院" if int(receipt_type[3]) % 2 else "医科入院外"
 
 
 @dataclass
@@ -235,11 +248,8 @@ class _Reader:
     def _ir(self, no: int, cells: list[str]) -> None:
         if self.provider:
             raise self.fail(no, "IR", 0, "a second IR record (one file holds one 医療機関)")
-        if cells[3] == "3":
-            raise self.fail(no, "IR", 3, "歯科 (点数表 3) UKE files are not supported yet; "
-                            "歯科レセプトは CSV で送ってください")
-        if cells[3] != "1":
-            raise self.fail(no, "IR", 3, f"expected 1 (医科), got {cells[3]!r}")
+        if cells[3] not in TABLES:
+            raise self.fail(no, "IR", 3, f"expected 1 (医科) or 3 (歯科), got {cells[3]!r}")
         for pos, size in ((2, 2), (4, 7)):
             if len(cells[pos]) != size or not cells[pos].isdigit():
                 raise self.fail(no, "IR", pos, f"expected {size} digits, got {cells[pos]!r}")
@@ -250,10 +260,11 @@ class _Reader:
         self.provider = cells[2] + cells[3] + cells[4]
 
     def _re(self, no: int, cells: list[str]) -> None:
-        claim_type = _claim_type(cells[2])
+        table = self.provider[2]
+        claim_type = _claim_type(cells[2], table)
         if claim_type is None:
-            raise self.fail(no, "RE", 2, f"expected a 医科 レセプト種別 (4 digits, 1xxx), "
-                            f"got {cells[2]!r}")
+            raise self.fail(no, "RE", 2, f"expected a {TABLES[table]} レセプト種別 (4 digits, "
+                            f"{table}xxx) as the IR 点数表 says, got {cells[2]!r}")
         try:
             month = wareki_month(cells[3])
         except ValueError as exc:
@@ -289,22 +300,29 @@ class _Reader:
         if claim.total is None:
             claim.total = self.number(no, "KO", cells, 5)
 
-    def _sy(self, no: int, cells: list[str]) -> None:
-        claim = self.current(no, "SY")
-        code = cells[1].strip()
+    def _sy(self, no: int, cells: list[str], rec: str = "SY", pos: int = 1) -> None:
+        claim = self.current(no, rec)
+        code = cells[pos].strip()
         if len(code) != 7 or not code.isdigit():
-            raise self.fail(no, "SY", 1, f"expected a 7-digit 傷病名コード, got {code!r}")
+            raise self.fail(no, rec, pos, f"expected a 7-digit 傷病名コード, got {code!r}")
         icd = self.masters.icd10_of(code) if self.masters is not None else None
         if icd is None:
             self.unmapped += 1
         claim.lines.append(("diagnosis", icd or code, 0, 0, 0))
 
-    def _si(self, no: int, cells: list[str]) -> None:
-        claim = self.current(no, "SI")
-        code = self._code(no, "SI", cells)
-        count = self._times(no, "SI", cells, claim)
-        points = self.number(no, "SI", cells, 5, default=0)
+    def _hs(self, no: int, cells: list[str]) -> None:
+        self._sy(no, cells, "HS", 4)
+
+    def _si(self, no: int, cells: list[str], rec: str = "SI", at: tuple[int, int] = (5, 6),
+            ) -> None:
+        claim = self.current(no, rec)
+        code = self._code(no, rec, cells)
+        count = self._times(no, rec, cells, claim, at[1])
+        points = self.number(no, rec, cells, at[0], default=0)
         claim.lines.append(("procedure", code, count, 0, points * count))
+
+    def _ss(self, no: int, cells: list[str]) -> None:
+        self._si(no, cells, "SS", (SS_POINTS, SS_TIMES))
 
     def _iy(self, no: int, cells: list[str]) -> None:
         claim = self.current(no, "IY")
@@ -319,13 +337,13 @@ class _Reader:
         points = self.number(no, "IY", cells, 5, default=0)
         claim.lines.append(("drug", code, max(int(qty + 0.5), 0), days, points * days))
 
-    def _times(self, no: int, rec: str, cells: list[str], claim: _Claim) -> int:
+    def _times(self, no: int, rec: str, cells: list[str], claim: _Claim, pos: int = 6) -> int:
         """回数 of a SI/IY line. A 剤 of several lines may record 回数 only on its last line
         (with the 点数); the earlier lines take it from there (count, or days for a drug)."""
-        if len(cells) <= 6 or cells[6] == "":
+        if len(cells) <= pos or cells[pos] == "":
             claim.pending.append(len(claim.lines))
             return 1
-        times = self.number(no, rec, cells, 6)
+        times = self.number(no, rec, cells, pos)
         for i in claim.pending:
             kind, code, count, days, points = claim.lines[i]
             claim.lines[i] = (kind, code, times, days, points) if kind == "procedure" \
@@ -458,7 +476,7 @@ def read_validated(raw: bytes, name: str, tenant_code: str, masters: Masters | N
 
 # --- writing -------------------------------------------------------------------------------
 
-MEDICAL = ("医科入院", "医科入院外")
+WRITTEN = ("医科入院", "医科入院外", "歯科")
 
 
 @dataclass
@@ -467,17 +485,18 @@ class UkeExport:
 
     files: dict[str, bytes]
     claim_ids: dict[str, str]  # frame claim_id -> claim_id the reader will give it
-    providers: dict[str, str]  # frame provider_id -> 10-digit 医療機関コード written
+    providers: dict[str, str]  # 10-digit 医療機関コード written -> frame provider_id
 
 
 def representable(lines: pd.DataFrame) -> pd.DataFrame:
-    """The 医科 claim lines as UKE can carry them (what `write_uke` then `read_uke` returns).
+    """The 医科 and 歯科 claim lines as UKE can carry them (what `write_uke` then `read_uke`
+    returns).
 
     UKE records integer points per 回 (per day for a drug) and no eligibility: a line's points
-    become round(points / 回数) × 回数 and insured_until is emptied. Claims of other types
-    (歯科, 調剤) are dropped: their UKE layouts are not written here.
+    become round(points / 回数) × 回数 and insured_until is emptied. 調剤 claims are dropped:
+    their UKE layout is not written here.
     """
-    out = lines[lines["claim_type"].isin(MEDICAL)].copy()
+    out = lines[lines["claim_type"].isin(WRITTEN)].copy()
     per = out["days"].where(out["line_kind"] == "drug", out["count"]).clip(lower=1)
     out["points"] = ((out["points"] / per).round().astype(int) * per).astype(int)
     out["insured_until"] = ""
@@ -486,7 +505,8 @@ def representable(lines: pd.DataFrame) -> pd.DataFrame:
 
 def write_uke(lines: pd.DataFrame, icd_to_disease: Mapping[str, str],
               billed: str | None = None, wareki: bool = False) -> UkeExport:
-    """One 医科 UKE file (cp932, CRLF, 0x1A) per provider from claim lines (LINE_COLUMNS).
+    """One UKE file (cp932, CRLF, 0x1A) per provider and 点数表 (医科 1, 歯科 3) from claim
+    lines (LINE_COLUMNS).
 
     icd_to_disease maps the frame's ICD-10 codes to 7-digit 傷病名コード (the inverse of the b
     master; a code without one is written as 未コード化傷病名 0000999 with the code as its name);
@@ -497,21 +517,22 @@ def write_uke(lines: pd.DataFrame, icd_to_disease: Mapping[str, str],
     med = representable(lines)
     billed = billed or _next_month(str(med["service_month"].max()))
     billed_w = _uke_date(dt.date(int(billed[:4]), int(billed[5:7]), 1), True, wareki)
+    med["table"] = (med["claim_type"] == "歯科").map({True: "3", False: "1"})
     files, claim_ids, providers = {}, {}, {}
-    for index, (provider, group) in enumerate(med.groupby("provider_id", sort=True), start=1):
+    groups = med.groupby(["provider_id", "table"], sort=True)
+    for index, ((provider, table), group) in enumerate(groups, start=1):
         pref = str(group["tenant_code"].iloc[0])[:2]
-        code7 = f"{index:07d}"
-        providers[str(provider)] = f"{pref}1{code7}"
-        records = [f"IR,2,{pref},1,{code7},,医療機関{index},{billed_w},00,"]
+        code10 = f"{pref}{table}{index:07d}"
+        providers[code10] = str(provider)
+        records = [f"IR,2,{pref},{table},{index:07d},,医療機関{index},{billed_w},00,"]
         total = 0
         for receipt_no, (claim_id, claim) in enumerate(
                 group.groupby("claim_id", sort=False), start=1):
-            claim_ids[str(claim_id)] = f"{pref}1{code7}-{billed.replace('-', '')}-" \
-                                       f"{receipt_no:06d}"
+            claim_ids[str(claim_id)] = f"{code10}-{billed.replace('-', '')}-{receipt_no:06d}"
             records += _claim_records(receipt_no, claim, icd_to_disease, wareki)
             total += int(claim["total_points"].iloc[0])
         records.append(f"GO,{group['claim_id'].nunique()},{total},99")
-        files[f"RECEIPTC_{pref}1{code7}.UKE"] = ("\r\n".join(records) + "\r\n").encode(
+        files[f"RECEIPTC_{code10}.UKE"] = ("\r\n".join(records) + "\r\n").encode(
             "cp932") + EOF
     return UkeExport(files, claim_ids, providers)
 
@@ -522,18 +543,24 @@ def _claim_records(receipt_no: int, claim: pd.DataFrame, icd: Mapping[str, str],
     month = str(head["service_month"])
     y, m = int(month[:4]), int(month[5:7])
     birth = dt.date(y - int(head["age"]) - 1, m, 2)  # full years on the 1st: exactly `age`
-    inpatient = head["claim_type"] == "医科入院"
-    out = [f"RE,{receipt_no},{'1111' if inpatient else '1112'},"
-           f"{_uke_date(dt.date(y, m, 1), True, wareki)},患者{receipt_no},{int(head['sex'])},"
-           f"{_uke_date(birth, False, wareki)},,,,,,,", f"HO,{head['tenant_code']},,"
-           f"{head['patient_id']},1,{int(head['total_points'])}"]
+    dental = head["claim_type"] == "歯科"
+    kind = "3112" if dental else "1111" if head["claim_type"] == "医科入院" else "1112"
+    first = dt.date(y, m, 1)
+    out = [f"RE,{receipt_no},{kind},{_uke_date(first, True, wareki)},患者{receipt_no},"
+           f"{int(head['sex'])},{_uke_date(birth, False, wareki)},,,,,,,",
+           f"HO,{head['tenant_code']},,{head['patient_id']},1,{int(head['total_points'])}"]
     for ln in claim.itertuples(index=False):
         if ln.line_kind == "diagnosis":  # no 傷病名コード known: 未コード化傷病名 with its name
             code, name = (icd[ln.code], "") if ln.code in icd else (UNCODED_DIAGNOSIS, ln.code)
-            out.append(f"SY,{code},{_uke_date(dt.date(y, m, 1), False, wareki)},1,,{name},,")
+            out.append(f"HS,,,,{code},,{name}" if dental else
+                       f"SY,{code},{_uke_date(first, False, wareki)},1,,{name},,")
         elif ln.line_kind == "procedure":
             count = max(int(ln.count), 1)
-            out.append(f"SI,{_section(ln.code)},1,{ln.code},,{int(ln.points) // count},{count}")
+            each = int(ln.points) // count
+            head_cells = [_section(ln.code), "1", ln.code]
+            gap = [""] * (SS_POINTS - 4) if dental else [""]  # 数量 (and 加算 pairs in SS)
+            out.append(",".join(["SS" if dental else "SI", *head_cells, *gap, str(each),
+                                 str(count)]))
         else:
             days = max(int(ln.days), 1)
             out.append(f"IY,21,1,{ln.code},{int(ln.count)},{int(ln.points) // days},{days}")

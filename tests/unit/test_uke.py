@@ -105,7 +105,8 @@ def test_looks_like_uke_by_content_not_name() -> None:
     (b"SI,60,1,160008010,,,1\r\n", r"not a UKE file"),
     (RAW.replace(b"RE,2,1111", b"RE,1,1111"),
      r"line 15, RE field 2 \(レセプト番号\): レセプト番号 1 appears twice"),
-    (RAW.replace(b"IR,2,40,1,", b"IR,2,40,3,"), r"IR field 4 \(点数表\): 歯科"),
+    (RAW.replace(b"IR,2,40,1,", b"IR,2,40,4,"), r"IR field 4 \(点数表\): expected 1 \(医科\)"),
+    (RAW.replace(b"IR,2,40,1,", b"IR,2,40,3,"), r"RE field 3 \(レセプト種別\): expected a 歯科"),
     (b"YK,2,40,4,9999999\r\n", r"調剤 UKE files \(YK\) are not supported yet"),
     (RAW.replace(b"\r\nHO,402303,\x82\x58", b"\r\nSI,12,1,112007410,,75,2\r\nHO,402303,\x82\x58"
                  ).replace(b"RE,1,1112,50702", b"XX,1,1112,50702"),
@@ -132,7 +133,7 @@ def test_round_trip_of_synthetic_claims_through_uke() -> None:
         assert raw.split(b"\r\n")[1].split(b",")[3][:1] == b"5"  # 令和 + YYMM
     got = uke.read_many(export.files.items(), "402303", Book()).lines
     got["claim_id"] = got["claim_id"].map({v: k for k, v in export.claim_ids.items()})
-    got["provider_id"] = got["provider_id"].map({v: k for k, v in export.providers.items()})
+    got["provider_id"] = got["provider_id"].map(export.providers)
     want = uke.representable(lines)
     key = ["claim_id", "line_no"]
     pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True),
@@ -159,3 +160,33 @@ def test_validation_names_the_file_whose_lines_fail() -> None:
     with pytest.raises(uke.ClaimsInputError,
                        match=rf"^{names[-1]} \(row N = the Nth SY/SI/IY line.*column 'code' row"):
         uke.read_many(files, "402303", Book(), validate=True)
+
+
+# A made-up dental clinic (4039999999): HS (傷病名部位) and SS (歯科診療行為) records; SS carries
+# 点数 and 回数 after 2 数量 and 35 加算 pairs (fields 77 and 78).
+DENTAL = "\r\n".join([
+    "IR,2,40,3,9999999,,架空歯科医院,202604,00,",
+    "RE,1,3112,202603,架空　三郎,1,19600101,70,,,,,,",
+    "HO,402303,,5550001,2,325",
+    "HS,,,110100,9900002,,",
+    ",".join(["SS", "11", "1", "302000110", "", "", *[""] * 70, "267", "1"]),
+    ",".join(["SS", "80", "1", "309002310", "", "", *[""] * 70, "", ""]),  # 回数 from below
+    ",".join(["SS", "80", "1", "313000110", "", "", *[""] * 70, "29", "2"]),
+    "GO,1,325,99",
+]) + "\r\n"
+
+
+def test_reads_dental_claims() -> None:
+    class Book(_B):
+        def icd10_of(self, code: str) -> str | None:
+            return {"9900002": "K02"}.get(code)
+
+    res = uke.read_uke(DENTAL.encode("cp932") + uke.EOF, "d.UKE", "402303", Book())
+    lines = res.lines
+    assert set(lines["claim_type"]) == {"歯科"} and lines["provider_id"].iloc[0] == "4039999999"
+    assert lines["code"].tolist() == ["K02", "302000110", "309002310", "313000110"]
+    assert lines["points"].tolist() == [0, 267, 0, 58] and lines["count"].tolist() == [0, 1, 2, 2]
+    assert lines["age"].iloc[0] == 66  # born 1960-01-01, 西暦 dates
+    bad = DENTAL.replace(",267,1", ",267,x")
+    with pytest.raises(uke.UkeError, match=r"line 5, SS field 78 \(回数\): expected digits"):
+        uke.read_uke(bad.encode("cp932"), "d.UKE", "402303", Book())

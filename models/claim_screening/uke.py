@@ -117,7 +117,7 @@ def looks_like_uke(raw: bytes) -> bool:
     return head in (b"IR,", b"YK,")
 
 
-def wareki_month(value: str) -> str:
+def parse_month(value: str) -> str:
     """A UKE year-month as YYYY-MM: 和暦 '50703' (元号 + YYMM: 令和7年3月) or 西暦 '202503'
     (the layout since 令和6年6月診療分); ValueError naming the expected forms otherwise."""
     if len(value) == 6 and value.isdigit():
@@ -132,7 +132,7 @@ def wareki_month(value: str) -> str:
     return f"{year:04d}-{month:02d}"
 
 
-def wareki_date(value: str) -> dt.date:
+def parse_date(value: str) -> dt.date:
     """A UKE date: 和暦 '3500412' (元号 + YYMMDD: 昭和50年4月12日) or 西暦 '19750412'."""
     if len(value) == 8 and value.isdigit():
         parts = int(value[:4]), int(value[4:6]), int(value[6:])
@@ -254,7 +254,7 @@ class _Reader:
             if len(cells[pos]) != size or not cells[pos].isdigit():
                 raise self.fail(no, "IR", pos, f"expected {size} digits, got {cells[pos]!r}")
         try:
-            self.billed = wareki_month(cells[7]).replace("-", "")
+            self.billed = parse_month(cells[7]).replace("-", "")
         except ValueError as exc:
             raise self.fail(no, "IR", 7, str(exc)) from None
         self.provider = cells[2] + cells[3] + cells[4]
@@ -266,13 +266,13 @@ class _Reader:
             raise self.fail(no, "RE", 2, f"expected a {TABLES[table]} レセプト種別 (4 digits, "
                             f"{table}xxx) as the IR 点数表 says, got {cells[2]!r}")
         try:
-            month = wareki_month(cells[3])
+            month = parse_month(cells[3])
         except ValueError as exc:
             raise self.fail(no, "RE", 3, str(exc)) from None
         if cells[5] not in ("1", "2"):
             raise self.fail(no, "RE", 5, f"expected 1 (男) or 2 (女), got {cells[5]!r}")
         try:
-            age = _age(wareki_date(cells[6]), month)
+            age = _age(parse_date(cells[6]), month)
         except ValueError as exc:
             raise self.fail(no, "RE", 6, str(exc)) from None
         if not 0 <= age <= 120:

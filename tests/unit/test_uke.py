@@ -49,17 +49,17 @@ class _B:
 
 
 def test_wareki() -> None:
-    assert uke.wareki_month("50703") == "2025-03"
-    assert uke.wareki_month("43104") == "2019-04"
-    assert uke.wareki_date("3500412") == dt.date(1975, 4, 12)
+    assert uke.parse_month("50703") == "2025-03"
+    assert uke.parse_month("43104") == "2019-04"
+    assert uke.parse_date("3500412") == dt.date(1975, 4, 12)
     assert uke.to_wareki(dt.date(2019, 5, 1)) == "5010501"
     assert uke.to_wareki(dt.date(2019, 4, 30), 5) == "43104"
-    assert uke.wareki_month("202503") == "2025-03"  # 西暦, from 令和6年6月診療分
-    assert uke.wareki_date("19750412") == dt.date(1975, 4, 12)
+    assert uke.parse_month("202503") == "2025-03"  # 西暦, from 令和6年6月診療分
+    assert uke.parse_date("19750412") == dt.date(1975, 4, 12)
     with pytest.raises(ValueError, match="元号"):
-        uke.wareki_month("60703")
+        uke.parse_month("60703")
     with pytest.raises(ValueError, match="calendar"):
-        uke.wareki_date("20250230")
+        uke.parse_date("20250230")
 
 
 def test_reads_medical_claims_into_the_claim_frame() -> None:

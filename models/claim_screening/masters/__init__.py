@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import zipfile
 from collections.abc import Mapping
@@ -349,8 +350,6 @@ def shared(folder: Path = TABLE_DIR) -> Masters:
 def in_use() -> Masters:
     """The masters the service and CLI read: $KYODO_CLAIM_MASTERS (a folder written by
     `kyodo claims masters build --out`) or the table committed next to this module."""
-    import os
-
     return shared(Path(os.environ.get("KYODO_CLAIM_MASTERS") or TABLE_DIR))
 
 

@@ -127,7 +127,8 @@ def plan(
     session = open_session(model_dir / "model.onnx")
     try:
         residents = read_roster(_read(roster))
-        problem = None if allow_new_districts else unknown_districts(residents, assets)
+        problem = None if allow_new_districts else unknown_districts(
+            residents, assets, residents.attrs["lines"])
         if problem:
             raise _fail(f"{roster}: {problem} (--allow-new-districts)")
         scored = score_residents(residents, assets, OnnxArmPredictor(session))
@@ -138,4 +139,5 @@ def plan(
     list_table(listing, include_all).to_csv(out, index=False, encoding=encoding,
                                             lineterminator="\r\n")
     summary["seconds"] = round(time.perf_counter() - t0, 2)
+    summary["excluded"] = residents.attrs["excluded"]
     typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))

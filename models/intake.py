@@ -225,7 +225,7 @@ def read_table(raw: bytes, layout: Layout, *, name: str = "", rows: str = "rows"
         frame, lines = frame[keep].reset_index(drop=True), lines[keep]
     frame, renamed = _rename(frame, layout, label, error)
     for col in frame.columns:
-        frame[col] = _normalise_column(frame[col], col, layout)
+        frame[col] = normalise_column(frame[col], col, layout)
     return Table(frame, lines, name, renamed)
 
 
@@ -358,8 +358,8 @@ def _rename(frame: pd.DataFrame, layout: Layout, label: str, error: type[ValueEr
     return frame, {c: h for c, h in seen.items() if c != h}
 
 
-def _normalise_column(column: pd.Series, name: str, layout: Layout) -> pd.Series:
-    """One column normalised by its kind; values are mapped once per distinct value."""
+def normalise_column(column: pd.Series, name: str, layout: Layout) -> pd.Series:
+    """Column `name` normalised by its kind in `layout`; each distinct value is mapped once."""
     if name in layout.ids:
         text = column.str.strip()
         if text.str.startswith("'").any():

@@ -372,10 +372,6 @@ def widen(long: pd.DataFrame, lines: np.ndarray) -> tuple[pd.DataFrame, np.ndarr
             f"調査項目 {got} is not an item number 1-1-1..6-12 or an item name"))
     cells = pd.DataFrame({"person_id": long["person_id"].astype(str), "column": column,
                           "answer": long["answer"].astype(str), "line": lines})
-    basic = cells["column"].isin(BASIC_COLUMNS).to_numpy()
-    answers = cells["answer"].where(~basic, cells["answer"].map(
-        lambda v: v if not v.endswith(".0") else v[:-2]))
-    cells = cells.assign(answer=answers)
     twice = cells.duplicated(["person_id", "column"], keep=False) & ~cells.duplicated(
         ["person_id", "column", "answer"], keep=False)
     if twice.any():
@@ -396,6 +392,8 @@ def widen(long: pd.DataFrame, lines: np.ndarray) -> tuple[pd.DataFrame, np.ndarr
     _require_items(wide, first_line.to_numpy())
     wide = wide.fillna("").reset_index()
     wide.columns.name = None
+    for col in (c for c in BASIC_COLUMNS if c in wide.columns and c != "person_id"):
+        wide[col] = intake.normalise_column(wide[col].astype(str), col, CARE_LAYOUT)
     return wide, first_line.to_numpy()
 
 

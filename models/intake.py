@@ -192,15 +192,15 @@ class Table:
 
 def where(idx: Sequence[int] | np.ndarray, lines: np.ndarray | int, limit: int = 5,
           ) -> tuple[str, str]:
-    """('3, 7行目', 'lines 3, 7') for 0-based row positions, with Excel line numbers taken
+    """('3, 7行目', 'rows 3, 7') for 0-based row positions, with Excel row numbers taken
     from `lines` (a Table's) or, for an int, position + that offset."""
     idx = np.asarray(idx, dtype=int)
     nums = (idx + lines) if isinstance(lines, int | np.integer) else np.asarray(lines)[idx]
     shown = ", ".join(str(int(n)) for n in nums[:limit])
     more = len(nums) - limit
     ja = f"{shown}行目" + (f" ほか{more}行" if more > 0 else "")
-    en = f"line{'s' if len(nums) > 1 else ''} {shown}" + (f" and {more} more" if more > 0
-                                                          else "")
+    en = f"row{'s' if len(nums) > 1 else ''} {shown}" + (f" and {more} more" if more > 0
+                                                         else "")
     return ja, en
 
 
@@ -232,8 +232,8 @@ def read_table(raw: bytes, layout: Layout, *, name: str = "", rows: str = "rows"
 def decode(raw: bytes, label: str = "", error: type[ValueError] = IntakeError) -> str:
     """Text of a delimited file: UTF-16 (BOM), UTF-8 (BOM or not), else Shift_JIS/cp932.
 
-    A file mixing UTF-8 and Shift_JIS rows is refused naming the rows in the minority
-    encoding (line numbers as Excel shows them, assuming no line breaks inside cells).
+    A mostly UTF-8 file with rows in another encoding is refused naming those rows (numbered
+    as Excel shows them, assuming no line breaks inside cells).
     """
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
@@ -258,33 +258,36 @@ def decode(raw: bytes, label: str = "", error: type[ValueError] = IntakeError) -
 
 
 def _mixed_lines(raw: bytes) -> str | None:
-    """A message template naming the odd rows when UTF-8 and non-UTF-8 lines are mixed."""
-    utf8, other = [], []
+    """A message template naming the non-UTF-8 rows of a mostly UTF-8 file, else None.
+
+    Only this direction is detected: a Shift_JIS line can be valid UTF-8 by chance (short
+    kanji values often are), so "a Shift_JIS file with UTF-8 rows" cannot be told reliably,
+    while a line that fails UTF-8 surely is not UTF-8.
+    """
+    utf8, other = 0, []
     for n, line in enumerate(raw.split(b"\n"), start=1):
         if line.isascii():
             continue
         try:
             line.decode("utf-8")
-            utf8.append(n)
+            utf8 += 1
         except UnicodeDecodeError:
             other.append(n)
-    if not utf8 or not other:
+            if len(other) >= 20 and utf8 < len(other):
+                return None  # plainly a Shift_JIS file: stop reading line by line
+    if not utf8 or not other or utf8 < len(other):
         return None
-    if len(utf8) >= len(other):
-        ja, en = where(np.array(other) - 1, 1)
-        return ("ファイル{label}は UTF-8 ですが " + ja + " が Shift_JIS などの別の文字コードです"
-                "（貼り付けた行？） / file {label}is UTF-8 but " + en
-                + " use another encoding (Shift_JIS pasted in?); retype or re-save those rows")
-    ja, en = where(np.array(utf8) - 1, 1)
-    return ("ファイル{label}は Shift_JIS ですが " + ja + " が UTF-8 です（貼り付けた行？） / "
-            "file {label}is Shift_JIS but " + en + " are UTF-8 (pasted in?); re-save those rows")
+    ja, en = where(np.array(other) - 1, 1)
+    return ("ファイル{label}は UTF-8 ですが " + ja + " が Shift_JIS などの別の文字コードです"
+            "（貼り付けた行？） / file {label}is UTF-8 but " + en
+            + " use another encoding (Shift_JIS pasted in?); retype or re-save those rows")
 
 
 def read_text(text: str, label: str = "", error: type[ValueError] = IntakeError,
               ) -> pd.DataFrame:
     """Decoded delimited text as a frame of strings (comma, or tab when the header has more
     tabs than commas); blank lines kept as rows so positions match Excel's rows."""
-    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    first = text[:text.find("\n")]  # not split(): no copy of a 20 MB text
     sep = "\t" if first.count("\t") > first.count(",") else ","
     try:
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep,
@@ -330,9 +333,17 @@ def _cell_text(value: object) -> str:
 
 def non_blank(frame: pd.DataFrame) -> np.ndarray:
     """Mask of rows with at least one non-blank cell (Excel leaves ',,,,' rows after deletions)."""
-    keep = np.zeros(len(frame), dtype=bool)
-    for col in frame.columns:
-        keep |= (frame[col].str.strip() != "").to_numpy(dtype=bool)
+    keep = np.ones(len(frame), dtype=bool)
+    if not len(frame.columns):
+        return keep
+    # only rows blank in the first column can be blank rows: check the others on those alone
+    candidates = np.flatnonzero((frame.iloc[:, 0].str.strip() == "").to_numpy(dtype=bool))
+    blank = np.ones(len(candidates), dtype=bool)
+    for col in frame.columns[1:]:
+        if not blank.any():
+            break
+        blank &= (frame[col].iloc[candidates].str.strip() == "").to_numpy(dtype=bool)
+    keep[candidates[blank]] = False
     return keep
 
 
@@ -370,7 +381,9 @@ def normalise_column(column: pd.Series, name: str, layout: Layout) -> pd.Series:
     new = [convert(u) for u in uniques]
     if all(a == b for a, b in zip(new, uniques, strict=True)):
         return column
-    return pd.Series(np.asarray(new, dtype=object)[codes], index=column.index, dtype=str)
+    # the distinct values as strings, then gathered by code (in C, not per cell in Python)
+    values = pd.array(new, dtype=column.dtype).take(codes)
+    return pd.Series(values, index=column.index, name=column.name)
 
 
 def _converter(name: str, layout: Layout) -> Callable[[str], str]:

@@ -376,11 +376,19 @@ def eligible(frame: pd.DataFrame, lines: np.ndarray, year: int,
                           f"として除きました / {len(idx)} residents outside ages "
                           f"{span.replace('〜', '-')} ({basis}) left out as not eligible: {en}")
               if len(idx) else ""}
-    frame = frame[~outside].reset_index(drop=True)
-    lines = lines[~outside]
-    clipped = age[~outside].reset_index(drop=True).clip(AGE_MIN, AGE_MAX)
-    text = clipped.map(lambda a: "" if pd.isna(a) else str(int(a)) if a % 1 == 0 else str(a))
-    frame["age"] = text.where(clipped.notna(), frame.get("age", pd.Series("", frame.index)))
+    if outside.any():
+        frame, lines, age = (frame[~outside].reset_index(drop=True), lines[~outside],
+                             age[~outside].reset_index(drop=True))
+    clipped = age.clip(AGE_MIN, AGE_MAX)
+    given = parse_numbers(frame["age"].astype(str)) if "age" in frame.columns else None
+    changed = clipped.notna().to_numpy().copy()
+    if given is not None:  # rewrite only the ages that changed (most rows keep their text)
+        changed &= ~(clipped == given).to_numpy()
+    if changed.any():
+        ages = frame["age"].astype(object) if "age" in frame.columns else pd.Series(
+            "", index=frame.index, dtype=object)
+        ages[changed] = [f"{a:g}" for a in clipped[changed]]
+        frame["age"] = ages.astype(str)
     return frame, lines, report
 
 

@@ -104,7 +104,7 @@ def test_a_pasted_shift_jis_row_is_named_with_the_file(nudge: TestClient,
     r = outreach(nudge, raw, "naha.csv")
     assert r.status_code == 422
     error = r.json()["error"]
-    assert "'naha.csv'" in error and "5行目" in error and "line 5" in error
+    assert "'naha.csv'" in error and "5行目" in error and "row 5" in error
 
 
 def test_an_error_names_the_excel_row_after_blank_rows(nudge: TestClient,

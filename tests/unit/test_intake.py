@@ -43,7 +43,7 @@ def test_blank_rows_dropped_and_excel_rows_kept() -> None:
 def test_one_shift_jis_row_in_a_utf8_file_is_named_by_its_row() -> None:
     raw = ("id,kind\nA-1,頑張り屋\nA-2,心配性\n".encode() + "A-3,甘えん坊\n".encode("cp932")
            + "A-4,心配性\n".encode())
-    with pytest.raises(IntakeError, match=r"4行目.*/ file 'r.csv' is UTF-8 but line 4 "):
+    with pytest.raises(IntakeError, match=r"4行目.*/ file 'r.csv' is UTF-8 but row 4 "):
         read_table(raw, LAYOUT, name="r.csv")
     with pytest.raises(IntakeError, match="neither UTF-8 nor Shift_JIS"):
         read_table(bytes([0x82, 0xFF, 0xFF, 0x81]) * 10, LAYOUT)

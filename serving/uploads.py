@@ -11,7 +11,8 @@ from pydantic import BaseModel, ValidationError
 
 B = TypeVar("B", bound=BaseModel)
 T = TypeVar("T")
-CSV_TYPES = ("text/csv", "application/octet-stream", "text/plain")
+CSV_TYPES = ("text/csv", "application/octet-stream", "text/plain", "text/tab-separated-values",
+             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
 class Upload(bytes):

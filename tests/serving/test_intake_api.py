@@ -175,3 +175,18 @@ def test_claims_with_trailing_empty_rows_and_wareki_months(client: TestClient,
     r = client.post("/v1/claim_screening/queue", headers=ITOSHIMA,
                     files={"file": ("claims.csv", body.encode("cp932"), "text/csv")})
     assert r.status_code == 200, r.text
+
+
+def test_raw_xlsx_and_tsv_bodies_are_accepted(nudge: TestClient, nudge_root: Path) -> None:
+    frame = roster(nudge_root, 10)
+    buf = io.BytesIO()
+    frame.to_excel(buf, index=False)
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    for body, ctype in ((buf.getvalue(), xlsx),
+                        (frame.to_csv(index=False, sep="\t").encode("utf-16"),
+                         "text/tab-separated-values")):
+        r = nudge.post("/v1/checkup_nudge/outreach", content=body,
+                       params={"allow_new_districts": "true"},
+                       headers={**NAHA, "content-type": ctype})
+        assert r.status_code == 200, r.text
+        assert r.json()["summary"]["residents"] == 10

@@ -352,14 +352,15 @@ def _rename(frame: pd.DataFrame, layout: Layout, label: str, error: type[ValueEr
     """Headers onto canonical names; two headers naming the same column is an error."""
     seen: dict[str, str] = {}
     names = []
-    for header in frame.columns:
-        if header.startswith("Unnamed: ") and not (frame[header] != "").any():
-            names.append("")  # an empty trailing header column Excel wrote
+    for i, header in enumerate(frame.columns):
+        if header.startswith("Unnamed: ") or not header.strip():
+            # a column without a header: Excel's empty trailing columns, or unnamed notes
+            names.append("" if not (frame.iloc[:, i] != "").any() else f"Unnamed: {i}")
             continue
         canonical = layout.canonical(header)
         if canonical in seen:
             raise error(f"ファイル{label}1行目: 列 '{seen[canonical]}' と '{header}' はどちらも "
-                        f"'{canonical}' です / file {label}line 1: columns '{seen[canonical]}' "
+                        f"'{canonical}' です / file {label}row 1: columns '{seen[canonical]}' "
                         f"and '{header}' both mean '{canonical}'")
         seen[canonical] = header
         names.append(canonical)

@@ -131,3 +131,14 @@ def test_xlsx_first_sheet_as_excel_shows_it() -> None:
     assert table.lines.tolist() == [2, 4]
     with pytest.raises(IntakeError, match="xlsx"):
         read_table(b"PK\x03\x04broken", LAYOUT)
+
+
+def test_columns_without_a_header() -> None:
+    table = read_table(b"id,n,,\nA,1,,\nB,2,,note\n", LAYOUT)
+    assert list(table.frame.columns) == ["id", "n", "Unnamed: 3"]
+    book = Workbook()
+    book.active.append(["id", None, "n", None])
+    book.active.append(["A", None, 1, None])
+    buf = io.BytesIO()
+    book.save(buf)
+    assert list(read_table(buf.getvalue(), LAYOUT).frame.columns) == ["id", "n"]

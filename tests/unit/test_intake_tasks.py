@@ -119,6 +119,17 @@ def test_standard_codes_and_notation() -> None:
         read_persons(persons_csv([{"care_level": "01"}]), "232017")  # 非該当: no care plan
 
 
+def test_one_json_person_in_official_notation() -> None:
+    from models.care_plan.schema import person_inputs
+    from serving.care_plan import EXAMPLE_PERSON
+
+    plain = person_inputs({**EXAMPLE_PERSON, "care_level": "要介護2",
+                           "dementia_independence": "IIa"})[1]
+    official = person_inputs({**EXAMPLE_PERSON, "care_level": "要介護２",
+                              "dementia_independence": "Ⅱa"})[1]
+    assert (plain == official).all()
+
+
 def test_lookalike_values_are_shown_with_their_code_points() -> None:
     with pytest.raises(SurveyInputError, match=r"'Іa' \[U\+0406\]"):  # Cyrillic І
         read_persons(persons_csv([{"dementia_independence": "Іa"}], "utf-8"), "232017")

@@ -20,7 +20,8 @@ TOYOHASHI = {"Authorization": "Bearer kyodo-demo-232017"}
 
 
 def bound(root: Path) -> Iterator[TestClient]:
-    """The app bound to the runtime of one task's workspace."""
+    """The app bound to the runtime of one task's workspace (the binding is the app's, so
+    the roster tests come before the care tests in this file)."""
     from serving.api import app
     from serving.deps import get_runtime
     from serving.runtime import Runtime
@@ -117,6 +118,21 @@ def test_an_error_names_the_excel_row_after_blank_rows(nudge: TestClient,
     assert r.status_code == 422 and "row 8" in r.json()["error"], r.text
 
 
+def test_raw_xlsx_and_tsv_bodies_are_accepted(nudge: TestClient, nudge_root: Path) -> None:
+    frame = roster(nudge_root, 10)
+    buf = io.BytesIO()
+    frame.to_excel(buf, index=False)
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    for body, ctype in ((buf.getvalue(), xlsx),
+                        (frame.to_csv(index=False, sep="\t").encode("utf-16"),
+                         "text/tab-separated-values")):
+        r = nudge.post("/v1/checkup_nudge/outreach", content=body,
+                       params={"allow_new_districts": "true"},
+                       headers={**NAHA, "content-type": ctype})
+        assert r.status_code == 200, r.text
+        assert r.json()["summary"]["residents"] == 10
+
+
 def batch(client: TestClient, raw: bytes, name: str = "persons.csv"):
     return client.post("/v1/care_plan/batch", headers=TOYOHASHI, params={"format": "csv"},
                        files={"file": (name, raw, "text/csv")})
@@ -176,17 +192,3 @@ def test_claims_with_trailing_empty_rows_and_wareki_months(client: TestClient,
                     files={"file": ("claims.csv", body.encode("cp932"), "text/csv")})
     assert r.status_code == 200, r.text
 
-
-def test_raw_xlsx_and_tsv_bodies_are_accepted(nudge: TestClient, nudge_root: Path) -> None:
-    frame = roster(nudge_root, 10)
-    buf = io.BytesIO()
-    frame.to_excel(buf, index=False)
-    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    for body, ctype in ((buf.getvalue(), xlsx),
-                        (frame.to_csv(index=False, sep="\t").encode("utf-16"),
-                         "text/tab-separated-values")):
-        r = nudge.post("/v1/checkup_nudge/outreach", content=body,
-                       params={"allow_new_districts": "true"},
-                       headers={**NAHA, "content-type": ctype})
-        assert r.status_code == 200, r.text
-        assert r.json()["summary"]["residents"] == 10

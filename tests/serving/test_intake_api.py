@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from openpyxl import Workbook
 
 from models.care_plan.items import ITEMS
+from serving.runtime import Runtime
 from tests.serving.conftest import ITOSHIMA
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "intake"
@@ -19,30 +21,45 @@ NAHA = {"Authorization": "Bearer kyodo-demo-472018"}
 TOYOHASHI = {"Authorization": "Bearer kyodo-demo-232017"}
 
 
-def bound(root: Path) -> Iterator[TestClient]:
-    """The app bound to the runtime of one task's workspace (the binding is the app's, so
-    the roster tests come before the care tests in this file)."""
+@contextmanager
+def bound(rt: Runtime) -> Iterator[TestClient]:
+    """A client on the app bound to `rt` for one test; the previous binding is restored (the
+    session's `client` fixture binds the app once and relies on that)."""
     from serving.api import app
     from serving.deps import get_runtime
-    from serving.runtime import Runtime
 
-    rt = Runtime.load(root)
     previous = app.dependency_overrides.get(get_runtime)
     app.dependency_overrides[get_runtime] = lambda: rt
-    with TestClient(app, raise_server_exceptions=False) as c:
+    try:
+        with TestClient(app, raise_server_exceptions=False) as c:
+            yield c
+    finally:
+        if previous is None:
+            app.dependency_overrides.pop(get_runtime, None)
+        else:
+            app.dependency_overrides[get_runtime] = previous
+
+
+@pytest.fixture(scope="module")
+def nudge_rt(nudge_root: Path) -> Runtime:
+    return Runtime.load(nudge_root)
+
+
+@pytest.fixture(scope="module")
+def care_rt(care_root: Path) -> Runtime:
+    return Runtime.load(care_root)
+
+
+@pytest.fixture
+def nudge(nudge_rt: Runtime) -> Iterator[TestClient]:
+    with bound(nudge_rt) as c:
         yield c
-    if previous is not None:
-        app.dependency_overrides[get_runtime] = previous
 
 
-@pytest.fixture(scope="module")
-def nudge(nudge_root: Path) -> Iterator[TestClient]:
-    yield from bound(nudge_root)
-
-
-@pytest.fixture(scope="module")
-def care(care_root: Path) -> Iterator[TestClient]:
-    yield from bound(care_root)
+@pytest.fixture
+def care(care_rt: Runtime) -> Iterator[TestClient]:
+    with bound(care_rt) as c:
+        yield c
 
 
 def outreach(client: TestClient, raw: bytes, name: str = "roster.csv", **params: object):

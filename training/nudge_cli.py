@@ -152,7 +152,8 @@ def fit_rct(
 
 @nudge_app.command("plan")
 def plan(
-    roster: Annotated[Path, typer.Argument(help="Resident roster CSV (UTF-8 or cp932).")],
+    roster: Annotated[Path, typer.Argument(
+        help="Resident roster: CSV/TSV (UTF-8, cp932, UTF-16) or xlsx; Japanese headers too.")],
     out: Annotated[Path, typer.Option(help="Outreach list CSV to write.")],
     budget: Annotated[float | None, typer.Option(
         help="Budget in yen (default: the model's yen per resident x residents).")] = None,
@@ -163,6 +164,9 @@ def plan(
         "--all", help="List every resident, not only those mailed.")] = False,
     allow_new_districts: Annotated[bool, typer.Option(
         help="Score districts the model has not seen with the municipality's average.")] = False,
+    fiscal_year: Annotated[int | None, typer.Option(
+        min=2000, max=2100, help="Fiscal year whose 特定健診 ages apply (default: the current "
+        "one); residents outside them are left out and listed under 'excluded'.")] = None,
 ) -> None:
     """Score a roster with the exported model and write the outreach list within the budget."""
     from models.checkup_nudge.schema import RosterInputError, read_roster
@@ -181,8 +185,9 @@ def plan(
     assets = json.loads((model_dir / "nudge.json").read_text(encoding="utf-8"))
     session = open_session(model_dir / "model.onnx")
     try:
-        residents = read_roster(_read(roster))
-        problem = None if allow_new_districts else unknown_districts(residents, assets)
+        residents = read_roster(_read(roster), year=fiscal_year, name=roster.name)
+        problem = None if allow_new_districts else unknown_districts(
+            residents, assets, residents.attrs["lines"])
         if problem:
             raise _fail(f"{roster}: {problem} (--allow-new-districts)")
         scored = score_residents(residents, assets, OnnxArmPredictor(session))
@@ -192,4 +197,5 @@ def plan(
         raise _fail(f"{roster}: {exc}") from exc
     _write(list_table(listing, include_all), out, encoding)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
+    summary["excluded"] = residents.attrs["excluded"]
     typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))

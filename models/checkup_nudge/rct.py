@@ -19,7 +19,8 @@ import pandas as pd
 from models.checkup_nudge import crossfit as CF
 from models.checkup_nudge import metrics as M
 from models.checkup_nudge.estimator import Experiment, UpliftModel, fit_uplift
-from models.checkup_nudge.schema import RosterInputError, decode, read_csv_text
+from models.checkup_nudge.schema import RosterInputError
+from models.checkup_nudge.schema import read_table as read_intake
 
 TRUE = {"1", "1.0", "true", "yes"}
 FALSE = {"0", "0.0", "false", "no"}
@@ -94,9 +95,10 @@ class RctResult:
 
 
 def read_table(raw: bytes) -> pd.DataFrame:
-    """CSV bytes (UTF-8 with/without BOM or cp932, CRLF or LF) as a frame of strings."""
+    """A CSV/TSV/xlsx upload (models.intake: any encoding, blank rows dropped, NFKC) as a frame
+    of strings."""
     try:
-        frame = read_csv_text(decode(raw, "one row per person"))
+        frame = read_intake(raw, "one row per person").frame
     except RosterInputError as exc:
         raise RctInputError(str(exc)) from None
     if frame.empty:

@@ -179,11 +179,12 @@ def list_table(listing: pd.DataFrame, include_all: bool = False) -> pd.DataFrame
     return table.rename(columns=LIST_COLUMNS_JA)
 
 
-def unknown_districts(residents: pd.DataFrame, assets: dict[str, Any], row_offset: int = 2,
-                      ) -> str | None:
+def unknown_districts(residents: pd.DataFrame, assets: dict[str, Any],
+                      row_offset: int | np.ndarray = 2) -> str | None:
     """Why the roster's districts are not all known to the model for their municipality, or None.
 
     Typos would otherwise fall back silently to the municipality's average attendance.
+    `row_offset`: position + offset is the row, or each row's Excel row number.
     """
     rates = assets["encodings"]["district_rate"]
     keys = residents["tenant_code"].astype(str) + "|" + residents["district"].astype(str)
@@ -192,7 +193,9 @@ def unknown_districts(residents: pd.DataFrame, assets: dict[str, Any], row_offse
     unknown = checked & ~keys.isin(set(rates)).to_numpy()
     if not unknown.any():
         return None
-    rows = ", ".join(str(int(i) + row_offset) for i in np.flatnonzero(unknown)[:5])
+    idx = np.flatnonzero(unknown)[:5]
+    nums = idx + row_offset if isinstance(row_offset, int) else np.asarray(row_offset)[idx]
+    rows = ", ".join(str(int(n)) for n in nums)
     names = ", ".join(sorted(set(residents["district"][unknown]))[:5])
     return (f"district: unknown district(s) {names} in rows {rows} ({int(unknown.sum())} rows); "
             "allow new districts to score them with the municipality's average instead")

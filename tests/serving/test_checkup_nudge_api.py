@@ -87,7 +87,7 @@ def test_score_returns_probabilities_per_arm(nudge_client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(("mutate", "params", "status", "message"), [
-    (lambda f: f.assign(age=["39", *f["age"][1:]]), {}, 422, "'age' row 2"),
+    (lambda f: f.assign(age=["sixty", *f["age"][1:]]), {}, 422, "'age' row 2"),
     (lambda f: f.assign(resident_id=[f["resident_id"][1], *f["resident_id"][1:]]), {}, 422,
      "resident_id"),
     (lambda f: f.drop(columns=["distance_km"]), {}, 422, "distance_km"),

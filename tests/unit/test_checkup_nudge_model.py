@@ -168,6 +168,12 @@ def test_cli_plan_writes_the_outreach_list(models: dict[str, NudgeModel],
     assert len(everyone) == len(test["residents"]) and (everyone["送付"] == "送付").sum() == 200
     res = CliRunner().invoke(nudge_app, [*args, "--budget", "-5"])
     assert res.exit_code == 2 and "non-negative" in res.output
+    born = test["residents"].drop(columns=["age"]).assign(生年月日="1980-06-01")
+    born.loc[born.index[:3], "生年月日"] = ["1987-04-02", "S62.4.1", "1951-04-01"]
+    roster.write_bytes(born.to_csv(index=False).encode("cp932"))
+    res = CliRunner().invoke(nudge_app, [*args, "--fiscal-year", "2026"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["excluded"]["rows"] == [2, 4]  # 39 and 76 at FY end
 
 
 def test_cli_plan_names_unknown_districts(models: dict[str, NudgeModel],

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from models.configs import Tenant
+from models.configs import ServingLimits, Tenant
 from serving import (
     care_plan,
     checkup_nudge,
@@ -20,8 +24,11 @@ from serving import (
     road_damage,
 )
 from serving.deps import current_tenant, get_runtime
+from serving.guard import BodyLimit
+from serving.metrics import UNMATCHED, RouteMetrics
 from serving.runtime import Runtime
 
+log = logging.getLogger("kyodo")
 STATIC = Path(__file__).parent / "static"
 PAGES = ("claim_screening", "checkup_nudge", "costs", "operations", "care_plan", "road_damage")
 ASSETS = {"kyodo.css": "text/css; charset=utf-8", "kyodo.js": "text/javascript; charset=utf-8"}
@@ -37,6 +44,22 @@ app = FastAPI(
 )
 
 
+def installed_runtime() -> Runtime | None:
+    """The runtime the service installed (None while it is still loading)."""
+    factory = app.dependency_overrides.get(get_runtime)
+    return factory() if factory is not None else None
+
+
+def _limits() -> ServingLimits:
+    rt = installed_runtime()
+    return rt.platform.serving if rt is not None else ServingLimits()
+
+
+# outermost first: the metrics see the 413 of an oversized body
+app.add_middleware(BodyLimit, limits=_limits)
+app.add_middleware(RouteMetrics)
+
+
 @app.exception_handler(RequestValidationError)
 async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
@@ -46,10 +69,22 @@ async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         "error": f"{first['field']}: {first['message']}", "errors": errors})
 
 
-@app.exception_handler(HTTPException)
-async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+@app.exception_handler(StarletteHTTPException)
+async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Every HTTP error in the product's shape, the framework's own too (404 for an unknown
+    path, 405, a multipart part over Starlette's limit), which would otherwise be
+    `{"detail": ...}`."""
     return JSONResponse(status_code=exc.status_code, content={"error": exc.detail},
                         headers=getattr(exc, "headers", None))
+
+
+@app.exception_handler(Exception)
+async def _crash(request: Request, exc: Exception) -> JSONResponse:
+    """A bug is a 500 in the product's shape, logged with its traceback; the body says nothing
+    about the code (the log does)."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(status_code=500, content={
+        "error": "internal error; the operator has been logged the details"})
 
 
 @app.get("/v1/models", tags=["platform"])
@@ -116,3 +151,17 @@ app.include_router(care_plan.router)
 app.include_router(operations.router)
 app.include_router(insights.router)
 app.include_router(road_damage.router)
+
+
+@app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                                       "OPTIONS"], include_in_schema=False, name=UNMATCHED)
+def unmatched(path: str, request: Request) -> None:
+    """Any other path: 404 (405 where another method would match) in the product's shape.
+    Registered last; under `bentoml serve` it also keeps unknown paths in this app, whose
+    errors and metrics are kyodo's, instead of BentoML's plain-text 404."""
+    allowed = sorted({m for r in app.routes if isinstance(r, APIRoute) and r.name != UNMATCHED
+                      and r.matches(request.scope)[0] == Match.PARTIAL for m in r.methods})
+    if allowed:
+        raise HTTPException(405, f"method {request.method} not allowed on /{path}; use "
+                                 f"{', '.join(allowed)}", headers={"Allow": ", ".join(allowed)})
+    raise HTTPException(404, f"no such path: /{path} (API: /v1/docs)")

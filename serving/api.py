@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -145,12 +147,56 @@ def _num(v: Any) -> float | None:
         return None
 
 
-app.include_router(claim_screening.router)
-app.include_router(checkup_nudge.router)
-app.include_router(care_plan.router)
-app.include_router(operations.router)
-app.include_router(insights.router)
-app.include_router(road_damage.router)
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx answer: what is wrong, naming the field, row or file."""
+
+    error: Any
+    errors: list[dict[str, Any]] | None = None
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": ErrorOut, "description": HTTPStatus(c).phrase} for c in codes}
+
+
+# what every route can answer besides its success (documented so clients and schemathesis
+# know): no or unknown key, not subscribed / not the admin, unknown id, body too large,
+# unsupported content type, invalid input, no champion loaded
+ERRORS = _errors(400, 401, 403, 404, 413, 415, 422, 503)
+for _router in (claim_screening.router, checkup_nudge.router, care_plan.router,
+                operations.router, insights.router, road_damage.router):
+    app.include_router(_router, responses=ERRORS)
+for _route in app.routes:  # the platform routes above: same errors
+    if isinstance(_route, APIRoute) and _route.include_in_schema:
+        _route.responses = {**ERRORS, **_route.responses}
+
+
+def openapi() -> dict[str, Any]:
+    """FastAPI's document with the `$defs` of hand-written request schemas (openapi_extra of
+    the upload endpoints) moved to components, so that every $ref resolves."""
+    if app.openapi_schema is None:
+        doc = FastAPI.openapi(app)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        _hoist(doc, schemas)
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
+def _hoist(node: Any, schemas: dict[str, Any]) -> None:
+    if isinstance(node, dict):
+        for name, schema in node.pop("$defs", {}).items():
+            schemas.setdefault(name, schema)
+            _hoist(schema, schemas)
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            node["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+        for value in list(node.values()):
+            _hoist(value, schemas)
+    elif isinstance(node, list):
+        for value in node:
+            _hoist(value, schemas)
+
+
+app.openapi = openapi  # type: ignore[method-assign]
 
 
 @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",

@@ -17,6 +17,7 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from schemathesis.generation import GenerationMode  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
     response_schema_conformance,
@@ -48,6 +49,15 @@ def _operations(schema: Any) -> list[Any]:
     return ops
 
 
+def _cases(op: Any) -> Any:
+    """Valid and invalid requests of an operation (the invalid ones where it has inputs)."""
+    valid = op.as_strategy()
+    try:
+        return st.one_of(valid, op.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    except Exception:  # nothing to make invalid (no parameters, no body)
+        return valid
+
+
 def fuzz(schema: Any, per_operation: int, **call: Any) -> int:
     """Run `per_operation` generated cases against each operation with a random key; returns
     how many cases ran. A failing check raises with the case to reproduce it."""
@@ -55,7 +65,7 @@ def fuzz(schema: Any, per_operation: int, **call: Any) -> int:
     for op in _operations(schema):
         @settings(max_examples=per_operation, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck), derandomize=True)
-        @given(case=op.as_strategy(), key=st.sampled_from(KEYS))
+        @given(case=_cases(op), key=st.sampled_from(KEYS))
         def one(case: Any, key: str | None) -> None:
             nonlocal ran
             ran += 1

@@ -26,6 +26,7 @@ from serving import (
     road_damage,
 )
 from serving.deps import current_tenant, get_runtime
+from serving.downloads import MEDIA
 from serving.guard import BodyLimit
 from serving.metrics import UNMATCHED, RouteMetrics
 from serving.runtime import Runtime
@@ -177,8 +178,37 @@ def openapi() -> dict[str, Any]:
         doc = FastAPI.openapi(app)
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         _hoist(doc, schemas)
+        for path, ops in doc["paths"].items():
+            for op in ops.values():
+                _document_files(path, op)
         app.openapi_schema = doc
     return app.openapi_schema
+
+
+FILE_TYPES = {**{k: v.split(";")[0] for k, v in MEDIA.items()},
+              "geojson": "application/geo+json"}
+
+
+def _document_files(path: str, op: dict[str, Any]) -> None:
+    """The file answers a route gives besides JSON: one per value of its `format` query
+    parameter (CSV, Excel, GeoJSON), PNG for photo overlays."""
+    ok = op.get("responses", {}).get("200")
+    if ok is None:
+        return
+    content = ok.setdefault("content", {})
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    if path.endswith(".png"):
+        ok["content"] = {"image/png": binary}
+        return
+    for param in op.get("parameters", []):
+        if param.get("name") == "format" and param.get("in") == "query":
+            values = param.get("schema", {}).get("enum") or [
+                v for alt in param.get("schema", {}).get("anyOf", []) for v in alt.get("enum", [])]
+            for fmt in values:
+                if fmt in FILE_TYPES:
+                    content.setdefault(FILE_TYPES[fmt], binary)
+            if "json" not in values and param.get("schema", {}).get("default") != "json":
+                content.pop("application/json", None)
 
 
 def _hoist(node: Any, schemas: dict[str, Any]) -> None:
@@ -205,9 +235,8 @@ def unmatched(path: str, request: Request) -> None:
     """Any other path: 404 (405 where another method would match) in the product's shape.
     Registered last; under `bentoml serve` it also keeps unknown paths in this app, whose
     errors and metrics are kyodo's, instead of BentoML's plain-text 404."""
-    allowed = sorted({m for r in app.routes if isinstance(r, APIRoute) and r.name != UNMATCHED
-                      and r.matches(request.scope)[0] == Match.PARTIAL for m in r.methods})
-    if allowed:
-        raise HTTPException(405, f"method {request.method} not allowed on /{path}; use "
-                                 f"{', '.join(allowed)}", headers={"Allow": ", ".join(allowed)})
+    scope = {**request.scope, "route": None}
+    if any(r.matches(scope)[0] == Match.PARTIAL for r in app.routes
+           if getattr(r, "name", None) != UNMATCHED):
+        raise HTTPException(405, f"method {request.method} not allowed on /{path}; see /v1/docs")
     raise HTTPException(404, f"no such path: /{path} (API: /v1/docs)")

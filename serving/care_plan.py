@@ -219,7 +219,8 @@ def _csv_persons(raw: bytes, tenant: Tenant) -> tuple[np.ndarray, np.ndarray]:
 async def batch(request: Request, tenant: Subscriber, rt: Rt,
                 format: Annotated[Literal["csv", "csv_cp932", "xlsx"], Query()] = "csv",
                 max_days_per_week: Annotated[int | None, Query(ge=0, le=7)] = None,
-                exclude: Annotated[str, Query(description="comma-separated services")] = "",
+                exclude: Annotated[str, Query(max_length=2000,
+                                               description="comma-separated services")] = "",
                 ) -> Response:
     """Many persons (CSV in UTF-8 or Shift_JIS with columns item_1-1-1 .. or 1-1-1 .., or JSON)
     -> the top 3 plans of each with P(improve / maintain / worsen), units, cost and co-payment,

@@ -166,10 +166,11 @@ async def _roster(request: Request, tenant: Tenant) -> tuple[pd.DataFrame, Outre
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}}}}}}})
 async def outreach(request: Request, tenant: Subscriber, rt: Rt,
-                   budget_yen: Annotated[float | None, Query()] = None,
-                   postcards: Annotated[int | None, Query(ge=0)] = None,
-                   postage_yen: Annotated[float, Query(ge=0)] = 85.0,
-                   printing_yen: Annotated[float, Query(ge=0)] = 15.0,
+                   budget_yen: Annotated[float | None,
+                                         Query(ge=0, le=1e12, allow_inf_nan=False)] = None,
+                   postcards: Annotated[int | None, Query(ge=0, le=MAX_ROSTER_CSV)] = None,
+                   postage_yen: Annotated[float, Query(ge=0, le=1e6, allow_inf_nan=False)] = 85.0,
+                   printing_yen: Annotated[float, Query(ge=0, le=1e6, allow_inf_nan=False)] = 15.0,
                    format: Annotated[Literal["json", "csv", "csv_cp932", "xlsx"],
                                      Query()] = "json",
                    include_all: Annotated[bool, Query()] = False,

@@ -90,6 +90,35 @@ class ReadyProbe:
         await _json(send, 200 if state["ready"] else 503, state)
 
 
+class ProductErrors:
+    """Rewrites an error the server framework answers itself in plain text (BentoML's 404 for a
+    path none of kyodo's routes can match, e.g. one with a line break) as `{"error": ...}`."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: dict[str, Any] = {}
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] >= 400 and not any(
+                    k == b"content-type" and b"json" in v for k, v in message.get("headers", ())):
+                held["start"], held["body"] = message, b""
+                return
+            if "start" not in held:
+                await send(message)
+                return
+            held["body"] += message.get("body", b"")
+            if not message.get("more_body"):
+                text = held["body"].decode("utf-8", "replace").strip()
+                await _json(send, held["start"]["status"], {"error": text or "error"})
+
+        await self.app(scope, receive, sending)
+
+
 def _content_length(scope: Scope) -> int | None:
     for key, value in scope.get("headers", ()):
         if key == b"content-length":

@@ -11,7 +11,7 @@ import bentoml
 
 from serving.api import app, installed_runtime
 from serving.deps import get_runtime
-from serving.guard import ReadyProbe
+from serving.guard import ProductErrors, ReadyProbe
 from serving.runtime import Runtime
 
 
@@ -34,4 +34,5 @@ def _readiness() -> dict[str, Any] | None:
     return rt.readiness() if rt is not None else None
 
 
+Kyodo.add_asgi_middleware(ProductErrors)
 Kyodo.add_asgi_middleware(ReadyProbe, readiness=_readiness)

@@ -161,6 +161,10 @@ def test_a_wide_csv_header_is_refused_before_pandas(server: str) -> None:
 def test_framework_errors_have_the_product_shape(server: str) -> None:
     r = httpx.get(f"{server}/v1/no/such/path", headers=ITOSHIMA)
     assert r.status_code == 404 and "error" in r.json() and "detail" not in r.json()
+    r = httpx.get(f"{server}/v1/claim_screening/queues/a%0Ab", headers=ITOSHIMA)
+    assert r.status_code == 404 and "error" in r.json()  # BentoML's own 404, reshaped
+    r = httpx.put(f"{server}/v1/claim_screening/score", headers=ITOSHIMA)
+    assert r.status_code == 405 and "PUT not allowed" in r.json()["error"]
     csv = b"claim_id\n" + b"C1\n" * 600_000  # a CSV sent as a form text field over 1 MB
     r = httpx.post(f"{server}/v1/claim_screening/queue", headers=ITOSHIMA, timeout=30,
                    files={"file": (None, csv)})  # no filename: a text field

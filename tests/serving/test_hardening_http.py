@@ -196,3 +196,17 @@ def test_a_pointer_of_the_wrong_shape_loads_nothing_and_says_why(tmp_path: Path)
     models: dict = {}
     watcher.sync(models)  # no exception: the service starts
     assert models == {} and "expected an object" in watcher.problems["*"]
+
+
+def test_feedback_commits_are_fsynced_and_the_rest_stays_normal(tmp_path: Path) -> None:
+    from serving.store import Store
+
+    store = Store(tmp_path / "kyodo.db")
+    seen: list[str] = []
+    store.db.connection().set_trace_callback(seen.append)
+    store.save_feedback("402303", "claim_screening", [{"claim_id": "C1",
+                                                       "error_confirmed": True}])
+    full = seen.index("PRAGMA synchronous=FULL")
+    assert any(s.startswith("INSERT INTO feedback") for s in seen[full:])
+    assert seen[-1] == "PRAGMA synchronous=NORMAL" and "COMMIT" in seen[full:]
+    assert store.db.connection().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL

@@ -1,12 +1,13 @@
 """ASGI middleware in front of every route: the request body limit, enforced while the body
-streams in (chunked bodies too) and before anything parses it, and /readyz with the state of
-every task.
+streams in (chunked bodies too) and before anything parses it, a deadline for each piece of a
+body (a stalled body is a 408), and /readyz with the state of every task.
 
 Why not Content-Length alone: a chunked body has none, and it was read whole into memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -54,20 +55,28 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit, what = body_limit(scope["path"], self.limits())
+        limits = self.limits()
+        limit, what = body_limit(scope["path"], limits)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _json(send, 413, {"error": BodyTooLarge(what).detail})
             return
-        seen = 0
+        seen, done = 0, False
 
         async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, done
+            if done:  # after the body, receive waits for a disconnect: no deadline then
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), limits.body_timeout_s)
+            except TimeoutError:
+                raise HTTPException(408, f"request body stalled for {limits.body_timeout_s:g} s "
+                                         "(serving.body_timeout_s)") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise BodyTooLarge(what)
+            done = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
         await self.app(scope, limited, send)

@@ -101,4 +101,5 @@ def served(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.mark.slow
 def test_fuzz_every_operation_over_http(served: str) -> None:
     schema = schemathesis.openapi.from_url(f"{served}/v1/openapi.json")
-    assert fuzz(schema, per_operation=110, base_url=served) >= 3000
+    # operations with few distinct inputs run out before the cap: 160 a piece gives > 3,000
+    assert fuzz(schema, per_operation=160, base_url=served) >= 3000

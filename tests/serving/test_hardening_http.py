@@ -48,7 +48,7 @@ def hard_root(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     (root / "state").mkdir()
     platform = root / "configs" / "platform.yaml"
     cfg = yaml.safe_load(platform.read_text(encoding="utf-8"))
-    cfg["serving"].update(max_json_mb=1, max_upload_mb=2, max_csv_columns=100,
+    cfg["serving"].update(max_json_mb=1, max_upload_mb=2, max_csv_columns=100, body_timeout_s=1,
                           tasks=["claim_screening", "road_damage", "care_plan"])
     platform.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     pointer = json.loads((trained_root / "state" / "champions.json").read_text())
@@ -210,3 +210,13 @@ def test_feedback_commits_are_fsynced_and_the_rest_stays_normal(tmp_path: Path) 
     assert any(s.startswith("INSERT INTO feedback") for s in seen[full:])
     assert seen[-1] == "PRAGMA synchronous=NORMAL" and "COMMIT" in seen[full:]
     assert store.db.connection().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+def test_a_stalled_body_is_a_408(server: str) -> None:
+    host, port = urlsplit(server).hostname, urlsplit(server).port
+    with socket.create_connection((host, port), timeout=30) as s:
+        s.sendall(b"POST /v1/claim_screening/score HTTP/1.1\r\nHost: x\r\n"
+                  b"Authorization: Bearer kyodo-demo-402303\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"cla")
+        answer = s.recv(65536)  # body_timeout_s is 1 here; the client never sends the rest
+    assert answer.split()[1] == b"408" and b"stalled" in answer

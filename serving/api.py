@@ -160,9 +160,9 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 # what every route can answer besides its success (documented so clients and schemathesis
-# know): no or unknown key, not subscribed / not the admin, unknown id, body too large,
-# unsupported content type, invalid input, no champion loaded
-ERRORS = _errors(400, 401, 403, 404, 413, 415, 422, 503)
+# know): no or unknown key, not subscribed / not the admin, unknown id, body stalled, body too
+# large, unsupported content type, invalid input, no champion loaded
+ERRORS = _errors(400, 401, 403, 404, 408, 413, 415, 422, 503)
 for _router in (claim_screening.router, checkup_nudge.router, care_plan.router,
                 operations.router, insights.router, road_damage.router):
     app.include_router(_router, responses=ERRORS)

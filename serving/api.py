@@ -117,9 +117,11 @@ def whoami(tenant: Tenant = Depends(current_tenant)) -> dict[str, Any]:
     return {"code": tenant.code, "name": tenant.name, "tasks": list(tenant.tasks)}
 
 
+@app.get("/", include_in_schema=False)
 @app.get("/ui", include_in_schema=False)
 def ui_index() -> RedirectResponse:
-    """The reviewer page is the first page there is."""
+    """The reviewer page is the first page there is (also at /, which BentoML's own index page
+    answered before the catch-all route below took every path no other route has)."""
     return RedirectResponse("/ui/claim_screening")
 
 

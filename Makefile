@@ -48,7 +48,7 @@ demo: train ## Install, build data, train, register, promote, print keys, serve 
 	@echo "Road photos:   http://localhost:$(PORT)/ui/road_damage      (key kyodo-demo-121002)"
 	@echo "Costs page:    http://localhost:$(PORT)/ui/costs            (any key; kyodo-demo-admin: all)"
 	@echo "Operations:    http://localhost:$(PORT)/ui/operations       (any key; kyodo-demo-admin: all)"
-	@echo "Metrics:       http://localhost:$(PORT)/metrics"
+	@echo "Metrics:       http://localhost:$(PORT)/metrics     (key kyodo-demo-admin)"
 	@echo "Models:        http://localhost:$(PORT)/v1/models"; echo
 	$(BIN)/kyodo serve --port $(PORT)
 

@@ -127,6 +127,14 @@ class ServingLimits(Strict):
     max_upload_mb: int = Field(default=200, gt=0)
     max_claims_per_request: int = Field(default=1_000_000, gt=0)
     max_claims_json: int = Field(default=10_000, gt=0)
+    max_json_mb: int = Field(default=16, gt=0)  # any body but an upload endpoint's
+    max_csv_columns: int = Field(default=1_000, gt=0)  # refused before pandas reads the CSV
+    max_csv_rows: int = Field(default=5_000_000, gt=0)  # lines; a claim has several
+    # seconds the service waits for the next piece of a request body before a 408 (slow bodies)
+    body_timeout_s: float = Field(default=30, gt=0)
+    # /readyz is 503 until each of these that a tenant subscribes to has a loaded champion
+    tasks: tuple[TaskName, ...] = ("care_plan", "checkup_nudge", "road_damage",
+                                   "claim_screening")
     port: int = Field(default=3000, gt=0, lt=65536)
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from models.configs import Tenant
+from models.configs import ServingLimits, Tenant
 from serving import (
     care_plan,
     checkup_nudge,
@@ -20,8 +26,12 @@ from serving import (
     road_damage,
 )
 from serving.deps import current_tenant, get_runtime
+from serving.downloads import MEDIA
+from serving.guard import BodyLimit
+from serving.metrics import UNMATCHED, RouteMetrics
 from serving.runtime import Runtime
 
+log = logging.getLogger("kyodo")
 STATIC = Path(__file__).parent / "static"
 PAGES = ("claim_screening", "checkup_nudge", "costs", "operations", "care_plan", "road_damage")
 ASSETS = {"kyodo.css": "text/css; charset=utf-8", "kyodo.js": "text/javascript; charset=utf-8"}
@@ -37,6 +47,22 @@ app = FastAPI(
 )
 
 
+def installed_runtime() -> Runtime | None:
+    """The runtime the service installed (None while it is still loading)."""
+    factory = app.dependency_overrides.get(get_runtime)
+    return factory() if factory is not None else None
+
+
+def _limits() -> ServingLimits:
+    rt = installed_runtime()
+    return rt.platform.serving if rt is not None else ServingLimits()
+
+
+# outermost first: the metrics see the 413 of an oversized body
+app.add_middleware(BodyLimit, limits=_limits)
+app.add_middleware(RouteMetrics)
+
+
 @app.exception_handler(RequestValidationError)
 async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
@@ -46,10 +72,22 @@ async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         "error": f"{first['field']}: {first['message']}", "errors": errors})
 
 
-@app.exception_handler(HTTPException)
-async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+@app.exception_handler(StarletteHTTPException)
+async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Every HTTP error in the product's shape, the framework's own too (404 for an unknown
+    path, 405, a multipart part over Starlette's limit), which would otherwise be
+    `{"detail": ...}`."""
     return JSONResponse(status_code=exc.status_code, content={"error": exc.detail},
                         headers=getattr(exc, "headers", None))
+
+
+@app.exception_handler(Exception)
+async def _crash(request: Request, exc: Exception) -> JSONResponse:
+    """A bug is a 500 in the product's shape, logged with its traceback; the body says nothing
+    about the code (the log does)."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(status_code=500, content={
+        "error": "internal error; the operator has been logged the details"})
 
 
 @app.get("/v1/models", tags=["platform"])
@@ -79,9 +117,11 @@ def whoami(tenant: Tenant = Depends(current_tenant)) -> dict[str, Any]:
     return {"code": tenant.code, "name": tenant.name, "tasks": list(tenant.tasks)}
 
 
+@app.get("/", include_in_schema=False)
 @app.get("/ui", include_in_schema=False)
 def ui_index() -> RedirectResponse:
-    """The reviewer page is the first page there is."""
+    """The reviewer page is the first page there is (also at /, which BentoML's own index page
+    answered before the catch-all route below took every path no other route has)."""
     return RedirectResponse("/ui/claim_screening")
 
 
@@ -110,9 +150,95 @@ def _num(v: Any) -> float | None:
         return None
 
 
-app.include_router(claim_screening.router)
-app.include_router(checkup_nudge.router)
-app.include_router(care_plan.router)
-app.include_router(operations.router)
-app.include_router(insights.router)
-app.include_router(road_damage.router)
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx answer: what is wrong, naming the field, row or file."""
+
+    error: Any
+    errors: list[dict[str, Any]] | None = None
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": ErrorOut, "description": HTTPStatus(c).phrase} for c in codes}
+
+
+# what every route can answer besides its success (documented so clients and schemathesis
+# know): no or unknown key, not subscribed / not the admin, unknown id, body stalled, body too
+# large, unsupported content type, invalid input, no champion loaded
+ERRORS = _errors(400, 401, 403, 404, 408, 413, 415, 422, 503)
+for _router in (claim_screening.router, checkup_nudge.router, care_plan.router,
+                operations.router, insights.router, road_damage.router):
+    app.include_router(_router, responses=ERRORS)
+for _route in app.routes:  # the platform routes above: same errors
+    if isinstance(_route, APIRoute) and _route.include_in_schema:
+        _route.responses = {**ERRORS, **_route.responses}
+
+
+def openapi() -> dict[str, Any]:
+    """FastAPI's document with the `$defs` of hand-written request schemas (openapi_extra of
+    the upload endpoints) moved to components, so that every $ref resolves."""
+    if app.openapi_schema is None:
+        doc = FastAPI.openapi(app)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        _hoist(doc, schemas)
+        for path, ops in doc["paths"].items():
+            for op in ops.values():
+                _document_files(path, op)
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
+FILE_TYPES = {**{k: v.split(";")[0] for k, v in MEDIA.items()},
+              "geojson": "application/geo+json"}
+
+
+def _document_files(path: str, op: dict[str, Any]) -> None:
+    """The file answers a route gives besides JSON: one per value of its `format` query
+    parameter (CSV, Excel, GeoJSON), PNG for photo overlays."""
+    ok = op.get("responses", {}).get("200")
+    if ok is None:
+        return
+    content = ok.setdefault("content", {})
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    if path.endswith(".png"):
+        ok["content"] = {"image/png": binary}
+        return
+    for param in op.get("parameters", []):
+        if param.get("name") == "format" and param.get("in") == "query":
+            values = param.get("schema", {}).get("enum") or [
+                v for alt in param.get("schema", {}).get("anyOf", []) for v in alt.get("enum", [])]
+            for fmt in values:
+                if fmt in FILE_TYPES:
+                    content.setdefault(FILE_TYPES[fmt], binary)
+            if "json" not in values and param.get("schema", {}).get("default") != "json":
+                content.pop("application/json", None)
+
+
+def _hoist(node: Any, schemas: dict[str, Any]) -> None:
+    if isinstance(node, dict):
+        for name, schema in node.pop("$defs", {}).items():
+            schemas.setdefault(name, schema)
+            _hoist(schema, schemas)
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            node["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+        for value in list(node.values()):
+            _hoist(value, schemas)
+    elif isinstance(node, list):
+        for value in node:
+            _hoist(value, schemas)
+
+
+app.openapi = openapi  # type: ignore[method-assign]
+
+
+@app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                                       "OPTIONS"], include_in_schema=False, name=UNMATCHED)
+def unmatched(path: str, request: Request) -> None:
+    """Any other path: 404 (405 where another method would match) in the product's shape.
+    Registered last; under `bentoml serve` it also keeps unknown paths in this app, whose
+    errors and metrics are kyodo's, instead of BentoML's plain-text 404."""
+    scope = {**request.scope, "route": None}
+    if any(r.matches(scope)[0] == Match.PARTIAL for r in app.routes
+           if getattr(r, "name", None) != UNMATCHED):
+        raise HTTPException(405, f"method {request.method} not allowed on /{path}; see /v1/docs")
+    raise HTTPException(404, f"no such path: /{path} (API: /v1/docs)")

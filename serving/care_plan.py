@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from models.care_plan.features import encode_inputs
 from models.care_plan.items import CHANGE_JA, OUTCOMES, form
@@ -25,8 +24,8 @@ from models.care_plan.recommend import (
 from models.care_plan.schema import SurveyInputError, person_inputs, read_persons
 from models.care_plan.suggestions import suggestion_table
 from models.configs import Tenant
-from models.onnx_session import open_session
 from serving.audit import subjects
+from serving.bounds import MAX_PERSONS_CSV, MAX_ROWS_JSON, RequestModel
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download
 from serving.runtime import LoadedModel, Runtime
@@ -51,17 +50,20 @@ EXAMPLE_PERSON = {"person_id": "K-0001", "age": 84, "sex": 2, "living_alone": 1,
                   "dementia_independence": "IIa", "items": EXAMPLE_ITEMS}
 
 
-class ConstraintsIn(BaseModel):
+class ConstraintsIn(RequestModel):
     """The care manager's limits on candidate plans."""
 
     model_config = ConfigDict(extra="forbid")
-    exclude: list[str] = Field(default_factory=list, description="services to leave out")
-    require: list[str] = Field(default_factory=list, description="services every plan must use")
-    max_days_per_week: int | None = Field(default=None, description="通所 days and each weekly "
-                                                                    "service at most this often")
+    exclude: list[str] = Field(default_factory=list, max_length=64,
+                               description="services to leave out")
+    require: list[str] = Field(default_factory=list, max_length=64,
+                               description="services every plan must use")
+    max_days_per_week: int | None = Field(default=None, ge=0, le=7,
+                                          description="通所 days and each weekly service at "
+                                                      "most this often")
 
 
-class SuggestRequest(BaseModel):
+class SuggestRequest(RequestModel):
     """One person's survey (items by official number) and the constraints."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
@@ -71,7 +73,7 @@ class SuggestRequest(BaseModel):
     top: int = Field(default=3, ge=1, le=3)
 
 
-class PredictRequest(BaseModel):
+class PredictRequest(RequestModel):
     """One person's survey and a plan ({service: quantity per week or month})."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
@@ -87,12 +89,9 @@ _ADVISORS: dict[str, Advisor] = {}
 def advisor(model: LoadedModel) -> Advisor:
     """The model's Advisor (catalogue and change.onnx loaded once per loaded model)."""
     if model.tag not in _ADVISORS:
-        import bentoml
-
         assets = model.assets[ASSETS]
-        ranking = Path(bentoml.models.get(model.tag).path) / "rank.onnx"
-        predictor = OnnxPredictor(model.session, assets["classes"],
-                                  open_session(ranking) if ranking.is_file() else None)
+        # rank.onnx was opened and smoke-tested when the model was loaded (serving/runtime.py)
+        predictor = OnnxPredictor(model.session, assets["classes"], model.extra.get("rank"))
         _ADVISORS[model.tag] = Advisor(Catalogue.from_dict(assets["catalogue"]), assets,
                                        predictor)
     return _ADVISORS[model.tag]
@@ -184,11 +183,11 @@ def items(tenant: Subscriber, rt: Rt) -> dict[str, Any]:
     return out
 
 
-class BatchRequest(BaseModel):
+class BatchRequest(RequestModel):
     """Persons as JSON (CSV uploads use the form field 'file' or a text/csv body)."""
 
     model_config = ConfigDict(extra="forbid")
-    persons: list[dict[str, Any]] = Field(min_length=1)
+    persons: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ROWS_JSON)
 
 
 def _json_persons(rows: list[dict[str, Any]], tenant: Tenant) -> tuple[np.ndarray, np.ndarray]:
@@ -220,7 +219,8 @@ def _csv_persons(raw: bytes, tenant: Tenant) -> tuple[np.ndarray, np.ndarray]:
 async def batch(request: Request, tenant: Subscriber, rt: Rt,
                 format: Annotated[Literal["csv", "csv_cp932", "xlsx"], Query()] = "csv",
                 max_days_per_week: Annotated[int | None, Query(ge=0, le=7)] = None,
-                exclude: Annotated[str, Query(description="comma-separated services")] = "",
+                exclude: Annotated[str, Query(max_length=2000,
+                                               description="comma-separated services")] = "",
                 ) -> Response:
     """Many persons (CSV in UTF-8 or Shift_JIS with columns item_1-1-1 .. or 1-1-1 .., or JSON)
     -> the top 3 plans of each with P(improve / maintain / worsen), units, cost and co-payment,
@@ -230,7 +230,7 @@ async def batch(request: Request, tenant: Subscriber, rt: Rt,
     if int(request.headers.get("content-length") or 0) > limits.max_upload_mb * 1_000_000:
         raise HTTPException(413, f"upload larger than {limits.max_upload_mb} MB")
     with metered(rt, tenant, TASK, "batch", model.version) as meter:
-        body, raw = await json_or_csv(request, BatchRequest)
+        body, raw = await json_or_csv(request, BatchRequest, MAX_PERSONS_CSV)
         ids, inputs = (await run_in_threadpool(_json_persons, body.persons, tenant)
                        if body is not None else
                        await parse_csv(raw, lambda b: _csv_persons(b, tenant), "persons CSV"))

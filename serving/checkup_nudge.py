@@ -10,7 +10,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from models.checkup_nudge.arms import ARM_LABELS_JA, ARMS, arm_costs
 from models.checkup_nudge.schema import RosterInputError, read_roster, validate_residents
@@ -24,6 +24,7 @@ from models.checkup_nudge.scoring import (
 )
 from models.configs import Tenant
 from serving.audit import subjects
+from serving.bounds import MAX_ROSTER_CSV, MAX_ROWS_JSON, MAX_SCORE, RequestModel, Yen
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download
 from serving.runtime import LoadedModel, Runtime
@@ -43,31 +44,31 @@ EXAMPLE_RESIDENT = {
 }
 
 
-class Costs(BaseModel):
+class Costs(RequestModel):
     """Postcard costs in yen; `per_arm` overrides the cost of single message types."""
 
     model_config = ConfigDict(extra="forbid")
-    postage_yen: float = Field(default=85.0, ge=0)
-    printing_yen: float = Field(default=15.0, ge=0)
-    per_arm: dict[str, float] = Field(default_factory=dict)
+    postage_yen: Yen = 85.0
+    printing_yen: Yen = 15.0
+    per_arm: dict[str, Yen] = Field(default_factory=dict, max_length=32)
 
 
-class ScoreRequest(BaseModel):
+class ScoreRequest(RequestModel):
     """Residents to score (roster columns; tenant_code is taken from the API key)."""
 
     model_config = ConfigDict(extra="forbid",
                               json_schema_extra={"examples": [{"residents": [EXAMPLE_RESIDENT]}]})
-    residents: list[dict[str, Any]] = Field(min_length=1)
+    residents: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_SCORE)
     allow_new_districts: bool = False
 
 
-class OutreachRequest(BaseModel):
+class OutreachRequest(RequestModel):
     """A roster as JSON with the campaign budget (CSV uploads use query parameters)."""
 
     model_config = ConfigDict(extra="forbid")
-    residents: list[dict[str, Any]] = Field(min_length=1)
-    budget_yen: float | None = None
-    postcards: int | None = Field(default=None, ge=0)
+    residents: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ROWS_JSON)
+    budget_yen: Yen | None = None
+    postcards: int | None = Field(default=None, ge=0, le=MAX_ROWS_JSON)
     costs: Costs = Costs()
 
 
@@ -155,7 +156,7 @@ def _plan(model: LoadedModel, residents: pd.DataFrame, budget: float | None,
 
 async def _roster(request: Request, tenant: Tenant) -> tuple[pd.DataFrame, OutreachRequest | None]:
     """The roster from JSON, a raw CSV body or a multipart upload."""
-    body, raw = await json_or_csv(request, OutreachRequest)
+    body, raw = await json_or_csv(request, OutreachRequest, MAX_ROSTER_CSV)
     if body is not None:
         return await run_in_threadpool(_frame, body.residents, tenant), body
     return await parse_csv(raw, lambda b: read_roster(b, tenant.code), "roster CSV"), None
@@ -167,10 +168,11 @@ async def _roster(request: Request, tenant: Tenant) -> tuple[pd.DataFrame, Outre
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}}}}}}})
 async def outreach(request: Request, tenant: Subscriber, rt: Rt,
-                   budget_yen: Annotated[float | None, Query()] = None,
-                   postcards: Annotated[int | None, Query(ge=0)] = None,
-                   postage_yen: Annotated[float, Query(ge=0)] = 85.0,
-                   printing_yen: Annotated[float, Query(ge=0)] = 15.0,
+                   budget_yen: Annotated[float | None,
+                                         Query(ge=0, le=1e12, allow_inf_nan=False)] = None,
+                   postcards: Annotated[int | None, Query(ge=0, le=MAX_ROSTER_CSV)] = None,
+                   postage_yen: Annotated[float, Query(ge=0, le=1e6, allow_inf_nan=False)] = 85.0,
+                   printing_yen: Annotated[float, Query(ge=0, le=1e6, allow_inf_nan=False)] = 15.0,
                    format: Annotated[Literal["json", "csv", "csv_cp932", "xlsx"],
                                      Query()] = "json",
                    include_all: Annotated[bool, Query()] = False,

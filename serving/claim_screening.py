@@ -11,7 +11,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from models.claim_screening import codes as C
 from models.claim_screening import masters, uke
@@ -30,6 +30,7 @@ from models.configs import Tenant
 from models.pseudonym import pseudonymise
 from serving import drift
 from serving.audit import subjects
+from serving.bounds import MAX_LINES, MAX_QUEUE_JSON, MAX_SCORE, Count, Days, Points, RequestModel
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import FileFormat, download
 from serving.runtime import LoadedModel, Runtime
@@ -41,15 +42,15 @@ Subscriber = Annotated[Tenant, Depends(subscribed(TASK))]
 Rt = Annotated[Runtime, Depends(get_runtime)]
 
 
-class LineIn(BaseModel):
+class LineIn(RequestModel):
     """One claim line: a diagnosis (ICD-10), procedure or drug code with quantities."""
 
     model_config = ConfigDict(extra="forbid")
     line_kind: Literal["diagnosis", "procedure", "drug"]
-    code: str = Field(examples=["E11"])
-    count: int = Field(default=0, ge=0, description="procedure count or drug daily quantity")
-    days: int = Field(default=0, ge=0, description="drug days")
-    points: int = Field(default=0, ge=0)
+    code: str = Field(max_length=16, examples=["E11"])
+    count: Count = Field(default=0, description="procedure count or drug daily quantity")
+    days: Days = Field(default=0, description="drug days")
+    points: Points = 0
 
     @field_validator("code")
     @classmethod
@@ -59,7 +60,7 @@ class LineIn(BaseModel):
         return v
 
 
-class ClaimIn(BaseModel):
+class ClaimIn(RequestModel):
     """A claim (レセプト) header with its lines."""
 
     model_config = ConfigDict(extra="forbid")
@@ -70,9 +71,9 @@ class ClaimIn(BaseModel):
     service_month: str = Field(pattern=MONTH, examples=["2026-01"])
     provider_id: str = Field(min_length=1, max_length=64)
     claim_type: Literal["医科入院", "医科入院外", "歯科", "調剤"]
-    total_points: int = Field(ge=0)
+    total_points: Points
     insured_until: str = Field(default="", pattern=r"^$|^\d{4}-(0[1-9]|1[0-2])$")
-    lines: list[LineIn] = Field(min_length=1)
+    lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
 
 
 EXAMPLE_CLAIM = {
@@ -89,38 +90,38 @@ EXAMPLE_CLAIM = {
 }
 
 
-class ScoreRequest(BaseModel):
+class ScoreRequest(RequestModel):
     """Claims to score now."""
 
     model_config = ConfigDict(extra="forbid",
                               json_schema_extra={"examples": [{"claims": [EXAMPLE_CLAIM]}]})
-    claims: list[ClaimIn] = Field(min_length=1)
+    claims: list[ClaimIn] = Field(min_length=1, max_length=MAX_SCORE)
     explain: bool = Field(default=True, description="include top feature contributions")
 
 
-class QueueRequest(BaseModel):
+class QueueRequest(RequestModel):
     """A month's claims as JSON (CSV uploads use the same endpoint)."""
 
     model_config = ConfigDict(extra="forbid")
-    claims: list[ClaimIn] = Field(min_length=1)
+    claims: list[ClaimIn] = Field(min_length=1, max_length=MAX_QUEUE_JSON)
     capacity: float | None = Field(default=None, gt=0, le=1)
     month: str | None = Field(default=None, pattern=MONTH)
 
 
-class FeedbackItem(BaseModel):
+class FeedbackItem(RequestModel):
     """A reviewer's outcome for one claim."""
 
     model_config = ConfigDict(extra="forbid")
     claim_id: str = Field(min_length=1, max_length=64)
     error_confirmed: bool
-    recovered_points: int = Field(default=0, ge=0)
+    recovered_points: Points = 0
     error_type: Literal["", *ERROR_TYPES, "other"] = Field(  # type: ignore[valid-type]
         default="", description="kind of error found; empty when none")
     note: str = Field(default="", max_length=2000)
     queue_id: str | None = Field(default=None, max_length=64)
 
 
-class FeedbackRequest(BaseModel):
+class FeedbackRequest(RequestModel):
     """Outcomes to record (all or nothing)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -27,10 +27,11 @@ def free_port() -> int:
 
 @contextmanager
 def bentoml_serve(env: dict[str, str], log: Path, timeout_s: float = 180,
-                  target: str = TARGET) -> Iterator[str]:
+                  target: str = TARGET, degraded_ok: bool = False) -> Iterator[str]:
     """Serve until /readyz answers 200 and yield the base URL; always stop the process group.
 
-    `env` is added to this process's environment (e.g. KYODO_ROOT of a workspace).
+    `env` is added to this process's environment (e.g. KYODO_ROOT of a workspace);
+    `degraded_ok`: also yield once loading has finished with a task missing (503 naming it).
     """
     port = free_port()
     cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1",
@@ -40,22 +41,26 @@ def bentoml_serve(env: dict[str, str], log: Path, timeout_s: float = 180,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, proc, log, timeout_s)
+        _wait_ready(url, proc, log, timeout_s, degraded_ok)
         yield url
     finally:
         stop(proc)
 
 
-def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
-    """Poll GET /readyz until 200; raise with the server log's tail if it dies or times out."""
+def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float,
+                degraded_ok: bool = False) -> None:
+    """Poll GET /readyz until 200 (or a 503 listing tasks, with degraded_ok); raise with the
+    server log's tail if it dies or times out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"bentoml serve exited with {proc.returncode}:\n{_tail(log)}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            r = httpx.get(f"{url}/readyz", timeout=2)
+            if r.status_code == 200 or (degraded_ok and r.status_code == 503
+                                        and r.json().get("tasks")):
                 return
-        except httpx.TransportError:
+        except (httpx.TransportError, ValueError):  # not up, or not our JSON yet
             pass
         time.sleep(0.25)
     raise TimeoutError(f"bentoml serve not ready after {timeout_s:.0f} s:\n{_tail(log)}")

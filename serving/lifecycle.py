@@ -16,10 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from models.configs import TaskName
 
 log = logging.getLogger("kyodo.lifecycle")
 Stamp = tuple[int, int, int]
+TASKS: tuple[str, ...] = get_args(TaskName)
 
 
 class ChampionWatcher:
@@ -31,6 +36,7 @@ class ChampionWatcher:
         self.load = load
         self.entries: dict[str, dict[str, Any]] = {}  # the pointer content now served
         self.swaps = 0
+        self.problems: dict[str, str] = {}  # task -> why its champion is not (newly) served
         self._seen: Stamp | None = None
         self._next = 0.0
         self._lock = threading.Lock()
@@ -62,13 +68,18 @@ class ChampionWatcher:
             self._lock.release()
 
     def sync(self, models: dict[str, Any], stamp: Stamp | None = None) -> None:
-        """Load every champion whose tag changed, then swap it in; keep the old on failure."""
+        """Load every champion whose tag changed, then swap it in; keep the old on failure.
+
+        A pointer file of the wrong shape, or one bad entry, disables only what is bad (logged
+        once per change of the file, kept in `problems` for /readyz); the rest still loads.
+        """
         stamp = stamp if stamp is not None else self.stamp()
         try:
-            entries = json.loads(self.pointer.read_text()) if stamp is not None else {}
-        except (OSError, json.JSONDecodeError) as exc:
+            raw = json.loads(self.pointer.read_text()) if stamp is not None else {}
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             log.warning("cannot read %s (%s); serving the current champions", self.pointer, exc)
             return
+        entries, problems = parse_pointer(raw, self.pointer)
         complete = True
         for task, entry in entries.items():
             current = models.get(task)
@@ -76,9 +87,10 @@ class ChampionWatcher:
                 continue
             try:
                 fresh = self.load(task, entry["tag"])
-            except Exception:  # a broken package must not take the serving model down
+            except Exception as exc:  # a broken package must not take the serving model down
                 log.exception("cannot load %s for %s; still serving %s", entry["tag"], task,
                               current.tag if current else "nothing")
+                problems[task] = f"cannot load {entry['tag']}: {exc}"
                 complete = False
                 continue
             models[task] = fresh  # one reference assignment: atomic for readers
@@ -86,9 +98,46 @@ class ChampionWatcher:
             log.info("%s: now serving %s (was %s)", task, entry["tag"],
                      current.tag if current else "nothing")
         self.entries = entries
+        self.problems = problems
         if complete:
             self._seen = stamp
 
     def history(self, task: str) -> list[dict[str, Any]]:
         """Champion history of a task as written by promote/rollback (oldest first)."""
         return list(self.entries.get(task, {}).get("history", []))
+
+
+class ChampionEntry(BaseModel):
+    """One task's entry in state/champions.json as `kyodo promote` writes it."""
+
+    model_config = ConfigDict(extra="allow")
+    tag: str = Field(min_length=1, max_length=300)
+    version: str | int | None = None
+    history: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def parse_pointer(raw: Any, where: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """(valid entries by task, problem by task) of the pointer file's content; each problem is
+    logged as an error naming the file, the task and what was expected. A wrong top-level shape
+    is the problem of every task ("*")."""
+    if not isinstance(raw, dict):
+        why = (f"{where}: expected an object {{task: {{\"tag\": ..., \"version\": ...}}}}, "
+               f"got {type(raw).__name__}; no champion is loaded from it")
+        log.error(why)
+        return {}, {"*": why}
+    entries: dict[str, dict[str, Any]] = {}
+    problems: dict[str, str] = {}
+    for task, entry in raw.items():
+        if task not in TASKS:
+            problems[str(task)] = f"{where}: unknown task {task!r} (tasks: {', '.join(TASKS)})"
+        else:
+            try:
+                entries[task] = ChampionEntry.model_validate(entry).model_dump()
+                continue
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                problems[task] = (f"{where}: {task}.{'.'.join(map(str, first['loc']))}: "
+                                  f"{first['msg']}; {task} is disabled until it is fixed "
+                                  f"(`kyodo promote {task}` rewrites it)")
+        log.error(problems[str(task)])
+    return entries, problems

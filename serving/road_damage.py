@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
@@ -21,6 +21,7 @@ from models.road_damage.analyze import overlay_png, run_onnx, summarise
 from models.road_damage.labels import CLASSES, LEVELS_JA
 from models.road_damage.photo import Grid, PhotoError, photo_tiles
 from models.road_damage.position import outside_warning
+from serving.bounds import Index, RequestModel
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download, geojson_download
 from serving.runtime import LoadedModel, Runtime
@@ -34,21 +35,21 @@ Subscriber = Annotated[Tenant, Depends(subscribed(TASK))]
 Rt = Annotated[Runtime, Depends(get_runtime)]
 
 
-class Correction(BaseModel):
+class Correction(RequestModel):
     """Staff verdict on a photo (no row/col) or one tile: right, or wrong with the true labels."""
 
     model_config = ConfigDict(extra="forbid")
-    batch_id: str
-    index: int = Field(ge=0, description="photo index in the batch (as in the analyze answer)")
-    row: int | None = Field(default=None, ge=0)
-    col: int | None = Field(default=None, ge=0)
+    batch_id: str = Field(max_length=64)
+    index: Index = Field(description="photo index in the batch (as in the analyze answer)")
+    row: Index | None = None
+    col: Index | None = None
     correct: bool
     labels: list[Literal["none", "D00", "D10", "D20", "D40"]] = Field(
-        default_factory=list, description="the true labels when the model was wrong")
+        default_factory=list, max_length=5, description="the true labels when the model was wrong")
     note: str = Field(default="", max_length=500)
 
 
-class CorrectionsRequest(BaseModel):
+class CorrectionsRequest(RequestModel):
     """Corrections recorded together (all or nothing)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -183,7 +184,8 @@ def batch(batch_id: str, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
 
 
 @router.get("/batches/{batch_id}/photos/{index}/overlay.png")
-def overlay(batch_id: str, index: int, tenant: Subscriber, rt: Rt) -> Response:
+def overlay(batch_id: str, index: Annotated[int, Path(ge=0, le=9_999)], tenant: Subscriber,
+            rt: Rt) -> Response:
     """The photo as analysed with damaged tiles tinted (red cracks, purple potholes)."""
     png = rt.store.road_overlay(tenant.code, batch_id, index)
     if png is None:

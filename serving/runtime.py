@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime as ort
 
 from models.configs import PlatformConfig, Tenant, TenantsConfig, hash_api_key, load_config
@@ -28,6 +29,9 @@ class LoadedModel:
     session: ort.InferenceSession
     assets: dict[str, Any]
     meta: dict[str, Any]
+    # the package's other ONNX graphs by file stem (care_plan: "rank"), opened and smoke-tested
+    # at load like the main one, so a corrupt file fails the load, not a request
+    extra: dict[str, ort.InferenceSession] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +69,26 @@ class Runtime:
         if self.watcher is not None:
             self.watcher.poll(self.models)
 
+    def readiness(self) -> dict[str, Any]:
+        """/readyz: ready when every task in serving.tasks that a tenant subscribes to has a
+        loaded champion; `tasks` says per task "ready", "degraded" (served, but the newest
+        champions.json entry failed) or "missing" with the reason."""
+        problems = self.watcher.problems if self.watcher else {}
+        wanted = [t for t in self.platform.serving.tasks if self.tenants.subscribers(t)]
+        tasks: dict[str, dict[str, Any]] = {}
+        for task in wanted:
+            model = self.models.get(task)
+            why = problems.get(task) or problems.get("*")
+            if model is None:
+                tasks[task] = {"state": "missing", "reason": why or (
+                    f"no champion in state/champions.json: run `kyodo promote {task}`")}
+            else:
+                tasks[task] = {"state": "degraded" if why else "ready", "tag": model.tag,
+                               **({"reason": why} if why else {})}
+        ready = all(t["state"] != "missing" for t in tasks.values())
+        return {"ready": ready, "tasks": tasks,
+                "degraded": sorted(t for t, v in tasks.items() if v["state"] != "ready")}
+
     def tenant_for(self, api_key: str) -> Tenant | None:
         """The tenant owning this API key, if any."""
         return self.by_key.get(hash_api_key(api_key))
@@ -81,5 +105,27 @@ def load_packaged(task: str, tag: str) -> LoadedModel:
     path = Path(bentoml.models.get(tag).path)
     assets = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in path.glob("*.json")}
     meta = assets.pop("meta.json", {})
-    session = ObservedSession(open_session(path / "model.onnx"), assets.get(REFERENCE))
-    return LoadedModel(task, str(meta.get("version", "")), tag, session, assets, meta)
+    graphs = {p.stem: smoke_tested(p) for p in sorted(path.glob("*.onnx"))}
+    if "model" not in graphs:
+        raise FileNotFoundError(f"{path}: the package has no model.onnx")
+    session = ObservedSession(graphs.pop("model"), assets.get(REFERENCE))
+    return LoadedModel(task, str(meta.get("version", "")), tag, session, assets, meta, graphs)
+
+
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
+             "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
+             "tensor(string)": np.str_}
+
+
+def smoke_tested(path: Path) -> ort.InferenceSession:
+    """An onnxruntime session for an ONNX file that has answered one all-zero row (symbolic
+    dimensions as 1); raises with the file's name when it cannot be opened or run."""
+    try:
+        session = open_session(path)
+        feeds = {i.name: np.zeros([d if isinstance(d, int) and d > 0 else 1 for d in i.shape],
+                                  dtype=ORT_TYPES.get(i.type, np.float32))
+                 for i in session.get_inputs()}
+        session.run(None, feeds)
+    except Exception as exc:
+        raise RuntimeError(f"{path}: not a working ONNX model ({exc})") from exc
+    return session

@@ -31,7 +31,7 @@ def database_url() -> str | None:
 class Database(Protocol):
     """A backend: transactions, schema scripts and the column check of additive migrations."""
 
-    def transaction(self) -> Any: ...
+    def transaction(self, durable: bool = False) -> Any: ...
 
     def script(self, sql: str) -> None: ...
 
@@ -65,16 +65,28 @@ class SQLiteDB:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT around a block; ROLLBACK on error, so writes are atomic."""
+    def transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT around a block; ROLLBACK on error, so writes are atomic.
+
+        The connection runs WAL with synchronous=NORMAL: a commit survives a crash of the
+        process, but a power loss can undo the last commits (never corrupt the file). `durable`
+        commits with synchronous=FULL (the WAL is fsynced before COMMIT returns): for records
+        people typed in, such as reviewer feedback, which no one can recompute.
+        """
         conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
+        if durable:
+            conn.execute("PRAGMA synchronous=FULL")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:  # the connection is reused by this thread's next, ordinary transaction
+            if durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
 
     def script(self, sql: str) -> None:
         self.connection().executescript(sql)
@@ -206,8 +218,10 @@ class PostgresDB:
         raw.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[PgConnection]:
-        """BEGIN ... COMMIT around a block; ROLLBACK on error, so writes are atomic."""
+    def transaction(self, durable: bool = False) -> Iterator[PgConnection]:
+        """BEGIN ... COMMIT around a block; ROLLBACK on error, so writes are atomic. Every
+        commit is durable here (PostgreSQL's default synchronous_commit=on); `durable` is
+        accepted for the SQLite store's sake."""
         raw = self._borrow()
         try:
             yield PgConnection(raw)

@@ -75,9 +75,10 @@ class Store(RoadStore):
         self.db.script(SCHEMA)
         self._migrate_operations()
 
-    def _conn(self) -> Any:
-        """A transaction (context manager) yielding a connection with execute/executemany."""
-        return self.db.transaction()
+    def _conn(self, durable: bool = False) -> Any:
+        """A transaction (context manager) yielding a connection with execute/executemany;
+        `durable`: fsynced before it returns (see SQLiteDB.transaction)."""
+        return self.db.transaction(durable)
 
     def record_usage(self, tenant: str, task: str, endpoint: str, rows: int, compute_ms: float,
                      model_version: str | None, status: int, images: int = 0) -> None:
@@ -140,8 +141,9 @@ class Store(RoadStore):
             return [json.loads(d) for (d,) in cur.fetchall()]
 
     def save_feedback(self, tenant: str, task: str, items: list[dict[str, Any]]) -> int:
-        """Upsert reviewer outcomes (the latest outcome per claim wins), all or nothing."""
-        with self._conn() as conn:
+        """Upsert reviewer outcomes (the latest outcome per claim wins), all or nothing; on disk
+        (fsynced) when this returns, since a reviewer's verdict cannot be recomputed."""
+        with self._conn(durable=True) as conn:
             conn.executemany(
                 "INSERT INTO feedback VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(tenant, task, "
                 "claim_id) DO UPDATE SET ts=excluded.ts, error_confirmed=excluded.error_confirmed,"

@@ -8,9 +8,13 @@ from typing import TypeVar
 from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from models.configs import ServingLimits
 
 B = TypeVar("B", bound=BaseModel)
 T = TypeVar("T")
+MAX_FILES = 200  # UKE months arrive as one file per 医療機関, sent together in one form
 CSV_TYPES = ("text/csv", "application/octet-stream", "text/plain", "text/tab-separated-values",
              "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
@@ -28,25 +32,76 @@ class Upload(bytes):
         return upload
 
 
-async def json_or_csv(request: Request, model: type[B]) -> tuple[B | None, bytes | None]:
-    """(validated JSON body, None) or (None, the CSV file's bytes); 415/422 otherwise."""
+async def json_or_csv(request: Request, model: type[B], max_rows: int | None = None,
+                      ) -> tuple[B | None, bytes | None]:
+    """(validated JSON body, None) or (None, the CSV file's bytes); 415/422 otherwise, 413 for
+    a CSV over serving.max_csv_columns columns or max_rows (default serving.max_csv_rows)
+    lines, checked on the bytes before any CSV parser runs. The body's size limit is enforced
+    while it streams in (serving/guard.py)."""
+    raw = await _body(request, model)
+    if isinstance(raw, BaseModel):
+        return raw, None
+    limits = _limits(request)
+    check_csv_shape(raw, limits.max_csv_columns, max_rows or limits.max_csv_rows)
+    return None, raw
+
+
+async def _body(request: Request, model: type[B]) -> B | bytes:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         try:
-            return model.model_validate_json(await request.body()), None
+            return model.model_validate_json(await request.body())
         except ValidationError as exc:
             first = exc.errors()[0]
             raise HTTPException(422, f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
                                 ) from None
     if ctype == "multipart/form-data":
-        upload = (await request.form()).get("file")
+        try:
+            upload = (await request.form(max_files=MAX_FILES, max_fields=20)).get("file")
+        except StarletteHTTPException as exc:  # e.g. a text field over Starlette's 1 MB
+            if exc.status_code == 413:  # the body limit (serving/guard.py) says it all
+                raise
+            raise HTTPException(exc.status_code, f"file: {exc.detail}; send the CSV as a file "
+                                "part (with a filename) in the form field 'file'") from None
         if upload is None or isinstance(upload, str):
             raise HTTPException(422, "file: expected a CSV file in the form field 'file'")
-        return None, Upload.named(await upload.read(), upload.filename or "")
+        return Upload.named(await upload.read(), upload.filename or "")
     if ctype in CSV_TYPES:
-        return None, await request.body()
+        return await request.body()
     raise HTTPException(415, f"content-type {ctype or 'missing'}: send application/json, "
                              "text/csv or multipart/form-data")
+
+
+HEADER_SCAN = 1_000_000  # bytes searched for the end of the header line
+
+
+def check_csv_shape(raw: bytes, max_columns: int, max_rows: int) -> None:
+    """413 when the header line has more than max_columns columns (or no line end in its
+    first HEADER_SCAN bytes) or the file more than max_rows lines; byte counts only, so a
+    header of a million columns is refused in milliseconds (pandas took a minute and GBs).
+    Quoted line breaks count as lines: the row count is an upper bound."""
+    if raw.startswith(b"PK\x03\x04"):  # an xlsx (zip): its size limit is the body's
+        return
+    end = raw.find(b"\n", 0, HEADER_SCAN)
+    header = raw[:end] if end >= 0 else raw[:HEADER_SCAN]
+    if end < 0 and len(raw) > HEADER_SCAN:
+        raise HTTPException(413, f"CSV header: no line end in the first {HEADER_SCAN:,} bytes "
+                                 f"(at most {max_columns} columns)")
+    columns = max(header.count(sep) for sep in (b",", b"\t", b";")) + 1
+    if columns > max_columns:
+        raise HTTPException(413, f"CSV header: {columns:,} columns; at most {max_columns:,} "
+                                 "(serving.max_csv_columns) (列が多すぎます)")
+    rows = raw.count(b"\n")
+    if rows > max_rows:
+        raise HTTPException(413, f"CSV: {rows:,} lines; at most {max_rows:,} per upload "
+                                 "(行が多すぎます)")
+
+
+def _limits(request: Request) -> ServingLimits:
+    from serving.deps import get_runtime
+
+    factory = request.app.dependency_overrides.get(get_runtime)
+    return factory().platform.serving if factory is not None else ServingLimits()
 
 
 async def parse_csv(raw: bytes, read: Callable[[bytes], T], what: str) -> T:

@@ -23,7 +23,19 @@ def make_workspace(root: Path, task: str, overrides: dict[str, Any]) -> Path:
     for key, value in overrides.items():
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    _serve_only(root / "configs" / "platform.yaml", task)
     return root
+
+
+def _serve_only(path: Path, task: str) -> None:
+    """The workspace's service is ready (/readyz) with the champions of the tasks made in this
+    workspace alone, not all four (configs/.sandbox-tasks remembers them across calls)."""
+    made = path.parent / ".sandbox-tasks"
+    tasks = sorted({*(made.read_text().split() if made.is_file() else []), task})
+    made.write_text("\n".join(tasks) + "\n")
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cfg.setdefault("serving", {})["tasks"] = tasks
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
 
 
 def build_champion(root: Path, task_name: str, say: Callable[[str], None] | None = None,

@@ -96,7 +96,7 @@ def test_retention_purge_from_the_cli(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def _samples(client: TestClient) -> dict[tuple, float]:
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers={"Authorization": "Bearer kyodo-demo-admin"}).text
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for fam in text_string_to_metric_families(text) for s in fam.samples}
 

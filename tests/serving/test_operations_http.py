@@ -1,5 +1,6 @@
 """Operations against a real `bentoml serve`: exact metering under concurrent HTTP clients,
-/metrics (BentoML's endpoint, with kyodo's series), the audit trail and the costs over HTTP."""
+/metrics (kyodo's series, for the operator's key or the scrape token), the audit trail and
+the costs over HTTP."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from serving.launcher import bentoml_serve
 from tests.serving.conftest import ITOSHIMA
 
 CLIENTS, PER_CLIENT = 16, 10
+ADMIN = {"Authorization": "Bearer kyodo-demo-admin"}
 
 
 @pytest.fixture(scope="module")
 def server(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("serve-ops") / "bentoml.log"
-    with bentoml_serve({"KYODO_ROOT": str(trained_root)}, log) as url:
+    env = {"KYODO_ROOT": str(trained_root), "KYODO_METRICS_TOKEN": "scrape-only-token"}
+    with bentoml_serve(env, log) as url:
         yield url
 
 
@@ -31,7 +34,7 @@ def _metered(server: str) -> int:
 
 
 def _served(server: str) -> float:
-    text = httpx.get(f"{server}/metrics").text
+    text = httpx.get(f"{server}/metrics", headers=ADMIN).text
     return sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
                if s.name == "kyodo_requests_total" and s.labels.get("tenant") == "402303"
                and s.labels.get("endpoint") == "score" and s.labels.get("status") == "200")
@@ -54,7 +57,8 @@ def test_concurrent_http_clients_are_metered_exactly(server: str) -> None:
 
 
 def test_metrics_endpoint_has_kyodo_histograms(server: str) -> None:
-    r = httpx.get(f"{server}/metrics")
+    assert httpx.get(f"{server}/metrics").status_code == 401
+    r = httpx.get(f"{server}/metrics", headers={"Authorization": "Bearer scrape-only-token"})
     assert r.status_code == 200 and "text/plain" in r.headers["content-type"]
     assert 'kyodo_request_seconds_bucket{' in r.text and 'model_version="1"' in r.text
 

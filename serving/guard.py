@@ -1,0 +1,146 @@
+"""ASGI middleware in front of every route: the request body limit, enforced while the body
+streams in (chunked bodies too) and before anything parses it, a deadline for each piece of a
+body (a stalled body is a 408), and /readyz with the state of every task.
+
+Why not Content-Length alone: a chunked body has none, and it was read whole into memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from models.configs import ServingLimits
+
+MB = 1_000_000
+# endpoints that take a month's CSV or a roster: bounded by serving.max_upload_mb
+UPLOADS = ("/v1/claim_screening/queue", "/v1/checkup_nudge/outreach", "/v1/care_plan/batch")
+ROAD = "/v1/road_damage/analyze"
+
+
+def body_limit(path: str, limits: ServingLimits) -> tuple[int, str]:
+    """(bytes, what it is) allowed for a request body to this path."""
+    if path in UPLOADS:
+        return limits.max_upload_mb * MB, f"{limits.max_upload_mb} MB (serving.max_upload_mb)"
+    if path == ROAD:
+        from serving.road_damage import MAX_FILE_MB, MAX_FILES
+
+        mb = MAX_FILES * MAX_FILE_MB + 1
+        return mb * MB, f"{mb} MB ({MAX_FILES} photos of at most {MAX_FILE_MB} MB)"
+    return limits.max_json_mb * MB, f"{limits.max_json_mb} MB (serving.max_json_mb)"
+
+
+class BodyTooLarge(HTTPException):
+    """413 raised from `receive` once a body passes its limit (FastAPI re-raises it as is)."""
+
+    def __init__(self, what: str):
+        super().__init__(413, f"request body larger than {what}; send a smaller file or split "
+                              "it (リクエストが大きすぎます)")
+
+
+class BodyLimit:
+    """Refuses a body over its path's limit: at once when Content-Length says so, else as soon
+    as the streamed bytes pass it; the handler sees a BodyTooLarge (413) and nothing more."""
+
+    def __init__(self, app: ASGIApp, limits: Callable[[], ServingLimits]):
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limits = self.limits()
+        limit, what = body_limit(scope["path"], limits)
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _json(send, 413, {"error": BodyTooLarge(what).detail})
+            return
+        seen, done = 0, False
+
+        async def limited() -> Message:
+            nonlocal seen, done
+            if done:  # after the body, receive waits for a disconnect: no deadline then
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), limits.body_timeout_s)
+            except TimeoutError:
+                raise HTTPException(408, f"request body stalled for {limits.body_timeout_s:g} s "
+                                         "(serving.body_timeout_s)") from None
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(what)
+            done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class ReadyProbe:
+    """Answers GET /readyz from the runtime's readiness (503 until ready, with the reason per
+    task); BentoML's own /readyz would say 200 with no model loaded."""
+
+    def __init__(self, app: ASGIApp, readiness: Callable[[], dict[str, Any] | None]):
+        self.app = app
+        self.readiness = readiness
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/readyz":
+            await self.app(scope, receive, send)
+            return
+        state = self.readiness() or {"ready": False, "tasks": {}, "degraded": [],
+                                     "reason": "the service is still loading"}
+        await _json(send, 200 if state["ready"] else 503, state)
+
+
+class ProductErrors:
+    """Rewrites an error the server framework answers itself in plain text (BentoML's 404 for a
+    path none of kyodo's routes can match, e.g. one with a line break) as `{"error": ...}`."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: dict[str, Any] = {}
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] >= 400 and not any(
+                    k == b"content-type" and b"json" in v for k, v in message.get("headers", ())):
+                held["start"], held["body"] = message, b""
+                return
+            if "start" not in held:
+                await send(message)
+                return
+            held["body"] += message.get("body", b"")
+            if not message.get("more_body"):
+                text = held["body"].decode("utf-8", "replace").strip()
+                await _json(send, held["start"]["status"], {"error": text or "error"})
+
+        await self.app(scope, receive, sending)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+    data = json.dumps(body, ensure_ascii=False).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+        (b"connection", b"close") if status == 413 else (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": data})

@@ -74,9 +74,11 @@ def measure(task: ClaimScreening, cfg: ClaimScreeningConfig, model: Any, test: F
             "office_month": offices}
 
 
-def run(claims: int | None, seed: int) -> dict[str, Any]:
-    """Generate, split, fit and measure; returns the report."""
+def run(claims: int | None, seed: int | None = None) -> dict[str, Any]:
+    """Generate, split, fit and measure; returns the report. seed: the platform's (as
+    `kyodo data generate` and `kyodo train` use it) unless given."""
     ws = Workspace.load(REPO)
+    seed = ws.platform.seed if seed is None else seed
     task = ClaimScreening()
     cfg = load_config(REPO / "configs" / "claim_screening.yaml", ClaimScreeningConfig)
     if claims:
@@ -108,7 +110,8 @@ def main() -> None:
     """CLI entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--claims", type=int, default=None, help="total claims (default: config)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="data and fit seed (default: configs/platform.yaml)")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench" /
                         "claims_unseen.json")
     args = parser.parse_args()

@@ -33,12 +33,16 @@ class ClaimModel:
 
 
 def fit_model(lines: pd.DataFrame, labels: pd.DataFrame, params: dict, seed: int,
-              unseen_provider_share: float = 0.2) -> ClaimModel:
+              unseen_provider_share: float = 0.1) -> ClaimModel:
     """Fit both boosters on training claims with known outcomes.
 
     The reference (shipped for serving) holds every training claim; the training rows see
     provider statistics out of fold, with `unseen_provider_share` of providers given no
     history, so that a provider nobody has seen is a state the model was trained on.
+    On the demo data (bench/claims_unseen.py, platform seed) shares 0, 0.05, 0.1 and 0.2 gave
+    never-seen/known recovered points of 0.977, 0.999, 0.996, 0.999 and known-id recovered
+    points within 1.5% of each other (seed noise is about that size); 0.1 had the best worst
+    office-month.
     """
     import lightgbm as lgb
 

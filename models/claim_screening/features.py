@@ -209,7 +209,7 @@ def build_reference(lines: pd.DataFrame, hits: pd.DataFrame) -> Reference:
 
 
 def out_of_fold_provider_stats(lines: pd.DataFrame, hits: pd.DataFrame, ref: Reference,
-                               seed: int, folds: int = 5, unseen_share: float = 0.2,
+                               seed: int, folds: int = 5, unseen_share: float = 0.1,
                                ) -> np.ndarray:
     """(claims, 5) provider statistics for training rows as serving will see them: each claim's
     provider's raw means and count over the other folds' claims (so a claim never describes

@@ -54,6 +54,15 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+class Area(Strict):
+    """Where a municipality lies, roughly: a centre (about its city office) and a radius in km
+    that covers all of it. Road photos whose GPS position lies beyond it are flagged."""
+
+    lat: float = Field(ge=20.0, le=46.0, description="degrees north (Japan: 20.4 to 45.6)")
+    lon: float = Field(ge=122.0, le=154.0, description="degrees east (Japan: 122.9 to 153.99)")
+    radius_km: float = Field(gt=0, le=200, description="km from the centre covering the area")
+
+
 class Tenant(Strict):
     """One municipality using kyodo."""
 
@@ -64,11 +73,19 @@ class Tenant(Strict):
     tasks: tuple[TaskName, ...] = ()
     pooling_consent: bool = True
     api_key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    area: Area | None = Field(default=None, description="centre and radius; road_damage needs it")
 
     @field_validator("code")
     @classmethod
     def _code(cls, v: str) -> str:
         return validate_municipality_code(v)
+
+    @model_validator(mode="after")
+    def _road_area(self) -> Tenant:
+        if "road_damage" in self.tasks and self.area is None:
+            raise ValueError(f"{self.code} subscribes to road_damage: give its area (lat, lon, "
+                             "radius_km) so photos taken far outside it are flagged")
+        return self
 
 
 class TenantsConfig(Strict):

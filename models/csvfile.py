@@ -1,10 +1,15 @@
-"""CSV files as municipalities export them: UTF-8 (with or without BOM) or Shift_JIS/cp932."""
+"""CSV text helpers for callers that need plain strings; models.intake does the real reading.
+
+Kept for the readers that take already-decoded text (campaign logs, randomised-experiment
+files): the same decoding (UTF-8 with or without BOM, cp932, UTF-16, mixed rows named) and
+the same blank-row and header rules as every upload.
+"""
 
 from __future__ import annotations
 
-import io
-
 import pandas as pd
+
+from models import intake
 
 
 class CsvInputError(ValueError):
@@ -12,29 +17,20 @@ class CsvInputError(ValueError):
 
 
 def decode(raw: bytes, rows: str = "rows", error: type[ValueError] = CsvInputError) -> str:
-    """Text of an uploaded CSV: UTF-8 (with or without BOM), else Shift_JIS/cp932.
+    """Text of an uploaded CSV (see models.intake.decode).
 
     `rows` names what the file should hold; `error` is the caller's own input-error type.
     """
     if not raw.strip():
-        raise error(f"file is empty: expected a CSV with a header row and {rows}")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("cp932")
-    except UnicodeDecodeError as exc:
-        raise error(
-            f"file is neither UTF-8 nor Shift_JIS/cp932 (undecodable byte at offset {exc.start})"
-        ) from exc
+        raise error(f"ファイルが空です / file is empty: expected a CSV with a header row and "
+                    f"{rows}")
+    return intake.decode(raw, "", error)
 
 
 def read_csv_text(text: str, error: type[ValueError] = CsvInputError) -> pd.DataFrame:
-    """Every column as strings (CRLF or LF, header names stripped); validation converts types."""
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise error(f"not a readable CSV: {exc}") from exc
-    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+    """Every column as strings (comma or tab, CRLF or LF), headers NFKC'd and trimmed, fully
+    blank rows dropped; validation converts types."""
+    frame = intake.read_text(text, "", error)
+    frame = frame[intake.non_blank(frame)].reset_index(drop=True)
+    frame.columns = [intake.nfkc(str(c).lstrip("\ufeff")) for c in frame.columns]
     return frame

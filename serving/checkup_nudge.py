@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -84,7 +85,8 @@ def _frame(rows: list[dict[str, Any]], tenant: Tenant) -> pd.DataFrame:
         raise HTTPException(422, f"residents: {exc}") from None
 
 
-def check_districts(residents: pd.DataFrame, assets: dict[str, Any], row_offset: int) -> None:
+def check_districts(residents: pd.DataFrame, assets: dict[str, Any],
+                    row_offset: int | np.ndarray) -> None:
     """422 naming the rows whose district the model never saw for the municipality."""
     problem = unknown_districts(residents, assets, row_offset)
     if problem:
@@ -140,12 +142,12 @@ def _plan(model: LoadedModel, residents: pd.DataFrame, budget: float | None,
         scored = _scored(model, residents)
         yen, source = _budget(budget, postcards, prices, len(scored),
                               assets["budget_yen_per_resident"])
-        listing, summary = plan_outreach(scored, yen, prices)
+        listing, summary = plan_outreach(scored, yen, prices, assets.get("policy"))
     except ValueError as exc:
         raise HTTPException(422, f"budget/costs: {exc}") from None
     summary["budget_source"] = source
     steps = [yen * f for f in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)]
-    summary["gain_curve"] = gain_curve(scored, prices, steps)
+    summary["gain_curve"] = gain_curve(scored, prices, steps, assets.get("policy"))
     summary["costs"] = prices
     summary["arm_labels_ja"] = ARM_LABELS_JA
     return listing, summary
@@ -185,11 +187,14 @@ async def outreach(request: Request, tenant: Subscriber, rt: Rt,
         residents, body = await _roster(request, tenant)
         meter["rows"] = len(residents)
         if not allow_new_districts:
-            check_districts(residents, model.assets[ASSETS], 0 if body else 2)
+            check_districts(residents, model.assets[ASSETS],
+                            0 if body else residents.attrs.get("lines", 2))
         costs = body.costs if body else Costs(postage_yen=postage_yen, printing_yen=printing_yen)
         budget = body.budget_yen if body and body.budget_yen is not None else budget_yen
         cards = body.postcards if body and body.postcards is not None else postcards
         listing, summary = await run_in_threadpool(_plan, model, residents, budget, cards, costs)
+        summary["excluded"] = residents.attrs.get("excluded", {"count": 0, "rows": [],
+                                                               "message": ""})
         meter["subjects"] = subjects(tenant.code, residents["resident_id"])
         meter["summary"] = {k: summary.get(k) for k in ("residents", "mailed", "budget_yen",
                                                         "expected_additional_attendees")}

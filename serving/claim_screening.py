@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from models.claim_screening import codes as C
+from models.claim_screening import masters, uke
 from models.claim_screening.features import Reference
 from models.claim_screening.generate import ERROR_TYPES, LINE_COLUMNS
 from models.claim_screening.schema import KNOWN_CODES, MONTH, code_format_problem, read_claims
@@ -174,27 +175,83 @@ def _item(row: dict[str, Any], reasons: list[str], explained: list[dict] | None,
     }
 
 
-@router.post("/score")
-def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
-    """Score claims: P(error), expected recoverable points, priority, reasons, contributions."""
+UPLOAD_BODY = {
+    "text/csv": {"schema": {"type": "string"}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary",
+                                            "description": "a レセ電 (UKE) file"}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}}}}}
+
+
+@router.post("/score", openapi_extra={"requestBody": {"content": {
+    "application/json": {"schema": ScoreRequest.model_json_schema()}, **UPLOAD_BODY}}})
+async def score(request: Request, tenant: Subscriber, rt: Rt,
+                explain: Annotated[bool, Query()] = True) -> Response:
+    """Score claims (JSON, a claims CSV or a レセ電 UKE file, recognised by content): P(error),
+    expected recoverable points, priority, reasons, contributions."""
     model = champion(rt, TASK)
-    if len(body.claims) > rt.platform.serving.max_claims_json:
+    body, raw = await json_or_csv(request, ScoreRequest)
+    if body is not None:
+        lines, explain, intake = claims_to_lines(body.claims, tenant.code), body.explain, {}
+    else:
+        lines, intake = await _read_upload(request, raw, tenant)
+    if lines["claim_id"].nunique() > rt.platform.serving.max_claims_json:
         raise HTTPException(413, f"claims: at most {rt.platform.serving.max_claims_json} claims "
                                  "per score call; use /queue for a month's claims")
+    result = await run_in_threadpool(_score, rt, tenant, model, lines, explain)
+    result.update(intake)
+    return Response(json.dumps(result, ensure_ascii=False), media_type="application/json")
+
+
+def _score(rt: Runtime, tenant: Tenant, model: LoadedModel, lines: pd.DataFrame,
+           explain: bool) -> dict[str, Any]:
     with metered(rt, tenant, TASK, "score", model.version) as meter:
-        scored, predictor = _scored(model, claims_to_lines(body.claims, tenant.code))
+        scored, predictor = _scored(model, lines)
         rows = np.arange(len(scored.frame))
         meter["rows"] = len(rows)
         meter["subjects"] = subjects(tenant.code, scored.frame["patient_id"])
         meter["summary"] = {"claims": len(rows),
                             "max_score": round(float(scored.frame["score"].max()), 4)}
-        explained = _explain(model, scored, rows, predictor) if body.explain \
-            else [None] * len(rows)
+        explained = _explain(model, scored, rows, predictor) if explain else [None] * len(rows)
         results = [_item(row, reasons, why, unknown) for row, reasons, why, unknown in zip(
             scored.frame.to_dict("records"), reasons_at(scored, rows), explained,
             unknown_codes_at(scored, rows), strict=True)]
     return {"model_version": model.version, "task": TASK, "results": results,
-            "flags": flag_summary(scored)}
+            "flags": flag_summary(scored),
+            **masters.version_info(sorted(lines["service_month"].unique()))}
+
+
+async def _read_upload(request: Request, raw: bytes, tenant: Tenant,
+                       ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Claim lines from an uploaded file: a レセ電 (UKE) file when its content starts with an
+    IR/YK record (whatever its name), else a claims CSV. A multipart form may carry several UKE
+    files (one per 医療機関, as they arrive) in repeated 'file' fields. UKE errors are 422
+    naming file, line and field; the import summary goes into the response as `intake`."""
+    if not uke.looks_like_uke(raw):
+        lines = await parse_csv(raw, read_claims, "claims CSV")
+        _own_tenant(lines, tenant)
+        return lines, {}
+    files = await _uploaded_files(request, raw)
+    book = masters.in_use()
+
+    def read(_: bytes) -> uke.UkeResult:
+        return uke.read_many(files, tenant.code, book, validate=True)
+
+    result = await parse_csv(raw, read, "UKE")
+    return result.lines, {"intake": result.summary([name for name, _ in files])}
+
+
+async def _uploaded_files(request: Request, raw: bytes) -> list[tuple[str, bytes]]:
+    """(name, bytes) of every file in a multipart form, else the raw body as 'upload'."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return [("upload", raw)]
+    out = []
+    for i, upload in enumerate((await request.form()).getlist("file")):
+        if isinstance(upload, str):
+            raise HTTPException(422, f"file {i + 1}: expected a file, got a text field")
+        await upload.seek(0)  # json_or_csv has read one of them already
+        out.append((upload.filename or f"file{i + 1}", await upload.read()))
+    return out
 
 
 def _queue(rt: Runtime, tenant: Tenant, model: LoadedModel, lines: pd.DataFrame,
@@ -236,17 +293,15 @@ def _own_tenant(lines: pd.DataFrame, tenant: Tenant) -> None:
 
 
 @router.post("/queue", openapi_extra={"requestBody": {"content": {
-    "application/json": {"schema": QueueRequest.model_json_schema()},
-    "text/csv": {"schema": {"type": "string"}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}}}}}}})
+    "application/json": {"schema": QueueRequest.model_json_schema()}, **UPLOAD_BODY}}})
 async def queue(request: Request, tenant: Subscriber, rt: Rt,
                 capacity: Annotated[float | None, Query(gt=0, le=1)] = None,
                 month: Annotated[str | None, Query(pattern=MONTH)] = None,
                 format: Annotated[Literal["json", "csv", "csv_cp932", "xlsx"], Query()] = "json",
                 explain_top: Annotated[int, Query(ge=0, le=1000)] = 50) -> Response:
-    """A month's review queue from JSON claims or a CSV upload (UTF-8 or Shift_JIS), ranked by
-    priority and cut at capacity (default from config). `format=csv` downloads it as CSV."""
+    """A month's review queue from JSON claims, a CSV upload (UTF-8 or Shift_JIS) or a レセ電
+    (UKE) file, ranked by priority and cut at capacity (default from config). `format=csv`
+    downloads it as CSV."""
     model = champion(rt, TASK)
     limits = rt.platform.serving
     declared = int(request.headers.get("content-length") or 0)
@@ -254,7 +309,8 @@ async def queue(request: Request, tenant: Subscriber, rt: Rt,
         raise HTTPException(413, f"upload is {declared / 1e6:.0f} MB; "
                                  f"limit {limits.max_upload_mb} MB")
     with metered(rt, tenant, TASK, "queue", model.version) as meter:
-        lines, capacity, month = await _read_queue_body(request, capacity, month, tenant)
+        lines, capacity, month, intake = await _read_queue_body(request, capacity, month,
+                                                                tenant)
         n_claims = lines["claim_id"].nunique()
         if n_claims > limits.max_claims_per_request:
             raise HTTPException(413, f"{n_claims} claims; limit {limits.max_claims_per_request}")
@@ -265,6 +321,8 @@ async def queue(request: Request, tenant: Subscriber, rt: Rt,
         meter["subjects"] = subjects(tenant.code, lines["patient_id"])
         meter["summary"] = {k: result[k] for k in ("queue_id", "month", "claims_in_month",
                                                    "capacity", "queued")}
+        result.update(intake)
+        result.update(masters.version_info([result["month"]]))
     if format != "json":
         return download(_queue_table(result["items"]), format,
                         f"queue-{result['month']}-{result['queue_id']}")
@@ -282,15 +340,15 @@ def _default_capacity(rt: Runtime) -> float:
 
 
 async def _read_queue_body(request: Request, capacity: float | None, month: str | None,
-                           tenant: Tenant) -> tuple[pd.DataFrame, float | None, str | None]:
-    """Claims from JSON, a raw CSV body or a multipart CSV upload."""
+                           tenant: Tenant,
+                           ) -> tuple[pd.DataFrame, float | None, str | None, dict[str, Any]]:
+    """Claims from JSON, or an uploaded CSV or UKE file (raw body or multipart)."""
     body, raw = await json_or_csv(request, QueueRequest)
     if body is not None:
         lines = claims_to_lines(body.claims, tenant.code)
-        return lines, body.capacity or capacity, body.month or month
-    lines = await parse_csv(raw, read_claims, "claims CSV")
-    _own_tenant(lines, tenant)
-    return lines, capacity, month
+        return lines, body.capacity or capacity, body.month or month, {}
+    lines, intake = await _read_upload(request, raw, tenant)
+    return lines, capacity, month, intake
 
 
 def _queue_table(items: list[dict[str, Any]], patient: str = "patient_id") -> pd.DataFrame:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -21,8 +20,9 @@ from models.configs import Tenant
 from models.road_damage.analyze import overlay_png, run_onnx, summarise
 from models.road_damage.labels import CLASSES, LEVELS_JA
 from models.road_damage.photo import Grid, PhotoError, photo_tiles
+from models.road_damage.position import outside_warning
 from serving.deps import champion, get_runtime, metered, subscribed
-from serving.downloads import download
+from serving.downloads import download, geojson_download
 from serving.runtime import LoadedModel, Runtime
 
 TASK = "road_damage"
@@ -97,8 +97,17 @@ def _decode(raw: list[tuple[str, bytes]], grid: Grid,
     return out
 
 
-def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
-    """Per photo: the summary, EXIF facts and overlay PNG (all tiles in batched ONNX calls)."""
+def _warnings(facts: dict[str, Any], tenant: Tenant) -> list[dict[str, str]]:
+    """What staff should check about a photo: its EXIF notes and a position outside the
+    tenant's configured area (configs/tenants.yaml)."""
+    far = outside_warning(facts["lat"], facts["lon"], tenant.area, tenant.name)
+    return [*facts.get("warnings", []), *([far] if far else [])]
+
+
+def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]], tenant: Tenant,
+             ) -> list[dict[str, Any]]:
+    """Per photo: the summary, EXIF facts, warnings and overlay PNG (all tiles in batched ONNX
+    calls)."""
     a = model.assets[ASSETS]
     decoded = _decode(raw, Grid.of(a))
     probs = run_onnx(model.session, np.concatenate([d[1] for d in decoded]))
@@ -108,7 +117,7 @@ def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]]) -> list[dict[str,
         start += len(tiles)
         res = summarise(p, rows, cols, a["threshold"])
         res.update(index=i, name=name, lat=facts["lat"], lon=facts["lon"],
-                   taken_at=facts["taken_at"])
+                   taken_at=facts["taken_at"], warnings=_warnings(facts, tenant))
         res["overlay"] = overlay_png(image, p, rows, cols, a["threshold"])
         res["image"] = _jpeg(image)  # what was analysed: corrections export it for training
         results.append(res)
@@ -125,13 +134,15 @@ def _jpeg(image: np.ndarray) -> bytes:
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
 async def analyze(request: Request, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
-    """Photos (JPEG/PNG, up to 20 of 20 MB each) -> per photo: damage types with confidence,
-    crack ratio, MLIT level, tile grid, GPS and time from EXIF, overlay URL; worst first."""
+    """Photos (JPEG, PNG or iPhone HEIC, up to 20 of 20 MB each) -> per photo: damage types
+    with confidence, crack ratio, MLIT level, tile grid, GPS and time from EXIF, warnings (GPS
+    0°, 0° = no fix, unreadable time, far outside the municipality), overlay URL; worst first.
+    Top-level `warnings` lists every photo's warnings with the photo name."""
     model = champion(rt, TASK)
     with metered(rt, tenant, TASK, "analyze", model.version) as meter:
         files = await _uploads(request)
         raw = [(f.filename or f"photo{i + 1}", await f.read()) for i, f in enumerate(files)]
-        results = await run_in_threadpool(_analyse, model, raw)
+        results = await run_in_threadpool(_analyse, model, raw, tenant)
         meter["images"] = len(results)
         meter["rows"] = sum(r["rows"] * r["cols"] for r in results)
     batch_id = uuid.uuid4().hex[:16]
@@ -146,6 +157,7 @@ async def analyze(request: Request, tenant: Subscriber, rt: Rt) -> dict[str, Any
             "classes": list(CLASSES), "labels_ja": model.assets[ASSETS]["labels_ja"],
             "levels_ja": LEVELS_JA, "photos": photos,
             "summary": {lv: sum(r["mlit_level"] == lv for r in results) for lv in LEVELS_JA},
+            "warnings": [{"photo": p["name"], **w} for p in photos for w in p["warnings"]],
             "exports": {f: f"/v1/{TASK}/batches/{batch_id}/export?format={f}"
                         for f in ("geojson", "csv")}}
 
@@ -179,37 +191,44 @@ def overlay(batch_id: str, index: int, tenant: Subscriber, rt: Rt) -> Response:
     return Response(png, media_type="image/png", headers={"Cache-Control": "private"})
 
 
+def _warning_text(photo: dict[str, Any]) -> str:
+    """The photo's warnings for staff, in Japanese (batches saved before warnings: none)."""
+    return " / ".join(w["ja"] for w in photo.get("warnings") or [])
+
+
 def batch_table(photos: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per photo: lat, lon, level, types, photo name (worst first)."""
+    """One row per photo: lat, lon, level, types, photo name, warnings (worst first)."""
     rows = [{"photo": p["name"], "lat": p["lat"], "lon": p["lon"], "taken_at": p["taken_at"],
              "mlit_level": p["mlit_level"], "crack_ratio": p["crack_ratio"],
-             "types": " ".join(t["type"] for t in p["types"])}
+             "types": " ".join(t["type"] for t in p["types"]), "warnings": _warning_text(p)}
             for p in sorted(photos, key=lambda r: -r["severity"])]
     return pd.DataFrame(rows, columns=["photo", "lat", "lon", "taken_at", "mlit_level",
-                                       "crack_ratio", "types"])
+                                       "crack_ratio", "types", "warnings"])
 
 
 def geojson(photos: list[dict[str, Any]]) -> dict[str, Any]:
-    """Photos with a GPS position as GeoJSON points (lon, lat order) for the office GIS."""
+    """Photos with a GPS position as GeoJSON points (lon, lat order) for the office GIS; a
+    photo without a fix (no GPS, or 0°, 0°) has no point. `warnings` (Japanese) says what to
+    check, e.g. a position far outside the municipality."""
     features = [{"type": "Feature", "geometry": {"type": "Point",
                                                  "coordinates": [p["lon"], p["lat"]]},
                  "properties": {"photo": p["name"], "mlit_level": p["mlit_level"],
                                 "mlit_level_ja": LEVELS_JA[p["mlit_level"]],
                                 "crack_ratio": p["crack_ratio"], "taken_at": p["taken_at"],
-                                "types": [t["type"] for t in p["types"]]}}
+                                "types": [t["type"] for t in p["types"]],
+                                "warnings": _warning_text(p)}}
                 for p in sorted(photos, key=lambda r: -r["severity"]) if p["lat"] is not None]
     return {"type": "FeatureCollection", "features": features}
 
 
 @router.get("/batches/{batch_id}/export")
 def export(batch_id: str, tenant: Subscriber, rt: Rt,
-           format: Literal["geojson", "csv", "csv_cp932"] = "geojson") -> Response:
-    """The batch for GIS: GeoJSON points or CSV (lat, lon, level, types, photo name)."""
+           format: Literal["geojson", "csv", "csv_cp932", "xlsx"] = "geojson") -> Response:
+    """The batch for GIS: GeoJSON points, CSV or xlsx (lat, lon, level, types, photo, warnings),
+    all through the formula-safe download writer (serving/downloads.py)."""
     photos = _batch(rt, tenant, batch_id)
     if format == "geojson":
-        body = json.dumps(geojson(photos), ensure_ascii=False).encode()
-        return Response(body, media_type="application/geo+json", headers={
-            "Content-Disposition": f'attachment; filename="road-{batch_id}.geojson"'})
+        return geojson_download(geojson(photos), f"road-{batch_id}")
     return download(batch_table(photos), format, f"road-{batch_id}")
 
 

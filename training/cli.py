@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from models.task import registry
+from training.claims_cli import claims_app
 from training.console import workspace as _ws
 from training.nudge_cli import nudge_app
 from training.ops_cli import register as register_ops
@@ -32,6 +33,7 @@ app.add_typer(nudge_app, name="nudge",
 app.add_typer(road_app, name="road")
 register_ops(app)  # kyodo costs, kyodo audit purge
 app.add_typer(report_app, name="report")
+app.add_typer(claims_app, name="claims")
 
 TaskArg = Annotated[str, typer.Argument(help="Task name, e.g. claim_screening.")]
 

@@ -5,14 +5,27 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 nudge_app = typer.Typer(help="特定健診 reminders and generic RCT uplift (checkup_nudge).",
                         no_args_is_help=True, pretty_exceptions_enable=False)
 
 Encoding = Annotated[str, typer.Option(help="Output encoding: utf-8-sig (Excel) or cp932.")]
+
+
+def _write(table: pd.DataFrame, out: Path, encoding: str, line_end: str = "\r\n") -> None:
+    """The table as staff open it, through the one formula-safe download writer."""
+    from serving.downloads import DownloadError, write_table
+
+    try:
+        write_table(table, out, encoding, line_end)
+    except DownloadError as exc:
+        raise _fail(f"{out}: {exc}") from exc
 
 
 def _fail(message: str) -> typer.Exit:
@@ -33,22 +46,49 @@ def _fmt(v: dict[str, float]) -> str:
 
 def _print_report(r: dict[str, Any]) -> None:
     arms = ", ".join(f"{a} ({n})" for a, n in r["arms"].items())
-    typer.echo(f"rows: {r['rows']} ({r['held_out_rows']} held out); arms: {arms}")
-    typer.echo(f"learner: {r['learner']}  features: {', '.join(r['features'])}")
-    typer.echo("\nQini / AUUC per arm vs control (held-out rows, ranked by predicted uplift)")
-    typer.echo(f"  {'arm':<20}{'AUUC':>10}{'Qini':>10}{'uplift':>10}")
-    for arm, q in r["qini"].items():
-        typer.echo(f"  {arm:<20}{q['auuc']:>10.4f}{q['qini']:>10.4f}{q['uplift_all']:>10.4f}")
+    typer.echo(f"rows: {r['rows']}; arms: {arms}")
+    dropped = r["dropped_missing_outcome"]
+    if dropped:
+        typer.echo(f"dropped {dropped} row{'s' if dropped > 1 else ''} with a missing outcome")
+    typer.echo(f"features used: {', '.join(r['features'])}")
+    for col, why in r["excluded_columns"].items():
+        typer.echo(f"  left out '{col}': {why}")
+    typer.echo(f"learner: {r['learner']}  ({r['estimation']})")
+    cmp = r["arm_comparison"]
+    typer.echo("\nArms: events and mean outcome (doubly robust)")
+    for a, n in cmp["events"].items():
+        typer.echo(f"  {a:<20}{n:>8} events  {cmp['means'][a]:.4f}")
+    if cmp["cannot_tell_apart"]:
+        pairs = "; ".join(f"{a} vs {b}" for a, b in cmp["cannot_tell_apart"])
+        typer.echo(f"  cannot be told apart (95% CI of the difference includes 0): {pairs}")
     pv = r["policy_value"]
-    typer.echo("\nPolicy value: mean outcome per person (doubly robust, 95% bootstrap CI)")
-    labels = {"recommended": "recommended arm (model)",
+    typer.echo("\nPolicy value: mean outcome per person, cross-fitted (95% bootstrap CI)")
+    labels = {"recommended": f"RECOMMENDED: {r['decision']['recommended']}",
+              "model": "uplift model (best arm per person)",
+              "policy_tree": "policy tree (depth 2)",
               "best_single_arm": f"everyone gets best arm ({r['best_single_arm']})",
               "random_arm": "random arm", "control": "control for everyone",
               "recommended_minus_best_single_arm": "recommended - best single arm",
               "recommended_minus_random_arm": "recommended - random arm",
               "recommended_minus_control": "recommended - control"}
     for key, label in labels.items():
-        typer.echo(f"  {label:<36}{_fmt(pv[key])}")
+        typer.echo(f"  {label:<40}{_fmt(pv[key])}")
+    typer.echo("\nGain over 'everyone gets the best arm' (cross-fitted, 95% CI)")
+    for name, g in r["decision"]["gain_over_best_single_arm"].items():
+        typer.echo(f"  {name:<40}{_fmt(g)}")
+    if r["decision"]["recommended"] == "policy_tree":
+        typer.echo("\nPolicy tree rules (refitted on every row):")
+        for rule in r["policy_tree_rules"]:
+            typer.echo(f"  {rule}")
+    for message in r["messages"]:
+        typer.secho(f"\n{message}", fg="yellow")
+
+
+SCORE_HELP = ("Another CSV to score with the models refitted on every row of FILE (the printed "
+              "figures are cross-fitted estimates for that same procedure). Output columns: "
+              "the input, p_<arm> = P(outcome) under each arm, uplift_<arm> = p_<arm> - "
+              "p_<control> per treated arm, and arm = the recommended policy's arm (input columns "
+              "with one of these names are kept with the suffix _input).")
 
 
 @nudge_app.command("fit-rct")
@@ -58,17 +98,29 @@ def fit_rct(
     outcome: Annotated[str, typer.Option(help="Binary outcome column (0/1).")],
     control: Annotated[str, typer.Option(help="Value of the treatment column for control.")],
     features: Annotated[str | None, typer.Option(
-        help="Comma-separated covariates (default: every other column except ids).")] = None,
+        help="Comma-separated covariates. Default: every other column except ids, outcome-like "
+             "columns (non-zero only with one outcome) and columns that differ between arms "
+             "(measured after treatment); the columns used and left out are printed.")] = None,
     propensity: Annotated[str | None, typer.Option(
-        help="Column with each row's assignment probability (default: arm shares).")] = None,
-    score: Annotated[Path | None, typer.Option(help="Another CSV to score.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Where to write --score predictions.")] = None,
-    learner: Annotated[str, typer.Option(help="auto, t, s or dr.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Random seed (split, bootstrap, boosting).")] = 0,
+        help="Column with each row's assignment probability (default: arm shares, "
+             "cross-fitted).")] = None,
+    drop_missing_outcome: Annotated[bool, typer.Option(
+        help="Leave out rows whose outcome is empty/NA (the count is printed); without it a "
+             "missing outcome is an error naming the row.")] = False,
+    score: Annotated[Path | None, typer.Option(help=SCORE_HELP)] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Where to write --score predictions (CSV, LF line ends).")] = None,
+    learner: Annotated[str, typer.Option(help="auto (t and s, chosen per fold), t, s or dr.")
+                       ] = "auto",
+    folds: Annotated[int, typer.Option(min=2, max=20, help="Cross-fitting folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed (folds, bootstrap, boosting).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    encoding: Encoding = "utf-8-sig",
+    encoding: Annotated[str, typer.Option(
+        help="Encoding of --out: utf-8 (no BOM, default), utf-8-sig (Excel) or cp932.")
+                        ] = "utf-8",
 ) -> None:
-    """Learn which arm works for whom from an RCT; report Qini and policy value with CIs."""
+    """Learn which arm works for whom from an RCT; recommend a personalised policy only when
+    its cross-fitted gain over the best simple policy has a 95% CI above zero."""
     from models.checkup_nudge.rct import RctInputError, read_table, score_rct
     from models.checkup_nudge.rct import fit_rct as run
 
@@ -76,10 +128,13 @@ def fit_rct(
         raise _fail("--score and --out go together")
     if learner not in ("auto", "t", "s", "dr"):
         raise _fail(f"--learner must be auto, t, s or dr, got {learner!r}")
+    if encoding not in ("utf-8", "utf-8-sig", "cp932"):
+        raise _fail(f"--encoding must be utf-8, utf-8-sig or cp932, got {encoding!r}")
     cols = [c.strip() for c in features.split(",") if c.strip()] if features else None
     try:
         result = run(read_table(_read(file)), treatment, outcome, control, cols, propensity,
-                     seed, learner)  # type: ignore[arg-type]
+                     seed, learner, folds,  # type: ignore[arg-type]
+                     drop_missing_outcome=drop_missing_outcome)
     except RctInputError as exc:
         raise _fail(f"{file}: {exc}") from exc
     try:
@@ -91,13 +146,14 @@ def fit_rct(
     else:
         _print_report(result.report)
     if scored is not None and out is not None:
-        scored.to_csv(out, index=False, encoding=encoding, lineterminator="\r\n")
-        typer.echo(f"\nwrote {len(scored)} rows with p_<arm> and recommended_arm to {out}")
+        _write(scored, out, encoding, line_end="\n")
+        typer.echo(f"\nwrote {len(scored)} rows with arm, p_<arm> and uplift_<arm> to {out}")
 
 
 @nudge_app.command("plan")
 def plan(
-    roster: Annotated[Path, typer.Argument(help="Resident roster CSV (UTF-8 or cp932).")],
+    roster: Annotated[Path, typer.Argument(
+        help="Resident roster: CSV/TSV (UTF-8, cp932, UTF-16) or xlsx; Japanese headers too.")],
     out: Annotated[Path, typer.Option(help="Outreach list CSV to write.")],
     budget: Annotated[float | None, typer.Option(
         help="Budget in yen (default: the model's yen per resident x residents).")] = None,
@@ -108,6 +164,9 @@ def plan(
         "--all", help="List every resident, not only those mailed.")] = False,
     allow_new_districts: Annotated[bool, typer.Option(
         help="Score districts the model has not seen with the municipality's average.")] = False,
+    fiscal_year: Annotated[int | None, typer.Option(
+        min=2000, max=2100, help="Fiscal year whose 特定健診 ages apply (default: the current "
+        "one); residents outside them are left out and listed under 'excluded'.")] = None,
 ) -> None:
     """Score a roster with the exported model and write the outreach list within the budget."""
     from models.checkup_nudge.schema import RosterInputError, read_roster
@@ -126,16 +185,17 @@ def plan(
     assets = json.loads((model_dir / "nudge.json").read_text(encoding="utf-8"))
     session = open_session(model_dir / "model.onnx")
     try:
-        residents = read_roster(_read(roster))
-        problem = None if allow_new_districts else unknown_districts(residents, assets)
+        residents = read_roster(_read(roster), year=fiscal_year, name=roster.name)
+        problem = None if allow_new_districts else unknown_districts(
+            residents, assets, residents.attrs["lines"])
         if problem:
             raise _fail(f"{roster}: {problem} (--allow-new-districts)")
         scored = score_residents(residents, assets, OnnxArmPredictor(session))
         yen = budget if budget is not None else assets["budget_yen_per_resident"] * len(scored)
-        listing, summary = plan_outreach(scored, yen, assets["costs"])
+        listing, summary = plan_outreach(scored, yen, assets["costs"], assets.get("policy"))
     except (RosterInputError, ValueError) as exc:
         raise _fail(f"{roster}: {exc}") from exc
-    list_table(listing, include_all).to_csv(out, index=False, encoding=encoding,
-                                            lineterminator="\r\n")
+    _write(list_table(listing, include_all), out, encoding)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
+    summary["excluded"] = residents.attrs["excluded"]
     typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -31,7 +31,7 @@ def costs(
     """Each tenant's bill by task, stand-alone estimate and saving; writes reports/costs/."""
     from models.costs import bill_table
     from serving.costs import monthly_bills
-    from serving.downloads import table_bytes
+    from serving.downloads import DownloadError, table_bytes
 
     ws = _workspace()
     try:
@@ -50,7 +50,11 @@ def costs(
     if format:
         ext = "xlsx" if format == "xlsx" else "csv"
         export = out / f"{month}{'-sjis' if format == 'csv_cp932' else ''}.{ext}"
-        export.write_bytes(table_bytes(table, format))
+        try:
+            export.write_bytes(table_bytes(table, format))
+        except DownloadError as exc:
+            typer.secho(f"{export}: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from exc
         typer.echo(f"table -> {export}")
 
 

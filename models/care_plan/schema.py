@@ -7,6 +7,8 @@ CSV files, the line number (header = line 1).
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from models import csvfile
+from models import intake
 from models.care_plan.items import (
     DEMENTIA_SCALE,
     ITEM_BY_CODE,
@@ -79,25 +81,30 @@ def item_name_en(column: str) -> str:
     return f"{code} ({NAMES_EN[code]})" if code in NAMES_EN else code
 
 
-def _lines(idx: Sequence[int] | np.ndarray, offset: int | None) -> tuple[str, str]:
-    """(' 行 2, 5', ' line 2, 5') for CSV rows, empty for a single JSON person."""
+def _lines(idx: Sequence[int] | np.ndarray, offset: int | np.ndarray | None,
+           ) -> tuple[str, str]:
+    """(' 行 2, 5', ' line 2, 5') for CSV rows (offset: position + offset, or each row's Excel
+    line number), empty for a single JSON person."""
     if offset is None or not len(idx):
         return "", ""
-    rows = ", ".join(str(int(i) + offset) for i in list(idx)[:5])
+    nums = (np.asarray(idx, dtype=int) + offset if isinstance(offset, int)
+            else np.asarray(offset)[np.asarray(idx, dtype=int)])
+    rows = ", ".join(str(int(n)) for n in nums[:5])
     more = len(idx) - 5
     return (f" 行 {rows}" + (f" ほか{more}行" if more > 0 else ""),
             f" line {rows}" + (f" and {more} more" if more > 0 else ""))
 
 
-def _problem(column: str, idx: np.ndarray, offset: int | None, ja: str, en: str) -> str:
+def _problem(column: str, idx: np.ndarray, offset: int | np.ndarray | None, ja: str,
+             en: str) -> str:
     """One problem in Japanese and English, naming the item (number and name) and lines."""
     where_ja, where_en = _lines(idx, offset)
     return (f"項目 {item_name(column)}{where_ja}: {ja} / "
             f"item {item_name_en(column)}{where_en}: {en}")
 
 
-def check_persons(frame: pd.DataFrame, row_offset: int | None = 2, with_plan: bool = False,
-                  ) -> pd.DataFrame:
+def check_persons(frame: pd.DataFrame, row_offset: int | np.ndarray | None = 2,
+                  with_plan: bool = False) -> pd.DataFrame:
     """Typed persons, or SurveyInputError listing every problem by item and line."""
     frame = frame.reset_index(drop=True)
     if "tenant_code" not in frame.columns:
@@ -123,7 +130,8 @@ def check_persons(frame: pd.DataFrame, row_offset: int | None = 2, with_plan: bo
     return out[list(need)]
 
 
-def _check_values(out: pd.DataFrame, offset: int | None, with_plan: bool) -> list[str]:
+def _check_values(out: pd.DataFrame, offset: int | np.ndarray | None, with_plan: bool,
+                  ) -> list[str]:
     problems = []
     for item in ITEMS:
         text = out[item.column]
@@ -148,7 +156,7 @@ def _check_values(out: pd.DataFrame, offset: int | None, with_plan: bool) -> lis
     for col, allowed in CHOICES.items():
         bad = ~out[col].isin(allowed).to_numpy()
         if bad.any():
-            got = ", ".join(repr(v) for v in out[col].iloc[np.flatnonzero(bad)[:3]])
+            got = ", ".join(shown(v) for v in out[col].iloc[np.flatnonzero(bad)[:3]])
             problems.append(_problem(col, np.flatnonzero(bad), offset,
                                      f"{got} は選択肢にありません（{'／'.join(allowed)}）",
                                      f"{got} is not one of {', '.join(allowed)}"))
@@ -213,11 +221,11 @@ def _basic(person: Mapping[str, Any], key: str, problems: list[str]) -> float:
                                      f"expected a whole number {AGE_MIN}-{AGE_MAX}"))
         return float(age or 0)
     allowed = CHOICES[key]
-    text = "" if value is None else str(value).strip()
+    text = "" if value is None else normalise_choice(key, str(value))
     if text not in allowed:
         problems.append(_problem(key, np.array([]), None,
-                                 f"{value!r} は選択肢にありません（{'／'.join(allowed)}）",
-                                 f"{value!r} is not one of {', '.join(allowed)}"))
+                                 f"{shown(value)} は選択肢にありません（{'／'.join(allowed)}）",
+                                 f"{shown(value)} is not one of {', '.join(allowed)}"))
         return 0.0
     if key in ("sex", "living_alone"):
         return float(text)
@@ -225,19 +233,185 @@ def _basic(person: Mapping[str, Any], key: str, problems: list[str]) -> float:
     return float(scale.index(text))
 
 
-def read_persons(raw: bytes, tenant_code: str) -> pd.DataFrame:
-    """An uploaded CSV of persons (UTF-8 or cp932): item columns named 'item_1-7' or '1-7'."""
-    text = csvfile.decode(raw, "persons", SurveyInputError)
-    frame = csvfile.read_csv_text(text, SurveyInputError)
-    frame.columns = [c if not _is_item_code(c) else f"item_{c}" for c in frame.columns]
+# 要介護状態区分コード (the 2-digit code of 介護保険 受給者台帳 and claims interfaces):
+# 01 非該当, 06 事業対象者, 11 経過的要介護, 12 要支援1, 13 要支援2, 21 要介護1 .. 25 要介護5.
+# Seen in the 岐阜県 open-data field spec (gifu.ficsc.info, "care_level 要介護度 ...
+# 01:非該当 06:事業対象者 11:要支援(経過的要介護) 12:要支援1 13:要支援2 21:要介…", cut
+# there; 22-25 continue the table). Only the levels a care plan is made for are mapped
+# (01/06/11 stay errors). 自立度 codes are not mapped:
+# no public table of them could be checked.
+CARE_LEVEL_CODES = {"12": "要支援1", "13": "要支援2", "21": "要介護1", "22": "要介護2",
+                    "23": "要介護3", "24": "要介護4", "25": "要介護5"}
+CHOICE_ALIASES: dict[str, dict[str, str]] = {
+    "sex": {"男": "1", "男性": "1", "女": "2", "女性": "2"},
+    "living_alone": {"有": "1", "あり": "1", "はい": "1", "独居": "1", "無": "0", "なし": "0",
+                     "いいえ": "0"},
+    "care_level": {**CARE_LEVEL_CODES, **{lv.replace("要", ""): lv for lv in LEVELS[1:]},
+                   **{lv.replace("要介護", "要介護度"): lv for lv in LEVELS[1:]}},
+    # NFKC already turns Ⅱa (U+2161) into IIa; case-folded matching takes IIA, iia, j1 too
+    "physical_independence": {v: v for v in PHYSICAL_SCALE},
+    "dementia_independence": {v: v for v in DEMENTIA_SCALE},
+}
+CARE_HEADERS = intake.aliases([
+    ("person_id", ("利用者ID", "利用者番号", "被保険者番号", "申請書管理番号", "対象者ID")),
+    ("tenant_code", ("自治体コード", "保険者コード", "市区町村コード")),
+    ("age", ("年齢",)), ("sex", ("性別",)), ("living_alone", ("独居", "独居の有無")),
+    ("care_level", ("要介護度", "要介護状態区分", "要介護状態区分コード", "二次判定結果",
+                    "介護度")),
+    ("physical_independence", ("障害高齢者の日常生活自立度", "障害高齢者の自立度",
+                               "寝たきり度")),
+    ("dementia_independence", ("認知症高齢者の日常生活自立度", "認知症高齢者の自立度",
+                               "認知症自立度")),
+    ("survey_item", ("調査項目", "調査項目番号", "調査項目連番", "項目", "項目番号", "item")),
+    ("answer", ("内容", "回答", "調査結果", "選択肢", "value")),
+    *((i.column, (i.name, f"{i.code} {i.name}", f"{i.code}{i.name}")) for i in ITEMS),
+])
+_MANGLED_MD = re.compile(r"^(\d{1,2})月(\d{1,2})日$")  # Excel turned 1-7 into 1月7日
+_MANGLED_YMD = re.compile(r"^(\d{4})[/-](\d{1,2})[/-](\d{1,2})$")  # 1-1-1 into 2001/1/1
+_MONTHS_EN = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def item_code(text: str) -> str | None:
+    """The official item number in a header or cell: '1-7', 'item_1-7', '１－７', and what
+    Excel makes of them when it opens and saves a CSV: '1月7日' / '7-Jan' (1-7) and '2001/1/1'
+    (1-1-1; a date in the year 2001, or for 2-part numbers any year). None if not an item."""
+    text = intake.nfkc(text).removeprefix("item_")
+    if f"item_{text}" in ITEM_BY_CODE_COLUMNS:
+        return text
+    match = _MANGLED_MD.match(text)
+    if match:
+        code = f"{int(match[1])}-{int(match[2])}"
+    elif (match := _MANGLED_YMD.match(text)):
+        year, month, day = int(match[1]), int(match[2]), int(match[3])
+        three = f"{year - 2000}-{month}-{day}"
+        code = three if f"item_{three}" in ITEM_BY_CODE_COLUMNS else f"{month}-{day}"
+    elif (match := re.match(r"^(\d{1,2})-([a-z]{3})$", text.casefold())) and \
+            match[2] in _MONTHS_EN:
+        code = f"{_MONTHS_EN.index(match[2]) + 1}-{int(match[1])}"
+    else:
+        return text if _is_item_code(text) else None
+    return code if f"item_{code}" in ITEM_BY_CODE_COLUMNS else None
+
+
+ITEM_BY_CODE_COLUMNS = frozenset(ITEM_COLUMNS)
+
+
+def _item_header(header: str) -> str | None:
+    code = item_code(header)
+    return None if code is None else f"item_{code}"
+
+
+CARE_LAYOUT = intake.Layout(
+    ids=frozenset({"person_id"}),
+    numbers=frozenset({"age", "sex", "living_alone", "answer", *ITEM_COLUMNS, *PLAN_COLUMNS}),
+    headers=CARE_HEADERS, header_hook=_item_header, values=CHOICE_ALIASES,
+    pad={"tenant_code": 6})
+
+
+def normalise_choice(key: str, value: str) -> str:
+    """A basic field's value as the scale writes it: NFKC (要介護１, Ⅱa), codes, aliases."""
+    text = intake.nfkc(value)
+    aliases = {k.casefold(): v for k, v in CHOICE_ALIASES.get(key, {}).items()}
+    return aliases.get(text.casefold(), text)
+
+
+def shown(value: object) -> str:
+    """repr of a rejected value, with the code points of characters that only look like the
+    allowed ones (not ASCII, not Japanese), so 'Іa' (Cyrillic І) and 'Ia' differ on screen."""
+    text = repr(value)
+    odd = [c for c in str(value) if not c.isascii() and not _japanese(c)]
+    return text + (f" [{' '.join(f'U+{ord(c):04X}' for c in odd)}]" if odd else "")
+
+
+def _japanese(char: str) -> bool:
+    name = unicodedata.name(char, "")
+    return name.startswith(("CJK", "HIRAGANA", "KATAKANA", "FULLWIDTH", "IDEOGRAPHIC"))
+
+
+def read_persons(raw: bytes, tenant_code: str, name: str = "") -> pd.DataFrame:
+    """An uploaded table of persons (any format models.intake reads): one row per person with
+    item columns named 'item_1-7', '1-7', the item's name or Excel's mangling of them, or the
+    long layout (one row per person and 調査項目: person, 調査項目, 内容; see `widen`)."""
+    table = intake.read_table(raw, CARE_LAYOUT, name=name, rows="persons",
+                              error=SurveyInputError)
+    frame, lines = table.frame, table.lines
+    if "survey_item" in frame.columns and "answer" in frame.columns:
+        frame, lines = widen(frame, lines)
     if "tenant_code" in frame.columns:
-        other = np.flatnonzero(frame["tenant_code"].astype(str).str.strip() != tenant_code)
+        other = np.flatnonzero(frame["tenant_code"].astype(str) != tenant_code)
         if len(other):
-            raise SurveyInputError(_problem("tenant_code", other, 2,
+            raise SurveyInputError(_problem("tenant_code", other, lines,
                                             f"自治体コードは {tenant_code} のみ",
                                             f"must be your municipality code {tenant_code}"))
     frame["tenant_code"] = tenant_code
-    return check_persons(frame)
+    return check_persons(frame, row_offset=lines)
+
+
+def widen(long: pd.DataFrame, lines: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The long layout (one row per person and 調査項目) as one row per person.
+
+    Rows: person_id (申請書管理番号, 被保険者番号, ...), survey_item (調査項目: the official
+    number 1-1-1 .. 6-12, Excel's mangling of it, or the item's name; also a basic field's
+    name such as 年齢 or 要介護度) and answer (内容). Basic fields may also be columns repeated
+    on each row. Returns the wide frame and each person's first Excel line. Errors name the
+    line of an unknown 調査項目, the person and line of a 調査項目 given twice with different
+    answers, and each person's missing 調査項目.
+    """
+    if "person_id" not in long.columns:
+        raise SurveyInputError("必須項目 person_id（申請書管理番号・利用者ID）の列がありません / "
+                               "the long layout needs a person column (person_id, 申請書管理番号)")
+    item = long["survey_item"].astype(str)
+    column = item.map(lambda t: _item_header(t) or CARE_LAYOUT.canonical(t))
+    known = column.isin([*ITEM_COLUMNS, *BASIC_COLUMNS]).to_numpy()
+    if not known.all():
+        bad = np.flatnonzero(~known)
+        got = ", ".join(repr(v) for v in item.iloc[bad[:3]])
+        raise SurveyInputError(_problem(
+            "survey_item", bad, lines,
+            f"調査項目 {got} は 1-1-1〜6-12 の番号か項目名ではありません",
+            f"調査項目 {got} is not an item number 1-1-1..6-12 or an item name"))
+    cells = pd.DataFrame({"person_id": long["person_id"].astype(str), "column": column,
+                          "answer": long["answer"].astype(str), "line": lines})
+    twice = cells.duplicated(["person_id", "column"], keep=False) & ~cells.duplicated(
+        ["person_id", "column", "answer"], keep=False)
+    if twice.any():
+        first = cells[twice].iloc[0]
+        raise SurveyInputError(_problem(
+            str(first["column"]), np.flatnonzero(twice.to_numpy()), lines,
+            f"{first['person_id']} の回答が2回あり、異なります",
+            f"given twice with different answers for {first['person_id']}"))
+    wide = cells.drop_duplicates(["person_id", "column"]).pivot(
+        index="person_id", columns="column", values="answer")
+    order = pd.unique(cells["person_id"])
+    wide = wide.reindex(order)
+    extra = [c for c in long.columns if c in BASIC_COLUMNS and c != "person_id"]
+    for col in extra:
+        firsts = long.assign(_v=long[col].astype(str)).loc[long[col].astype(str) != ""]
+        wide[col] = firsts.groupby("person_id", sort=False)["_v"].first().reindex(order)
+    first_line = cells.groupby("person_id", sort=False)["line"].first().reindex(order)
+    _require_items(wide, first_line.to_numpy())
+    wide = wide.fillna("").reset_index()
+    wide.columns.name = None
+    for col in (c for c in BASIC_COLUMNS if c in wide.columns and c != "person_id"):
+        wide[col] = intake.normalise_column(wide[col].astype(str), col, CARE_LAYOUT)
+    return wide, first_line.to_numpy()
+
+
+def _require_items(wide: pd.DataFrame, lines: np.ndarray) -> None:
+    """SurveyInputError naming, per person, the 調査項目 the long layout did not give."""
+    problems = []
+    for col in ITEM_COLUMNS:
+        present = wide[col].notna().to_numpy() if col in wide.columns else np.zeros(
+            len(wide), bool)
+        missing = np.flatnonzero(~present)
+        if len(missing):
+            who = ", ".join(str(p) for p in wide.index[missing[:3]])
+            problems.append(_problem(col, missing, lines, f"調査項目がありません（{who}）",
+                                     f"調査項目 missing (for {who})"))
+    if problems:
+        more = f" ほか{len(problems) - 10}項目 / and {len(problems) - 10} more items" if len(
+            problems) > 10 else ""
+        raise SurveyInputError("; ".join(problems[:10]) + more)
 
 
 def _is_item_code(column: str) -> bool:

@@ -197,20 +197,25 @@ def split_groups(groups: np.ndarray, share: float, seed: int) -> np.ndarray:
 PolicyValue = Callable[[np.ndarray, np.ndarray, Experiment], float]
 
 
-def select_learner(data: Experiment, arms: Sequence[str], candidates: Sequence[str],
-                   params: dict, seed: int, value: PolicyValue, share: float = 0.2,
-                   categorical: Sequence[int] = ()) -> tuple[str, dict[str, float]]:
-    """The candidate with the best `value` on held-out groups of the training data.
+def holdout_predictions(data: Experiment, arms: Sequence[str], candidates: Sequence[str],
+                        params: dict, seed: int, share: float = 0.2,
+                        categorical: Sequence[int] = ()) -> tuple[Experiment,
+                                                                  dict[str, np.ndarray]]:
+    """Validation rows (a `share` of groups) and each candidate's P on them, fitted on the rest."""
+    held = split_groups(data.groups, share, seed + 1)
+    fit_part, val = data.subset(~held), data.subset(held)
+    return val, {c: fit_uplift(fit_part, arms, c, params, seed, categorical).predict(val.X)
+                 for c in candidates}
+
+
+def choose_learner(val: Experiment, preds: dict[str, np.ndarray], value: PolicyValue,
+                   ) -> tuple[str, dict[str, float]]:
+    """The candidate with the best `value` on the validation rows, and every candidate's value.
 
     Every candidate is scored with the same nuisance (the candidates' mean prediction), so
     doubly robust values differ only where the policies differ: a paired, low-noise comparison.
     """
-    if len(candidates) == 1:
-        return candidates[0], {}
-    held = split_groups(data.groups, share, seed + 1)
-    fit_part, val = data.subset(~held), data.subset(held)
-    preds = {c: fit_uplift(fit_part, arms, c, params, seed, categorical).predict(val.X)
-             for c in candidates}
+    candidates = list(preds)
     mu = np.mean(list(preds.values()), axis=0)
     scores = {c: value(P, mu, val) for c, P in preds.items()}
     return max(scores, key=lambda c: (scores[c], -candidates.index(c))), scores

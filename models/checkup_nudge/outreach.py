@@ -48,6 +48,31 @@ def standard_to_all(n: int, costs: np.ndarray, budget: float) -> np.ndarray:
     return assign
 
 
+def one_arm_in_order(n: int, arm: int, costs: np.ndarray, budget: float) -> np.ndarray:
+    """A simple budget-feasible policy: arm `arm` to residents in roster order until the budget
+    is spent (roster order carries no model score, so this is 'one arm for whom we can reach')."""
+    k = min(n, int(budget // costs[arm])) if costs[arm] > 0 else n
+    assign = np.zeros(n, dtype=int)
+    assign[:k] = arm
+    return assign
+
+
+def simple_policies(n: int, costs: np.ndarray, budget: float) -> dict[str, np.ndarray]:
+    """Every mailable arm sent in roster order within the budget, keyed 'only_<arm index>'."""
+    mailable = np.flatnonzero(np.isfinite(costs[1:])) + 1
+    return {f"only_{k}": one_arm_in_order(n, int(k), costs, budget) for k in mailable}
+
+
+def planned_assignment(P: np.ndarray, costs: np.ndarray, budget: float,
+                       policy: dict | None = None) -> np.ndarray:
+    """The assignment the product recommends: the uplift policy, or, when the training data
+    did not show it beats the best simple policy (policy['kind'] == 'simple'), that simple
+    policy (policy['arm_index'] in roster order). Shared by training metrics and the list."""
+    if policy and policy.get("kind") == "simple":
+        return one_arm_in_order(len(P), int(policy["arm_index"]), costs, budget)
+    return policy_assignment(P, costs, budget)
+
+
 def highest_probability(p_none: np.ndarray, costs: np.ndarray, budget: float) -> np.ndarray:
     """The standard postcard to those most likely to attend anyway (today's vendor practice)."""
     n = len(p_none)
@@ -68,9 +93,10 @@ def spent(assign: np.ndarray, costs: np.ndarray) -> float:
     return float(costs[assign].sum())
 
 
-def assignments(P: np.ndarray, costs: np.ndarray, budget: float) -> dict[str, np.ndarray]:
-    """The uplift policy and both baselines at one budget."""
-    return {"policy": policy_assignment(P, costs, budget),
+def assignments(P: np.ndarray, costs: np.ndarray, budget: float, policy: dict | None = None,
+                ) -> dict[str, np.ndarray]:
+    """The recommended policy (see planned_assignment) and both baselines at one budget."""
+    return {"policy": planned_assignment(P, costs, budget, policy),
             "standard_to_all": standard_to_all(len(P), costs, budget),
             "highest_probability": highest_probability(P[:, 0], costs, budget)}
 

@@ -16,9 +16,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from models.checkup_nudge import crossfit as CF
 from models.checkup_nudge import metrics as M
-from models.checkup_nudge.estimator import Experiment, UpliftModel, fit_uplift, select_learner
-from models.checkup_nudge.schema import RosterInputError, decode, read_csv_text
+from models.checkup_nudge.estimator import Experiment, UpliftModel, fit_uplift
+from models.checkup_nudge.schema import RosterInputError
+from models.checkup_nudge.schema import read_table as read_intake
 
 TRUE = {"1", "1.0", "true", "yes"}
 FALSE = {"0", "0.0", "false", "no"}
@@ -54,6 +56,9 @@ class RctData:
     prop: np.ndarray
     arms: tuple[str, ...]
     encoding: Encoding
+    dropped_rows: int = 0
+    excluded: dict[str, str] = field(default_factory=dict)
+    known_propensity: bool = False
 
     def experiment(self, rows: np.ndarray | slice = slice(None)) -> Experiment:
         """The rows as an Experiment (each row its own person)."""
@@ -63,18 +68,37 @@ class RctData:
 
 
 @dataclass
+class RctPolicy:
+    """The recommended policy refitted on every row: which candidate, its arm or tree."""
+
+    kind: str  # "model", "policy_tree" or "best_single_arm"
+    best_arm: int
+    tree: Any
+
+    def assign(self, X: np.ndarray, P: np.ndarray) -> np.ndarray:
+        """Arm index per row under this policy."""
+        if self.kind == "model":
+            return P.argmax(axis=1)
+        if self.kind == "policy_tree":
+            return CF.tree_assign(self.tree, X)
+        return np.full(len(X), self.best_arm)
+
+
+@dataclass
 class RctResult:
-    """The held-out report and the model refitted on every row (for scoring other files)."""
+    """The cross-fitted report and the policy refitted on every row (for scoring other files)."""
 
     report: dict[str, Any]
     model: UpliftModel
     encoding: Encoding
+    policy: RctPolicy
 
 
 def read_table(raw: bytes) -> pd.DataFrame:
-    """CSV bytes (UTF-8 with/without BOM or cp932, CRLF or LF) as a frame of strings."""
+    """A CSV/TSV/xlsx upload (models.intake: any encoding, blank rows dropped, NFKC) as a frame
+    of strings."""
     try:
-        frame = read_csv_text(decode(raw, "one row per person"))
+        frame = read_intake(raw, "one row per person").frame
     except RosterInputError as exc:
         raise RctInputError(str(exc)) from None
     if frame.empty:
@@ -144,6 +168,64 @@ def parse_propensity(values: pd.Series, column: str) -> np.ndarray:
     return p
 
 
+MISSING = {"", "na", "n/a", "nan", "null", "none", "-", "欠損"}
+
+
+def missing_outcome(values: pd.Series) -> np.ndarray:
+    """Boolean mask of rows whose outcome is empty or a missing-value code (NA, null, ...)."""
+    return values.astype(str).str.strip().str.lower().isin(MISSING).to_numpy()
+
+
+def _imbalance_p(text: pd.Series, arm: np.ndarray) -> float:
+    """p-value that a covariate has the same distribution in every arm (Kruskal or chi-square).
+
+    Randomisation balances every pre-treatment covariate; a column that differs between arms
+    was measured after the treatment (or the arm was not randomised for it).
+    """
+    from scipy import stats
+
+    num = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(float)
+    ok = ~np.isnan(num)
+    try:
+        if ok.mean() > 0.99:
+            groups = [num[ok & (arm == k)] for k in np.unique(arm)]
+            if len({float(v) for g in groups for v in g[:1000]}) < 2:
+                return 1.0
+            return float(stats.kruskal(*groups).pvalue)
+        table = pd.crosstab(text.to_numpy(), arm).to_numpy()
+        return float(stats.chi2_contingency(table)[1]) if min(table.shape) > 1 else 1.0
+    except ValueError:  # constant column
+        return 1.0
+
+
+def _outcome_like(text: pd.Series, y: np.ndarray) -> bool:
+    """True when a non-zero value (nearly) implies the outcome: a conversion or spend column."""
+    num = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(float)
+    if np.isnan(num).mean() > 0.01:
+        return False
+    nonzero = np.nan_to_num(num) != 0
+    among_pos, among_neg = nonzero[y == 1].mean(), nonzero[y == 0].mean()
+    return bool(among_pos > 0.01 and among_neg < 0.001) or bool(
+        among_neg > 0.01 and among_pos < 0.001)
+
+
+def screen_features(frame: pd.DataFrame, cols: Sequence[str], y: np.ndarray, arm: np.ndarray,
+                    ) -> tuple[list[str], dict[str, str]]:
+    """Default covariates: drop outcome-like and post-treatment (arm-imbalanced) columns.
+
+    Returns the kept columns and {dropped column: reason}.
+    """
+    kept, dropped = [], {}
+    for c in cols:
+        if _outcome_like(frame[c], y):
+            dropped[c] = "outcome-like (a non-zero value only occurs with one outcome)"
+        elif _imbalance_p(frame[c], arm) < 1e-6:
+            dropped[c] = "differs between arms (measured after treatment?)"
+        else:
+            kept.append(c)
+    return kept, dropped
+
+
 def learn_encoding(frame: pd.DataFrame, features: Sequence[str] | None,
                    exclude: Sequence[str]) -> Encoding:
     """Which columns are features and which of them are categorical (with their levels)."""
@@ -184,11 +266,25 @@ def encode(frame: pd.DataFrame, enc: Encoding) -> np.ndarray:
 
 
 def prepare(frame: pd.DataFrame, treatment: str, outcome: str, control: str,
-            features: Sequence[str] | None = None, propensity: str | None = None) -> RctData:
-    """Parse and check an experiment frame (strings) into model inputs."""
+            features: Sequence[str] | None = None, propensity: str | None = None,
+            drop_missing_outcome: bool = False) -> RctData:
+    """Parse and check an experiment frame (strings) into model inputs.
+
+    A missing outcome (empty, NA, null, ...) is an error naming the rows unless
+    `drop_missing_outcome`, which drops those rows (counted in `dropped_rows`). Without
+    `features`, outcome-like and arm-imbalanced columns are left out (`excluded`).
+    """
     if frame.empty:
         raise RctInputError("the file has a header but no rows")
     _require(frame, [treatment, outcome, *([propensity] if propensity else [])])
+    gone = missing_outcome(frame[outcome])
+    if gone.any() and not drop_missing_outcome:
+        raise RctInputError(f"column '{outcome}' {_rows(np.flatnonzero(gone))}: outcome is "
+                            f"missing ({frame[outcome].iloc[int(np.flatnonzero(gone)[0])]!r}); "
+                            "fix those rows or pass --drop-missing-outcome to leave them out")
+    frame = frame[~gone].reset_index(drop=True)
+    if frame.empty:
+        raise RctInputError(f"column '{outcome}': every row's outcome is missing")
     y = parse_outcome(frame[outcome], outcome)
     arm, arms = parse_arms(frame[treatment], treatment, control)
     if propensity:
@@ -196,8 +292,17 @@ def prepare(frame: pd.DataFrame, treatment: str, outcome: str, control: str,
     else:
         prop = (np.bincount(arm, minlength=len(arms)) / len(arm))[arm]
     _check_outcome_per_arm(y, arm, arms, treatment)
-    enc = learn_encoding(frame, features, [treatment, outcome, propensity or ""])
-    return RctData(encode(frame, enc), arm, y, prop, arms, enc)
+    excluded: dict[str, str] = {}
+    if features is None:
+        cols = [c for c in frame.columns if c not in (treatment, outcome, propensity)]
+        features, excluded = screen_features(frame, cols, y, arm)
+        enc = learn_encoding(frame, None, [c for c in frame.columns if c not in features])
+    else:
+        enc = learn_encoding(frame, features, [])
+    data = RctData(encode(frame, enc), arm, y, prop, arms, enc)
+    data.dropped_rows, data.excluded = int(gone.sum()), excluded
+    data.known_propensity = propensity is not None
+    return data
 
 
 def _check_outcome_per_arm(y: np.ndarray, arm: np.ndarray, arms: Sequence[str], column: str,
@@ -216,18 +321,6 @@ def _params(n_rows: int, n_arms: int) -> dict[str, Any]:
     return {**PARAMS, "min_child_samples": int(np.clip(n_rows // (n_arms * 40), 5, 200))}
 
 
-def _holdout(arm: np.ndarray, share: float, seed: int) -> np.ndarray:
-    """Boolean mask of held-out rows, the same share of every arm."""
-    u = np.random.default_rng(seed).random(len(arm))
-    pct = pd.Series(u).groupby(arm).rank(pct=True).to_numpy()
-    return pct <= share
-
-
-def _value(P: np.ndarray, mu: np.ndarray, val: Experiment) -> float:
-    """DR mean outcome when everyone gets their recommended arm."""
-    return float(M.row_scores(mu, val.arm, val.y, val.prop, P.argmax(axis=1)).mean())
-
-
 def best_single_arm(data: Experiment) -> int:
     """The arm with the highest IPW-weighted mean outcome (the 'treat everyone' choice)."""
     w = 1.0 / data.prop
@@ -236,67 +329,101 @@ def best_single_arm(data: Experiment) -> int:
     return int(means.argmax())
 
 
-def evaluate_policies(P: np.ndarray, data: Experiment, best_arm: int, n_boot: int,
-                      seed: int) -> dict[str, dict[str, float]]:
-    """DR mean outcome of the recommended arm vs the best single arm vs a random arm, CIs."""
-    gamma = np.column_stack([M.row_scores(P, data.arm, data.y, data.prop,
-                                          np.full(len(data.y), k)) for k in range(P.shape[1])])
-    rec = P.argmax(axis=1)
-    values = np.column_stack([gamma[np.arange(len(rec)), rec], gamma[:, best_arm],
-                              gamma.mean(axis=1), gamma[:, 0]])
-    names = ["recommended", "best_single_arm", "random_arm", "control"]
+def fit_rct(frame: pd.DataFrame, treatment: str, outcome: str, control: str,
+            features: Sequence[str] | None = None, propensity: str | None = None, seed: int = 0,
+            learner: Literal["auto", "t", "s", "dr"] = "auto", folds: int = CF.FOLDS,
+            n_boot: int = 200, drop_missing_outcome: bool = False) -> RctResult:
+    """Cross-fitted report on every row, then the policy refitted on every row for scoring."""
+    data = prepare(frame, treatment, outcome, control, features, propensity,
+                   drop_missing_outcome)
+    try:
+        return _fit_and_report(data, control, seed, learner, folds, n_boot)
+    except ValueError as exc:  # too few rows of an arm or outcome left in a fold
+        raise RctInputError(f"cannot fit: {exc}") from exc
+
+
+def _policy_values(cf: CF.CrossFit, pol: CF.FoldPolicies, chosen: np.ndarray, n_boot: int,
+                   seed: int) -> dict[str, dict[str, float]]:
+    """DR mean outcome of the recommendation vs the other candidates (cross-fitted, CIs)."""
+    rows = np.arange(len(chosen))
+    values = np.column_stack([cf.gamma[rows, chosen], cf.gamma[rows, pol.assign["model"]],
+                              cf.gamma[rows, pol.assign["policy_tree"]],
+                              cf.gamma[rows, pol.assign["best_single_arm"]],
+                              cf.gamma.mean(axis=1), cf.gamma[:, 0]])
+    names = ["recommended", "model", "policy_tree", "best_single_arm", "random_arm", "control"]
     return M.policy_values(values, names, scale=1.0, n_boot=n_boot, seed=seed,
                            compare="recommended")
 
 
-def fit_rct(frame: pd.DataFrame, treatment: str, outcome: str, control: str,
-            features: Sequence[str] | None = None, propensity: str | None = None, seed: int = 0,
-            learner: Literal["auto", "t", "s", "dr"] = "auto", test_share: float = 0.3,
-            n_boot: int = 200) -> RctResult:
-    """Fit on part of the rows, report on the held-out rest, refit on every row for scoring."""
-    data = prepare(frame, treatment, outcome, control, features, propensity)
-    try:
-        return _fit_and_report(data, control, seed, learner, test_share, n_boot)
-    except ValueError as exc:  # too few rows of an arm or outcome left after the split
-        raise RctInputError(f"cannot fit: {exc}") from exc
-
-
-def _fit_and_report(data: RctData, control: str, seed: int, learner: str, test_share: float,
+def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds: int,
                     n_boot: int) -> RctResult:
-    """Fit on part of the rows, report on the rest, refit on every row."""
-    held = _holdout(data.arm, test_share, seed)
-    train, test = data.experiment(~held), data.experiment(held)
-    params, cat = _params(len(train.y), len(data.arms)), data.encoding.categorical
-    chosen, scores = (learner, {}) if learner != "auto" else select_learner(
-        train, data.arms, ("t", "s"), params, seed, _value, 0.25, cat)
-    model = fit_uplift(train, data.arms, chosen, params, seed, cat)
-    P = model.predict(test.X)
-    best = best_single_arm(train)
-    report = {
-        "rows": len(data.y), "held_out_rows": int(held.sum()), "learner": chosen,
-        "learner_selection": scores, "arms": {a: int((data.arm == k).sum())
-                                              for k, a in enumerate(data.arms)},
-        "control": control, "features": data.encoding.features, "best_single_arm": data.arms[best],
-        "qini": M.qini_summary(M.qini_by_arm(P, test.arm, test.y, test.prop, data.arms)),
-        "policy_value": evaluate_policies(P, test, best, n_boot, seed),
-        "recommended_share": {a: round(float((P.argmax(1) == k).mean()), 4)
-                              for k, a in enumerate(data.arms)},
-    }
-    final = fit_uplift(data.experiment(), data.arms, chosen, _params(len(data.y), len(data.arms)),
+    """Cross-fit, choose and value the policy out of fold, then refit everything on all rows."""
+    exp = data.experiment()
+    learners = ("t", "s") if learner == "auto" else (learner,)
+    params, cat = _params(len(exp.y) * (folds - 1) // folds, len(data.arms)), \
+        data.encoding.categorical
+    cf = CF.crossfit(exp, data.arms, learners, params, seed, folds, cat, data.known_propensity)
+    pol = CF.fold_policies(cf, exp.X, len(data.arms), seed)
+    decision = CF.policy_report(cf, pol, exp.groups, data.arms, n_boot, seed)
+    chosen = pol.assign[decision["recommended"]]
+    arms_cmp = CF.arm_comparison(cf.gamma, exp.arm, exp.y, exp.groups, data.arms, n_boot, seed)
+    final_learner = max(learners, key=decision["learner_by_fold"].count)
+    model = fit_uplift(exp, data.arms, final_learner, _params(len(exp.y), len(data.arms)),
                        seed, cat)
-    return RctResult(report, final, data.encoding)
+    tree = CF.fit_policy_tree(exp.X, cf.gamma, seed=seed)
+    best = int(cf.gamma.mean(0).argmax())
+    report = {
+        "rows": len(data.y), "dropped_missing_outcome": data.dropped_rows,
+        "arms": {a: int((data.arm == k).sum()) for k, a in enumerate(data.arms)},
+        "control": control, "features": data.encoding.features,
+        "excluded_columns": data.excluded, "learner": final_learner,
+        "learner_candidates": list(learners), "estimation": (
+            f"{folds}-fold cross-fitting: every figure is valued on folds the models and the "
+            "policy were not fitted or chosen on; --score uses models refitted on every row"),
+        "best_single_arm": data.arms[best],
+        "qini": M.qini_summary(M.qini_by_arm(cf.mu, exp.arm, exp.y, cf.prop, data.arms)),
+        "policy_value": _policy_values(cf, pol, chosen, n_boot, seed),
+        "decision": decision, "arm_comparison": arms_cmp,
+        "policy_tree_rules": CF.tree_rules(tree, data.encoding.features, data.arms,
+                                            data.encoding.levels),
+        "recommended_share": {a: round(float((chosen == k).mean()), 4)
+                              for k, a in enumerate(data.arms)},
+        "messages": _messages(decision, arms_cmp, data.arms[best]),
+    }
+    policy = RctPolicy(decision["recommended"], best, tree)
+    return RctResult(report, model, data.encoding, policy)
+
+
+def _messages(decision: dict[str, Any], arms_cmp: dict[str, Any], best: str) -> list[str]:
+    """Plain-words statements about what the data support."""
+    out = []
+    if not decision["personalised"]:
+        out.append(CF.NO_HETEROGENEITY_EN.format(name=f"everyone gets {best}"))
+    warn = CF.ranking_message(arms_cmp)
+    if warn:
+        out.append(f"Warning: {warn}.")
+    return out
 
 
 def score_rct(result: RctResult, frame: pd.DataFrame) -> pd.DataFrame:
-    """Another file's rows with P(outcome) under each arm, the recommended arm and its uplift."""
+    """Another file's rows with `arm` (the recommended policy's arm), p_<arm>, uplift_<arm>.
+
+    p_<arm> is P(outcome) under each arm from the uplift model refitted on every row;
+    uplift_<arm> = p_<arm> - p_<control> for each treated arm. `arm` follows the recommended
+    policy: the model's best arm, the policy tree's arm, or the same arm for everyone.
+    Input columns named like an output get the suffix `_input`.
+    """
     if frame.empty:
         raise RctInputError("the file to score has a header but no rows")
-    P = result.model.predict(encode(frame, result.encoding))
+    X = encode(frame, result.encoding)
+    P = result.model.predict(X)
     arms = result.model.arms
-    out = frame.copy()
+    names = ["arm", *(f"p_{a}" for a in arms), *(f"uplift_{a}" for a in arms[1:])]
+    # an input column with an output's name (often the trial's own `arm`) is kept, renamed
+    out = frame.rename(columns={c: f"{c}_input" for c in frame.columns if c in names})
     for k, a in enumerate(arms):
         out[f"p_{a}"] = np.round(P[:, k], 6)
-    rec = P.argmax(axis=1)
-    out["recommended_arm"] = np.array(arms, dtype=object)[rec]
-    out["uplift_vs_control"] = np.round(P[np.arange(len(P)), rec] - P[:, 0], 6)
+    for k, a in enumerate(arms[1:], start=1):
+        out[f"uplift_{a}"] = np.round(P[:, k] - P[:, 0], 6)
+    out["arm"] = np.array(arms, dtype=object)[result.policy.assign(X, P)]
     return out

@@ -1,6 +1,12 @@
 """Resident roster, campaign log and oracle schemas (pandera), and the roster reader for uploads.
 
-Rows are reported as CSV line numbers (header = line 1), so staff can find them in Excel.
+Rows are reported as the row numbers Excel shows (header = row 1), so staff can find them.
+Uploads go through models.intake (encodings, blank rows, NFKC, Excel number habits) with the
+alias table ROSTER_HEADERS / ROSTER_VALUES below, so rosters exported by health-management or
+KDB-style systems with Japanese headers (年齢, 性別, 地区, 前年度受診, ...) and values
+(男/女, 有/無, はい/いいえ) read as the English schema. Eligibility follows the fiscal-year
+rule (see `eligible`): residents outside it are left out and reported, not a reason to
+reject the file.
 Districts are free categories (a tenant's own names): the model encodes them through the
 district table learned in training (nudge.json), and an unseen district falls back to the
 tenant's rate ("other"), so a new or renamed district is never an error.
@@ -8,13 +14,16 @@ tenant's rate ("other"), so a new or renamed district is never an error.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from models import csvfile
+from models import csvfile, intake
 from models.checkup_nudge.arms import ARMS
 
 QUESTIONNAIRE_TYPES: tuple[str, ...] = ("頑張り屋", "心配性", "面倒くさがり", "甘えん坊",
@@ -95,15 +104,72 @@ ORACLE = pa.DataFrameSchema(
     coerce=True,
 )
 
-# Plain-language reasons for pandera check names.
+# Plain-language reasons for pandera check names: (Japanese, English).
 REASONS = {
-    "in_range(40, 74)": "age must be 40–74 (特定健診 covers NHI insured aged 40–74)",
-    "isin([0, 1])": "must be 0 or 1",
-    "isin([1, 2])": "must be 1 (男) or 2 (女)",
-    "field_uniqueness": "duplicate value (ids must be unique)",
-    "multiple_fields_uniqueness": "duplicate (resident_id, campaign) pair",
-    "str_matches('^\\d{6}$')": "must be a 6-digit 全国地方公共団体コード",
+    "in_range(40, 74)": ("年齢は40〜74歳（特定健診の対象）",
+                         "age must be 40–74 (特定健診 covers NHI insured aged 40–74)"),
+    "isin([0, 1])": ("0 か 1（有/無、はい/いいえ も可）", "must be 0 or 1"),
+    "isin([1, 2])": ("1（男）か 2（女）", "must be 1 (男) or 2 (女)"),
+    "field_uniqueness": ("重複しています（IDは一意）", "duplicate value (ids must be unique)"),
+    "multiple_fields_uniqueness": ("resident_id と campaign の組が重複しています",
+                                   "duplicate (resident_id, campaign) pair"),
+    "str_matches('^\\d{6}$')": ("6桁の全国地方公共団体コード",
+                                 "must be a 6-digit 全国地方公共団体コード"),
 }
+
+# Header aliases of the roster: Japanese names as health-management and KDB-style systems
+# export them, and English variants. Compared after NFKC, ignoring case and spaces.
+ROSTER_HEADERS: dict[str, str] = intake.aliases([
+    ("resident_id", ("住民ID", "住民番号", "宛名番号", "宛名コード", "被保険者番号", "個人ID",
+                     "対象者ID", "ID")),
+    ("tenant_code", ("自治体コード", "市区町村コード", "市町村コード", "団体コード",
+                     "地方公共団体コード")),
+    ("age", ("年齢", "満年齢")),
+    ("age_fy_end", ("年度末年齢", "年度末時点の年齢", "age at fiscal year end")),
+    ("birth_date", ("生年月日", "誕生日", "birthdate", "date of birth", "dob")),
+    ("sex", ("性別", "性", "gender")),
+    ("district", ("地区", "地区名", "地区コード", "行政区", "校区", "小学校区", "地域")),
+    ("attended_y1", ("前年度受診", "前年度受診有無", "昨年度受診", "1年前受診")),
+    ("attended_y2", ("前々年度受診", "2年前受診", "2年度前受診")),
+    ("attended_y3", ("3年前受診", "3年度前受診")),
+    ("bmi", ("体格指数",)),
+    ("sbp", ("収縮期血圧", "最高血圧", "血圧(収縮期)", "血圧_収縮期")),
+    ("hba1c", ("ヘモグロビンA1c", "HbA1c(NGSP)")),
+    ("ldl", ("LDLコレステロール", "LDL-C", "LDL-コレステロール")),
+    ("outpatient_visits", ("外来受診回数", "外来回数", "受診回数", "医療機関受診回数")),
+    ("has_hypertension", ("高血圧", "高血圧症", "高血圧治療", "服薬(血圧)", "服薬_血圧")),
+    ("has_diabetes", ("糖尿病", "糖尿病治療", "服薬(血糖)", "服薬_血糖")),
+    ("has_dyslipidemia", ("脂質異常症", "脂質異常症治療", "服薬(脂質)", "服薬_脂質")),
+    ("distance_km", ("会場までの距離", "健診会場までの距離", "会場までの距離(km)",
+                     "健診会場までの距離(km)", "距離(km)", "距離")),
+    ("household_size", ("世帯人数", "世帯員数", "世帯人員")),
+    ("questionnaire_type", ("質問票タイプ", "受診勧奨タイプ", "タイプ", "類型")),
+])
+YES_NO = {"有": "1", "有り": "1", "あり": "1", "はい": "1", "○": "1", "〇": "1", "受診": "1",
+          "yes": "1", "y": "1", "true": "1", "無": "0", "無し": "0", "なし": "0", "いいえ": "0",
+          "×": "0", "未受診": "0", "no": "0", "n": "0", "false": "0"}
+BINARY_COLUMNS = ("attended_y1", "attended_y2", "attended_y3", "has_hypertension",
+                  "has_diabetes", "has_dyslipidemia", "attended")
+ROSTER_VALUES: dict[str, dict[str, str]] = {
+    "sex": {"男": "1", "男性": "1", "M": "1", "male": "1", "女": "2", "女性": "2", "F": "2",
+            "female": "2"},
+    **{c: YES_NO for c in BINARY_COLUMNS},
+    "questionnaire_type": {"不明": "unknown", "未回答": "unknown"},
+}
+ROSTER_LAYOUT = intake.Layout(
+    ids=frozenset({"resident_id"}),
+    numbers=frozenset({*INT_COLUMNS, *FLOAT_COLUMNS, "age_fy_end"}),
+    dates=frozenset({"birth_date"}),
+    headers=ROSTER_HEADERS, values=ROSTER_VALUES, pad={"tenant_code": 6})
+# Campaign logs and generic tables: the same rules, no roster aliases.
+TABLE_LAYOUT = intake.Layout(ids=frozenset({"resident_id"}),
+                             numbers=frozenset({*INT_COLUMNS, *FLOAT_COLUMNS}),
+                             values={c: YES_NO for c in BINARY_COLUMNS}, pad={"tenant_code": 6})
+
+# 特定健康診査及び特定保健指導の実施に関する基準 第1条: those insured on 1 April who reach ages
+# 40-75 during the fiscal year, while under 75. So by age at fiscal-year end (年度末年齢) 40-75;
+# the model was trained on 40-74, so a 75 (still 74 until the birthday) is scored as 74.
+FY_AGE_MIN, FY_AGE_MAX = 40, 75
 
 
 class RosterInputError(ValueError):
@@ -111,7 +177,7 @@ class RosterInputError(ValueError):
 
 
 def decode(raw: bytes, rows: str = "residents") -> str:
-    """Text of an uploaded CSV (UTF-8 with or without BOM, or cp932)."""
+    """Text of an uploaded CSV (UTF-8 with or without BOM, cp932, UTF-16)."""
     return csvfile.decode(raw, rows, RosterInputError)
 
 
@@ -120,16 +186,34 @@ def read_csv_text(text: str) -> pd.DataFrame:
     return csvfile.read_csv_text(text, RosterInputError)
 
 
-def _rows(index: Sequence[int] | np.ndarray, offset: int, limit: int = 5) -> str:
-    rows = [int(i) + offset for i in list(index)[:limit]]
-    more = len(index) - limit
-    word = "row" if len(index) == 1 else "rows"
-    return f"{word} {', '.join(map(str, rows))}" + (f" (and {more} more)" if more > 0 else "")
+def read_table(raw: bytes, rows: str = "rows", name: str = "") -> intake.Table:
+    """A campaign log or any per-person table through the shared intake (no roster aliases)."""
+    return intake.read_table(raw, TABLE_LAYOUT, name=name, rows=rows, error=RosterInputError)
+
+
+Lines = int | np.ndarray  # an offset (position + offset = row) or each row's Excel row number
+
+
+def _rows(index: Sequence[int] | np.ndarray, offset: Lines, limit: int = 5) -> tuple[str, str]:
+    """('3, 6行目', 'rows 3, 6 (and 2 more)') for 0-based positions."""
+    idx = np.asarray(index, dtype=int)
+    nums = idx + offset if isinstance(offset, int) else np.asarray(offset)[idx]
+    shown = ", ".join(str(int(n)) for n in nums[:limit])
+    more = len(idx) - limit
+    word = "row" if len(idx) == 1 else "rows"
+    return (f"{shown}行目" + (f"（ほか{more}行）" if more > 0 else ""),
+            f"{word} {shown}" + (f" (and {more} more)" if more > 0 else ""))
+
+
+def _problem(column: str, where: tuple[str, str] | None, ja: str, en: str) -> str:
+    """One problem in Japanese and English: column (and rows), what was expected."""
+    at_ja, at_en = where if where else ("", "")
+    return (f"列 '{column}' {at_ja}: {ja} / column '{column}' {at_en}: {en}".replace(" :", ":"))
 
 
 def _missing(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     missing = [c for c in columns if c not in frame.columns]
-    return [f"missing column '{c}'" for c in missing]
+    return [f"列 '{c}' がありません / missing column '{c}'" for c in missing]
 
 
 def parse_numbers(text: pd.Series) -> pd.Series:
@@ -141,7 +225,7 @@ def parse_numbers(text: pd.Series) -> pd.Series:
         return pd.to_numeric(blank, errors="coerce").astype(float)
 
 
-def _coerce(frame: pd.DataFrame, offset: int) -> tuple[pd.DataFrame, list[str]]:
+def _coerce(frame: pd.DataFrame, offset: Lines) -> tuple[pd.DataFrame, list[str]]:
     """Numbers parsed column by column; problems name the column and the offending rows."""
     out, problems = frame.copy(), []
     numeric = (*INT_COLUMNS, *FLOAT_COLUMNS)
@@ -162,41 +246,46 @@ def _coerce(frame: pd.DataFrame, offset: int) -> tuple[pd.DataFrame, list[str]]:
             bad |= (num.to_numpy() % 1 != 0) & ~np.isnan(num.to_numpy())
         if bad.any():
             kind = "an integer" if col in INT_COLUMNS else "a number"
+            kind_ja = "整数" if col in INT_COLUMNS else "数値"
             idx = np.flatnonzero(bad)
             got = ", ".join(repr(v) for v in text.iloc[idx[:3]])
-            problems.append(f"column '{col}' {_rows(idx, offset)}: expected {kind}, got {got}")
+            problems.append(_problem(col, _rows(idx, offset),
+                                     f"{kind_ja}を入力してください（{got}）",
+                                     f"expected {kind}, got {got}"))
         out[col] = num
     return out, problems
 
 
-def _describe(err: pa.errors.SchemaErrors, offset: int) -> list[str]:
+def _describe(err: pa.errors.SchemaErrors, offset: Lines) -> list[str]:
     cases = err.failure_cases
     cases = cases[~cases["check"].astype(str).str.startswith(("dtype(", "coerce_dtype("))]
     parts = []
     for (col, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
         if check == "column_in_dataframe":
-            parts.extend(f"missing column '{v}'" for v in group["failure_case"])
+            parts.extend(_missing(pd.DataFrame(), list(group["failure_case"])))
             continue
         idx = group["index"].dropna().astype(int).to_numpy()
-        reason = REASONS.get(str(check), f"failed {check}")
+        ja, en = REASONS.get(str(check), (f"{check} を満たしません", f"failed {check}"))
         got = ", ".join(repr(v) for v in group["failure_case"].head(3))
-        where = _rows(idx, offset) if len(idx) else "header"
-        parts.append(f"column '{col}' {where}: {reason} (got {got})")
+        where = _rows(idx, offset) if len(idx) else ("1行目（見出し）", "header")
+        parts.append(_problem(str(col), where, f"{ja}（{got}）", f"{en} (got {got})"))
     return parts
 
 
 def validate(frame: pd.DataFrame, schema: pa.DataFrameSchema, columns: Sequence[str],
-             what: str, allow_empty: bool = False, row_offset: int = 2) -> pd.DataFrame:
+             what: str, allow_empty: bool = False, row_offset: Lines = 2) -> pd.DataFrame:
     """Typed frame, or RosterInputError listing every problem by column and rows.
 
-    row_offset maps a 0-based position to a CSV line number (2: the header is line 1).
+    row_offset maps a 0-based position to the row Excel shows (2: the header is row 1), or
+    is each row's Excel row number (an intake Table's `lines`).
     """
     frame = frame.reset_index(drop=True)
     problems = _missing(frame, columns)
     if problems:
         raise RosterInputError(f"{what}: " + "; ".join(problems))
     if frame.empty and not allow_empty:
-        raise RosterInputError(f"{what}: the file has a header but no rows")
+        raise RosterInputError(f"{what}: 見出し行だけでデータ行がありません / "
+                               "the file has a header but no rows")
     typed, problems = _coerce(frame, row_offset)
     if problems:
         raise RosterInputError(f"{what}: " + "; ".join(problems))
@@ -207,7 +296,7 @@ def validate(frame: pd.DataFrame, schema: pa.DataFrameSchema, columns: Sequence[
     return out[list(columns)].reset_index(drop=True)
 
 
-def validate_residents(frame: pd.DataFrame, row_offset: int = 2) -> pd.DataFrame:
+def validate_residents(frame: pd.DataFrame, row_offset: Lines = 2) -> pd.DataFrame:
     """Validated roster; an empty questionnaire_type means unknown."""
     if "questionnaire_type" in frame.columns:
         q = frame["questionnaire_type"].astype(str).str.strip()
@@ -215,7 +304,7 @@ def validate_residents(frame: pd.DataFrame, row_offset: int = 2) -> pd.DataFrame
     return validate(frame, RESIDENTS, ROSTER_COLUMNS, "residents", row_offset=row_offset)
 
 
-def validate_campaigns(frame: pd.DataFrame, row_offset: int = 2) -> pd.DataFrame:
+def validate_campaigns(frame: pd.DataFrame, row_offset: Lines = 2) -> pd.DataFrame:
     """Validated campaign log (one row per resident and campaign, arm and its probability)."""
     return validate(frame, CAMPAIGNS, CAMPAIGN_COLUMNS, "campaigns", row_offset=row_offset)
 
@@ -226,18 +315,110 @@ def validate_oracle(frame: pd.DataFrame, row_offset: int = 2) -> pd.DataFrame:
                     row_offset=row_offset)
 
 
-def read_roster(raw: bytes, tenant_code: str | None = None) -> pd.DataFrame:
-    """Decode, parse and validate an uploaded roster (UTF-8 with/without BOM or cp932).
+def fiscal_year(today: dt.date | None = None) -> int:
+    """The Japanese fiscal year (April-March) of `today` (default: today in Japan)."""
+    today = today or dt.datetime.now(ZoneInfo("Asia/Tokyo")).date()
+    return today.year if today.month >= 4 else today.year - 1
+
+
+def fy_end_age(born: pd.Series, year: int) -> pd.Series:
+    """Age at the end of fiscal year `year` (年度末年齢) from ISO birth dates (NaN if none).
+
+    By 年齢計算ニ関スル法律 a year of age is completed the day before the birthday, so someone
+    born on 1 April turns a year older on 31 March: the age at 31 March counted that way equals
+    the ordinary count on 1 April of the next calendar year (as school years are counted).
+    """
+    when = pd.to_datetime(born.where(born != "", None), format="%Y-%m-%d", errors="coerce")
+    before = (when.dt.month > 4) | ((when.dt.month == 4) & (when.dt.day > 1))
+    return (year + 1 - when.dt.year - before.astype(float)).astype(float)
+
+
+def eligible(frame: pd.DataFrame, lines: np.ndarray, year: int,
+             ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """The roster's residents eligible for 特定健診 in fiscal year `year`, and who was left out.
+
+    The age used, in order: computed from birth_date (生年月日), else age_fy_end (年度末年齢),
+    both kept when 40-75 (FY_AGE_MIN..FY_AGE_MAX); else a plain `age` (年齢 at the export
+    date, some day in the fiscal year), kept when 39-74: a 39-year-old may turn 40 before 31
+    March, a 75-year-old has moved to 後期高齢者医療. Send birth dates for the exact rule.
+    Kept ages are clipped to the model's 40-74. Non-numeric ages are left for validation to
+    name. Returns (frame, lines, {"count", "rows", "message"}) for those left out.
+    """
+    if "birth_date" in frame.columns:
+        born = frame["birth_date"].astype(str)
+        age = fy_end_age(born, year)
+        bad = np.flatnonzero(age.isna().to_numpy() & (born != "").to_numpy())
+        if len(bad):
+            got = ", ".join(repr(v) for v in born.iloc[bad[:3]])
+            raise RosterInputError("residents: " + _problem(
+                "birth_date", _rows(bad, lines), f"生年月日を日付で入力してください（{got}）",
+                f"expected a date (2026-03-01, 2026/3/1, 昭和50年1月1日, S50.1.1), got {got}"))
+        low = np.where(age.isna(), AGE_MIN - 1, FY_AGE_MIN)  # rows without a date: plain age
+        high = np.where(age.isna(), AGE_MAX, FY_AGE_MAX)
+        if "age" in frame.columns:
+            age = age.fillna(parse_numbers(frame["age"].astype(str)))
+        basis = f"{year}年度末年齢"
+    elif "age_fy_end" in frame.columns:
+        age = parse_numbers(frame["age_fy_end"].astype(str))
+        low, high, basis = FY_AGE_MIN, FY_AGE_MAX, f"{year}年度末年齢"
+    elif "age" in frame.columns:
+        age = parse_numbers(frame["age"].astype(str))
+        low, high, basis = AGE_MIN - 1, AGE_MAX, "年齢"
+    else:
+        return frame, lines, {"count": 0, "rows": [], "message": ""}
+    value = age.to_numpy()
+    outside = ~np.isnan(value) & ((value < low) | (value > high))
+    idx = np.flatnonzero(outside)
+    ja, en = _rows(idx, lines)
+    span = f"{np.min(low)}〜{np.max(high)}"
+    report = {"count": len(idx), "rows": [int(n) for n in lines[idx[:100]]],
+              "message": (f"{basis}が{span}歳の範囲外の {len(idx)} 人（{ja}）は特定健診の対象外"
+                          f"として除きました / {len(idx)} residents outside ages "
+                          f"{span.replace('〜', '-')} ({basis}) left out as not eligible: {en}")
+              if len(idx) else ""}
+    if outside.any():
+        frame, lines, age = (frame[~outside].reset_index(drop=True), lines[~outside],
+                             age[~outside].reset_index(drop=True))
+    clipped = age.clip(AGE_MIN, AGE_MAX)
+    given = parse_numbers(frame["age"].astype(str)) if "age" in frame.columns else None
+    changed = clipped.notna().to_numpy().copy()
+    if given is not None:  # rewrite only the ages that changed (most rows keep their text)
+        changed &= ~(clipped == given).to_numpy()
+    if changed.any():
+        ages = frame["age"].astype(object) if "age" in frame.columns else pd.Series(
+            "", index=frame.index, dtype=object)
+        ages[changed] = [f"{a:g}" for a in clipped[changed]]
+        frame["age"] = ages.astype(str)
+    return frame, lines, report
+
+
+def read_roster(raw: bytes, tenant_code: str | None = None, *, year: int | None = None,
+                name: str = "") -> pd.DataFrame:
+    """Read, check and validate an uploaded roster (any format models.intake reads).
 
     With `tenant_code`, a roster without the tenant_code column gets it, and rows naming
-    another tenant are rejected.
+    another tenant are rejected. Residents outside the 特定健診 ages of fiscal year `year`
+    (default: the current one) are left out (see `eligible`); `attrs["excluded"]` says who,
+    `attrs["lines"]` holds each kept row's Excel row number.
     """
-    frame = read_csv_text(decode(raw))
+    table = intake.read_table(raw, ROSTER_LAYOUT, name=name, rows="residents",
+                              error=RosterInputError)
+    frame, lines = table.frame, table.lines
     if tenant_code is not None:
         if "tenant_code" not in frame.columns:
             frame["tenant_code"] = tenant_code
-        other = np.flatnonzero(frame["tenant_code"].astype(str).str.strip() != tenant_code)
+        other = np.flatnonzero(frame["tenant_code"].astype(str) != tenant_code)
         if len(other):
-            raise RosterInputError(f"residents: column 'tenant_code' {_rows(other, 2)}: "
-                                   f"must be your municipality code {tenant_code}")
-    return validate_residents(frame)
+            raise RosterInputError("residents: " + _problem(
+                "tenant_code", _rows(other, lines), f"自治体コードは {tenant_code} のみです",
+                f"must be your municipality code {tenant_code}"))
+    if frame.empty:
+        raise RosterInputError("residents: 見出し行だけでデータ行がありません / "
+                               "the file has a header but no rows")
+    frame, lines, excluded = eligible(frame, lines, year if year is not None else fiscal_year())
+    if frame.empty:
+        raise RosterInputError(f"residents: 対象年齢の住民がいません / no eligible residents: "
+                               f"{excluded['message']}")
+    out = validate_residents(frame, row_offset=lines)
+    out.attrs["lines"], out.attrs["excluded"] = lines, excluded
+    return out

@@ -108,17 +108,23 @@ def _matrix(scored: pd.DataFrame) -> np.ndarray:
 
 
 def plan_outreach(scored: pd.DataFrame, budget_yen: float, costs: Mapping[str, float],
+                  policy: Mapping[str, Any] | None = None,
                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The outreach list (every resident, ranked) and its summary vs both baselines.
 
-    Greedy by uplift per yen within the budget, mailing only positive expected uplift.
+    `policy` is nudge.json's "policy" (chosen at training, models/checkup_nudge/task.py
+    check_policy): kind "model" = greedy by uplift per yen within the budget, mailing only
+    positive expected uplift; kind "simple" = its one arm in roster order within the budget,
+    because the training data did not show the model beats that. None = the model.
     """
     c = _cost_vector(costs)
     check_budget(budget_yen, c)
     P = _matrix(scored)
     arm, up, order = O.priority(P, c)
-    plans = O.assignments(P, c, budget_yen)
+    plans = O.assignments(P, c, budget_yen, dict(policy) if policy else None)
     assign = plans["policy"]
+    if policy and policy.get("kind") == "simple":
+        order = np.arange(len(P))  # the simple policy's rank is the roster order
     rank = np.empty(len(P), dtype=int)
     rank[order] = np.arange(1, len(P) + 1)
     listing = pd.DataFrame({
@@ -130,14 +136,28 @@ def plan_outreach(scored: pd.DataFrame, budget_yen: float, costs: Mapping[str, f
     summary = {**_figures(P, assign, c, budget_yen), "residents": len(P),
                "by_arm": {a: int((assign == k).sum()) for k, a in enumerate(ARMS) if k},
                "baselines": {name: _figures(P, plans[name], c, budget_yen)
-                             for name in ("standard_to_all", "highest_probability")}}
+                             for name in ("standard_to_all", "highest_probability")},
+               "policy": _policy_summary(policy)}
     return listing.sort_values("rank", kind="stable").reset_index(drop=True), summary
 
 
+def _policy_summary(policy: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the list rests on, for staff: the kind, its arm and the Japanese statement."""
+    if not policy:
+        return {"kind": "model", "message_ja": None}
+    return {k: policy.get(k) for k in ("kind", "arm", "message_ja",
+                                       "gain_per_1000_residents_vs_best_simple")}
+
+
 def gain_curve(scored: pd.DataFrame, costs: Mapping[str, float], budgets: Sequence[float],
-               ) -> list[dict[str, float]]:
-    """Expected attendees gained vs budget for the policy and both baselines (for a chart)."""
-    curves = O.gain_curves(_matrix(scored), _cost_vector(costs), budgets)
+               policy: Mapping[str, Any] | None = None) -> list[dict[str, float]]:
+    """Expected attendees gained vs budget for the recommended policy and both baselines."""
+    P, c = _matrix(scored), _cost_vector(costs)
+    curves = O.gain_curves(P, c, budgets)
+    if policy and policy.get("kind") == "simple":  # the list follows the simple policy
+        k = int(policy["arm_index"])
+        curves["policy"] = O.cumulative_gain(np.arange(len(P)), P[:, k] - P[:, 0],
+                                             np.full(len(P), c[k]), budgets)
     return [{"budget_yen": float(b), **{k: round(float(v[i]), 3) for k, v in curves.items()}}
             for i, b in enumerate(budgets)]
 
@@ -159,11 +179,12 @@ def list_table(listing: pd.DataFrame, include_all: bool = False) -> pd.DataFrame
     return table.rename(columns=LIST_COLUMNS_JA)
 
 
-def unknown_districts(residents: pd.DataFrame, assets: dict[str, Any], row_offset: int = 2,
-                      ) -> str | None:
+def unknown_districts(residents: pd.DataFrame, assets: dict[str, Any],
+                      row_offset: int | np.ndarray = 2) -> str | None:
     """Why the roster's districts are not all known to the model for their municipality, or None.
 
     Typos would otherwise fall back silently to the municipality's average attendance.
+    `row_offset`: position + offset is the row, or each row's Excel row number.
     """
     rates = assets["encodings"]["district_rate"]
     keys = residents["tenant_code"].astype(str) + "|" + residents["district"].astype(str)
@@ -172,7 +193,9 @@ def unknown_districts(residents: pd.DataFrame, assets: dict[str, Any], row_offse
     unknown = checked & ~keys.isin(set(rates)).to_numpy()
     if not unknown.any():
         return None
-    rows = ", ".join(str(int(i) + row_offset) for i in np.flatnonzero(unknown)[:5])
+    idx = np.flatnonzero(unknown)[:5]
+    nums = idx + row_offset if isinstance(row_offset, int) else np.asarray(row_offset)[idx]
+    rows = ", ".join(str(int(n)) for n in nums)
     names = ", ".join(sorted(set(residents["district"][unknown]))[:5])
     return (f"district: unknown district(s) {names} in rows {rows} ({int(unknown.sum())} rows); "
             "allow new districts to score them with the municipality's average instead")

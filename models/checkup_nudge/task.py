@@ -20,8 +20,9 @@ from models.checkup_nudge.estimator import (
     Experiment,
     PolicyValue,
     UpliftModel,
+    choose_learner,
     fit_uplift,
-    select_learner,
+    holdout_predictions,
 )
 from models.checkup_nudge.features import FEATURE_LABELS, FEATURE_NAMES, build_features
 from models.checkup_nudge.features import fit_encodings as learn_encodings
@@ -132,6 +133,46 @@ def _selection_value(costs: np.ndarray, budget_per_resident: float) -> PolicyVal
     return value
 
 
+POLICY_SIMPLE_JA = ("データからは個人差による効果の違いを確かめられませんでした"
+                    "（AIの送付リストの、最も良い単純な方針に対する上乗せ効果の95%信頼区間が0を含みます）。"
+                    "予算内で名簿順に「{arm}」を送る単純な方針を推奨し、この一覧もその方針です。")
+POLICY_MODEL_JA = ("AIの送付リストは、最も良い単純な方針（「{arm}」を名簿順に送付）より受診者が"
+                   "多いことを学習に使わなかった検証データで確認しました"
+                   "（上乗せ 住民千人あたり {gain:.1f}人, 95%信頼区間 {lo:.1f}〜{hi:.1f}人）。")
+
+
+def check_policy(val: Experiment, P: np.ndarray, mu: np.ndarray, costs: np.ndarray,
+                 budget_per_resident: float, n_boot: int, seed: int) -> dict[str, Any]:
+    """Issue 16's rule under a budget, on validation residents the model was not fitted on.
+
+    Candidates: the uplift policy and the simple budget-feasible ones (one arm in roster order
+    for the residents the budget reaches). The best simple policy is picked on the same rows
+    (flattering it); the uplift policy is kept only if its DR gain over that one has a 95% CI
+    above zero. Gains are additional attendees per resident per campaign.
+    """
+    persons, first, inverse = np.unique(val.groups, return_index=True, return_inverse=True)
+    budget = budget_per_resident * len(persons)
+    simple = O.simple_policies(len(persons), costs, budget)
+    assigns = {"policy": O.policy_assignment(P[first], costs, budget), **simple}
+    vals, seen = M.gains_per_person(mu, val.arm, val.y, val.prop, inverse, assigns)
+    names = list(assigns)
+    means = vals[seen].mean(axis=0)
+    best = max(simple, key=lambda k: means[names.index(k)])
+    cols = vals[seen][:, [0, names.index(best)]]
+    ci = M.policy_values(cols, ["policy", best], scale=1000.0, n_boot=n_boot, seed=seed,
+                         compare="policy")[f"policy_minus_{best}"]
+    arm = int(best.split("_")[1])
+    kind = "model" if ci["ci_low"] > 0 else "simple"
+    label = ARM_LABELS_JA[ARMS[arm]]
+    message = POLICY_MODEL_JA.format(arm=label, gain=ci["estimate"], lo=ci["ci_low"],
+                                     hi=ci["ci_high"]) if kind == "model" \
+        else POLICY_SIMPLE_JA.format(arm=label)
+    return {"kind": kind, "arm": ARMS[arm], "arm_index": arm, "order": "roster",
+            "best_simple": f"{ARMS[arm]} in roster order within the budget",
+            "gain_per_1000_residents_vs_best_simple": ci,
+            "validation_residents": int(seen.sum()), "message_ja": message}
+
+
 class CheckupNudge:
     """特定健診 reminders: the arm that gains most per resident and who gets a postcard."""
 
@@ -184,12 +225,17 @@ class CheckupNudge:
         params["min_child_samples"] = min(params["min_child_samples"],
                                           max(10, len(data.y) // (len(ARMS) * 20)))
         costs = np.array([cfg.costs.costs()[a] for a in ARMS])
-        learner, scores = (cfg.learner, {}) if cfg.learner != "auto" else select_learner(
-            data, ARMS, cfg.candidates, params, seed,
-            _selection_value(costs, cfg.budget_yen_per_resident), cfg.validation_share)
+        candidates = cfg.candidates if cfg.learner == "auto" else (cfg.learner,)
+        val, preds = holdout_predictions(data, ARMS, candidates, params, seed,
+                                         cfg.validation_share)
+        value = _selection_value(costs, cfg.budget_yen_per_resident)
+        learner, scores = choose_learner(val, preds, value) if len(candidates) > 1 \
+            else (candidates[0], {})
         uplift = fit_uplift(data, ARMS, learner, params, seed)
         uplift.selection = {k: round(v, 6) for k, v in scores.items()}
         assets["learner"] = learner
+        assets["policy"] = check_policy(val, preds[learner], np.mean(list(preds.values()), 0),
+                                        costs, cfg.budget_yen_per_resident, cfg.bootstrap, seed)
         return NudgeModel(uplift, assets)
 
     def evaluate(self, cfg: CheckupNudgeConfig, model: NudgeModel, test: Frames,
@@ -199,6 +245,7 @@ class CheckupNudge:
         overall = ev.metrics(np.ones(ev.n, bool), cfg, with_qini=True)
         overall["learner"] = model.uplift.learner
         overall["learner_selection"] = model.uplift.selection
+        overall["policy_choice"] = model.assets.get("policy")
         per_tenant = {code: ev.metrics(ev.tenant == code, cfg) for code in sorted(set(ev.tenant))}
         truth = overall["true_gain"]
         dr = overall["policy_value"]
@@ -315,14 +362,17 @@ class Evaluation:
         truth = latest_truth(test["oracle"], residents)
         cost = np.array([costs[a] for a in ARMS])
         tenant = residents["tenant_code"].astype(str).to_numpy()
-        names = ["policy", "standard_to_all", "highest_probability"] + (
+        # "policy" is what the product recommends (the uplift list or the simple policy that
+        # training fell back to); "uplift_model" is the model's own list either way
+        names = ["policy", "uplift_model", "standard_to_all", "highest_probability"] + (
             ["oracle"] if truth is not None else [])
         assigns = {k: np.zeros(len(P), int) for k in names}
         for code in np.unique(tenant):
             m = tenant == code
             budget = budget_per_resident * m.sum()
-            for k, a in O.assignments(P[m], cost, budget).items():
+            for k, a in O.assignments(P[m], cost, budget, model.assets.get("policy")).items():
                 assigns[k][m] = a
+            assigns["uplift_model"][m] = O.policy_assignment(P[m], cost, budget)
             if truth is not None:
                 assigns["oracle"][m] = O.policy_assignment(truth[m], cost, budget)
         rows = experiment(residents, test["campaigns"], X)
@@ -366,7 +416,7 @@ class Evaluation:
         r = self.rows
         keep = persons[r.groups]
         local = np.cumsum(persons) - 1  # person index within the selection
-        names = ["policy", "standard_to_all", "highest_probability"]
+        names = ["policy", "uplift_model", "standard_to_all", "highest_probability"]
         vals, seen = M.gains_per_person(self.P[r.groups[keep]], r.arm[keep], r.y[keep],
                                         r.prop[keep], local[r.groups[keep]],
                                         {k: plans[k] for k in names})

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from models import csvfile
+from models import csvfile, intake
 from models.claim_screening import codes as C
 
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -66,6 +66,31 @@ TEXT_COLUMNS = ("claim_id", "tenant_code", "patient_id", "service_month", "provi
                 "claim_type", "insured_until", "line_kind", "code")
 
 
+# Uploads go through models.intake: Japanese headers as claim systems label them, 男/女, line
+# kinds in Japanese, months in any form (R8.3, 2026年3月, 202603), Excel number habits.
+CLAIMS_LAYOUT = intake.Layout(
+    ids=frozenset({"claim_id", "patient_id", "provider_id"}),
+    numbers=frozenset({"age", "sex", "total_points", "line_no", "count", "days", "points"}),
+    months=frozenset({"service_month", "insured_until"}),
+    headers=intake.aliases([
+        ("claim_id", ("レセプト番号", "レセプトID", "明細書番号")),
+        ("tenant_code", ("自治体コード", "市区町村コード")),
+        ("patient_id", ("患者ID", "患者番号", "被保険者番号")),
+        ("age", ("年齢",)), ("sex", ("性別",)),
+        ("service_month", ("診療年月", "サービス提供年月", "診療月")),
+        ("provider_id", ("医療機関コード", "医療機関番号", "医療機関ID")),
+        ("claim_type", ("レセプト種別", "種別")),
+        ("total_points", ("合計点数", "請求点数")),
+        ("insured_until", ("資格喪失年月", "資格終了年月")),
+        ("line_no", ("行番号", "明細番号")), ("line_kind", ("明細区分", "区分")),
+        ("code", ("コード", "診療行為コード")), ("count", ("回数", "数量")),
+        ("days", ("日数",)), ("points", ("点数",)),
+    ]),
+    values={"sex": {"男": "1", "男性": "1", "女": "2", "女性": "2"},
+            "line_kind": {"傷病名": "diagnosis", "診療行為": "procedure", "医薬品": "drug"}},
+    pad={"tenant_code": 6})
+
+
 class ClaimsInputError(ValueError):
     """Claims a user sent that cannot be used; the message names the field and row."""
 
@@ -80,7 +105,12 @@ def read_csv_text(text: str) -> pd.DataFrame:
     return csvfile.read_csv_text(text, ClaimsInputError)
 
 
-def _describe(err: pa.errors.SchemaErrors, row_offset: int, limit: int = 5) -> str:
+def _line(idx: object, row_offset: int | np.ndarray) -> int:
+    """The Excel row of 0-based position `idx` (offset, or each row's line numbers)."""
+    return int(idx) + row_offset if isinstance(row_offset, int) else int(row_offset[int(idx)])
+
+
+def _describe(err: pa.errors.SchemaErrors, row_offset: int | np.ndarray, limit: int = 5) -> str:
     cases = err.failure_cases
     noise = cases["check"].astype(str).str.startswith("dtype(") | cases["failure_case"].astype(
         str).str.contains("TypeError")
@@ -89,7 +119,7 @@ def _describe(err: pa.errors.SchemaErrors, row_offset: int, limit: int = 5) -> s
     for _, case in cases.head(limit).iterrows():
         col = case.get("column")
         idx = case.get("index")
-        where = f"row {int(idx) + row_offset}" if pd.notna(idx) else "header"
+        where = f"row {_line(idx, row_offset)}" if pd.notna(idx) else "header"
         check = str(case.get("check"))
         value = case.get("failure_case")
         if check == "column_in_dataframe":
@@ -103,10 +133,11 @@ def _describe(err: pa.errors.SchemaErrors, row_offset: int, limit: int = 5) -> s
     return "; ".join(parts) + (f"; and {more} more problems" if more > 0 else "")
 
 
-def validate_lines(frame: pd.DataFrame, row_offset: int = 2) -> pd.DataFrame:
+def validate_lines(frame: pd.DataFrame, row_offset: int | np.ndarray = 2) -> pd.DataFrame:
     """Validated, typed claim lines; raise ClaimsInputError naming columns and rows.
 
-    row_offset converts a 0-based frame index to what the user sees (2 = CSV line numbers).
+    row_offset converts a 0-based frame index to what the user sees (2 = CSV line numbers),
+    or is each row's Excel line number (an intake Table's `lines`).
     """
     if frame.empty:
         raise ClaimsInputError("no claim lines: the file has a header but no rows")
@@ -130,7 +161,7 @@ def code_format_problem(line_kind: str, code: str) -> str | None:
             f"malformed {line_kind} code {code!r}: expected {fmt[1]}")
 
 
-def _check_code_formats(lines: pd.DataFrame, row_offset: int) -> None:
+def _check_code_formats(lines: pd.DataFrame, row_offset: int | np.ndarray) -> None:
     """ClaimsInputError naming the first rows whose code has the wrong shape for its kind."""
     bad = np.zeros(len(lines), bool)
     for kind, (pattern, _) in CODE_FORMATS.items():
@@ -139,14 +170,14 @@ def _check_code_formats(lines: pd.DataFrame, row_offset: int) -> None:
     rows = np.flatnonzero(bad)
     if rows.size == 0:
         return
-    parts = [f"column 'code' row {int(i) + row_offset}: "
+    parts = [f"column 'code' row {_line(i, row_offset)}: "
              f"{code_format_problem(lines['line_kind'].iat[i], lines['code'].iat[i])}"
              for i in rows[:3]]
     more = f"; and {rows.size - 3} more rows" if rows.size > 3 else ""
     raise ClaimsInputError("; ".join(parts) + more)
 
 
-def _check_consistent_headers(lines: pd.DataFrame, row_offset: int) -> None:
+def _check_consistent_headers(lines: pd.DataFrame, row_offset: int | np.ndarray) -> None:
     """Each claim_id must carry one header (patient, tenant, month, provider, type)."""
     header = ["tenant_code", "patient_id", "service_month", "provider_id", "claim_type",
               "total_points"]
@@ -154,12 +185,14 @@ def _check_consistent_headers(lines: pd.DataFrame, row_offset: int) -> None:
     bad = n[n > 1]
     if len(bad):
         first = bad.index[0]
-        row = int(lines.index[lines["claim_id"] == first][0]) + row_offset
+        row = _line(lines.index[lines["claim_id"] == first][0], row_offset)
         raise ClaimsInputError(
             f"claim_id '{first}' (row {row}) has conflicting header fields across its lines; "
             f"{len(bad)} claim ids are affected (duplicate claim ids?)")
 
 
-def read_claims(raw: bytes) -> pd.DataFrame:
-    """Decode, parse and validate a claims CSV upload."""
-    return validate_lines(read_csv_text(decode(raw)))
+def read_claims(raw: bytes, name: str = "") -> pd.DataFrame:
+    """Read (models.intake: CSV/TSV/xlsx, any encoding, aliases) and validate a claims upload."""
+    table = intake.read_table(raw, CLAIMS_LAYOUT, name=name, rows="claim lines",
+                              error=ClaimsInputError)
+    return validate_lines(table.frame, row_offset=table.lines)

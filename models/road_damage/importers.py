@@ -36,7 +36,7 @@ from models.road_damage.labels import (
 )
 from models.road_damage.photo import Grid, PhotoError, open_photo
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".heic", ".heif")
 VOC_BOX_SHARE = 0.1
 VOC_CLASSES = {"D00": "D00", "D01": "D00", "D10": "D10", "D11": "D10", "D20": "D20",
                "D40": "D40"}

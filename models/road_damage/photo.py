@@ -8,14 +8,23 @@ model input. A 4000 x 3000 phone photo and a 768 x 576 synthetic one both become
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-FORMATS = ("JPEG", "PNG", "MPO", "WEBP")  # MPO: what some phones write for JPEG
+# MPO: what some phones write for JPEG; HEIF: iPhone photos (.heic), decoded by pi-heif, the
+# decode-only build of pillow-heif (libheif + libde265, LGPL; no GPL x265 encoder bundled).
+FORMATS = ("JPEG", "PNG", "MPO", "WEBP", "HEIF")
+EXPECTED = "expected JPEG, PNG or HEIC"
+# EXIF DateTimeOriginal as cameras write it, and the ISO-like form some apps write instead.
+STAMP_FORMATS = ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S",
+                 "%Y/%m/%d %H:%M:%S")
 MAX_PIXELS = 50_000_000  # 12 MP phones with room; a decompression bomb is refused unread
 # ImageNet statistics: what the pretrained backbone expects; harmless for a model from scratch.
 MEAN = (0.485, 0.456, 0.406)
@@ -24,6 +33,19 @@ STD = (0.229, 0.224, 0.225)
 
 class PhotoError(ValueError):
     """A file that is not a usable photo; the message says why (serving adds the file name)."""
+
+
+def warning(code: str, ja: str, en: str) -> dict[str, str]:
+    """A note on a usable photo that staff should see (response, export, page)."""
+    return {"code": code, "ja": ja, "en": en}
+
+
+@functools.cache
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF once, on first use (no import-time side effect)."""
+    from pi_heif import register_heif_opener
+
+    register_heif_opener()
 
 
 @dataclass(frozen=True)
@@ -54,19 +76,22 @@ class Grid:
 
 def open_photo(data: bytes, max_pixels: int = MAX_PIXELS, draft: int | None = None,
                ) -> tuple[Image.Image, dict]:
-    """Upright RGB image and its EXIF facts (lat, lon, taken_at); PhotoError if unusable.
+    """Upright RGB image and its EXIF facts (lat, lon, taken_at, warnings); PhotoError if
+    unusable.
 
     The size is checked from the header before any pixel is decoded; `draft` lets JPEG decode
-    at 1/2, 1/4 or 1/8 scale when only `draft` pixels on the long side are needed.
+    at 1/2, 1/4 or 1/8 scale when only `draft` pixels on the long side are needed. HEIC comes out
+    already turned upright by libheif (its EXIF orientation then reads 1).
     """
+    _register_heif()
     try:
         img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
         raise PhotoError(f"more than {max_pixels:,} pixels (decompression bomb?)") from None
     except (UnidentifiedImageError, OSError, ValueError):
-        raise PhotoError("not an image (expected JPEG or PNG)") from None
+        raise PhotoError(f"not an image ({EXPECTED})") from None
     if img.format not in FORMATS:
-        raise PhotoError(f"unsupported image format {img.format} (expected JPEG or PNG)")
+        raise PhotoError(f"unsupported image format {img.format} ({EXPECTED})")
     w, h = img.size
     if w * h > max_pixels or w < 16 or h < 16:
         raise PhotoError(f"{w} x {h} pixels: expected 16 to {max_pixels:,} pixels")
@@ -107,27 +132,72 @@ def _rational(v: object) -> float:
     return float(v)  # IFDRational and plain numbers alike
 
 
-def read_exif(img: Image.Image) -> dict:
-    """Orientation, GPS position and capture time when present; broken EXIF gives none."""
-    out: dict = {"orientation": 1, "lat": None, "lon": None, "taken_at": None}
+def read_exif(img: Image.Image) -> dict[str, Any]:
+    """Orientation, GPS position, capture time and warnings, each read on its own: a damaged
+    or zero timestamp never loses the position, and broken EXIF gives none of them.
+
+    GPS 0°, 0° is what phones write without a fix ("null island"): no position, a warning.
+    """
+    out: dict[str, Any] = {"orientation": 1, "lat": None, "lon": None, "taken_at": None,
+                           "warnings": []}
     try:
         exif = img.getexif()
-        out["orientation"] = int(exif.get(0x0112, 1) or 1)
-        stamp = exif.get_ifd(0x8769).get(36867) or exif.get(306)
-        if stamp:
-            out["taken_at"] = datetime.strptime(str(stamp).strip("\x00 "),
-                                                "%Y:%m:%d %H:%M:%S").isoformat()
-        gps = exif.get_ifd(0x8825)
-        if 2 in gps and 4 in gps:
-            lat = sum(_rational(x) / 60**i for i, x in enumerate(gps[2]))
-            lon = sum(_rational(x) / 60**i for i, x in enumerate(gps[4]))
-            lat = -lat if str(gps.get(1, "N")).startswith("S") else lat
-            lon = -lon if str(gps.get(3, "E")).startswith("W") else lon
-            if -90 <= lat <= 90 and -180 <= lon <= 180:
-                out["lat"], out["lon"] = round(lat, 7), round(lon, 7)
     except Exception:  # EXIF is optional; a damaged block must not reject the photo
         return out
+    with contextlib.suppress(TypeError, ValueError):
+        out["orientation"] = int(exif.get(0x0112, 1) or 1)
+    out["taken_at"], problem = _taken_at(exif)
+    if problem:
+        out["warnings"].append(problem)
+    (out["lat"], out["lon"]), problem = _position(exif)
+    if problem:
+        out["warnings"].append(problem)
     return out
+
+
+def _taken_at(exif: Image.Exif) -> tuple[str | None, dict[str, str] | None]:
+    """ISO capture time from DateTimeOriginal (or DateTime), or None and why not."""
+    try:
+        stamp = exif.get_ifd(0x8769).get(36867) or exif.get(306)
+    except Exception:
+        return None, None
+    if not stamp:
+        return None, None
+    text = str(stamp).strip("\x00 ")
+    for fmt in STAMP_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).isoformat(), None
+        except ValueError:
+            continue
+    return None, warning("taken_at_unreadable",
+                         f"撮影日時「{text}」を読めないため、撮影日時は空欄です（位置情報は有効）",
+                         f"capture time {text!r} is not a date; left empty (GPS kept)")
+
+
+def _position(exif: Image.Exif) -> tuple[tuple[float | None, float | None],
+                                         dict[str, str] | None]:
+    """(lat, lon) in degrees from the GPS block, or (None, None) and why not."""
+    try:
+        gps = exif.get_ifd(0x8825)
+        if 2 not in gps or 4 not in gps:
+            return (None, None), None
+        lat = sum(_rational(x) / 60**i for i, x in enumerate(gps[2]))
+        lon = sum(_rational(x) / 60**i for i, x in enumerate(gps[4]))
+    except Exception:
+        return (None, None), warning("gps_unreadable", "GPS 情報が壊れているため位置はありません",
+                                     "the GPS block is damaged: no position")
+    lat = -lat if str(gps.get(1, "N")).startswith("S") else lat
+    lon = -lon if str(gps.get(3, "E")).startswith("W") else lon
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        where = f"({lat:.5f}, {lon:.5f})"
+        return (None, None), warning("gps_invalid",
+                                     f"GPS の値 {where} が範囲外のため位置はありません",
+                                     f"GPS {where} is out of range: no position")
+    if round(lat, 7) == 0 and round(lon, 7) == 0:
+        return (None, None), warning("gps_zero",
+                                     "GPS が 0°, 0°（測位できていない値）のため位置はありません",
+                                     "GPS 0°, 0° means the phone had no fix: no position")
+    return (round(lat, 7), round(lon, 7)), None
 
 
 def to_grid(img: Image.Image, grid: Grid) -> np.ndarray:

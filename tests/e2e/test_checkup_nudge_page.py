@@ -152,9 +152,9 @@ def test_bad_age_shows_api_error(server: str, page: Page, roster: Path, tmp_path
     lines = roster.read_text(encoding="utf-8").splitlines()
     age = lines[0].split(",").index("age")
     cells = lines[5].split(",")  # CSV line 6 (the header is line 1)
-    cells[age] = "39"
+    cells[age] = "sixty"  # not a number (an age of 39 is no error: see the fiscal-year rule)
     lines[5] = ",".join(cells)
-    bad = tmp_path / "age39.csv"
+    bad = tmp_path / "age-sixty.csv"
     bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     _login(page, server)
@@ -165,7 +165,7 @@ def test_bad_age_shows_api_error(server: str, page: Page, roster: Path, tmp_path
     expect(alert).to_contain_text("入力内容に誤りがあります", timeout=60_000)
     expect(alert).to_contain_text("age")
     expect(alert).to_contain_text("row 6")
-    expect(alert).to_contain_text("39")
+    expect(alert).to_contain_text("sixty")
     expect(page.get_by_test_id("result-box")).to_be_hidden()
     expect(page.get_by_test_id("list-row")).to_have_count(0)
     expect(page.get_by_test_id("download-xlsx")).to_be_disabled()

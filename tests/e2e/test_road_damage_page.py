@@ -21,6 +21,7 @@ from tests.e2e.conftest import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, JAPANESE,
 KEY = "kyodo-demo-121002"  # 千葉市
 SCREENSHOT = REPO / "reports" / "e2e" / "road_damage.png"
 RANK = {"I": 0, "II": 1, "III": 2}
+NO_FIX = REPO / "tests" / "fixtures" / "cases" / "g7_null_island.jpg"  # GPS 0°, 0°
 
 with contextlib.suppress(ImportError):  # missing: BROWSER_MARKS skip the tests
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -62,6 +63,7 @@ def phone(phone_browser: Browser) -> Iterator[Page]:
 
 def test_crew_analyses_photos_on_a_phone(server: str, phone: Page, road_root: Path) -> None:
     photos = sorted((road_root / "data" / "road_damage" / "images" / "121002").glob("*.jpg"))[:4]
+    photos.append(NO_FIX)
     phone.goto(f"{server}/ui/road_damage")
     expect(phone).to_have_title(re.compile("道路損傷"))
     assert JAPANESE.search(phone.locator("body").inner_text())
@@ -70,14 +72,18 @@ def test_crew_analyses_photos_on_a_phone(server: str, phone: Page, road_root: Pa
     expect(phone.get_by_test_id("tenant-name")).to_contain_text("千葉市")
 
     picker = phone.get_by_test_id("photos")
-    assert picker.get_attribute("accept") == "image/*" and picker.get_attribute("capture")
+    assert picker.get_attribute("accept") == "image/*,.heic,.heif"
+    assert picker.get_attribute("capture")
     picker.set_input_files([str(p) for p in photos])
-    expect(phone.get_by_test_id("file-name")).to_contain_text("4 枚")
+    expect(phone.get_by_test_id("file-name")).to_contain_text("5 枚")
     phone.get_by_test_id("analyze").click()
     cards = phone.locator("article.photo")
-    expect(cards).to_have_count(4, timeout=60_000)
+    expect(cards).to_have_count(5, timeout=60_000)
+    no_fix = phone.locator("article.photo", has_text=NO_FIX.name)
+    expect(no_fix.locator("li[data-code=gps_zero]")).to_contain_text("測位できていない")
+    expect(no_fix).to_contain_text("位置情報なし")
 
-    levels = [cards.nth(i).get_attribute("data-level") for i in range(4)]
+    levels = [cards.nth(i).get_attribute("data-level") for i in range(5)]
     assert [RANK[lv] for lv in levels] == sorted((RANK[lv] for lv in levels), reverse=True)
     overlay = phone.get_by_test_id(re.compile(r"overlay-\d+")).first
     expect(overlay).to_have_attribute("src", re.compile("^blob:"))

@@ -30,6 +30,7 @@ def test_bento_has_serving_code_and_deps_only_and_serves(trained_root: Path,
     src = path / "src"
     assert (src / "serving/service.py").is_file() and (src / "serving/static/kyodo.js").is_file()
     assert (src / "models/road_damage/photo.py").is_file()
+    assert (src / "models/claim_screening/masters/table/manifest.json").is_file()
     assert (src / "configs/platform.yaml").is_file() and not (src / "training").exists()
     reqs = (path / "env/python/requirements.txt").read_text().lower()
     assert "onnxruntime" in reqs and not any(p in reqs for p in TRAINING_ONLY)

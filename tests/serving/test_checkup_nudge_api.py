@@ -53,6 +53,8 @@ def test_outreach_respects_budget_and_beats_probability_targeting(
     assert s["expected_additional_attendees"] >= old
     assert s["attendance_rate_after"] > s["attendance_rate_before"]
     assert s["gain_curve"][0]["budget_yen"] == 0
+    # issue 16: the list says what it rests on (the AI list or training's simple fallback)
+    assert s["policy"]["kind"] in ("model", "simple") and s["policy"]["message_ja"]
     item = r.json()["items"][0]
     assert item["rank"] == 1 and item["mailed"] and item["arm_ja"]
 
@@ -85,7 +87,7 @@ def test_score_returns_probabilities_per_arm(nudge_client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(("mutate", "params", "status", "message"), [
-    (lambda f: f.assign(age=["39", *f["age"][1:]]), {}, 422, "'age' row 2"),
+    (lambda f: f.assign(age=["sixty", *f["age"][1:]]), {}, 422, "'age' row 2"),
     (lambda f: f.assign(resident_id=[f["resident_id"][1], *f["resident_id"][1:]]), {}, 422,
      "resident_id"),
     (lambda f: f.drop(columns=["distance_km"]), {}, 422, "distance_km"),

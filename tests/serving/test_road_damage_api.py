@@ -201,7 +201,8 @@ def test_usage_is_metered_in_images(road: TestClient) -> None:
 
 def test_crew_page_is_served_in_japanese(road: TestClient) -> None:
     r = road.get("/ui/road_damage")
-    assert r.status_code == 200 and "道路損傷" in r.text and 'accept="image/*"' in r.text
+    assert r.status_code == 200 and "道路損傷" in r.text
+    assert 'accept="image/*,.heic,.heif"' in r.text
 
 
 def test_corrected_photos_export_as_training_data(road: TestClient, batch: dict,

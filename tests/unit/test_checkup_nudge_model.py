@@ -80,8 +80,16 @@ def test_policy_beats_both_baselines_on_the_truth(models: dict[str, NudgeModel],
     truth, head = ev["overall"]["true_gain"], ev["headline"]
     assert head["value"] == truth["policy"] and head["oracle"] == truth["oracle"]
     assert head["baseline"] == truth["highest_probability"]
-    assert truth["policy"] > truth["standard_to_all"] and truth["policy"] > head["baseline"]
-    assert truth["policy"] <= truth["oracle"]
+    # issue 16: "policy" is the recommendation; on 9,000 residents training may not show the
+    # model beats the best simple policy and then recommends that one. The model's own list
+    # ("uplift_model") must still beat both baselines on the truth.
+    model_gain = truth["uplift_model"]
+    assert model_gain > truth["standard_to_all"] and model_gain > head["baseline"]
+    choice = ev["overall"]["policy_choice"]
+    assert choice["kind"] in ("model", "simple") and choice["message_ja"]
+    if choice["kind"] == "model":
+        assert truth["policy"] == model_gain
+    assert truth["policy"] <= truth["oracle"] and model_gain <= truth["oracle"]
     assert set(ev["per_tenant"]) == {"472018", "121002", "382108", "472051"}
     tenant_budget = sum(t["budget_yen"] for t in ev["per_tenant"].values())
     assert ev["overall"]["budget_yen"] == pytest.approx(tenant_budget)
@@ -160,6 +168,12 @@ def test_cli_plan_writes_the_outreach_list(models: dict[str, NudgeModel],
     assert len(everyone) == len(test["residents"]) and (everyone["送付"] == "送付").sum() == 200
     res = CliRunner().invoke(nudge_app, [*args, "--budget", "-5"])
     assert res.exit_code == 2 and "non-negative" in res.output
+    born = test["residents"].drop(columns=["age"]).assign(生年月日="1980-06-01")
+    born.loc[born.index[:3], "生年月日"] = ["1987-04-02", "S62.4.1", "1951-04-01"]
+    roster.write_bytes(born.to_csv(index=False).encode("cp932"))
+    res = CliRunner().invoke(nudge_app, [*args, "--fiscal-year", "2026"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["excluded"]["rows"] == [2, 4]  # 39 and 76 at FY end
 
 
 def test_cli_plan_names_unknown_districts(models: dict[str, NudgeModel],

@@ -37,11 +37,15 @@ def test_fit_rct_finds_who_benefits(arms: list[str]) -> None:
     pv = r["policy_value"]
     assert pv["recommended_minus_random_arm"]["estimate"] > 0
     assert pv["recommended_minus_control"]["ci_low"] > 0
+    # strong heterogeneity: a personalised policy beats everyone-gets-one-arm, CI above 0
+    assert r["decision"]["personalised"] and r["decision"]["recommended"] != "best_single_arm"
+    assert r["decision"]["recommended_gain"]["ci_low"] > 0
     scored = score_rct(result, experiment(50, arms, seed=9))
-    assert list(scored.columns[-len(arms) - 2:]) == [*(f"p_{a}" for a in arms),
-                                                      "recommended_arm", "uplift_vs_control"]
+    # issue 16: `arm`, p_<arm> for every arm, uplift_<arm> vs control (was recommended_arm)
+    assert list(scored.columns[-2 * len(arms):]) == [
+        *(f"p_{a}" for a in arms), *(f"uplift_{a}" for a in arms[1:]), "arm"]
     a_group = scored[scored["group"] == "a"]
-    assert (a_group["recommended_arm"] != "A").mean() > 0.8
+    assert (a_group["arm"] != "A").mean() > 0.8
 
 
 def test_named_features_propensity_and_auto() -> None:
@@ -49,7 +53,7 @@ def test_named_features_propensity_and_auto() -> None:
     df["w"] = "0.5"
     result = fit_rct(df, "arm", "y", "A", features=["group"], propensity="w", n_boot=20)
     assert result.report["features"] == ["group"] and result.report["learner"] in ("t", "s")
-    assert set(result.report["learner_selection"]) == {"t", "s"}
+    assert result.report["learner_candidates"] == ["t", "s"]
 
 
 @pytest.mark.parametrize(("edit", "pattern"), [
@@ -90,9 +94,12 @@ def test_cli_report_and_scores(tmp_path: Path) -> None:
                                          "--outcome", "y", "--control", "A", "--score",
                                          str(other), "--out", str(out), "--learner", "t"])
     assert res.exit_code == 0, res.output
-    assert "Qini" in res.output and "recommended - random arm" in res.output
-    pred = pd.read_csv(out, encoding="utf-8-sig")
-    assert len(pred) == 30 and {"p_A", "p_B", "p_C", "recommended_arm"} <= set(pred.columns)
+    assert "recommended - random arm" in res.output and "features used: age, group" in res.output
+    raw = out.read_bytes()
+    assert not raw.startswith(b"\xef\xbb\xbf") and b"\r\n" not in raw  # no BOM, LF
+    pred = pd.read_csv(out)
+    assert len(pred) == 30
+    assert {"p_A", "p_B", "p_C", "uplift_B", "uplift_C", "arm"} <= set(pred.columns)
 
 
 @pytest.mark.parametrize(("args", "pattern"), [
@@ -117,3 +124,50 @@ def test_cli_empty_and_single_arm_files(tmp_path: Path) -> None:
         res = CliRunner().invoke(nudge_app, ["fit-rct", str(path), "--treatment", "arm",
                                              "--outcome", "y", "--control", "A"])
         assert res.exit_code == 2 and pattern in res.output
+
+
+def test_no_heterogeneity_recommends_best_simple_policy() -> None:
+    """Arm B adds the same 15 points for everyone: no personalised policy, the simple one wins."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    age = rng.integers(20, 80, n)
+    arm = rng.choice(["A", "B"], n)
+    y = (rng.random(n) < 0.3 + 0.15 * (arm == "B")).astype(int)
+    df = pd.DataFrame({"age": age, "arm": arm, "y": y}).astype(str)
+    r = fit_rct(df, "arm", "y", "A", seed=0, n_boot=100).report
+    assert r["decision"]["recommended"] == "best_single_arm" and r["best_single_arm"] == "B"
+    assert not r["decision"]["personalised"]
+    assert r["policy_value"]["recommended_minus_best_single_arm"]["estimate"] == 0
+    assert any("no reliable difference between persons" in m for m in r["messages"])
+
+
+def test_small_trial_warns_and_lists_tied_arms() -> None:
+    """Three arms with 20-40 events each: too small to rank, tied arms named."""
+    rng = np.random.default_rng(5)
+    n = 300
+    arm = rng.choice(["A", "B", "C"], n)
+    y = (rng.random(n) < np.select([arm == "A", arm == "B"], [0.2, 0.25], 0.3)).astype(int)
+    df = pd.DataFrame({"age": rng.integers(20, 80, n), "arm": arm, "y": y}).astype(str)
+    r = fit_rct(df, "arm", "y", "A", seed=0, n_boot=100).report
+    cmp = r["arm_comparison"]
+    assert cmp["too_small"] and cmp["tied_with_best"]
+    assert any("too small to rank the arms" in m for m in r["messages"])
+
+
+def test_missing_outcome_error_or_dropped() -> None:
+    df = experiment(400, ["A", "B"])
+    df.loc[7, "y"] = "NA"
+    with pytest.raises(RctInputError, match=r"column 'y' row 9: outcome is missing \('NA'\)"):
+        fit_rct(df, "arm", "y", "A", n_boot=20)
+    r = fit_rct(df, "arm", "y", "A", n_boot=20, drop_missing_outcome=True).report
+    assert r["dropped_missing_outcome"] == 1 and r["rows"] == 399
+
+
+def test_default_features_leave_out_post_treatment_columns() -> None:
+    df = experiment(3000, ["A", "B"])
+    rng = np.random.default_rng(1)
+    df["spend"] = np.where(df["y"] == "1", rng.random(len(df)).round(2), 0).astype(str)
+    df["opened"] = np.where(df["arm"] == "B", rng.random(len(df)) < 0.6, 0).astype(int)
+    r = fit_rct(df.astype(str), "arm", "y", "A", n_boot=20).report
+    assert r["features"] == ["age", "group"]
+    assert set(r["excluded_columns"]) == {"spend", "opened"}

@@ -1,0 +1,367 @@
+"""The national code masters (基本マスター) of 社会保険診療報酬支払基金 as one compact table set.
+
+支払基金 publishes five masters for anyone who writes claims software: 診療行為 (s), 医薬品 (y),
+傷病名 (b), 特定器材 (t) and コメント (c), each a quoted, comma-separated cp932 file without a
+header whose column order is fixed by 「基本マスターファイル仕様」 (master kind in column 2).
+`build` reads the newest full file of each kind in a folder (the date in the file name, e.g.
+s_ALL20250307.csv, b_20250101.txt), keeps the columns claim review needs and writes one parquet
+file per kind plus manifest.json (source file, sha256, rows, date) into `table/` next to this
+module, so a fresh machine needs no network. `load` reads them back; `master_version` is the
+newest source date, and a claim month after it is scored against it with a note.
+
+Column positions (0-based) are those of the 2024 改定 layout (令和6年度), checked against the
+published files; where an older layout differs only by trailing columns it reads the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+TABLE_DIR = Path(__file__).resolve().parent / "table"
+KINDS = ("s", "y", "b", "t", "c")
+KIND_NAMES = {"s": "診療行為マスター", "y": "医薬品マスター", "b": "傷病名マスター",
+              "t": "特定器材マスター", "c": "コメントマスター"}
+ENCODING = "cp932"
+
+# kind -> {output column: source column index}; every value is kept as text here and typed in
+# _typed so that a bad cell names its column instead of failing inside pandas.
+LAYOUTS: dict[str, dict[str, int]] = {
+    "s": {
+        "code": 2, "name": 4, "unit_code": 7, "point_type": 10, "points": 11,
+        "inout": 12,                 # 入外適用区分: 0 both, 1 入院のみ, 2 入院外のみ
+        "bundled_test": 15,          # 包括対象検査 (検体検査の包括まるめ区分)
+        "diagnosis_related": 24,     # 傷病名関連区分
+        "real_days": 26, "days_or_count": 27,
+        "max_count": 35,             # 上限回数 (0: none in this column)
+        "max_count_error": 36,       # 上限回数エラー処理
+        "age_rule": 39,              # 通則年齢
+        "min_age": 40, "max_age": 41,  # 下限/上限年齢 (00 none; 2-char codes such as AE)
+        "test_group": 50,            # 検査等実施判断グループ区分 (併算定 groups of 検査)
+        "bundle_reduction": 62,      # 包括逓減区分
+        "dental": 83,                # 歯科適用区分
+        "section": 84,               # コード表用番号 アルファベット部 (A 基本診療料 .. N 病理)
+        "changed": 86, "abolished": 87,
+        "chapter": 89, "part": 90, "section_no": 91,
+    },
+    "y": {
+        "code": 2, "name": 4, "unit_code": 7, "unit": 9, "price_type": 10, "price": 11,
+        "narcotic": 13,              # 麻薬・毒薬・覚醒剤原料・向精神薬
+        "biological": 15, "generic": 16, "dental": 18, "contrast": 19,
+        "dosage_form": 27,           # 剤形: 1 内用, 3 その他, 4 注射, 6 外用, 8 歯科用
+        "changed": 29, "abolished": 30, "nhi_price_code": 31,
+    },
+    "b": {
+        "code": 2, "successor": 3, "full_name": 5, "name": 7, "management_no": 10,
+        "adopted": 11, "exchange_code": 12,
+        "icd10_1": 13, "icd10_2": 14, "icd10_1_2013": 15, "icd10_2_2013": 16,
+        "standalone_prohibited": 18,  # 単独使用禁止区分
+        "not_insurable": 19,          # 保険請求外区分
+        "specific_disease": 20,       # 特定疾患等対象区分 (特定疾患療養管理料 etc.)
+        "listed": 21, "changed": 22, "abolished": 23,
+    },
+    "t": {
+        "code": 2, "name": 4, "unit_code": 7, "unit": 9, "price_type": 10, "price": 11,
+        "age_addition": 13, "min_age": 14, "max_age": 15,
+        "device_kind": 21, "cap_price": 22, "cap_points": 23,
+        "changed": 27, "abolished": 29,
+    },
+    "c": {
+        "category": 2, "pattern": 3, "serial": 4, "name": 6, "changed": 20, "abolished": 21,
+        "code": 22,
+    },
+}
+NUMERIC = {"points", "price", "cap_price", "cap_points", "max_count"}
+FILE_DATE = re.compile(r"^(?P<kind>[sybtc])_(?P<all>ALL)?(?P<date>\d{8})(?:_[A-Za-z0-9]+)?"
+                       r"\.(?:csv|txt|zip)$", re.IGNORECASE)
+# 変更区分 (column 1) of a 差分 (update) record: 1 抹消 removes the code; 3 新規 is a whole record;
+# 5 変更 and 9 廃止 carry only the items that changed (empty cells keep the old value).
+DELETED = "1"
+
+
+class MasterError(ValueError):
+    """A master file that cannot be read; the message names the file, line and column."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One master file (or a zip holding one) picked for the build."""
+
+    kind: str
+    path: Path
+    date: str  # YYYY-MM-DD from the file name (支払基金's publication date)
+    full: bool  # a whole master (s_ALL…, y_ALL…, every b file) rather than a 差分
+
+    def read(self) -> bytes:
+        """The file's bytes; a zip's single member."""
+        if self.path.suffix.lower() != ".zip":
+            return self.path.read_bytes()
+        with zipfile.ZipFile(self.path) as z:
+            members = [n for n in z.namelist() if not n.endswith("/")]
+            if len(members) != 1:
+                raise MasterError(f"{self.path.name}: expected one master file in the zip, "
+                                  f"found {len(members)}")
+            return z.read(members[0])
+
+
+def _source(path: Path) -> SourceFile | None:
+    name = path.name
+    if path.suffix.lower() == ".zip":  # 支払基金's zips: s_20240531.zip holds s_ALL20240531.csv
+        try:
+            with zipfile.ZipFile(path) as z:
+                inner = [n for n in z.namelist() if not n.endswith("/")]
+        except zipfile.BadZipFile:
+            raise MasterError(f"{name}: not a readable zip file") from None
+        name = inner[0] if len(inner) == 1 else name
+    m = FILE_DATE.match(name) or FILE_DATE.match(path.name)
+    if not m:
+        return None
+    d, kind = m["date"], m["kind"].lower()
+    return SourceFile(kind, path, f"{d[:4]}-{d[4:6]}-{d[6:]}", bool(m["all"]) or kind == "b")
+
+
+def find_sources(folder: Path) -> dict[str, list[SourceFile]]:
+    """Per kind, the newest whole master in `folder` and the 差分 files published after it.
+
+    A folder may hold several whole files of a kind (each supersedes the one before) and the
+    差分 updates between them; only the newest whole file and later 差分 are read, oldest first.
+    Kinds without a whole file are absent from the result.
+    """
+    found = [src for p in sorted(folder.iterdir()) if p.is_file() and (src := _source(p))]
+    out: dict[str, list[SourceFile]] = {}
+    for kind in KINDS:
+        full = [s for s in found if s.kind == kind and s.full]
+        if not full:
+            continue
+        base = max(full, key=lambda s: s.date)
+        diffs = sorted((s for s in found if s.kind == kind and not s.full and s.date > base.date),
+                       key=lambda s: s.date)
+        out[kind] = [base, *diffs]
+    return out
+
+
+def read_rows(raw: bytes, kind: str, name: str = "master") -> list[list[str]]:
+    """Cells of every record of one master file (cp932, quoted CSV without a header).
+
+    Raises MasterError naming the file and line when a row is not cp932 or is of another kind.
+    """
+    rows = []
+    for no, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode(ENCODING)
+        except UnicodeDecodeError as exc:
+            raise MasterError(f"{name} line {no}: not Shift_JIS (cp932) at byte {exc.start}"
+                              ) from None
+        cells = [c.strip('"') for c in text.split(",")]  # no commas inside fields in 基本マスター
+        got = cells[1] if len(cells) > 1 else ""
+        if got.lower() != kind:
+            raise MasterError(f"{name} line {no}: column 2 (マスター種別) is {got!r}, "
+                              f"expected {kind.upper()!r}")
+        rows.append(cells)
+    return rows
+
+
+def _key(kind: str, cells: list[str]) -> tuple[str, ...]:
+    # a コメント's identity is 区分 + パターン + 一連番号 (its 9-digit code is not in 差分 rows)
+    return tuple(cells[2:5]) if kind == "c" else (cells[2],)
+
+
+def apply_updates(rows: list[list[str]], updates: list[list[str]], kind: str) -> list[list[str]]:
+    """A whole master's rows with one 差分 file applied (see DELETED for the 変更区分 rules)."""
+    table = {_key(kind, r): r for r in rows}
+    for cells in updates:
+        key = _key(kind, cells)
+        if cells[0] == DELETED:
+            table.pop(key, None)
+        elif key not in table or cells[0] == "3":
+            table[key] = cells
+        else:
+            old = table[key]
+            table[key] = [new or (old[i] if i < len(old) else "")
+                          for i, new in enumerate(cells)] + old[len(cells):]
+    return list(table.values())
+
+
+def read_master(raw: bytes, kind: str, name: str = "master") -> pd.DataFrame:
+    """The columns of LAYOUTS[kind] from one whole master file's bytes."""
+    return frame_of(read_rows(raw, kind, name), kind, name)
+
+
+def frame_of(rows: list[list[str]], kind: str, name: str = "master") -> pd.DataFrame:
+    """Rows as the typed LAYOUTS[kind] columns; MasterError names a row with too few columns."""
+    layout = LAYOUTS[kind]
+    need = max(layout.values()) + 1
+    for no, cells in enumerate(rows, start=1):
+        if len(cells) < need:
+            raise MasterError(f"{name} line {no}: {len(cells)} columns, the {KIND_NAMES[kind]} "
+                              f"layout needs at least {need}")
+    return _typed(pd.DataFrame([[r[i] for i in layout.values()] for r in rows],
+                               columns=list(layout)), name)
+
+
+def _typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    for col in NUMERIC & set(frame.columns):
+        values = pd.to_numeric(frame[col].replace("", "0"), errors="coerce")
+        bad = values.isna()
+        if bad.any():
+            raise MasterError(f"{name} line {int(bad.idxmax()) + 1}: column {col!r} is "
+                              f"{frame[col][bad].iloc[0]!r}, expected a number")
+        frame[col] = values.astype("float64")
+    for col in ("min_age", "max_age"):
+        if col in frame.columns:
+            frame[col + "_years"] = frame[col].map(_age_years).astype("Int16")
+    return frame
+
+
+def _age_years(value: str) -> int | None:
+    """Years from a 2-character 年齢 code: '00' none, digits are years; lettered codes (AA..,
+    B3.. for days/months after birth) are kept as text in the source column only."""
+    return int(value) if value.isdigit() and value != "00" else None
+
+
+def build(source: Path, out: Path = TABLE_DIR) -> dict:
+    """Read the newest whole file of each kind in `source` with the 差分 published after it,
+    write <kind>.parquet and manifest.json into `out`.
+
+    Returns the manifest: master_version (newest date applied), per kind the whole file, the
+    差分 applied, the date, sha256 of each file and rows, and which kinds were missing.
+    """
+    sources = find_sources(source)
+    if not sources:
+        raise MasterError(f"{source}: no master files named like s_ALL20250307.csv, "
+                          "s_20240531.zip or b_20250101.txt")
+    out.mkdir(parents=True, exist_ok=True)
+    kinds: dict[str, dict] = {}
+    for kind, (base, *diffs) in sorted(sources.items()):
+        raw = base.read()
+        rows = read_rows(raw, kind, base.path.name)
+        applied = []
+        for diff in diffs:
+            update = diff.read()
+            rows = apply_updates(rows, read_rows(update, kind, diff.path.name), kind)
+            applied.append({"file": diff.path.name,
+                            "sha256": hashlib.sha256(update).hexdigest()})
+        frame = frame_of(rows, kind, base.path.name)
+        frame = frame.sort_values(list(frame.columns[:1]), kind="stable").reset_index(drop=True)
+        frame.to_parquet(out / f"{kind}.parquet", index=False, compression="zstd")
+        kinds[kind] = {"name": KIND_NAMES[kind], "file": base.path.name, "base_date": base.date,
+                       "date": diffs[-1].date if diffs else base.date,
+                       "sha256": hashlib.sha256(raw).hexdigest(), "updates": applied,
+                       "rows": len(frame)}
+    for stale in set(KINDS) - set(sources):
+        (out / f"{stale}.parquet").unlink(missing_ok=True)
+    manifest = {"publisher": "社会保険診療報酬支払基金", "master_version": max(
+        k["date"] for k in kinds.values()), "kinds": kinds,
+        "missing": [k for k in KINDS if k not in sources]}
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
+                                       encoding="utf-8")
+    return manifest
+
+
+@dataclass
+class Masters:
+    """The loaded table set; a kind that was not built is an empty frame."""
+
+    manifest: dict
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    _icd: dict[str, str] | None = None
+
+    @property
+    def master_version(self) -> str:
+        """Newest source date (YYYY-MM-DD) of the masters in use; '' when none are loaded."""
+        return str(self.manifest.get("master_version", ""))
+
+    def has(self, kind: str) -> bool:
+        """Whether the kind was built (and has rows)."""
+        return kind in self.tables and not self.tables[kind].empty
+
+    def icd10_of(self, disease_code: str) -> str | None:
+        """ICD-10 category (3 characters, e.g. 'E11') of a 7-digit 傷病名コード, or None.
+
+        Uses ICD-10-1 (2013) and falls back to the older ICD-10-1 column; the product's claim
+        frame carries ICD-10 categories, so the 4th character is dropped.
+        """
+        if self._icd is None:
+            b = self.tables.get("b", pd.DataFrame(columns=["code", "icd10_1", "icd10_1_2013"]))
+            icd = b["icd10_1_2013"].where(b["icd10_1_2013"] != "", b["icd10_1"]).str[:3]
+            self._icd = dict(zip(b["code"], icd, strict=True))
+        value = self._icd.get(disease_code)
+        return value or None
+
+    def disease_codes(self, names: Mapping[str, str]) -> dict[str, str]:
+        """A current 傷病名コード for each ICD-10 category in `names` (category -> Japanese name),
+        for writing claims as UKE: the code whose name equals the given name, else one whose
+        ICD-10 is the bare category or its unspecified '.9', else the shortest name. Categories
+        without a current code are left out."""
+        b = self.tables.get("b")
+        if b is None or b.empty:
+            return {}
+        live = b[b["abolished"].isin(["99999999", ""])]
+        icd = live["icd10_1_2013"].where(live["icd10_1_2013"] != "", live["icd10_1"])
+        out = {}
+        for category, name in names.items():
+            rows = live[icd.str[:3] == category]
+            if rows.empty:
+                continue
+            own = icd[rows.index]
+            rank = pd.DataFrame({"name": rows["name"] == name,
+                                 "plain": own.isin([category, category + "9"]),
+                                 "short": -rows["name"].str.len()}, index=rows.index)
+            best = rank.sort_values(["name", "plain", "short"], ascending=False).index[0]
+            out[category] = str(live.at[best, "code"])
+        return out
+
+    def months_after(self, months: list[str]) -> list[str]:
+        """Claim months (YYYY-MM) after the master version: scored against it, with a note."""
+        latest = self.master_version[:7]
+        return sorted({m for m in months if latest and m > latest})
+
+
+def load(folder: Path = TABLE_DIR) -> Masters:
+    """The built masters in `folder`; an empty set (master_version '') when none were built."""
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.exists():
+        return Masters({"master_version": "", "kinds": {}, "missing": list(KINDS)})
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    tables = {k: pd.read_parquet(folder / f"{k}.parquet") for k in manifest["kinds"]}
+    return Masters(manifest, tables)
+
+
+_cache: dict[Path, Masters] = {}
+
+
+def shared(folder: Path = TABLE_DIR) -> Masters:
+    """`load` once per process (the table is read-only)."""
+    if folder not in _cache:
+        _cache[folder] = load(folder)
+    return _cache[folder]
+
+
+def in_use() -> Masters:
+    """The masters the service and CLI read: $KYODO_CLAIM_MASTERS (a folder written by
+    `kyodo claims masters build --out`) or the table committed next to this module."""
+    return shared(Path(os.environ.get("KYODO_CLAIM_MASTERS") or TABLE_DIR))
+
+
+def version_info(months: list[str], masters: Masters | None = None) -> dict:
+    """master_version for a response, and a Japanese note when claims are newer than it."""
+    masters = masters or in_use()
+    info: dict = {"master_version": masters.master_version,
+                  "masters_loaded": sorted(masters.tables)}
+    after = masters.months_after(months)
+    if after:
+        info["master_note"] = (f"診療年月 {', '.join(after)} はマスター "
+                               f"({masters.master_version}) より新しい月です。最新のマスターで"
+                               "点検しています (claims newer than the masters are scored, "
+                               "not rejected)")
+    return info

@@ -1,0 +1,130 @@
+"""`kyodo claims`: the national code masters table and レセ電 (UKE) import for claim_screening."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+claims_app = typer.Typer(help="claim_screening data: national masters, レセ電 (UKE) import.",
+                         no_args_is_help=True, pretty_exceptions_enable=False)
+masters_app = typer.Typer(help="The 支払基金 code masters (s, y, b, t, c) as a compact table.",
+                          no_args_is_help=True)
+claims_app.add_typer(masters_app, name="masters")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    return typer.Exit(2)
+
+
+@masters_app.command("build")
+def masters_build(
+    source: Annotated[Path, typer.Option(help="Folder of 支払基金 master files, e.g. a "
+                                              "receiptisan csv/master/<year> folder.")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: the committed "
+                                                  "table models/claim_screening/masters/"
+                                                  "table).")] = None,
+) -> None:
+    """Build <kind>.parquet and manifest.json from the newest file of each kind in SOURCE."""
+    from models.claim_screening import masters as M
+
+    if not source.is_dir():
+        raise _fail(f"--source {source}: not a folder")
+    try:
+        manifest = M.build(source, out or M.TABLE_DIR)
+    except M.MasterError as exc:
+        raise _fail(str(exc)) from exc
+    for kind, info in manifest["kinds"].items():
+        typer.echo(f"{kind} {info['name']}: {info['rows']:,} rows from {info['file']} "
+                   f"({info['date']})")
+    if manifest["missing"]:
+        typer.secho(f"missing from {source}: {', '.join(manifest['missing'])}", fg="yellow",
+                    err=True)
+    typer.echo(f"master_version {manifest['master_version']} -> {out or M.TABLE_DIR}")
+
+
+@masters_app.command("show")
+def masters_show() -> None:
+    """The masters in use (KYODO_CLAIM_MASTERS or the committed table): version, kinds, rows."""
+    from models.claim_screening import masters as M
+
+    m = M.in_use()
+    typer.echo(json.dumps({"master_version": m.master_version,
+                           "rows": {k: len(v) for k, v in m.tables.items()},
+                           "missing": m.manifest.get("missing", [])}, ensure_ascii=False))
+
+
+@claims_app.command("import-uke")
+def import_uke(
+    files: Annotated[list[Path], typer.Argument(help="レセ電 files (医科・歯科), any extension.")],
+    tenant: Annotated[str, typer.Option(help="Municipality code (6 digits) the claims "
+                                             "belong to.")],
+    out: Annotated[Path, typer.Option(help="Claim-lines CSV to write (UTF-8 with BOM).")],
+) -> None:
+    """Read UKE files into the product's claim-lines CSV; report what was skipped."""
+    from models.claim_screening import masters as M
+    from models.claim_screening import uke
+
+    if not (len(tenant) == 6 and tenant.isdigit()):
+        raise _fail(f"--tenant {tenant!r}: expected a 6-digit municipality code")
+    try:
+        result = uke.read_many(((str(f), f.read_bytes()) for f in files), tenant, M.in_use())
+    except OSError as exc:
+        raise _fail(f"{exc.filename}: {exc.strerror}") from exc
+    except uke.UkeError as exc:
+        raise _fail(str(exc)) from exc
+    result.lines.to_csv(out, index=False, encoding="utf-8-sig")
+    typer.echo(f"{result.claims:,} claims, {len(result.lines):,} lines -> {out}")
+    info = M.version_info(sorted(result.lines["service_month"].unique()))
+    typer.echo(f"master_version {info['master_version'] or '(none built)'}")
+    for note in [*result.notes(), info.get("master_note", "")]:
+        if note:
+            typer.secho(note, fg="yellow", err=True)
+
+
+@claims_app.command("export-uke")
+def export_uke(
+    tenant: Annotated[str, typer.Option(help="Municipality code whose claims CSV to export.")],
+    out: Annotated[Path, typer.Option(help="Folder for the UKE files (one per 医療機関).")],
+    source: Annotated[Path | None, typer.Option(help="Claims CSV (default: the workspace's "
+                                                     "data/claim_screening/<tenant>.csv).")
+                      ] = None,
+    month: Annotated[str | None, typer.Option(help="Only claims of this month (YYYY-MM).")
+                     ] = None,
+) -> None:
+    """Write claims as 医科・歯科 レセ電 files: 傷病名 from the masters' 傷病名マスター (ICD-10 ->
+    傷病名コード), procedures and drugs with their codes; 調剤 claims are left out."""
+    from models.claim_screening import codes as C
+    from models.claim_screening import masters as M
+    from models.claim_screening import uke
+    from models.claim_screening.schema import ClaimsInputError, read_claims
+
+    path = source or _workspace_data() / f"{tenant}.csv"
+    try:
+        lines = read_claims(path.read_bytes())
+    except OSError as exc:
+        raise _fail(f"{path}: {exc.strerror}") from exc
+    except ClaimsInputError as exc:
+        raise _fail(f"{path}: {exc}") from exc
+    lines = lines[lines["tenant_code"] == tenant]
+    if month:
+        lines = lines[lines["service_month"] == month]
+    if lines.empty:
+        raise _fail(f"{path}: no claims of tenant {tenant}" + (f" in {month}" if month else ""))
+    book = M.in_use().disease_codes({d.code: d.name for d in C.DIAGNOSES})
+    export = uke.write_uke(lines, book)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, raw in export.files.items():
+        (out / name).write_bytes(raw)
+    left = lines["claim_id"].nunique() - len(export.claim_ids)
+    typer.echo(f"{len(export.claim_ids):,} claims -> {len(export.files)} UKE files in {out}"
+               f" ({left:,} 調剤 claims left out)")
+
+
+def _workspace_data() -> Path:
+    from training.console import workspace
+
+    return workspace().path("data") / "claim_screening"

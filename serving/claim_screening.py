@@ -23,10 +23,12 @@ from models.claim_screening.scoring import (
     Scored,
     contributions,
     flag_summary,
+    for_features,
     reason_details,
     reasons_at,
     score_claims,
     unknown_codes_at,
+    widen_medians,
 )
 from models.configs import Tenant
 from models.pseudonym import pseudonymise
@@ -147,14 +149,16 @@ def claims_to_lines(claims: list[ClaimIn], tenant: str) -> pd.DataFrame:
 
 
 def _scored(model: LoadedModel, lines: pd.DataFrame) -> tuple[Scored, Any]:
-    predictor = OnnxPredictor(model.session)
-    reference = Reference.from_dict(model.assets["reference.json"]["reference"])
+    assets = model.assets["reference.json"]
+    predictor = for_features(OnnxPredictor(model.session), assets["features"])
+    reference = Reference.from_dict(assets["reference"])
     return score_claims(lines, reference, predictor), predictor
 
 
 def _explain(model: LoadedModel, scored: Scored, rows: np.ndarray, predictor: Any,
              ) -> list[list[dict]]:
-    medians = np.asarray(model.assets["reference.json"]["medians"], dtype=np.float32)
+    assets = model.assets["reference.json"]
+    medians = widen_medians(assets["medians"], assets["features"])
     with drift.paused():  # occluded copies are not what the tenant sent
         return contributions(scored.X[rows], medians, predictor)
 

@@ -5,7 +5,7 @@ No lightgbm or mlflow here: serving runs this with onnxruntime sessions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,6 +174,26 @@ def contributions(X: np.ndarray, medians: np.ndarray, predict: Predictor, top: i
                      "value": float(X[i, j]), "contribution": round(float(delta[i, j]), 4)}
                     for j in order if abs(delta[i, j]) > 1e-6])
     return out
+
+
+def for_features(predict: Predictor, names: Sequence[str]) -> Predictor:
+    """A predictor over FEATURE_NAMES-wide rows for a model trained on the columns `names`:
+    a champion exported before a feature was added keeps serving (it reads its own columns)
+    until it is retrained. ValueError when it needs a feature this code no longer builds."""
+    if tuple(names) == FEATURE_NAMES:
+        return predict
+    gone = [n for n in names if n not in FEATURE_NAMES]
+    if gone:
+        raise ValueError(f"the model needs features this code does not build: {gone}")
+    cols = np.array([FEATURE_NAMES.index(n) for n in names], np.intp)
+    return lambda X: predict(X[:, cols])
+
+
+def widen_medians(medians: Sequence[float], names: Sequence[str]) -> np.ndarray:
+    """The model's feature medians laid out over FEATURE_NAMES (0 for columns it does not
+    read: occluding them changes nothing, so they never show as contributions)."""
+    by_name = dict(zip(names, medians, strict=True))
+    return np.array([by_name.get(n, 0.0) for n in FEATURE_NAMES], np.float32)
 
 
 @dataclass

@@ -16,7 +16,14 @@ from models.claim_screening.features import (
     out_of_fold_provider_stats,
 )
 from models.claim_screening.rules import apply_rules
-from models.claim_screening.scoring import flag_summary, prepare, score_claims
+from models.claim_screening.scoring import (
+    contributions,
+    flag_summary,
+    for_features,
+    prepare,
+    score_claims,
+    widen_medians,
+)
 from tests.claims import CLEAN, claim, frame
 
 PRIOR = [0.0, 0.05, 0.02, 0.5]
@@ -222,3 +229,23 @@ def test_codes_seen_in_training_are_not_unknown() -> None:
     df = frame(claim("n", [("diagnosis", "E11", 0, 0), ("procedure", "112015570", 1, 0)]))
     scored = score_claims(df, ref, lambda X: (np.full(len(X), 0.5), np.full(len(X), 1.0)))
     assert scored.unknown == {} and not scored.frame["new_provider"].any()
+
+
+def test_a_model_trained_before_a_feature_was_added_keeps_scoring() -> None:
+    old = [n for n in FEATURE_NAMES if n != "log_month_provider_claims"]
+    seen: list[int] = []
+
+    def predict(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(X.shape[1])
+        return 1 / (1 + np.exp(-X[:, old.index("n_rules")])), np.full(len(X), 100.0)
+
+    df = frame(claim("a", CLEAN), claim("b", [("diagnosis", "I10", 0, 0),
+                                              ("procedure", "160062110", 1, 0)], patient="p2"))
+    scored = score_claims(df, REF, for_features(predict, old))
+    assert set(seen) == {len(old)} and scored.X.shape[1] == len(FEATURE_NAMES)
+    medians = widen_medians(np.zeros(len(old)), old)
+    why = contributions(scored.X, medians, for_features(predict, old))
+    assert [c["feature"] for c in why[1]] == ["n_rules"]  # b lacks E11 for its HbA1c
+    assert for_features(predict, FEATURE_NAMES) is predict
+    with pytest.raises(ValueError, match="does not build: \\['retired'\\]"):
+        for_features(predict, [*old, "retired"])

@@ -88,6 +88,9 @@ class Reference:
     # claim-weighted mean of the four provider statistics: what a provider without history gets
     prior: list[float] | None = None
     codes: list[str] = field(default_factory=list)  # every code seen in training
+    # weight of the prior in claims; 0 for references saved before shrinkage (their models
+    # were trained on raw means)
+    shrink: float = SHRINK_CLAIMS
 
     def __post_init__(self) -> None:
         if self.prior is None:  # references saved before the prior was stored
@@ -99,13 +102,14 @@ class Reference:
     def to_dict(self) -> dict:
         """JSON-serialisable form."""
         return {"norm": self.norm, "global_norm": self.global_norm, "provider": self.provider,
-                "prior": self.prior, "codes": self.codes}
+                "prior": self.prior, "codes": self.codes, "shrink": self.shrink}
 
     @classmethod
     def from_dict(cls, d: dict) -> Reference:
         """Inverse of to_dict (older references lack prior and codes)."""
         return cls(norm=d["norm"], global_norm=float(d["global_norm"]), provider=d["provider"],
-                   prior=d.get("prior"), codes=list(d.get("codes", [])))
+                   prior=d.get("prior"), codes=list(d.get("codes", [])),
+                   shrink=float(d.get("shrink", 0.0)))
 
 
 def code_group(code: str) -> str:
@@ -284,12 +288,16 @@ def _provider_stats(provider: np.ndarray, names: Sequence, ref: Reference) -> np
     return table[provider]
 
 
-def shrink_provider_stats(raw: np.ndarray, prior: Sequence[float]) -> np.ndarray:
+def shrink_provider_stats(raw: np.ndarray, prior: Sequence[float],
+                          shrink: float = SHRINK_CLAIMS) -> np.ndarray:
     """(claims, 4) provider means shrunk towards the prior by claim count (empirical Bayes):
-    (n x mean + k x prior) / (n + k) with k = SHRINK_CLAIMS; the prior itself at n = 0."""
+    (n x mean + k x prior) / (n + k) with k = shrink claims; the prior itself at n = 0."""
     n = raw[:, 4:5]
     means = np.where(n > 0, raw[:, :4], 0.0)
-    return (n * means + SHRINK_CLAIMS * np.asarray(prior, float)) / (n + SHRINK_CLAIMS)
+    prior = np.asarray(prior, float)
+    if shrink <= 0:  # raw means, the prior only where there is no history
+        return np.where(n > 0, means, prior)
+    return (n * means + shrink * prior) / (n + shrink)
 
 
 def known_providers(provider: Any, ref: Reference) -> np.ndarray:
@@ -324,7 +332,7 @@ def feature_matrix(view: ClaimLines, hits: Mapping[str, Any] | pd.DataFrame, ref
     f["points_vs_norm"] = resid = _residual(logp, key, keys, ref.norm, ref.global_norm)
     provider, providers = factorize(hits["provider_id"])
     raw = _provider_stats(provider, providers, ref) if provider_stats is None else provider_stats
-    stats = shrink_provider_stats(raw, ref.prior or [0.0] * N_PROVIDER_STATS)
+    stats = shrink_provider_stats(raw, ref.prior or [0.0] * N_PROVIDER_STATS, ref.shrink)
     f["provider_points_vs_norm"] = stats[:, 0]
     f["provider_rule_rate"] = stats[:, 1]
     f["provider_injury_share"] = stats[:, 2]

@@ -109,6 +109,12 @@ def test_reference_without_prior_derives_it_from_provider_volumes() -> None:
         "A": [1.0, 0.1, 0, 0, 10.0], "B": [0.0, 0.4, 0, 0, 30.0]}})
     assert ref.prior == pytest.approx([0.25, 0.325, 0, 0]) and ref.codes == []
     assert Reference.from_dict(ref.to_dict()) == ref
+    # its model was trained on raw means: no shrinkage, the prior only without history
+    f = features(frame(claim("a", CLEAN, provider="A"), claim("n", CLEAN, provider="N")), ref)
+    assert f.loc["a", "provider_rule_rate"] == pytest.approx(0.1)
+    assert f.loc["n", "provider_rule_rate"] == pytest.approx(0.325)
+    assert build_reference(frame(claim("a", CLEAN)), apply_rules(frame(claim("a", CLEAN)))
+                           ).shrink == SHRINK_CLAIMS
 
 
 def test_unseen_key_code_takes_its_chapter_norm() -> None:

@@ -69,6 +69,7 @@ test-slow: setup ## Slow suites: Chromium page tests, Dask cluster, PostgreSQL +
 
 bench: train ## Benchmarks; results in reports/bench/*.json (costs: the demo month on the trained demo)
 	$(BIN)/python -m bench.claim_screening
+	$(BIN)/python -m bench.claims_unseen
 	$(BIN)/python -m bench.uke_import
 	$(BIN)/python -m bench.checkup_nudge
 	$(BIN)/python -m bench.uplift_real

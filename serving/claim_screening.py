@@ -11,20 +11,24 @@ import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from models.claim_screening import codes as C
 from models.claim_screening import masters, uke
 from models.claim_screening.features import Reference
 from models.claim_screening.generate import ERROR_TYPES, LINE_COLUMNS
-from models.claim_screening.schema import KNOWN_CODES, MONTH, read_claims
+from models.claim_screening.schema import KNOWN_CODES, MONTH, code_format_problem, read_claims
 from models.claim_screening.scoring import (
     OnnxPredictor,
     Scored,
     contributions,
+    flag_summary,
+    for_features,
     reason_details,
     reasons_at,
     score_claims,
+    unknown_codes_at,
+    widen_medians,
 )
 from models.configs import Tenant
 from models.pseudonym import pseudonymise
@@ -43,7 +47,8 @@ Rt = Annotated[Runtime, Depends(get_runtime)]
 
 
 class LineIn(RequestModel):
-    """One claim line: a diagnosis (ICD-10), procedure or drug code with quantities."""
+    """One claim line: a diagnosis (ICD-10), procedure or drug code with quantities. A code of
+    the right shape that the code table lacks is scored and flagged in `unknown_codes`."""
 
     model_config = ConfigDict(extra="forbid")
     line_kind: Literal["diagnosis", "procedure", "drug"]
@@ -54,9 +59,10 @@ class LineIn(RequestModel):
 
     @field_validator("code")
     @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in KNOWN_CODES:
-            raise ValueError(f"unknown code {v!r} (not in the diagnosis, procedure or drug table)")
+    def _well_formed(cls, v: str, info: ValidationInfo) -> str:
+        problem = code_format_problem(info.data.get("line_kind", ""), v)
+        if problem:
+            raise ValueError(problem)
         return v
 
 
@@ -144,20 +150,22 @@ def claims_to_lines(claims: list[ClaimIn], tenant: str) -> pd.DataFrame:
 
 
 def _scored(model: LoadedModel, lines: pd.DataFrame) -> tuple[Scored, Any]:
-    predictor = OnnxPredictor(model.session)
-    reference = Reference.from_dict(model.assets["reference.json"]["reference"])
+    assets = model.assets["reference.json"]
+    predictor = for_features(OnnxPredictor(model.session), assets["features"])
+    reference = Reference.from_dict(assets["reference"])
     return score_claims(lines, reference, predictor), predictor
 
 
 def _explain(model: LoadedModel, scored: Scored, rows: np.ndarray, predictor: Any,
              ) -> list[list[dict]]:
-    medians = np.asarray(model.assets["reference.json"]["medians"], dtype=np.float32)
+    assets = model.assets["reference.json"]
+    medians = widen_medians(assets["medians"], assets["features"])
     with drift.paused():  # occluded copies are not what the tenant sent
         return contributions(scored.X[rows], medians, predictor)
 
 
 def _item(row: dict[str, Any], reasons: list[str], explained: list[dict] | None,
-          ) -> dict[str, Any]:
+          unknown: list[str]) -> dict[str, Any]:
     return {
         "claim_id": row["claim_id"], "patient_id": row["patient_id"],
         "provider_id": row["provider_id"], "service_month": row["service_month"],
@@ -167,6 +175,8 @@ def _item(row: dict[str, Any], reasons: list[str], explained: list[dict] | None,
         "priority": round(float(row["priority"]), 2),
         "reasons": reason_details(reasons),
         "contributions": explained or [],
+        "unknown_codes": unknown,
+        "new_provider": bool(row["new_provider"]),
     }
 
 
@@ -208,9 +218,11 @@ def _score(rt: Runtime, tenant: Tenant, model: LoadedModel, lines: pd.DataFrame,
         meter["summary"] = {"claims": len(rows),
                             "max_score": round(float(scored.frame["score"].max()), 4)}
         explained = _explain(model, scored, rows, predictor) if explain else [None] * len(rows)
-        results = [_item(row, reasons, why) for row, reasons, why in zip(
-            scored.frame.to_dict("records"), reasons_at(scored, rows), explained, strict=True)]
+        results = [_item(row, reasons, why, unknown) for row, reasons, why, unknown in zip(
+            scored.frame.to_dict("records"), reasons_at(scored, rows), explained,
+            unknown_codes_at(scored, rows), strict=True)]
     return {"model_version": model.version, "task": TASK, "results": results,
+            "flags": flag_summary(scored),
             **masters.version_info(sorted(lines["service_month"].unique()))}
 
 
@@ -262,9 +274,10 @@ def _queue(rt: Runtime, tenant: Tenant, model: LoadedModel, lines: pd.DataFrame,
     n_explain = min(explain_top, len(rows))
     explained = _explain(model, scored, rows[:n_explain], predictor) + [None] * (k - n_explain)
     reasons = reasons_at(scored, rows)
+    unknown = unknown_codes_at(scored, rows)
     items = []
     for i, row in enumerate(top.to_dict("records")):
-        item = {"rank": i + 1, **_item(row, reasons[i], explained[i])}
+        item = {"rank": i + 1, **_item(row, reasons[i], explained[i], unknown[i])}
         item["patient_pseudonym"] = pseudonymise(tenant.code, str(row["patient_id"]))
         items.append(item)
     queue_id = uuid.uuid4().hex[:16]
@@ -272,7 +285,8 @@ def _queue(rt: Runtime, tenant: Tenant, model: LoadedModel, lines: pd.DataFrame,
                         model.version, items)
     return {"queue_id": queue_id, "task": TASK, "model_version": model.version, "month": month,
             "claims_received": len(table), "claims_in_month": len(in_month),
-            "capacity": capacity, "queued": k, "items": items}
+            "capacity": capacity, "queued": k,
+            "flags": flag_summary(scored, in_month.index.to_numpy()), "items": items}
 
 
 def _own_tenant(lines: pd.DataFrame, tenant: Tenant) -> None:
@@ -350,8 +364,12 @@ def _queue_table(items: list[dict[str, Any]], patient: str = "patient_id") -> pd
         "請求点数": it["total_points"], "誤りの確率": it["score"],
         "見込み査定点数": it["expected_points"], "優先度": it["priority"],
         "理由": " / ".join(r["label"] for r in it["reasons"]),
+        # stored queues from before these flags read as unflagged
+        "未登録コード": " ".join(it.get("unknown_codes") or []),
+        "新規医療機関": "はい" if it.get("new_provider") else "",
     } for it in items], columns=["順位", "レセプト番号", "患者", "医療機関", "種別", "請求点数",
-                                 "誤りの確率", "見込み査定点数", "優先度", "理由"])
+                                 "誤りの確率", "見込み査定点数", "優先度", "理由", "未登録コード",
+                                 "新規医療機関"])
 
 
 @router.get("/queues")

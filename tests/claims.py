@@ -25,7 +25,12 @@ def frame(*claims: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame([r for c in claims for r in c], columns=LINE_COLUMNS)
 
 
+UNLISTED_POINTS = 50  # per count (procedures) or per day (drugs) for codes outside the table
+
+
 def _points(kind: str, code: str, count: int, days: int) -> int:
+    if code not in PROCEDURE_BY_CODE and code not in DRUG_BY_CODE and kind != "diagnosis":
+        return UNLISTED_POINTS * count * (days if kind == "drug" else 1)
     if kind == "procedure":
         return count * PROCEDURE_BY_CODE[code].points
     if kind == "drug":

@@ -1,9 +1,16 @@
-"""Claim-level features: rule hits, claim shape, provider and diagnosis norms, patient history."""
+"""Claim-level features: rule hits, claim shape, provider and diagnosis norms, patient history.
+
+Providers and codes the model has no history for are a state it is trained on, not a fallback:
+provider statistics are shrunk towards the all-provider mean by their claim volume (empirical
+Bayes), training computes them out of fold and withholds a share of providers entirely
+(estimator.fit_model), and a key code without its own point norm falls back to the norm of its
+ICD-10 chapter (diagnoses) or 区分 (the first digits of procedure and drug codes).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,7 +44,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "n_diagnoses", "n_procedures", "n_drugs", "has_injury", "rehab_units", "has_ct",
     "max_qty_ratio", "max_days_ratio", "points_vs_norm", "provider_points_vs_norm",
     "provider_rule_rate", "provider_injury_share", "provider_rehab_mean", "log_provider_claims",
-    "month_provider_points_vs_norm", "month_provider_rule_rate", "patient_claims_prev2",
+    "month_provider_points_vs_norm", "month_provider_rule_rate", "log_month_provider_claims",
+    "patient_claims_prev2",
     "patient_log_points_prev2", "patient_injury_months_prev3", "patient_claims_same_month",
 )
 
@@ -53,31 +61,62 @@ FEATURE_LABELS: dict[str, str] = {
     "provider_points_vs_norm": "医療機関の平均的な点数水準",
     "provider_rule_rate": "医療機関のルール該当率", "provider_injury_share": "医療機関の外傷割合",
     "provider_rehab_mean": "医療機関の平均リハビリ回数",
-    "log_provider_claims": "医療機関の請求件数",
+    "log_provider_claims": "医療機関の過去の請求件数（0: 履歴なし）",
     "month_provider_points_vs_norm": "当月の医療機関の点数水準",
     "month_provider_rule_rate": "当月の医療機関のルール該当率",
+    "log_month_provider_claims": "当月の医療機関の請求件数",
     "patient_claims_prev2": "患者の前2か月の請求件数",
     "patient_log_points_prev2": "患者の前2か月の点数", "patient_injury_months_prev3":
     "患者の前3か月の外傷月数", "patient_claims_same_month": "患者の同月の請求件数",
 }
 
 
+# Weight of the all-provider mean in a provider's statistics, in claims: a provider with this
+# many claims of history sits halfway between its own means and everyone's; none, at the mean.
+SHRINK_CLAIMS = 30.0
+N_PROVIDER_STATS = 4  # points vs norm, rule rate, injury share, rehab units (then the count)
+
+
 @dataclass
 class Reference:
     """Norms learned from training data and shipped with the model for serving."""
 
-    norm: dict[str, float]  # "claim_type|key code" -> median log1p(points)
+    norm: dict[str, float]  # "claim_type|key code" (and "claim_type|~group") -> median log1p
     global_norm: float
-    provider: dict[str, list[float]]  # provider -> [points_vs_norm, rule_rate, injury, rehab, n]
+    # provider -> [points_vs_norm, rule_rate, injury, rehab, n]: raw means over n claims
+    provider: dict[str, list[float]]
+    # claim-weighted mean of the four provider statistics: what a provider without history gets
+    prior: list[float] | None = None
+    codes: list[str] = field(default_factory=list)  # every code seen in training
+    # weight of the prior in claims; 0 for references saved before shrinkage (their models
+    # were trained on raw means)
+    shrink: float = SHRINK_CLAIMS
+
+    def __post_init__(self) -> None:
+        if self.prior is None:  # references saved before the prior was stored
+            stats = np.array(list(self.provider.values()), float).reshape(-1, 5)
+            n = stats[:, 4]
+            self.prior = [float(v) for v in (stats[:, :4] * n[:, None]).sum(0) / n.sum()] \
+                if n.sum() > 0 else [0.0] * N_PROVIDER_STATS
 
     def to_dict(self) -> dict:
         """JSON-serialisable form."""
-        return {"norm": self.norm, "global_norm": self.global_norm, "provider": self.provider}
+        return {"norm": self.norm, "global_norm": self.global_norm, "provider": self.provider,
+                "prior": self.prior, "codes": self.codes, "shrink": self.shrink}
 
     @classmethod
     def from_dict(cls, d: dict) -> Reference:
-        """Inverse of to_dict."""
-        return cls(norm=d["norm"], global_norm=float(d["global_norm"]), provider=d["provider"])
+        """Inverse of to_dict (older references lack prior and codes)."""
+        return cls(norm=d["norm"], global_norm=float(d["global_norm"]), provider=d["provider"],
+                   prior=d.get("prior"), codes=list(d.get("codes", [])),
+                   shrink=float(d.get("shrink", 0.0)))
+
+
+def code_group(code: str) -> str:
+    """A stable group of a code for norms of codes without their own: the ICD-10 chapter
+    letter of a diagnosis, the first two digits (区分) of a 9-digit 診療行為 or 医薬品 code."""
+    code = str(code)
+    return "~" + (code[:1] if code[:1].isalpha() else code[:2])
 
 
 def _shape(view: ClaimLines, claim_ids: Any) -> dict[str, Any]:
@@ -117,30 +156,89 @@ def _norm_keys(claim_type: Any, key_code: np.ndarray, code_names: Sequence,
     return key, [f"{ctypes[p // width]}|{names[p % width]}" for p in pairs]
 
 
+def _group_key(key: str) -> str:
+    """The code-group norm key of a "claim_type|code" key."""
+    ctype, _, code = key.partition("|")
+    return f"{ctype}|{code_group(code)}"
+
+
 def _residual(logp: np.ndarray, key: np.ndarray, keys: list[str], norm: Mapping[str, float],
               global_norm: float) -> np.ndarray:
-    """log1p(points) minus the norm of each claim's key (the global norm for unseen keys)."""
-    found = [norm.get(k) for k in keys]
-    norms = np.array([global_norm if v is None or v != v else v for v in found], float)
-    return logp - norms[key]
+    """log1p(points) minus the norm of each claim's key; a key without one takes its code
+    group's norm, and the global norm when the group has none either."""
+    def lookup(k: str) -> float:
+        v = norm.get(k)
+        if v is None or v != v:
+            v = norm.get(_group_key(k))
+        return global_norm if v is None or v != v else v
+
+    return logp - np.array([lookup(k) for k in keys], float)[key]
+
+
+def _claim_provider_values(lines: pd.DataFrame, hits: pd.DataFrame, norm: Mapping[str, float],
+                           global_norm: float) -> np.ndarray:
+    """(claims, 4) per-claim values behind the provider statistics, in hits' row order."""
+    shape = _shape(ClaimLines.read(lines), hits["claim_id"])
+    logp = np.log1p(hits["total_points"].to_numpy(float))
+    key, keys = _norm_keys(hits["claim_type"], shape["key_code"], shape["code_names"])
+    resid = _residual(logp, key, keys, norm, global_norm)
+    rule = columns(hits, RULE_CODES).max(axis=1, initial=0)
+    return np.column_stack([resid, rule, np.nan_to_num(shape["has_injury"]),
+                            np.nan_to_num(shape["rehab_units"])])
 
 
 def build_reference(lines: pd.DataFrame, hits: pd.DataFrame) -> Reference:
-    """Learn point norms per (claim type, key code) and per-provider habits from training data."""
+    """Learn point norms per (claim type, key code) and per (claim type, code group), and
+    per-provider habits (raw means and claim counts) from training data."""
     shape = _shape(ClaimLines.read(lines), hits["claim_id"])
     logp = np.log1p(hits["total_points"].astype(float))
     key, keys = _norm_keys(hits["claim_type"], shape["key_code"], shape["code_names"])
-    norm = logp.groupby(np.asarray(keys, dtype=object)[key]).median()
+    per_claim = np.asarray(keys, dtype=object)[key]
+    norm = logp.groupby(per_claim).median()
+    groups = logp.groupby(np.array([_group_key(k) for k in per_claim], dtype=object)).median()
+    norms = {**{k: float(v) for k, v in groups.items()}, **{k: float(v) for k, v in norm.items()}}
     global_norm = float(logp.median())
-    resid = _residual(logp.to_numpy(), key, keys, norm.to_dict(), global_norm)
-    prov = pd.DataFrame({"p": hits["provider_id"].values, "resid": resid,
-                         "rule": columns(hits, RULE_CODES).max(axis=1, initial=0),
-                         "inj": shape["has_injury"], "rehab": shape["rehab_units"]})
-    g = prov.groupby("p").agg(resid=("resid", "mean"), rule=("rule", "mean"), inj=("inj", "mean"),
-                              rehab=("rehab", "mean"), n=("resid", "size"))
-    provider = {p: [float(v) for v in row] for p, row in zip(g.index, g.to_numpy(), strict=True)}
-    return Reference(norm={k: float(v) for k, v in norm.items()}, global_norm=global_norm,
-                     provider=provider)
+    values = _claim_provider_values(lines, hits, norms, global_norm)
+    provider, names = factorize(hits["provider_id"])
+    n = np.bincount(provider, minlength=len(names)).astype(float)
+    sums = np.zeros((len(names), N_PROVIDER_STATS))
+    np.add.at(sums, provider, values)
+    table = np.column_stack([sums / np.maximum(n, 1)[:, None], n])
+    prior = values.mean(axis=0) if len(values) else np.zeros(N_PROVIDER_STATS)
+    return Reference(norm=norms, global_norm=global_norm,
+                     provider={str(p): [float(v) for v in row] for p, row in zip(
+                         names, table, strict=True)},
+                     prior=[float(v) for v in prior],
+                     codes=sorted(map(str, pd.unique(lines["code"]))))
+
+
+def out_of_fold_provider_stats(lines: pd.DataFrame, hits: pd.DataFrame, ref: Reference,
+                               seed: int, folds: int = 5, unseen_share: float = 0.1,
+                               ) -> np.ndarray:
+    """(claims, 5) provider statistics for training rows as serving will see them: each claim's
+    provider's raw means and count over the other folds' claims (so a claim never describes
+    itself), and for a random `unseen_share` of providers no history at all (count 0), so the
+    model learns what a provider nobody has seen looks like.
+
+    Rows in hits' order; claims are assigned to `folds` folds at random (seeded).
+    """
+    values = _claim_provider_values(lines, hits, ref.norm, ref.global_norm)
+    provider, names = factorize(hits["provider_id"])
+    rng = np.random.default_rng(seed)
+    fold = rng.integers(folds, size=len(provider))
+    cell = provider * folds + fold
+    n_cells = len(names) * folds
+    sums = np.zeros((len(names), N_PROVIDER_STATS))
+    np.add.at(sums, provider, values)
+    cell_sums = np.zeros((n_cells, N_PROVIDER_STATS))
+    np.add.at(cell_sums, cell, values)
+    n = np.bincount(provider, minlength=len(names))[provider] - np.bincount(
+        cell, minlength=n_cells)[cell]
+    oof = sums[provider] - cell_sums[cell]
+    unseen = (rng.random(len(names)) < unseen_share)[provider]
+    n = np.where(unseen, 0, n).astype(float)
+    means = np.where(n[:, None] > 0, oof / np.maximum(n, 1)[:, None], np.nan)
+    return np.column_stack([means, n])
 
 
 def _group_mean(group: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -179,18 +277,42 @@ def _patient_history(patient: np.ndarray, month: np.ndarray, points: np.ndarray,
 
 
 def _provider_stats(provider: np.ndarray, names: Sequence, ref: Reference) -> np.ndarray:
-    """(claims, 5) reference stats of each claim's provider; NaN for providers it lacks."""
+    """(claims, 5) raw reference stats of each claim's provider; count 0 for providers it
+    lacks."""
     table = np.full((len(names), 5), np.nan)
+    table[:, 4] = 0
     for i, name in enumerate(names):
-        stats = ref.provider.get(name)
+        stats = ref.provider.get(str(name))
         if stats is not None:
             table[i] = stats
     return table[provider]
 
 
+def shrink_provider_stats(raw: np.ndarray, prior: Sequence[float],
+                          shrink: float = SHRINK_CLAIMS) -> np.ndarray:
+    """(claims, 4) provider means shrunk towards the prior by claim count (empirical Bayes):
+    (n x mean + k x prior) / (n + k) with k = shrink claims; the prior itself at n = 0."""
+    n = raw[:, 4:5]
+    means = np.where(n > 0, raw[:, :4], 0.0)
+    prior = np.asarray(prior, float)
+    if shrink <= 0:  # raw means, the prior only where there is no history
+        return np.where(n > 0, means, prior)
+    return (n * means + shrink * prior) / (n + shrink)
+
+
+def known_providers(provider: Any, ref: Reference) -> np.ndarray:
+    """Per claim: does the reference hold history for its provider (bool)."""
+    codes, names = factorize(provider)
+    return np.array([str(n) in ref.provider for n in names], bool)[codes]
+
+
 def feature_matrix(view: ClaimLines, hits: Mapping[str, Any] | pd.DataFrame, ref: Reference,
-                   ) -> np.ndarray:
-    """build_features as a float32 array, from apply_rules' frame or its dict of columns."""
+                   provider_stats: np.ndarray | None = None) -> np.ndarray:
+    """build_features as a float32 array, from apply_rules' frame or its dict of columns.
+
+    provider_stats: (claims, 5) raw provider means and counts to use instead of the
+    reference's (training passes out_of_fold_provider_stats).
+    """
     shape = _shape(view, hits["claim_id"])
     f: dict[str, np.ndarray] = {r: np.asarray(hits[r], dtype=float) for r in RULE_CODES}
     rules = np.array([f[r] for r in RULE_CODES])  # (rules, claims)
@@ -209,16 +331,18 @@ def feature_matrix(view: ClaimLines, hits: Mapping[str, Any] | pd.DataFrame, ref
     key, keys = _norm_keys(hits["claim_type"], shape["key_code"], shape["code_names"])
     f["points_vs_norm"] = resid = _residual(logp, key, keys, ref.norm, ref.global_norm)
     provider, providers = factorize(hits["provider_id"])
-    stats = _provider_stats(provider, providers, ref)
+    raw = _provider_stats(provider, providers, ref) if provider_stats is None else provider_stats
+    stats = shrink_provider_stats(raw, ref.prior or [0.0] * N_PROVIDER_STATS, ref.shrink)
     f["provider_points_vs_norm"] = stats[:, 0]
     f["provider_rule_rate"] = stats[:, 1]
     f["provider_injury_share"] = stats[:, 2]
     f["provider_rehab_mean"] = stats[:, 3]
-    f["log_provider_claims"] = np.log1p(stats[:, 4])
+    f["log_provider_claims"] = np.log1p(raw[:, 4])
     month, months = factorize(hits["service_month"])
     provider_month = combine(provider, month)
     f["month_provider_points_vs_norm"] = _group_mean(provider_month, resid)
     f["month_provider_rule_rate"] = _group_mean(provider_month, rules.max(axis=0, initial=0))
+    f["log_month_provider_claims"] = np.log1p(np.bincount(provider_month)[provider_month])
     patient, _ = factorize(hits["patient_id"])
     f.update(_patient_history(patient, month_numbers(month, months), points, shape["has_injury"]))
     # fill feature rows, then transpose once: writing strided columns is ~5x slower
@@ -228,7 +352,8 @@ def feature_matrix(view: ClaimLines, hits: Mapping[str, Any] | pd.DataFrame, ref
     return np.ascontiguousarray(Xt.T)
 
 
-def build_features(lines: pd.DataFrame, hits: pd.DataFrame, ref: Reference) -> pd.DataFrame:
+def build_features(lines: pd.DataFrame, hits: pd.DataFrame, ref: Reference,
+                   provider_stats: np.ndarray | None = None) -> pd.DataFrame:
     """Feature matrix (float32, FEATURE_NAMES order), one row per claim aligned with `hits`."""
-    X = feature_matrix(ClaimLines.read(lines), hits, ref)
+    X = feature_matrix(ClaimLines.read(lines), hits, ref, provider_stats)
     return pd.DataFrame(X, columns=list(FEATURE_NAMES))

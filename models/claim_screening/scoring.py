@@ -5,7 +5,7 @@ No lightgbm or mlflow here: serving runs this with onnxruntime sessions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +17,10 @@ from models.claim_screening.features import (
     FEATURE_NAMES,
     Reference,
     feature_matrix,
+    known_providers,
 )
 from models.claim_screening.rules import (
+    CODE_ID,
     RULE_BY_CODE,
     RULE_CODES,
     ClaimLines,
@@ -34,17 +36,34 @@ SCORED_HEADER = ("claim_id", "patient_id", "provider_id", "service_month", "clai
                  "total_points")
 
 
-def _prepared(lines: pd.DataFrame, reference: Reference) -> tuple[dict[str, Any], np.ndarray]:
-    """apply_rules' columns (as arrays) and the feature matrix, reading the lines once."""
+def _prepared(lines: pd.DataFrame, reference: Reference,
+              ) -> tuple[ClaimLines, dict[str, Any], np.ndarray]:
+    """The lines read once, apply_rules' columns (as arrays) and the feature matrix."""
     view = ClaimLines.read(lines)
     hits = rule_columns(view)
-    return hits, feature_matrix(view, hits, reference)
+    return view, hits, feature_matrix(view, hits, reference)
 
 
 def prepare(lines: pd.DataFrame, reference: Reference) -> tuple[pd.DataFrame, np.ndarray]:
     """Rule hits (one row per claim) and the feature matrix."""
-    hits, X = _prepared(lines, reference)
+    _, hits, X = _prepared(lines, reference)
     return pd.DataFrame(hits), X
+
+
+def unknown_codes(view: ClaimLines, reference: Reference) -> dict[int, list[str]]:
+    """Claim position -> its distinct codes (first-seen order) that neither the code table
+    (so no rule can check their limits or indications) nor the training data holds; claims
+    without such codes are absent."""
+    seen = set(reference.codes)
+    unknown = np.array([c not in CODE_ID and str(c) not in seen for c in view.code_names], bool)
+    rows = np.flatnonzero(unknown[view.raw_code])
+    out: dict[int, list[str]] = {}
+    for claim, code in zip(view.claim[rows].tolist(), view.raw_code[rows].tolist(), strict=True):
+        codes = out.setdefault(claim, [])
+        name = str(view.code_names[code])
+        if name not in codes:
+            codes.append(name)
+    return out
 
 
 @dataclass
@@ -55,20 +74,67 @@ class Scored:
     filter or sort, which costs seconds on a million claims.
     """
 
-    frame: pd.DataFrame
+    frame: pd.DataFrame  # includes n_unknown_codes (int) and new_provider (bool)
     X: np.ndarray
     rules: np.ndarray  # (claims, rules) bool, RULE_CODES order
+    unknown: dict[int, list[str]]  # row position -> codes unknown to table and training
 
 
 def score_claims(lines: pd.DataFrame, reference: Reference, predict: Predictor) -> Scored:
-    """Per claim: score = P(error), expected points at stake, priority = score x stake, rules."""
-    hits, X = _prepared(lines, reference)
+    """Per claim: score = P(error), expected points at stake, priority = score x stake, rules,
+    and what the model has no history for: the count of unknown codes and a new provider."""
+    view, hits, X = _prepared(lines, reference)
     p, stake = predict(X)
     score = p.astype(float)
     expected = np.minimum(stake.astype(float), np.asarray(hits["total_points"], dtype=float))
+    unknown = unknown_codes(view, reference)
+    n_unknown = np.zeros(len(score), np.int64)
+    n_unknown[list(unknown)] = [len(v) for v in unknown.values()]
     out = pd.DataFrame({**{c: hits[c] for c in SCORED_HEADER}, "score": score,
-                        "expected_points": expected, "priority": score * expected})
-    return Scored(out, X, columns(hits, RULE_CODES, bool))
+                        "expected_points": expected, "priority": score * expected,
+                        "n_unknown_codes": n_unknown,
+                        "new_provider": ~known_providers(hits["provider_id"], reference)})
+    return Scored(out, X, columns(hits, RULE_CODES, bool), unknown)
+
+
+def unknown_codes_at(scored: Scored, rows: np.ndarray) -> list[list[str]]:
+    """Unknown codes of the claims at the given row positions."""
+    return [scored.unknown.get(int(r), []) for r in rows]
+
+
+def flag_summary(scored: Scored, rows: np.ndarray | None = None, examples: int = 10,
+                 ) -> dict[str, Any]:
+    """How many of the claims (all, or those at the given row positions) carry a code unknown
+    to the model or come from a provider without history, with a Japanese note for reviewers."""
+    frame = scored.frame if rows is None else scored.frame.iloc[rows]
+    positions = np.arange(len(scored.frame)) if rows is None else np.asarray(rows)
+    with_unknown = frame["n_unknown_codes"].to_numpy() > 0
+    new = frame["new_provider"].to_numpy(bool)
+    codes = list(dict.fromkeys(c for r in positions[with_unknown]
+                               for c in scored.unknown.get(int(r), [])))
+    providers = frame["provider_id"][new].nunique()
+    return {"claims": len(frame), "claims_with_unknown_codes": int(with_unknown.sum()),
+            "distinct_unknown_codes": len(codes), "unknown_code_examples": codes[:examples],
+            "claims_new_provider": int(new.sum()), "new_providers": int(providers),
+            "note_ja": flag_note(len(frame), int(with_unknown.sum()), codes[:examples],
+                                 len(codes), int(new.sum()), int(providers))}
+
+
+def flag_note(claims: int, with_unknown: int, examples: list[str], distinct: int, new: int,
+              providers: int) -> str:
+    """The Japanese sentence the reviewer page and downloads show about flagged claims."""
+    if not with_unknown and not new:
+        return f"{claims}件すべて、コード表と過去の請求履歴にあるコード・医療機関です。"
+    parts = []
+    if with_unknown:
+        shown = "、".join(examples) + ("ほか" if distinct > len(examples) else "")
+        parts.append(f"コード表・学習データにないコードを含むレセプトが{with_unknown}件あります"
+                     f"（{distinct}種類: {shown}）。これらのコードには算定回数・適応などの"
+                     "ルールを確認できないため、目視で確認してください")
+    if new:
+        parts.append(f"請求履歴のない医療機関（{providers}か所）のレセプトが{new}件あります。"
+                     "医療機関の過去の傾向は使わず、全体の平均と当月の請求内容で評価しています")
+    return f"{claims}件中、" + "。".join(parts) + "。"
 
 
 def reasons_at(scored: Scored, rows: np.ndarray) -> list[list[str]]:
@@ -108,6 +174,26 @@ def contributions(X: np.ndarray, medians: np.ndarray, predict: Predictor, top: i
                      "value": float(X[i, j]), "contribution": round(float(delta[i, j]), 4)}
                     for j in order if abs(delta[i, j]) > 1e-6])
     return out
+
+
+def for_features(predict: Predictor, names: Sequence[str]) -> Predictor:
+    """A predictor over FEATURE_NAMES-wide rows for a model trained on the columns `names`:
+    a champion exported before a feature was added keeps serving (it reads its own columns)
+    until it is retrained. ValueError when it needs a feature this code no longer builds."""
+    if tuple(names) == FEATURE_NAMES:
+        return predict
+    gone = [n for n in names if n not in FEATURE_NAMES]
+    if gone:
+        raise ValueError(f"the model needs features this code does not build: {gone}")
+    cols = np.array([FEATURE_NAMES.index(n) for n in names], np.intp)
+    return lambda X: predict(X[:, cols])
+
+
+def widen_medians(medians: Sequence[float], names: Sequence[str]) -> np.ndarray:
+    """The model's feature medians laid out over FEATURE_NAMES (0 for columns it does not
+    read: occluding them changes nothing, so they never show as contributions)."""
+    by_name = dict(zip(names, medians, strict=True))
+    return np.array([by_name.get(n, 0.0) for n in FEATURE_NAMES], np.float32)
 
 
 @dataclass

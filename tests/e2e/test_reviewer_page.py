@@ -72,6 +72,9 @@ def test_reviewer_uploads_reviews_and_records(server: str, page: Page, trained_r
     expect(page.get_by_test_id("sum-month")).to_have_text(re.compile(r"^\d{4}-\d{2}$"))
     expect(page.get_by_test_id("sum-queued")).to_have_text(f"{n} 件")
     expect(page.get_by_test_id("sum-model")).to_have_text(re.compile(r"^v\S+"))
+    # how many of the month's claims carry codes or providers without history, in Japanese
+    expect(page.get_by_test_id("flag-summary")).to_have_text(
+        re.compile(r"^対象月の全[\d,]+件について: .*件"))
     expect(rows.first.locator("[data-col=score]")).to_have_text(re.compile(r"^\d+\.\d%$"))
     badges = page.get_by_test_id("reason-badge")
     assert badges.count() > 0, "no reason labels in the queue"

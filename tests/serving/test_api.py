@@ -94,6 +94,43 @@ def test_stored_queue_downloads(client: TestClient, trained_root: Path) -> None:
     assert meta["month"] == q["month"] and meta["claims"] == q["claims_in_month"]
 
 
+def test_unknown_codes_and_new_providers_are_scored_and_flagged(client: TestClient,
+                                                                trained_root: Path) -> None:
+    import io
+
+    df = pd.read_csv(io.BytesIO(month_csv(trained_root)), dtype=str, keep_default_na=False)
+    codes, _ = pd.factorize(df["provider_id"])
+    df["provider_id"] = [f"40{c:08d}" for c in codes]  # 10-digit 医療機関コード, never seen
+    month = df["service_month"].max()
+    first = df.index[(df["service_month"] == month) & (df["line_kind"] == "procedure")][0]
+    df.loc[first, "code"] = "112015570"  # well-formed, not in the code table
+    r = client.post("/v1/claim_screening/queue?capacity=1", content=df.to_csv(index=False),
+                    headers={**ITOSHIMA, "content-type": "text/csv"})
+    assert r.status_code == 200, r.text
+    q = r.json()
+    flags = q["flags"]
+    assert flags["claims"] == q["claims_in_month"] == q["queued"]
+    assert flags["claims_new_provider"] == q["claims_in_month"]
+    assert flags["claims_with_unknown_codes"] == 1
+    assert flags["unknown_code_examples"] == ["112015570"]
+    assert "請求履歴のない医療機関" in flags["note_ja"] and "112015570" in flags["note_ja"]
+    flagged = [it for it in q["items"] if it["unknown_codes"]]
+    assert [it["claim_id"] for it in flagged] == [df.loc[first, "claim_id"]]
+    assert all(it["new_provider"] for it in q["items"])
+    assert len({it["score"] for it in q["items"]}) > 1  # scored, not a constant fallback
+    stored = client.get(f"/v1/claim_screening/queues/{q['queue_id']}", headers=ITOSHIMA).json()
+    assert sum(bool(it["unknown_codes"]) for it in stored["items"]) == 1
+    url = f"/v1/claim_screening/queues/{q['queue_id']}/download"
+    table = pd.read_excel(io.BytesIO(client.get(url, params={"format": "xlsx"},
+                                                headers=ITOSHIMA).content), dtype=str)
+    assert (table["新規医療機関"] == "はい").all()
+    assert table["未登録コード"].fillna("").tolist().count("112015570") == 1
+    known = client.post("/v1/claim_screening/score", json={"claims": [EXAMPLE_CLAIM]},
+                        headers=ITOSHIMA).json()
+    assert known["flags"]["claims_with_unknown_codes"] == 0
+    assert known["results"][0]["unknown_codes"] == []
+
+
 def test_queue_from_json(client: TestClient) -> None:
     claims = []
     for i in range(30):
@@ -179,8 +216,8 @@ def _claims_csv(root: Path) -> pd.DataFrame:
 BAD_INPUTS = {
     "missing column": (lambda df: df.drop(columns=["points"]), 422, "missing column 'points'"),
     "wrong type": (lambda df: df.assign(age=["x"] * len(df)), 422, "column 'age' row 2"),
-    "unknown code": (lambda df: df.assign(code=["ZZZ", *list(df["code"][1:])]), 422,
-                     "column 'code' row 2"),
+    "malformed code": (lambda df: df.assign(code=["ZZZ", *list(df["code"][1:])]), 422,
+                       "column 'code' row 2: コードの形式が不正です"),
     "negative points": (lambda df: df.assign(points=["-1", *list(df["points"][1:])]), 422,
                         "column 'points' row 2"),
 }
@@ -216,9 +253,10 @@ def test_bad_json_names_the_field(client: TestClient) -> None:
     r = client.post("/v1/claim_screening/score", json={"claims": [claim]}, headers=ITOSHIMA)
     assert r.status_code == 422 and "claims.0.lines.1.points" in r.json()["error"]
     claim = copy.deepcopy(EXAMPLE_CLAIM)
-    claim["lines"][0]["code"] = "Q999"
+    claim["lines"][1]["code"] = "Q999"
     r = client.post("/v1/claim_screening/score", json={"claims": [claim]}, headers=ITOSHIMA)
-    assert r.status_code == 422 and "unknown code" in r.json()["error"]
+    assert r.status_code == 422 and "claims.0.lines.1.code" in r.json()["error"]
+    assert "malformed procedure code 'Q999'" in r.json()["error"]
     r = client.post("/v1/claim_screening/score", json={"claims": [EXAMPLE_CLAIM] * 2},
                     headers=ITOSHIMA)
     assert r.status_code == 422 and "duplicate claim_id" in r.json()["error"]

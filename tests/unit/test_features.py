@@ -8,16 +8,27 @@ import pytest
 
 from models.claim_screening.features import (
     FEATURE_NAMES,
+    SHRINK_CLAIMS,
     Reference,
     build_features,
     build_reference,
+    code_group,
+    out_of_fold_provider_stats,
 )
 from models.claim_screening.rules import apply_rules
-from models.claim_screening.scoring import prepare, score_claims
+from models.claim_screening.scoring import (
+    contributions,
+    flag_summary,
+    for_features,
+    prepare,
+    score_claims,
+    widen_medians,
+)
 from tests.claims import CLEAN, claim, frame
 
+PRIOR = [0.0, 0.05, 0.02, 0.5]
 REF = Reference(norm={"医科入院外|E11": 5.0, "調剤|621903201": 4.5}, global_norm=4.0,
-                provider={"C1": [0.5, 0.25, 0.1, 2.0, 40.0]})
+                provider={"C1": [0.5, 0.25, 0.1, 2.0, 40.0]}, prior=PRIOR)
 
 
 def features(df: pd.DataFrame, ref: Reference = REF) -> pd.DataFrame:
@@ -77,8 +88,63 @@ def test_provider_stats_for_known_and_unknown_providers() -> None:
     f = features(frame(claim("k", CLEAN), claim("u", CLEAN, provider="NEW", patient="p2")))
     cols = ["provider_points_vs_norm", "provider_rule_rate", "provider_injury_share",
             "provider_rehab_mean", "log_provider_claims"]
-    assert f.loc["k", cols].tolist() == pytest.approx([0.5, 0.25, 0.1, 2.0, np.log1p(40)])
-    assert f.loc["u", cols].isna().all()
+    k = SHRINK_CLAIMS
+    shrunk = [(40 * v + k * p) / (40 + k) for v, p in zip([0.5, 0.25, 0.1, 2.0], PRIOR,
+                                                          strict=True)]
+    assert f.loc["k", cols].tolist() == pytest.approx([*shrunk, np.log1p(40)])
+    # no history: the all-provider prior and a volume of 0, never NaN or zeros
+    assert f.loc["u", cols].tolist() == pytest.approx([*PRIOR, 0.0])
+
+
+def test_more_history_moves_a_provider_further_from_the_prior() -> None:
+    refs = [Reference(norm={}, global_norm=4.0, provider={"C1": [0.9, 0.5, 0, 0, n]},
+                      prior=PRIOR) for n in (1.0, 10.0, 1000.0)]
+    rates = [features(frame(claim("a", CLEAN)), ref).loc["a", "provider_rule_rate"]
+             for ref in refs]
+    assert PRIOR[1] < rates[0] < rates[1] < rates[2] < 0.5
+
+
+def test_reference_without_prior_derives_it_from_provider_volumes() -> None:
+    ref = Reference.from_dict({"norm": {}, "global_norm": 4.0, "provider": {
+        "A": [1.0, 0.1, 0, 0, 10.0], "B": [0.0, 0.4, 0, 0, 30.0]}})
+    assert ref.prior == pytest.approx([0.25, 0.325, 0, 0]) and ref.codes == []
+    assert Reference.from_dict(ref.to_dict()) == ref
+    # its model was trained on raw means: no shrinkage, the prior only without history
+    f = features(frame(claim("a", CLEAN, provider="A"), claim("n", CLEAN, provider="N")), ref)
+    assert f.loc["a", "provider_rule_rate"] == pytest.approx(0.1)
+    assert f.loc["n", "provider_rule_rate"] == pytest.approx(0.325)
+    assert build_reference(frame(claim("a", CLEAN)), apply_rules(frame(claim("a", CLEAN)))
+                           ).shrink == SHRINK_CLAIMS
+
+
+def test_unseen_key_code_takes_its_chapter_norm() -> None:
+    ref = Reference(norm={"医科入院外|E11": 5.0, "医科入院外|~E": 4.8}, global_norm=4.0,
+                    provider={}, prior=PRIOR)
+    lines = [("diagnosis", "E14", 0, 0), ("procedure", "112007410", 1, 0)]
+    f = features(frame(claim("e", lines), claim("j", [("diagnosis", "J99", 0, 0),
+                                                      ("procedure", "112007410", 1, 0)])), ref)
+    assert f.loc["e", "points_vs_norm"] == pytest.approx(np.log1p(75) - 4.8, abs=1e-5)
+    assert f.loc["j", "points_vs_norm"] == pytest.approx(np.log1p(75) - 4.0, abs=1e-5)
+    assert [code_group(c) for c in ("E11", "E119", "112007410", "0000999")] == [
+        "~E", "~E", "~11", "~00"]
+
+
+def test_out_of_fold_provider_stats_never_describe_the_claim_itself() -> None:
+    df = frame(*[claim(f"a{i}", CLEAN, patient=f"p{i}") for i in range(40)],
+               claim("x", [("diagnosis", "E11", 0, 0), ("procedure", "112007410", 9, 0)],
+                     patient="px"))
+    hits = apply_rules(df)
+    ref = build_reference(df, hits)
+    oof = out_of_fold_provider_stats(df, hits, ref, seed=0, unseen_share=0.0)
+    # 41 claims of one provider: each row counts the provider's claims outside its own fold
+    assert ((oof[:, 4] < 41) & (oof[:, 4] > 0)).all()
+    # x is the only claim with a rule hit: its own row cannot see it
+    assert oof[-1, 1] == 0 and ref.provider["C1"][1] == pytest.approx(1 / 41)
+    none = out_of_fold_provider_stats(df, hits, ref, seed=0, unseen_share=1.0)
+    assert (none[:, 4] == 0).all() and np.isnan(none[:, :4]).all()
+    X = build_features(df, hits, ref, none)
+    assert X["provider_rule_rate"].to_numpy() == pytest.approx(ref.prior[1])
+    assert (X["log_provider_claims"] == 0).all()
 
 
 def test_claim_shape() -> None:
@@ -122,11 +188,16 @@ def test_build_reference_norms_and_provider_habits() -> None:
                      provider="C2"))
     ref = build_reference(df, apply_rules(df))
     assert ref.norm == pytest.approx({"医科入院外|E11": np.log1p(208),
-                                      "医科入院外|I10": np.log1p(75)})
+                                      "医科入院外|I10": np.log1p(75),
+                                      "医科入院外|~E": np.log1p(208),
+                                      "医科入院外|~I": np.log1p(75)})
     assert ref.global_norm == pytest.approx((np.log1p(150) + np.log1p(208)) / 2)
     resid = np.log1p([208, 150, 450]) - np.log1p(208)
     assert ref.provider["C1"] == pytest.approx([resid.mean(), 1 / 3, 0, 0, 3])
     assert ref.provider["C2"] == pytest.approx([0, 0, 0, 0, 1])
+    # claim-weighted: C1's three claims and C2's one
+    assert ref.prior == pytest.approx([resid.sum() / 4, 1 / 4, 0, 0])
+    assert ref.codes == sorted({"E11", "I10", "112007410", "160062110", "621903201"})
 
 
 def test_two_claim_batches_score() -> None:
@@ -135,3 +206,52 @@ def test_two_claim_batches_score() -> None:
     scored = score_claims(df, REF, lambda X: (np.full(len(X), 0.5), np.zeros(len(X))))
     assert scored.frame["claim_id"].tolist() == ["a", "b"]
     assert scored.X.shape == (2, len(FEATURE_NAMES))
+
+
+def test_unknown_codes_and_new_providers_are_scored_and_flagged() -> None:
+    new_codes = [("diagnosis", "E14", 0, 0), ("procedure", "112015570", 1, 0),
+                 ("drug", "620004422", 1, 7), ("procedure", "112015570", 2, 0)]
+    df = frame(claim("k", CLEAN), claim("n", new_codes, provider="1310112345", patient="p2"),
+               claim("m", CLEAN, provider="1310112345", patient="p3"))
+    scored = score_claims(df, REF, lambda X: (np.full(len(X), 0.5), np.full(len(X), 100.0)))
+    frame_ = scored.frame.set_index("claim_id")
+    assert frame_["n_unknown_codes"].to_dict() == {"k": 0, "n": 3, "m": 0}
+    assert frame_["new_provider"].to_dict() == {"k": False, "n": True, "m": True}
+    assert scored.unknown == {1: ["E14", "112015570", "620004422"]}
+    assert np.isfinite(scored.X).all()  # scored, not zeros or NaN
+    flags = flag_summary(scored)
+    assert flags["claims_with_unknown_codes"] == 1 and flags["claims_new_provider"] == 2
+    assert flags["new_providers"] == 1 and flags["distinct_unknown_codes"] == 3
+    assert "コード表・学習データにないコードを含むレセプトが1件" in flags["note_ja"]
+    assert "請求履歴のない医療機関（1か所）のレセプトが2件" in flags["note_ja"]
+    only_k = flag_summary(scored, np.array([0]))
+    assert only_k["claims"] == 1 and only_k["claims_with_unknown_codes"] == 0
+    assert "すべて" in only_k["note_ja"]
+
+
+def test_codes_seen_in_training_are_not_unknown() -> None:
+    ref = Reference(norm={}, global_norm=4.0, provider={"C1": [0, 0, 0, 0, 5.0]},
+                    prior=PRIOR, codes=["112015570"])
+    df = frame(claim("n", [("diagnosis", "E11", 0, 0), ("procedure", "112015570", 1, 0)]))
+    scored = score_claims(df, ref, lambda X: (np.full(len(X), 0.5), np.full(len(X), 1.0)))
+    assert scored.unknown == {} and not scored.frame["new_provider"].any()
+
+
+def test_a_model_trained_before_a_feature_was_added_keeps_scoring() -> None:
+    old = [n for n in FEATURE_NAMES if n != "log_month_provider_claims"]
+    seen: list[int] = []
+
+    def predict(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(X.shape[1])
+        return 1 / (1 + np.exp(-X[:, old.index("n_rules")])), np.full(len(X), 100.0)
+
+    df = frame(claim("a", CLEAN), claim("b", [("diagnosis", "I10", 0, 0),
+                                              ("procedure", "160062110", 1, 0)], patient="p2"))
+    scored = score_claims(df, REF, for_features(predict, old))
+    assert set(seen) == {len(old)} and scored.X.shape[1] == len(FEATURE_NAMES)
+    medians = widen_medians(np.zeros(len(old)), old)
+    why = contributions(scored.X, medians, for_features(predict, old))
+    assert [c["feature"] for c in why[1]] == ["n_rules"]  # b lacks E11 for its HbA1c
+    assert for_features(predict, FEATURE_NAMES) is predict
+    with pytest.raises(ValueError, match="does not build: \\['retired'\\]"):
+        for_features(predict, [*old, "retired"])

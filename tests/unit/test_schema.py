@@ -41,7 +41,7 @@ def test_missing_column_named() -> None:
 @pytest.mark.parametrize(("column", "value", "pattern"), [
     ("points", "-5", r"column 'points' row 3"),
     ("age", "abc", r"column 'age' row 3: expected"),
-    ("code", "X99", r"column 'code' row 3"),
+    ("code", "X99", r"column 'code' row 3: .*malformed procedure code 'X99'"),
     ("service_month", "2026-13", r"column 'service_month' row 3"),
 ])
 def test_bad_values_named_by_column_and_row(column: str, value: str, pattern: str) -> None:
@@ -61,4 +61,32 @@ def test_reused_claim_id_with_other_header_is_rejected() -> None:
 def test_duplicate_line_numbers_rejected() -> None:
     df = frame(claim("a", CLEAN), claim("a", CLEAN))
     with pytest.raises(ClaimsInputError, match=r"unique \(claim_id, line_no\)"):
+        read_claims(csv_bytes(df))
+
+
+def test_well_formed_codes_outside_the_table_are_accepted() -> None:
+    lines = [("diagnosis", "E14", 0, 0), ("diagnosis", "E11.9", 0, 0),
+             ("diagnosis", "0000999", 0, 0), ("procedure", "112015570", 1, 0),
+             ("drug", "620004422", 1, 7)]
+    out = read_claims(csv_bytes(frame(claim("a", lines))))
+    assert out["code"].tolist() == ["E14", "E11.9", "0000999", "112015570", "620004422"]
+
+
+@pytest.mark.parametrize(("row", "kind", "code"), [
+    (0, "diagnosis", "E1"), (0, "diagnosis", "e11"), (1, "procedure", "11200741"),
+    (2, "procedure", "16006211X"), (3, "drug", "E11"),
+])
+def test_malformed_codes_name_row_kind_and_expected_shape(row: int, kind: str, code: str,
+                                                          ) -> None:
+    df = frame(claim("a", CLEAN)).astype(str)
+    df.loc[row, ["line_kind", "code"]] = [kind, code]
+    with pytest.raises(ClaimsInputError, match=rf"column 'code' row {row + 2}: コードの形式が不正"
+                       rf".*malformed {kind} code '{code}'"):
+        read_claims(csv_bytes(df))
+
+
+def test_malformed_codes_report_the_first_rows_and_a_count() -> None:
+    df = frame(*[claim(f"a{i}", CLEAN, patient=f"p{i}") for i in range(3)]).astype(str)
+    df["code"] = "??"
+    with pytest.raises(ClaimsInputError, match=r"row 2: .*row 3: .*row 4: .*and 9 more rows"):
         read_claims(csv_bytes(df))

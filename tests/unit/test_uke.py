@@ -64,7 +64,7 @@ def test_wareki() -> None:
 
 def test_reads_medical_claims_into_the_claim_frame() -> None:
     res = uke.read_uke(RAW, "fixture.UKE", "402303", _B())
-    lines = validate_lines(res.lines.assign(code="I10"))  # every column types and checks
+    lines = validate_lines(res.lines)  # national codes pass as they are (unknown ones are flagged)
     assert len(lines) == len(res.lines) == 9 and res.claims == 2
     first = res.lines[res.lines["claim_id"] == "4019999999-202503-000001"]
     assert first["patient_id"].iloc[0] == "９９・1234567"
@@ -150,13 +150,20 @@ def test_validation_names_the_file_whose_lines_fail() -> None:
 
     class Book(_B):
         def icd10_of(self, code: str) -> str | None:
-            return inverse.get(code)
+            # 9999998: a master row whose ICD-10 field is garbage, which validation must catch
+            return "E1?" if code == "9999998" else inverse.get(code)
 
     files = [(n, export.files[n]) for n in names]
     ok = uke.read_many(files, "402303", Book(), validate=True)
     assert ok.lines["age"].dtype.kind == "i" and ok.claims == len(export.claim_ids)
-    files[-1] = (names[-1], files[-1][1].replace(b"\r\nSI,", b"\r\nSI,12,1,999999999,,1,1"
-                                                 b"\r\nSI,", 1))
+    # a well-formed code outside every table is scored (and flagged), not rejected
+    unknown = files[-1][1].replace(b"\r\nSI,", b"\r\nSI,12,1,999999999,,1,1\r\nSI,", 1)
+    assert uke.read_many([*files[:-1], (names[-1], unknown)], "402303", Book(),
+                         validate=True).lines["code"].eq("999999999").sum() == 1
+    raw = files[-1][1]
+    start = raw.index(b"\r\nSY,") + 2
+    sy = raw[start:raw.index(b"\r\n", start)]
+    files[-1] = (names[-1], raw.replace(sy, b"SY,9999998" + sy[len(b"SY,") + 7:], 1))
     with pytest.raises(uke.ClaimsInputError,
                        match=rf"^{names[-1]} \(row N = the Nth SY/SI/IY line.*column 'code' row"):
         uke.read_many(files, "402303", Book(), validate=True)

@@ -238,3 +238,41 @@ class RoadStore:
             if tenant is not None and before is None:
                 self.files.delete_prefix(f"road_damage/{tenant}")
         return {**counts, "files": len(files), "bytes": int(blobs) + sum(s for _, s in files)}
+
+    def migrate_road_blobs(self, limit: int = 200) -> dict[str, int]:
+        """Move photos and overlays kept as blobs in road_photo (stores from before the file
+        store) to the file store, `limit` photos per transaction; returns photos, files and
+        bytes moved. Safe to rerun or interrupt: each row's blobs are emptied in the
+        transaction that records its files, after the files are written."""
+        moved = {"photos": 0, "files": 0, "bytes": 0}
+        with self._road():
+            pass  # tables and the blob-column check
+        if not self._road_blobs:
+            return moved
+        while True:
+            with self._conn() as conn:
+                rows = conn.execute(
+                    "SELECT p.batch_id, p.idx, p.tenant, p.overlay, p.image, b.created FROM "
+                    "road_photo p JOIN road_batch b ON b.batch_id = p.batch_id WHERE "
+                    "length(p.overlay) > 0 OR p.image IS NOT NULL LIMIT ?", (limit,)).fetchall()
+            if not rows:
+                return moved
+            stored = []
+            for batch, idx, tenant, overlay, image, created in rows:
+                for role, blob in (("overlay", overlay), ("image", image)):
+                    if blob:
+                        data = bytes(blob)
+                        meta = describe(photo_key(tenant, batch, idx, role), data,
+                                        FILE_ROLES[role][1])
+                        self.files.put(meta.key, data, meta.content_type)
+                        stored.append((meta, tenant, batch, idx, role, created))
+            with self._conn() as conn:
+                conn.executemany("INSERT OR IGNORE INTO road_file VALUES (?,?,?,?,?,?,?,?,?)", [
+                    (m.key, tenant, batch, idx, role, m.size, m.sha256, m.content_type, created)
+                    for m, tenant, batch, idx, role, created in stored])
+                conn.executemany("UPDATE road_photo SET overlay = ?, image = NULL WHERE "
+                                 "batch_id = ? AND idx = ?",
+                                 [(b"", batch, idx) for batch, idx, *_ in rows])
+            moved["photos"] += len(rows)
+            moved["files"] += len(stored)
+            moved["bytes"] += sum(m.size for m, *_ in stored)

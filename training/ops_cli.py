@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from serving.store import Store
 
 audit_app = typer.Typer(help="The prediction audit trail.", no_args_is_help=True)
+files_app = typer.Typer(help="The file store of road photos and overlays.",
+                        no_args_is_help=True)
 
 
 def _store(ws: Workspace) -> Store:
@@ -162,10 +164,30 @@ def delete_data(
                "DVC cache")
 
 
+@files_app.command("migrate")
+def files_migrate(vacuum: Annotated[bool, typer.Option(
+        help="Then VACUUM the SQLite file, so it gives the space back (locks it meanwhile).")]
+        = False) -> None:
+    """Move photos and overlays that older stores kept as blobs in the database to the file
+    store (they are served either way; afterwards the database holds metadata only)."""
+    from serving.sqldb import SQLiteDB
+
+    ws = _workspace()
+    store = _store(ws)
+    moved = store.migrate_road_blobs()
+    typer.echo(f"moved {moved['photos']} photos' blobs ({moved['files']} files, "
+               f"{_size(moved['bytes'])}) to {store.files.location}")
+    if vacuum and isinstance(store.db, SQLiteDB):
+        before = store.path.stat().st_size
+        store.db.connection().execute("VACUUM")
+        typer.echo(f"{store.path}: {_size(before)} -> {_size(store.path.stat().st_size)}")
+
+
 def register(app: typer.Typer, tenants_app: typer.Typer) -> None:
     """Add the operations commands to the `kyodo` CLI (`tenants`: the `kyodo tenants` group)."""
     app.command()(costs)
     app.command()(purge)
     app.add_typer(audit_app, name="audit")
+    app.add_typer(files_app, name="files")
     tenants_app.command("delete-data")(delete_data)
 

@@ -258,3 +258,19 @@ def test_a_deleted_municipalitys_ids_answer_404_and_the_others_are_served(
         assert client.get(url, headers=AUTH[MURORAN]).status_code == 200, url
     png = client.get(urls[MURORAN][1], headers=AUTH[MURORAN])
     assert png.content == b"\x89PNG" + b"o" * 1000 and png.headers["content-type"] == "image/png"
+
+
+def test_kyodo_files_migrate_empties_the_blob_columns(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.serving.test_store_backends import _legacy_road_tables
+
+    root = sandbox.make_workspace(tmp_path / "ws", TASK, {})
+    monkeypatch.setenv("KYODO_ROOT", str(root))
+    monkeypatch.delenv("KYODO_FILE_ROOT", raising=False)
+    db = root / "state" / "kyodo.db"
+    _legacy_road_tables(db, None, photos=3)
+    out = _kyodo("files", "migrate", "--vacuum")
+    assert "moved 3 photos' blobs (5 files, 43 bytes (0.0 MB))" in out
+    assert str(root / "state" / "files") in out and "kyodo.db" in out
+    assert Store(db).road_overlay("402303", "legacy", 2) == b"\x89PNG-old\x02"
+    assert "moved 0 photos' blobs" in _kyodo("files", "migrate")

@@ -5,6 +5,7 @@ photos in the file store, retention purge and one municipality's deletion."""
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 import uuid
@@ -410,24 +411,31 @@ def test_a_tenants_deletion_leaves_the_others_untouched(
     assert photo["tenant"] == IYO
 
 
-def test_photos_stored_as_blobs_before_the_file_store_are_read_and_purged(
-        backend: tuple[Path, str | None]) -> None:
-    path, url = backend
-    db = open_database(path, url)
-    with db.transaction() as conn:  # road tables as released before the file store
+def _legacy_road_tables(path: Path, url: str | None, photos: int = 1) -> None:
+    """road tables as released before the file store, with `photos` photos as blobs in a batch
+    analysed 500 days ago."""
+    with open_database(path, url).transaction() as conn:
         conn.execute("CREATE TABLE road_batch (batch_id TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
                      " created REAL NOT NULL, photos INTEGER NOT NULL, model_version TEXT)")
         conn.execute("CREATE TABLE road_photo (batch_id TEXT NOT NULL REFERENCES "
                      "road_batch(batch_id), idx INTEGER NOT NULL, tenant TEXT NOT NULL, name "
                      "TEXT NOT NULL, result TEXT NOT NULL, overlay BLOB NOT NULL, image BLOB, "
                      "PRIMARY KEY (batch_id, idx))")
-        conn.execute("INSERT INTO road_batch VALUES ('legacy', ?, ?, 1, '3')",
-                     (ITO, time.time() - 500 * 86400))
-        conn.execute("INSERT INTO road_photo VALUES ('legacy', 0, ?, 'old.jpg', ?, ?, ?)",
-                     (ITO, '{"index": 0, "name": "old.jpg"}', b"\x89PNG-old", b"JPEG-old"))
+        conn.execute("INSERT INTO road_batch VALUES ('legacy', ?, ?, ?, '3')",
+                     (ITO, time.time() - 500 * 86400, photos))
+        for i in range(photos):
+            conn.execute("INSERT INTO road_photo VALUES ('legacy', ?, ?, ?, ?, ?, ?)",
+                         (i, ITO, f"old{i}.jpg", json.dumps({"index": i, "name": f"old{i}.jpg"}),
+                          b"\x89PNG-old" + bytes([i]), b"JPEG-old" if i % 2 == 0 else None))
+
+
+def test_photos_stored_as_blobs_before_the_file_store_are_read_and_purged(
+        backend: tuple[Path, str | None]) -> None:
+    path, url = backend
+    _legacy_road_tables(path, url)
     store = Store(path, url)
-    assert store.road_overlay(ITO, "legacy", 0) == b"\x89PNG-old"
-    assert store.road_photos(ITO, "legacy") == [{"index": 0, "name": "old.jpg"}]
+    assert store.road_overlay(ITO, "legacy", 0) == b"\x89PNG-old\x00"
+    assert store.road_photos(ITO, "legacy") == [{"index": 0, "name": "old0.jpg"}]
     store.save_road_corrections(ITO, [{"batch_id": "legacy", "index": 0, "correct": True}])
     assert store.road_training_photos()[0]["image"] == b"JPEG-old"
     _road_batch(store, "new", ITO)  # a new batch in the old table: its bytes go to files
@@ -435,6 +443,28 @@ def test_photos_stored_as_blobs_before_the_file_store_are_read_and_purged(
     assert (path.parent / "files" / "road_damage" / ITO / "new" / "0-overlay.png").is_file()
     gone = store.delete_road(before=time.time() - 400 * 86400)
     assert gone == {"batches": 1, "photos": 1, "corrections": 1, "files": 0,
-                    "bytes": len(b"\x89PNG-old") + len(b"JPEG-old")}
+                    "bytes": len(b"\x89PNG-old\x00") + len(b"JPEG-old")}
     assert store.road_overlay(ITO, "legacy", 0) is None
     assert store.road_overlay(ITO, "new", 0) is not None
+
+
+def test_blobs_are_migrated_to_the_file_store(backend: tuple[Path, str | None]) -> None:
+    path, url = backend
+    _legacy_road_tables(path, url, photos=5)
+    store = Store(path, url)
+    store.save_road_corrections(ITO, [{"batch_id": "legacy", "index": 2, "correct": True}])
+    moved = store.migrate_road_blobs(limit=2)  # three rounds of at most two photos
+    assert moved == {"photos": 5, "files": 8, "bytes": 5 * 9 + 3 * 8}
+    assert store.migrate_road_blobs() == {"photos": 0, "files": 0, "bytes": 0}  # rerun: none
+    with store.db.transaction() as conn:
+        left = conn.execute("SELECT COUNT(*) FROM road_photo WHERE length(overlay) > 0 OR "
+                            "image IS NOT NULL").fetchone()[0]
+    assert left == 0  # the database holds metadata only
+    files = path.parent / "files" / "road_damage" / ITO / "legacy"
+    assert (files / "4-overlay.png").read_bytes() == b"\x89PNG-old\x04"
+    assert not (files / "1-image.jpg").exists() and (files / "2-image.jpg").is_file()
+    assert [store.road_overlay(ITO, "legacy", i) for i in range(5)] == [
+        b"\x89PNG-old" + bytes([i]) for i in range(5)]
+    assert store.road_training_photos()[0]["image"] == b"JPEG-old"
+    gone = store.delete_road(ITO)  # purged from the file store now
+    assert gone["files"] == 8 and gone["bytes"] == 69 and not any(files.glob("*"))

@@ -158,10 +158,11 @@ def delete_data(
     if not yes:
         typer.echo("nothing deleted: run again with --yes")
         return
-    typer.echo("next: remove the tenant from configs/tenants.yaml (or its tasks) so no data is "
-               "generated for it, retrain each task (`kyodo retrain <task>`: the new models no "
-               "longer learn from its data), and `dvc gc` to drop old data versions from the "
-               "DVC cache")
+    if code in known:
+        typer.echo("its key still works: remove it from configs/tenants.yaml, so that nothing "
+                   "new is recorded and no synthetic data is generated for it")
+    typer.echo("next: retrain each task (`kyodo retrain <task>`: the new models no longer learn "
+               "from its data) and `dvc gc` to drop old data versions from the DVC cache")
 
 
 @files_app.command("migrate")

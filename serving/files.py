@@ -18,6 +18,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +27,19 @@ from typing import Any, Protocol
 FILE_ROOT = "KYODO_FILE_ROOT"
 S3_ENDPOINTS = ("KYODO_S3_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")
 _KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
+
+
+class FileStoreError(RuntimeError):
+    """The file store cannot be read or written (disk full, permissions, S3 unreachable or
+    refusing): an outage the service answers with 503, not a bug."""
+
+
+@contextmanager
+def _outage(location: str, action: str, kinds: tuple[type[BaseException], ...]) -> Iterator[None]:
+    try:
+        yield
+    except kinds as exc:
+        raise FileStoreError(f"file store {location}: cannot {action}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -76,21 +91,24 @@ class LocalFiles:
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with _outage(self.location, f"write {key}", (OSError,)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
     def get(self, key: str) -> bytes | None:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            return None
+        path = self._path(key)
+        with _outage(self.location, f"read {key}", (OSError,)):
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                return None
 
     def delete(self, keys: list[str]) -> int:
         """Remove these files (missing ones are skipped); returns how many were there."""
@@ -137,33 +155,51 @@ class S3Files:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def _call(self, action: str, fn: Callable[[], Any]) -> Any:
+        """fn() with botocore's errors (unreachable, refused, throttled) as FileStoreError."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        with _outage(self.location, action, (BotoCoreError, ClientError, OSError)):
+            return fn()
+
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
-                               ContentType=content_type)
+        name = self._key(key)
+        self._call(f"write {key}", lambda: self.client.put_object(
+            Bucket=self.bucket, Key=name, Body=data, ContentType=content_type))
 
     def get(self, key: str) -> bytes | None:
-        try:
-            found = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.NoSuchKey:
-            return None
-        return found["Body"].read()
+        name = self._key(key)
+
+        def read() -> bytes | None:
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=name)["Body"].read()
+            except self.client.exceptions.NoSuchKey:
+                return None
+
+        return self._call(f"read {key}", read)
 
     def delete(self, keys: list[str]) -> int:
         """Remove these objects (S3 does not say which existed: returns how many were asked)."""
         names = [self._key(k) for k in keys]
+        self._call("delete", lambda: self._delete(names))
+        return len(names)
+
+    def _delete(self, names: list[str]) -> None:
         for start in range(0, len(names), 1000):  # DeleteObjects takes at most 1,000 keys
             self.client.delete_objects(Bucket=self.bucket, Delete={
                 "Objects": [{"Key": n} for n in names[start:start + 1000]], "Quiet": True})
-        return len(names)
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every object under `prefix/`; returns how many."""
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self._key(prefix.rstrip("/")) + "/")
-        names = [o["Key"] for page in pages for o in page.get("Contents", [])]
-        for start in range(0, len(names), 1000):
-            self.client.delete_objects(Bucket=self.bucket, Delete={
-                "Objects": [{"Key": n} for n in names[start:start + 1000]], "Quiet": True})
+        folder = self._key(prefix.rstrip("/")) + "/"
+
+        def listing() -> list[str]:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=folder)
+            return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+        names = self._call(f"list {prefix}", listing)
+        self._call(f"delete {prefix}", lambda: self._delete(names))
         return len(names)
 
 

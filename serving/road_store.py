@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import suppress
 from typing import Any
 
-from serving.files import FileStore, StoredFile, describe
+from serving.files import FileStore, FileStoreError, StoredFile, describe
 
 ROAD_SCHEMA = """
 CREATE TABLE IF NOT EXISTS road_batch (
@@ -85,7 +86,8 @@ class RoadStore:
                         stored.append((r["index"], role, meta))
             self._insert_batch(batch_id, tenant, model_version, results, stored)
         except BaseException:
-            self.files.delete([m.key for _, _, m in stored])
+            with suppress(FileStoreError):  # the store is down: the first error says so
+                self.files.delete([m.key for _, _, m in stored])
             raise
 
     def _insert_batch(self, batch_id: str, tenant: str, model_version: str,

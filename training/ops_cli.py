@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -92,6 +93,18 @@ def _cutoff(before: str | None, days: int) -> tuple[float, str]:
     return datetime(day.year, day.month, day.day, tzinfo=JST).timestamp(), day.isoformat()
 
 
+def _files_or_exit(work: Callable[[], dict[str, int]]) -> dict[str, int]:
+    """work(), or exit 1 saying the file store failed (rows already deleted stay deleted: the
+    files left behind are named by no row; rerun when the store is back)."""
+    from serving.files import FileStoreError
+
+    try:
+        return work()
+    except FileStoreError as exc:
+        typer.secho(f"{exc}\nrerun when the file store is back", fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+
 def _size(n: int) -> str:
     return f"{n:,} bytes ({n / 1e6:,.1f} MB)"
 
@@ -108,7 +121,8 @@ def purge(
     period (files and database rows); prints counts and bytes freed."""
     ws = _workspace()
     cutoff, day = _cutoff(before, ws.platform.operations.photo_retention_days)
-    done = _store(ws).delete_road(tenant, before=cutoff, dry_run=dry_run)
+    done = _files_or_exit(lambda: _store(ws).delete_road(tenant, before=cutoff,
+                                                         dry_run=dry_run))
     verb = "would delete" if dry_run else "deleted"
     who = f" of {tenant}" if tenant else ""
     typer.echo(f"{verb} {done['batches']} batches{who} analysed before {day} (Japan time): "
@@ -140,7 +154,7 @@ def delete_data(
         raise typer.Exit(2)
     ws = _workspace()
     known = {t.code: t.name for t in ws.tenants.tenants}
-    done = _store(ws).delete_tenant(code, dry_run=not yes)
+    done = _files_or_exit(lambda: _store(ws).delete_tenant(code, dry_run=not yes))
     files = tenant_data_files(ws.path("data"), code)
     if yes:
         for path in files:
@@ -175,7 +189,7 @@ def files_migrate(vacuum: Annotated[bool, typer.Option(
 
     ws = _workspace()
     store = _store(ws)
-    moved = store.migrate_road_blobs()
+    moved = _files_or_exit(store.migrate_road_blobs)
     typer.echo(f"moved {moved['photos']} photos' blobs ({moved['files']} files, "
                f"{_size(moved['bytes'])}) to {store.files.location}")
     if vacuum and isinstance(store.db, SQLiteDB):

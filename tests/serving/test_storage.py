@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from models.configs import PlatformConfig, TenantsConfig, load_config
-from serving.files import LocalFiles, S3Files, check_key, open_files
+from serving.files import FileStoreError, LocalFiles, S3Files, check_key, open_files
 from serving.launcher import free_port
 from serving.store import Store
 from tests.conftest import REPO
@@ -76,6 +76,23 @@ def test_local_files_put_get_delete(tmp_path: Path) -> None:
     assert files.delete(["t/1/a.png", "t/1/missing.png"]) == 1
     assert files.delete_prefix("t") == 1 and not (tmp_path / "files" / "t").exists()
     assert files.delete_prefix("never") == 0
+
+
+def test_an_unwritable_store_is_a_file_store_error_and_leaves_no_rows(tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_text("a file where the folder should be")
+    store = Store(tmp_path / "kyodo.db", files=LocalFiles(tmp_path / "blocked"))
+    with pytest.raises(FileStoreError, match="cannot write road_damage/121002/b-121002-0/0-"):
+        _fill(store, CHIBA)
+    assert store.road_batches(CHIBA) == []
+
+
+def test_an_unreachable_s3_server_is_a_file_store_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**AWS, "KYODO_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+                        "AWS_MAX_ATTEMPTS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    files = S3Files("s3://kyodo-files")
+    with pytest.raises(FileStoreError, match=r"s3://kyodo-files: cannot read a\.png"):
+        files.get("a.png")
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +291,14 @@ def test_kyodo_files_migrate_empties_the_blob_columns(tmp_path: Path,
     assert str(root / "state" / "files") in out and "kyodo.db" in out
     assert Store(db).road_overlay("402303", "legacy", 2) == b"\x89PNG-old\x02"
     assert "moved 0 photos' blobs" in _kyodo("files", "migrate")
+
+
+def test_a_file_store_outage_is_a_503_without_the_cause(http: tuple[TestClient, Store],
+                                                         tmp_path: Path) -> None:
+    client, store = http
+    _fill(store, CHIBA)
+    store.files = LocalFiles(tmp_path / "state" / "kyodo.db")  # a file: every read fails
+    r = client.get(f"/v1/road_damage/batches/b-{CHIBA}-0/photos/0/overlay.png",
+                   headers=AUTH[CHIBA])
+    assert r.status_code == 503 and r.headers["retry-after"] == "30"
+    assert "photo store is unavailable" in r.json()["error"] and str(tmp_path) not in r.text

@@ -105,6 +105,12 @@ def _files_or_exit(work: Callable[[], dict[str, int]]) -> dict[str, int]:
         raise typer.Exit(1) from exc
 
 
+def _check_code(code: str) -> None:
+    if not re.fullmatch(r"\d{6}", code):
+        typer.secho(f"{code!r}: expected a 6-digit 全国地方公共団体コード", fg="red", err=True)
+        raise typer.Exit(2)
+
+
 def _size(n: int) -> str:
     return f"{n:,} bytes ({n / 1e6:,.1f} MB)"
 
@@ -119,6 +125,8 @@ def purge(
 ) -> None:
     """Delete road photos, overlays, their metadata and corrections older than the retention
     period (files and database rows); prints counts and bytes freed."""
+    if tenant is not None:
+        _check_code(tenant)
     ws = _workspace()
     cutoff, day = _cutoff(before, ws.platform.operations.photo_retention_days)
     done = _files_or_exit(lambda: _store(ws).delete_road(tenant, before=cutoff,
@@ -149,9 +157,7 @@ def delete_data(
     drift counts, road photos, overlays and corrections (database and files) and its training
     files data/<task>/<code>.*; usage (billing) records are kept. Models already trained on
     the data are replaced at the next training."""
-    if not re.fullmatch(r"\d{6}", code):
-        typer.secho(f"{code!r}: expected a 6-digit 全国地方公共団体コード", fg="red", err=True)
-        raise typer.Exit(2)
+    _check_code(code)
     ws = _workspace()
     known = {t.code: t.name for t in ws.tenants.tenants}
     done = _files_or_exit(lambda: _store(ws).delete_tenant(code, dry_run=not yes))

@@ -200,6 +200,8 @@ def test_kyodo_purge_by_retention_tenant_and_date(workspace: Path) -> None:
 
     bad = CliRunner().invoke(app, ["purge", "--before", "01/02/2026"])
     assert bad.exit_code == 2 and "expected a date YYYY-MM-DD" in bad.output
+    bad = CliRunner().invoke(app, ["purge", "--tenant", "千葉市"])
+    assert bad.exit_code == 2 and "6-digit" in bad.output
 
 
 def test_kyodo_tenants_delete_data(workspace: Path) -> None:

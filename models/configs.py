@@ -187,6 +187,9 @@ class Operations(Strict):
     meter_retry_limit: int = Field(default=100_000, gt=0,
                                    description="unwritten meter records kept for retry")
     audit_retention_days: int = Field(default=1827, gt=0)
+    photo_retention_days: int = Field(
+        default=400, gt=0, description="road photos and overlays older than this are deleted by "
+        "`kyodo purge` (a year's patrol cycle plus a month to correct and retrain)")
     drift_days: float = Field(default=30, gt=0, description="requests compared with training")
     drift_psi_threshold: float = Field(default=0.2, gt=0, description="PSI flagged at or over")
     drift_min_rows: int = Field(default=500, ge=0, description="fewer rows counted: not flagged")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,7 @@ from models.road_damage.position import outside_warning
 from serving.bounds import Index, RequestModel
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download, geojson_download
+from serving.files import FileStoreError
 from serving.runtime import LoadedModel, Runtime
 
 TASK = "road_damage"
@@ -31,6 +33,7 @@ ASSETS = "road.json"
 MAX_FILES = 20
 MAX_FILE_MB = 20
 router = APIRouter(prefix=f"/v1/{TASK}", tags=[TASK])
+log = logging.getLogger("kyodo")
 Subscriber = Annotated[Tenant, Depends(subscribed(TASK))]
 Rt = Annotated[Runtime, Depends(get_runtime)]
 
@@ -125,6 +128,15 @@ def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]], tenant: Tenant,
     return results
 
 
+def _unavailable(exc: FileStoreError, what: str) -> HTTPException:
+    """503 for a file store outage: the operator's log gets the cause (paths, S3 errors), the
+    client only that it is temporary."""
+    log.error("road_damage: %s", exc)
+    return HTTPException(503, f"{what}: the photo store is unavailable, try again later "
+                              "(写真の保存先に接続できません。しばらくしてから再度お試しください)",
+                         headers={"Retry-After": "30"})
+
+
 def _jpeg(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, "JPEG", quality=90)
@@ -147,8 +159,11 @@ async def analyze(request: Request, tenant: Subscriber, rt: Rt) -> dict[str, Any
         meter["images"] = len(results)
         meter["rows"] = sum(r["rows"] * r["cols"] for r in results)
     batch_id = uuid.uuid4().hex[:16]
-    await run_in_threadpool(rt.store.save_road_batch, batch_id, tenant.code, model.version,
-                            results)
+    try:
+        await run_in_threadpool(rt.store.save_road_batch, batch_id, tenant.code, model.version,
+                                results)
+    except FileStoreError as exc:
+        raise _unavailable(exc, "the photos were analysed but could not be saved") from None
     photos = []
     for r in sorted(results, key=lambda r: -r["severity"]):
         body = {k: v for k, v in r.items() if k not in ("overlay", "image")}
@@ -187,7 +202,10 @@ def batch(batch_id: str, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
 def overlay(batch_id: str, index: Annotated[int, Path(ge=0, le=9_999)], tenant: Subscriber,
             rt: Rt) -> Response:
     """The photo as analysed with damaged tiles tinted (red cracks, purple potholes)."""
-    png = rt.store.road_overlay(tenant.code, batch_id, index)
+    try:
+        png = rt.store.road_overlay(tenant.code, batch_id, index)
+    except FileStoreError as exc:
+        raise _unavailable(exc, "the overlay cannot be read") from None
     if png is None:
         raise HTTPException(404, f"no photo {index} in batch {batch_id!r} for {tenant.name}")
     return Response(png, media_type="image/png", headers={"Cache-Control": "private"})

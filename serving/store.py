@@ -1,5 +1,6 @@
 """Durable service records in SQLite (WAL), or PostgreSQL when KYODO_DATABASE_URL is set
-(serving/sqldb.py): usage metering, review queues, reviewer feedback, audit trail.
+(serving/sqldb.py): usage metering, review queues, reviewer feedback, audit trail. Files (road
+photos and overlays) go to the file store (serving/files.py), the database keeps their metadata.
 
 Only pseudonyms are stored, never raw patient identifiers. Every write is one transaction.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from models.drift import merge_counts
+from serving.files import FileStore, open_files
 from serving.road_store import RoadStore
 from serving.sqldb import open_database
 
@@ -67,11 +69,14 @@ FEEDBACK_COLUMNS = ("claim_id", "ts", "error_confirmed", "error_type", "recovere
 
 class Store(RoadStore):
     """Thread-safe access to the service database (SQLite: one connection per thread;
-    PostgreSQL at url, default $KYODO_DATABASE_URL: a pool)."""
+    PostgreSQL at url, default $KYODO_DATABASE_URL: a pool) and its file store (default:
+    $KYODO_FILE_ROOT, else the folder `files` next to the SQLite file)."""
 
-    def __init__(self, path: str | Path, url: str | None = None):
+    def __init__(self, path: str | Path, url: str | None = None,
+                 files: FileStore | None = None):
         self.path = Path(path)
         self.db = open_database(self.path, url)
+        self.files = files if files is not None else open_files(self.path.parent / "files")
         self.db.script(SCHEMA)
         self._migrate_operations()
 
@@ -267,3 +272,33 @@ class Store(RoadStore):
             merge_counts(total, counts)
         return total
 
+
+    # ---- deleting one municipality's records on request ----
+
+    def delete_tenant(self, tenant: str, dry_run: bool = False) -> dict[str, int]:
+        """Delete everything the service holds about one tenant except its usage (metering)
+        records: review queues and their items, feedback, audit trail, drift counts, road
+        batches with their photos, overlays and corrections. Returns counts per kind (with
+        `bytes` of photos and overlays, and `usage_kept`); `dry_run` deletes nothing.
+
+        Usage rows are billing records (requests, rows, images, compute time per task and
+        endpoint; no resident, patient or photo data): the shared costs already billed from them
+        must stay reproducible for the accounts (地方自治法: records kept for the audit of
+        accounts), so they are kept and `kyodo audit purge` does not touch them either.
+        """
+        road = self.delete_road(tenant, dry_run=dry_run)
+        queues = "SELECT queue_id FROM queue WHERE tenant = ?"
+        with self._conn() as conn:
+            counts = {name: conn.execute(sql, (tenant,)).fetchone()[0] for name, sql in (
+                ("queues", "SELECT COUNT(*) FROM queue WHERE tenant = ?"),
+                ("queue_items", f"SELECT COUNT(*) FROM queue_item WHERE queue_id IN ({queues})"),
+                ("feedback", "SELECT COUNT(*) FROM feedback WHERE tenant = ?"),
+                ("audit", "SELECT COUNT(*) FROM audit WHERE tenant = ?"),
+                ("drift", "SELECT COUNT(*) FROM drift WHERE tenant = ?"),
+                ("usage_kept", "SELECT COUNT(*) FROM usage WHERE tenant = ?"))}
+            if not dry_run:
+                conn.execute(f"DELETE FROM queue_item WHERE queue_id IN ({queues})", (tenant,))
+                for table in ("queue", "feedback", "audit", "drift"):
+                    conn.execute(f"DELETE FROM {table} WHERE tenant = ?", (tenant,))
+        return {**counts, **{f"road_{k}": v for k, v in road.items() if k != "bytes"},
+                "bytes": road["bytes"]}

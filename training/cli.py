@@ -31,7 +31,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(nudge_app, name="nudge",
               help="checkup_nudge tools: outreach plans from the CLI, uplift on any RCT CSV.")
 app.add_typer(road_app, name="road")
-register_ops(app)  # kyodo costs, kyodo audit purge
+register_ops(app, tenants_app)  # costs, purge, audit purge, tenants delete-data
 app.add_typer(report_app, name="report")
 app.add_typer(claims_app, name="claims")
 

@@ -1,8 +1,11 @@
 """The service store behaves the same on SQLite (default) and on a real PostgreSQL server
-(KYODO_DATABASE_URL): exact metering, feedback, audit, costs, drift and road_damage records."""
+(KYODO_DATABASE_URL): exact metering, feedback, audit, costs, drift and road_damage records,
+photos in the file store, retention purge and one municipality's deletion."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 import uuid
@@ -287,3 +290,181 @@ def test_the_service_meters_into_postgresql(trained_root: Path, tmp_path: Path,
         ("score", 1, 1)]
     assert in_postgres.audit(ITO)[0]["endpoint"] == "score"
     assert not (tmp_path / "never.db").exists()
+
+
+def _overlay(batch_id: str) -> bytes:
+    return b"\x89PNG" + batch_id.encode() * 100
+
+
+def _image(tenant: str) -> bytes:
+    return b"\xff\xd8JPEG" + tenant.encode() * 50
+
+
+def _road_batch(store: Store, batch_id: str, tenant: str, age_days: float = 0) -> None:
+    """Two analysed photos (the second has no analysed image), `age_days` old: 3 files."""
+    store.save_road_batch(batch_id, tenant, "4", [
+        {"index": 0, "name": "a.jpg", "overlay": _overlay(batch_id), "image": _image(tenant),
+         "damage": 0.8},
+        {"index": 1, "name": "b.jpg", "overlay": b"\x89PNG-b", "image": None, "damage": 0.1}])
+    if age_days:
+        with store.db.transaction() as conn:
+            conn.execute("UPDATE road_batch SET created = created - ? WHERE batch_id = ?",
+                         (age_days * 86400, batch_id))
+
+
+def test_photos_live_in_the_file_store_and_the_database_keeps_metadata(
+        open_store: OpenStore, backend: tuple[Path, str | None]) -> None:
+    store = open_store()
+    _road_batch(store, "b1", ITO)
+    files = backend[0].parent / "files"  # the default: next to the SQLite file, under state/
+    overlay = files / "road_damage" / ITO / "b1" / "0-overlay.png"
+    assert overlay.read_bytes() == _overlay("b1")
+    assert store.road_overlay(ITO, "b1", 0) == _overlay("b1")
+    assert store.road_overlay(IYO, "b1", 0) is None and store.road_overlay(ITO, "b1", 7) is None
+    with store.db.transaction() as conn:
+        meta = conn.execute("SELECT key, size, sha256, content_type FROM road_file WHERE "
+                            "batch_id = 'b1' ORDER BY key").fetchall()
+    assert [(k, n, t) for k, n, _, t in meta] == [
+        (f"road_damage/{ITO}/b1/0-image.jpg", len(_image(ITO)), "image/jpeg"),
+        (f"road_damage/{ITO}/b1/0-overlay.png", len(_overlay("b1")), "image/png"),
+        (f"road_damage/{ITO}/b1/1-overlay.png", 6, "image/png")]
+    assert meta[1][2] == hashlib.sha256(_overlay("b1")).hexdigest()
+    assert "overlay" not in store.db.columns("road_photo")  # no blobs in a new database
+    store.save_road_corrections(ITO, [{"batch_id": "b1", "index": 0, "correct": True}])
+    [photo] = store.road_training_photos()
+    assert photo["image"] == _image(ITO)
+
+
+def test_a_failed_batch_leaves_no_file_behind(open_store: OpenStore,
+                                              backend: tuple[Path, str | None]) -> None:
+    store = open_store()
+    _road_batch(store, "b1", ITO)
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        _road_batch(store, "b1", IYO)  # the same batch id again: the transaction fails
+    written = backend[0].parent / "files" / "road_damage" / IYO
+    assert not [p for p in written.rglob("*") if p.is_file()]
+    assert store.road_overlay(ITO, "b1", 0) is not None
+
+
+def test_purge_deletes_old_batches_their_files_and_corrections(
+        open_store: OpenStore, backend: tuple[Path, str | None]) -> None:
+    store, now = open_store(), time.time()
+    _road_batch(store, "old-ito", ITO, age_days=500)
+    _road_batch(store, "old-iyo", IYO, age_days=450)
+    _road_batch(store, "new-ito", ITO, age_days=10)
+    store.save_road_corrections(ITO, [{"batch_id": "old-ito", "index": 0, "correct": True},
+                                      {"batch_id": "new-ito", "index": 1, "correct": True}])
+    before = now - 400 * 86400
+    dry = store.delete_road(ITO, before=before, dry_run=True)
+    assert dry == {"batches": 1, "photos": 2, "corrections": 1, "files": 3,
+                   "bytes": len(_overlay("old-ito")) + len(_image(ITO)) + 6}
+    assert store.road_photos(ITO, "old-ito") is not None  # a dry run deletes nothing
+    assert store.delete_road(ITO, before=before) == dry
+    files = backend[0].parent / "files" / "road_damage"
+    assert not any((files / ITO / "old-ito").glob("*"))
+    assert store.road_photos(ITO, "old-ito") is None and store.road_overlay(ITO, "old-ito", 0) \
+        is None
+    assert [c["batch_id"] for c in store.road_corrections(ITO)] == ["new-ito"]
+    assert store.road_photos(IYO, "old-iyo") is not None  # --tenant: only that municipality
+    assert store.delete_road(before=before)["batches"] == 1  # every tenant: old-iyo
+    assert [b["batch_id"] for b in store.road_batches(ITO)] == ["new-ito"]
+    assert store.road_overlay(ITO, "new-ito", 0) is not None and store.road_batches(IYO) == []
+
+
+def test_a_tenants_deletion_leaves_the_others_untouched(
+        open_store: OpenStore, backend: tuple[Path, str | None]) -> None:
+    store = open_store()
+    for tenant in (ITO, IYO):
+        _road_batch(store, f"b-{tenant}", tenant)
+        store.save_road_corrections(tenant, [{"batch_id": f"b-{tenant}", "index": 0,
+                                              "correct": True}])
+        store.save_queue(f"q-{tenant}", tenant, TASK, "2026-10", 1, 0.5, "1",
+                         [{"rank": 1, "claim_id": "c1", "patient_pseudonym": "P-1"}])
+        store.save_feedback(tenant, TASK, [{"claim_id": "c1", "error_confirmed": True}])
+        store.record_request(_record(tenant, subjects=["P-1"], drift={"age": [1, 2]}))
+    orphan = backend[0].parent / "files" / "road_damage" / ITO / "lost" / "0-overlay.png"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"a file no row names")  # e.g. from a crash between file and row
+    kinds = {"queues": 1, "queue_items": 1, "feedback": 1, "audit": 1, "drift": 1,
+             "usage_kept": 1, "road_batches": 1, "road_photos": 2, "road_files": 3,
+             "road_corrections": 1}
+    plan = store.delete_tenant(ITO, dry_run=True)
+    assert {k: v for k, v in plan.items() if k != "bytes"} == kinds and plan["bytes"] > 0
+    assert store.feedback(ITO, TASK) != []  # a dry run deletes nothing
+    assert store.delete_tenant(ITO) == plan
+    assert store.road_batches(ITO) == [] and store.road_photos(ITO, f"b-{ITO}") is None
+    assert store.road_overlay(ITO, f"b-{ITO}", 0) is None and store.road_corrections(ITO) == []
+    assert store.queues(ITO, TASK) == [] and store.queue_items(ITO, f"q-{ITO}") is None
+    assert store.feedback(ITO, TASK) == [] and store.audit(ITO) == []
+    assert store.drift_counts(ITO, TASK, "1", 0) == {}
+    assert not (backend[0].parent / "files" / "road_damage" / ITO).exists()
+    assert store.usage(ITO)[0]["requests"] == 1  # billing records are kept
+    assert store.delete_tenant(ITO)["road_batches"] == 0  # a second run finds nothing
+    # the other municipality: every record and file as before
+    assert [b["batch_id"] for b in store.road_batches(IYO)] == [f"b-{IYO}"]
+    assert store.road_overlay(IYO, f"b-{IYO}", 0) == _overlay(f"b-{IYO}")
+    assert len(store.road_corrections(IYO)) == 1 and len(store.queues(IYO, TASK)) == 1
+    assert store.queue_items(IYO, f"q-{IYO}") is not None
+    assert len(store.feedback(IYO, TASK)) == 1 and len(store.audit(IYO)) == 1
+    assert store.drift_counts(IYO, TASK, "1", 0) == {"age": [1, 2]}
+    [photo] = store.road_training_photos()
+    assert photo["tenant"] == IYO
+
+
+def _legacy_road_tables(path: Path, url: str | None, photos: int = 1) -> None:
+    """road tables as released before the file store, with `photos` photos as blobs in a batch
+    analysed 500 days ago."""
+    with open_database(path, url).transaction() as conn:
+        conn.execute("CREATE TABLE road_batch (batch_id TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
+                     " created REAL NOT NULL, photos INTEGER NOT NULL, model_version TEXT)")
+        conn.execute("CREATE TABLE road_photo (batch_id TEXT NOT NULL REFERENCES "
+                     "road_batch(batch_id), idx INTEGER NOT NULL, tenant TEXT NOT NULL, name "
+                     "TEXT NOT NULL, result TEXT NOT NULL, overlay BLOB NOT NULL, image BLOB, "
+                     "PRIMARY KEY (batch_id, idx))")
+        conn.execute("INSERT INTO road_batch VALUES ('legacy', ?, ?, ?, '3')",
+                     (ITO, time.time() - 500 * 86400, photos))
+        for i in range(photos):
+            conn.execute("INSERT INTO road_photo VALUES ('legacy', ?, ?, ?, ?, ?, ?)",
+                         (i, ITO, f"old{i}.jpg", json.dumps({"index": i, "name": f"old{i}.jpg"}),
+                          b"\x89PNG-old" + bytes([i]), b"JPEG-old" if i % 2 == 0 else None))
+
+
+def test_photos_stored_as_blobs_before_the_file_store_are_read_and_purged(
+        backend: tuple[Path, str | None]) -> None:
+    path, url = backend
+    _legacy_road_tables(path, url)
+    store = Store(path, url)
+    assert store.road_overlay(ITO, "legacy", 0) == b"\x89PNG-old\x00"
+    assert store.road_photos(ITO, "legacy") == [{"index": 0, "name": "old0.jpg"}]
+    store.save_road_corrections(ITO, [{"batch_id": "legacy", "index": 0, "correct": True}])
+    assert store.road_training_photos()[0]["image"] == b"JPEG-old"
+    _road_batch(store, "new", ITO)  # a new batch in the old table: its bytes go to files
+    assert store.road_overlay(ITO, "new", 0) == _overlay("new")
+    assert (path.parent / "files" / "road_damage" / ITO / "new" / "0-overlay.png").is_file()
+    gone = store.delete_road(before=time.time() - 400 * 86400)
+    assert gone == {"batches": 1, "photos": 1, "corrections": 1, "files": 0,
+                    "bytes": len(b"\x89PNG-old\x00") + len(b"JPEG-old")}
+    assert store.road_overlay(ITO, "legacy", 0) is None
+    assert store.road_overlay(ITO, "new", 0) is not None
+
+
+def test_blobs_are_migrated_to_the_file_store(backend: tuple[Path, str | None]) -> None:
+    path, url = backend
+    _legacy_road_tables(path, url, photos=5)
+    store = Store(path, url)
+    store.save_road_corrections(ITO, [{"batch_id": "legacy", "index": 2, "correct": True}])
+    moved = store.migrate_road_blobs(limit=2)  # three rounds of at most two photos
+    assert moved == {"photos": 5, "files": 8, "bytes": 5 * 9 + 3 * 8}
+    assert store.migrate_road_blobs() == {"photos": 0, "files": 0, "bytes": 0}  # rerun: none
+    with store.db.transaction() as conn:
+        left = conn.execute("SELECT COUNT(*) FROM road_photo WHERE length(overlay) > 0 OR "
+                            "image IS NOT NULL").fetchone()[0]
+    assert left == 0  # the database holds metadata only
+    files = path.parent / "files" / "road_damage" / ITO / "legacy"
+    assert (files / "4-overlay.png").read_bytes() == b"\x89PNG-old\x04"
+    assert not (files / "1-image.jpg").exists() and (files / "2-image.jpg").is_file()
+    assert [store.road_overlay(ITO, "legacy", i) for i in range(5)] == [
+        b"\x89PNG-old" + bytes([i]) for i in range(5)]
+    assert store.road_training_photos()[0]["image"] == b"JPEG-old"
+    gone = store.delete_road(ITO)  # purged from the file store now
+    assert gone["files"] == 8 and gone["bytes"] == 69 and not any(files.glob("*"))

@@ -222,11 +222,20 @@ class RoadDamage:
         overall.update(model.history)
         per_tenant = {code: metrics(ts, probs, base, cut, tenant == code)
                       for code in sorted(set(tenant))}
-        return {"overall": overall, "per_tenant": per_tenant, "headline": {
+        return {"overall": overall, "per_tenant": per_tenant, "real": self.evaluate_real(
+            cfg, model), "headline": {
             "metric": "tile_crack_f1", "value": overall["crack_f1"], "oracle": 1.0,
             "baseline": overall["baseline_crack_f1"],
             "baseline_name": "dark-line threshold detector (pixels darker than their "
                              "neighbourhood, thresholds calibrated on training tiles)"}}
+
+    def evaluate_real(self, cfg: RoadDamageConfig, model: RoadModel) -> dict[str, Any]:
+        """The `real` block (real.evaluate) on the held-out cities' real crops."""
+        from models.road_damage import real
+
+        return real.evaluate(lambda w: self.predict_tiles(model, w),
+                             Grid(**cfg.grid.model_dump()).window, model.assets["threshold"],
+                             real.load())
 
     def to_onnx(self, model: RoadModel, opset: int) -> dict[str, bytes]:
         """One graph 'tiles': normalised tiles -> sigmoid probabilities per class."""

@@ -97,3 +97,21 @@ def test_calibration_is_zero_for_perfect_and_large_for_confident_wrong() -> None
     t = np.array([1.0, 0.0])
     assert real.calibration(t, np.array([1.0, 0.0])) == {"brier": 0.0, "ece": 0.0}
     assert real.calibration(t, np.array([0.0, 1.0]))["brier"] == 1.0
+
+
+def test_training_adds_only_the_training_cities_crops() -> None:
+    from models.road_damage.task import with_real
+
+    task = registry()["road_damage"]
+    tiles = np.zeros((5, 96, 96, 3), np.uint8)
+    labels = np.tile(np.eye(len(CLASSES), dtype=np.int8)[0], (5, 1))
+    off = task.Config()
+    assert with_real(off, tiles, labels, 96)[3] == 0
+    on = task.Config.model_validate({"real": {"train": True, "repeat": 2}})
+    X, Y, hard, n = with_real(on, tiles, labels, 96)
+    train, test = real.split(real.load())
+    assert n == len(train.rdd) == 891 and len(X) == len(Y) == 5 + 2 * 891
+    assert hard is not None and hard.sum() == 2 * int(train.negative.sum()) and not hard[:5].any()
+    # no held-out crop is among the added ones
+    held = {im.tobytes() for im in real.windows(test.images, 96)}
+    assert not held & {x.tobytes() for x in X[5:]}

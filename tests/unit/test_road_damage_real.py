@@ -115,3 +115,16 @@ def test_training_adds_only_the_training_cities_crops() -> None:
     # no held-out crop is among the added ones
     held = {im.tobytes() for im in real.windows(test.images, 96)}
     assert not held & {x.tobytes() for x in X[5:]}
+
+
+def test_pooling_metric_is_the_headline_without_the_real_block(monkeypatch) -> None:
+    from models.road_damage.task import RoadDamage
+
+    task = RoadDamage()
+    calls: list[str] = []
+    head = {"headline": {"metric": "tile_crack_f1", "value": 0.5}}
+    monkeypatch.setattr(task, "evaluate_synthetic", lambda *a: calls.append("syn") or head)
+    monkeypatch.setattr(task, "evaluate_real", lambda *a: calls.append("real") or {})
+    assert task.pooling_metric(None, None, None) == ("tile_crack_f1", 0.5)
+    assert calls == ["syn"]
+    assert task.evaluate(None, None, None)["real"] == {} and calls[1:] == ["syn", "real"]

@@ -74,6 +74,10 @@ class ModelConfig(Strict):
         default="cpu", description="where training runs; auto takes a GPU when torch sees one")
 
 
+REAL_DATA = ("assets/road_real/DATA_CARD.md: Road Damage Dataset 2018 crops (Maeda et al.; "
+             "CC BY-SA 4.0, sekilab/RoadDamageDetector) via hiroyamaeda/RoadDamageGAN 365a0e4")
+
+
 class RealConfig(Strict):
     """Real crops (assets/road_real) in training: the training cities' crack crops as positives
     and their faded-marking crops as negatives, mixed with the synthetic tiles. The held-out
@@ -327,7 +331,9 @@ def make_assets(cfg: RoadDamageConfig, init: str, model: Any, thresholds: Cuts,
             "threshold": thresholds, "tile_mask_share": TILE_MASK_SHARE,
             "architecture": cfg.model.architecture, "init": init,
             "parameters": int(sum(p.numel() for p in model.parameters())),
-            "parity_tiles": cfg.parity_tiles}
+            "parity_tiles": cfg.parity_tiles,
+            # the model card's attribution: CC BY-SA 4.0 crops trained on (None: synthetic only)
+            "real_data": REAL_DATA if cfg.real.train else None}
 
 
 def metrics(ts: TileSet, probs: np.ndarray, base: np.ndarray, threshold: Cuts,

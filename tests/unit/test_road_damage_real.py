@@ -128,3 +128,16 @@ def test_pooling_metric_is_the_headline_without_the_real_block(monkeypatch) -> N
     assert task.pooling_metric(None, None, None) == ("tile_crack_f1", 0.5)
     assert calls == ["syn"]
     assert task.evaluate(None, None, None)["real"] == {} and calls[1:] == ["syn", "real"]
+
+
+def test_model_card_attributes_the_real_crops_only_when_trained_on() -> None:
+    from models.road_damage.net import build
+    from models.road_damage.task import make_assets
+
+    task = registry()["road_damage"]
+    small = {"hidden_sizes": [8, 8, 8, 8], "embedding_size": 8}
+    off = task.Config.model_validate({"model": small})
+    on = task.Config.model_validate({"model": small, "real": {"train": True}})
+    net, _ = build(off.model)
+    assert make_assets(off, "scratch", net, 0.5)["real_data"] is None
+    assert "CC BY-SA 4.0" in make_assets(on, "scratch", net, 0.5)["real_data"]

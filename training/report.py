@@ -22,6 +22,8 @@ def write_metrics(ws: Workspace, task: Task, evaluation: dict[str, Any], version
         "pooling": evaluation["pooling"],
         "headline": evaluation["headline"],
         "holdout": evaluation["holdout"],
+        # figures on real public data the model did not train on, where a task has them
+        **({"real": evaluation["real"]} if "real" in evaluation else {}),
     }
     path = ws.path("reports") / task.name / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)

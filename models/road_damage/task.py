@@ -53,6 +53,8 @@ class ModelConfig(Strict):
 
     architecture: Literal["resnet", "efficientnet_lite0"] = "resnet"
     init: str = Field(default="scratch", description="scratch | imagenet | local checkpoint dir")
+    freeze_blocks: int = Field(default=0, ge=0, le=16, description="efficientnet_lite0: "
+                               "the stem and this many early MBConv blocks stay as initialised")
     embedding_size: int = Field(default=16, ge=4)
     hidden_sizes: tuple[int, ...] = (16, 32, 64, 96)
     depths: tuple[int, ...] = (1, 1, 1, 1)
@@ -72,6 +74,20 @@ class ModelConfig(Strict):
         default="cpu", description="where training runs; auto takes a GPU when torch sees one")
 
 
+REAL_DATA = ("assets/road_real/DATA_CARD.md: Road Damage Dataset 2018 crops (Maeda et al.; "
+             "CC BY-SA 4.0, sekilab/RoadDamageDetector) via hiroyamaeda/RoadDamageGAN 365a0e4")
+
+
+class RealConfig(Strict):
+    """Real crops (assets/road_real) in training: the training cities' crack crops as positives
+    and their faded-marking crops as negatives, mixed with the synthetic tiles. The held-out
+    cities (real.HELD_OUT_CITIES) are never trained on: they are the `real` evaluation."""
+
+    train: bool = Field(default=False, description="add the training cities' real crops")
+    repeat: int = Field(default=1, ge=1, le=20, description="copies of each real crop per "
+                        "epoch: its weight against the synthetic tiles")
+
+
 class RoadDamageConfig(Strict):
     """configs/road_damage.yaml."""
 
@@ -82,6 +98,7 @@ class RoadDamageConfig(Strict):
         default="auto", description="tile class probability cut, or auto: per class, the best "
                                     "F1 on the validation photos")
     model: ModelConfig = ModelConfig()
+    real: RealConfig = RealConfig()
     parity_tolerance: float = Field(default=1e-4, gt=0)
     parity_max_mismatch_share: float = Field(default=0.0, ge=0, le=1)
     parity_tiles: int = Field(default=512, ge=8)
@@ -191,16 +208,16 @@ class RoadDamage:
         fit_set = load_tiles(photos[~val], train["tiles"], grid)
         val_set = load_tiles(photos[val], train["tiles"], grid)
         model, init = net.build(cfg.model)
-        hist = net.train(model, fit_set.tiles, fit_set.labels.astype(np.float32),
-                         val_set.tiles, val_set.labels.astype(np.float32), cfg.model, seed,
-                         progress)
+        X, Y, hard, n_real = with_real(cfg, fit_set.tiles, fit_set.labels, grid.window)
+        hist = net.train(model, X, Y.astype(np.float32), val_set.tiles,
+                         val_set.labels.astype(np.float32), cfg.model, seed, progress, hard)
         baseline = calibrate(fit_set.tiles, _cracked(fit_set.labels))
         cuts = hist.thresholds if cfg.threshold == "auto" else [cfg.threshold] * 4
         assets = make_assets(cfg, init, model, cuts)
         history = {"init": init, "epochs_run": len(hist.train_loss), "best_epoch":
                    hist.best_epoch, "train_loss": hist.train_loss, "val_loss": hist.val_loss,
                    "train_seconds": hist.seconds, "thresholds": hist.thresholds,
-                   "train_tiles": len(fit_set.tiles),
+                   "train_tiles": len(fit_set.tiles), "train_real_crops": n_real,
                    "val_tiles": len(val_set.tiles)}
         return RoadModel(model, baseline, assets, history)
 
@@ -212,7 +229,21 @@ class RoadDamage:
 
     def evaluate(self, cfg: RoadDamageConfig, model: RoadModel, test: Frames,
                  ) -> dict[str, Any]:
-        """Tile F1 per class, crack/no-crack F1 vs the dark-line baseline, MLIT accuracy."""
+        """Tile F1 per class, crack/no-crack F1 vs the dark-line baseline, MLIT accuracy, and
+        the `real` block on the held-out cities' real crops."""
+        return {**self.evaluate_synthetic(cfg, model, test),
+                "real": self.evaluate_real(cfg, model)}
+
+    def pooling_metric(self, cfg: RoadDamageConfig, model: RoadModel, test: Frames,
+                       ) -> tuple[str, float]:
+        """The headline on a tenant's held-out photos, without the real block: pooling and its
+        bootstrap call this hundreds of times, and the real crops are not any tenant's."""
+        head = self.evaluate_synthetic(cfg, model, test)["headline"]
+        return head["metric"], head["value"]
+
+    def evaluate_synthetic(self, cfg: RoadDamageConfig, model: RoadModel, test: Frames,
+                           ) -> dict[str, Any]:
+        """evaluate without the real block: overall, per tenant and the headline."""
         ts = load_tiles(test["photos"], test["tiles"], Grid(**cfg.grid.model_dump()))
         probs = self.predict_tiles(model, ts.tiles)
         base = model.baseline.predict(ts.tiles) if len(ts.tiles) else np.zeros(0, bool)
@@ -227,6 +258,14 @@ class RoadDamage:
             "baseline": overall["baseline_crack_f1"],
             "baseline_name": "dark-line threshold detector (pixels darker than their "
                              "neighbourhood, thresholds calibrated on training tiles)"}}
+
+    def evaluate_real(self, cfg: RoadDamageConfig, model: RoadModel) -> dict[str, Any]:
+        """The `real` block (real.evaluate) on the held-out cities' real crops."""
+        from models.road_damage import real
+
+        return real.evaluate(lambda w: self.predict_tiles(model, w),
+                             Grid(**cfg.grid.model_dump()).window, model.assets["threshold"],
+                             real.load())
 
     def to_onnx(self, model: RoadModel, opset: int) -> dict[str, bytes]:
         """One graph 'tiles': normalised tiles -> sigmoid probabilities per class."""
@@ -265,6 +304,24 @@ class RoadDamage:
         return {"road.json": json.dumps(model.assets, ensure_ascii=False, indent=1).encode()}
 
 
+def with_real(cfg: RoadDamageConfig, tiles: np.ndarray, labels: np.ndarray, window: int,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """Training tiles with the training cities' real crops appended `repeat` times (resized to
+    the model window), the flags of tiles trained every epoch (the real negatives) and how many
+    distinct real crops were added. Unchanged when cfg.real.train is off."""
+    if not cfg.real.train:
+        return tiles, labels, None, 0
+    from models.road_damage import real
+
+    own, _ = real.split(real.load())
+    own = own.subset(own.labels.any(axis=1))  # codes that are neither damage nor look-alike
+    crops = np.repeat(real.windows(own.images, window), cfg.real.repeat, axis=0)
+    lab = np.repeat(own.labels, cfg.real.repeat, axis=0)
+    hard = np.concatenate([np.zeros(len(tiles), bool), lab[:, 0] == 1])
+    return (np.concatenate([tiles, crops]), np.concatenate([labels, lab]), hard,
+            len(own.labels))
+
+
 def make_assets(cfg: RoadDamageConfig, init: str, model: Any, thresholds: Cuts,
                 ) -> dict[str, Any]:
     """road.json content: everything serving needs besides the ONNX graph."""
@@ -274,7 +331,9 @@ def make_assets(cfg: RoadDamageConfig, init: str, model: Any, thresholds: Cuts,
             "threshold": thresholds, "tile_mask_share": TILE_MASK_SHARE,
             "architecture": cfg.model.architecture, "init": init,
             "parameters": int(sum(p.numel() for p in model.parameters())),
-            "parity_tiles": cfg.parity_tiles}
+            "parity_tiles": cfg.parity_tiles,
+            # the model card's attribution: CC BY-SA 4.0 crops trained on (None: synthetic only)
+            "real_data": REAL_DATA if cfg.real.train else None}
 
 
 def metrics(ts: TileSet, probs: np.ndarray, base: np.ndarray, threshold: Cuts,

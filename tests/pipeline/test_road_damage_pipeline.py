@@ -55,3 +55,17 @@ def test_road_assets_tell_serving_the_grid(road_root: Path) -> None:
     assert assets["architecture"] == "resnet" and assets["parameters"] > 1000
     ws = Workspace.load(road_root)
     assert ws.task_config(ws.task("road_damage")).grid.long_side == 256
+
+
+def test_real_block_is_in_evaluation_and_metrics_on_held_out_cities(road_root: Path) -> None:
+    from models.road_damage.real import HELD_OUT_CITIES
+
+    ev = json.loads((road_root / "build" / "road_damage" / "evaluation.json").read_text())
+    metrics = json.loads((road_root / "reports" / "road_damage" / "metrics.json").read_text())
+    assert metrics["real"] == ev["real"]
+    block = ev["real"]
+    assert block["held_out_cities"] == list(HELD_OUT_CITIES)
+    assert not set(block["train_cities"]) & set(HELD_OUT_CITIES)
+    assert block["crops"] == 296 and block["crack_crops"] + block["negative_crops"] == 292
+    assert 0 <= block["crack_auc"] <= 1 and 0 <= block["crack_f1"] <= 1
+    assert {"brier", "ece"} <= set(block["calibration"]) and "D00" in block["per_class"]

@@ -44,3 +44,28 @@ def test_device_cpu_always_works_and_cuda_needs_a_gpu() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no GPU"):
             device_of("cuda")
+
+
+def test_frozen_early_blocks_keep_weights_and_batch_norm_statistics() -> None:
+    import numpy as np
+    import torch
+
+    from models.road_damage.net import build, train
+    from models.task import registry
+
+    cfg = registry()["road_damage"].Config.model_validate(
+        {"model": {"architecture": "efficientnet_lite0", "init": "imagenet", "freeze_blocks": 3,
+                   "epochs": 1, "batch_size": 8, "augment": False, "threads": 1}}).model
+    model, init = build(cfg)
+    assert init.startswith("imagenet")
+    stem = model.backbone._conv_stem.weight.detach().clone()
+    stats = model.backbone._bn0.running_mean.clone()
+    late = model.backbone._blocks[10]._project_conv.weight.detach().clone()
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 255, (16, 64, 64, 3), dtype=np.uint8)
+    Y = np.zeros((16, 5), np.float32)
+    Y[:8, 1] = Y[8:, 0] = 1
+    train(model, X, Y, X[:4], Y[:4], cfg, seed=0)
+    assert torch.equal(model.backbone._conv_stem.weight, stem)
+    assert torch.equal(model.backbone._bn0.running_mean, stats)
+    assert not torch.equal(model.backbone._blocks[10]._project_conv.weight, late)

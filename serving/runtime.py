@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from models.claim_screening.policy import shipped_policy
+from models.checkup_nudge.policy import shipped_policy as outreach_policy
+from models.claim_screening.policy import shipped_policy as queue_policy
 from models.configs import PlatformConfig, Tenant, TenantsConfig, hash_api_key, load_config
 from models.onnx_session import open_session
 from serving.drift import REFERENCE, ObservedSession
@@ -35,8 +36,9 @@ class LoadedModel:
     # the package's other ONNX graphs by file stem (care_plan: "rank"), opened and smoke-tested
     # at load like the main one, so a corrupt file fails the load, not a request
     extra: dict[str, ort.InferenceSession] = field(default_factory=dict)
-    # policy defaults shipped with the model (claim_screening: QueuePolicy from policy.json),
-    # validated once at load; None for tasks whose policy lives in their other assets
+    # policy defaults shipped with the model, validated once at load (claim_screening:
+    # QueuePolicy from policy.json; checkup_nudge: OutreachPolicy from nudge.json); None for
+    # tasks without POLICIES
     policy: Any = None
 
 
@@ -108,8 +110,9 @@ class Runtime:
 # Per task: the shipped policy defaults from the package's assets and the workspace root (for
 # packages exported before the defaults were shipped); raises ValueError when they are unusable.
 POLICIES: dict[str, Callable[[dict[str, Any], Path | None], Any]] = {
-    "claim_screening": lambda assets, root: shipped_policy(
+    "claim_screening": lambda assets, root: queue_policy(
         assets, root / "configs" / "claim_screening.yaml" if root else None),
+    "checkup_nudge": lambda assets, root: outreach_policy(assets),
 }
 
 

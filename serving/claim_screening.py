@@ -17,6 +17,7 @@ from models.claim_screening import codes as C
 from models.claim_screening import masters, uke
 from models.claim_screening.features import Reference
 from models.claim_screening.generate import ERROR_TYPES, LINE_COLUMNS
+from models.claim_screening.policy import review_queue
 from models.claim_screening.schema import KNOWN_CODES, MONTH, code_format_problem, read_claims
 from models.claim_screening.scoring import (
     OnnxPredictor,
@@ -261,16 +262,16 @@ async def _uploaded_files(request: Request, raw: bytes) -> list[tuple[str, bytes
 
 def _queue(rt: Runtime, tenant: Tenant, model: LoadedModel, lines: pd.DataFrame,
            capacity: float, month: str | None, explain_top: int) -> dict[str, Any]:
-    """Rank the month's claims by priority and cut at capacity; store the queue."""
+    """The month's review queue as the evaluation cuts it (models/claim_screening/policy.py
+    `review_queue`); store it."""
     scored, predictor = _scored(model, lines)
     table = scored.frame
     month = month or str(table["service_month"].max())
     in_month = table[table["service_month"] == month]
     if in_month.empty:
         raise HTTPException(422, f"month: no claims with service_month {month} in the upload")
-    k = max(1, round(len(in_month) * capacity))
-    top = in_month.sort_values(["priority", "claim_id"], ascending=[False, True]).head(k)
-    rows = top.index.to_numpy()
+    top = review_queue(in_month, capacity)
+    rows, k = top.index.to_numpy(), len(top)
     n_explain = min(explain_top, len(rows))
     explained = _explain(model, scored, rows[:n_explain], predictor) + [None] * (k - n_explain)
     reasons = reasons_at(scored, rows)
@@ -305,8 +306,8 @@ async def queue(request: Request, tenant: Subscriber, rt: Rt,
                 format: Annotated[Literal["json", "csv", "csv_cp932", "xlsx"], Query()] = "json",
                 explain_top: Annotated[int, Query(ge=0, le=1000)] = 50) -> Response:
     """A month's review queue from JSON claims, a CSV upload (UTF-8 or Shift_JIS) or a レセ電
-    (UKE) file, ranked by priority and cut at capacity (default from config). `format=csv`
-    downloads it as CSV."""
+    (UKE) file, ranked by priority and cut at capacity (default: the capacity the model was
+    evaluated with, shipped in its policy.json). `format=csv` downloads it as CSV."""
     model = champion(rt, TASK)
     limits = rt.platform.serving
     declared = int(request.headers.get("content-length") or 0)
@@ -320,7 +321,7 @@ async def queue(request: Request, tenant: Subscriber, rt: Rt,
         if n_claims > limits.max_claims_per_request:
             raise HTTPException(413, f"{n_claims} claims; limit {limits.max_claims_per_request}")
         meter["rows"] = int(n_claims)
-        cap = capacity or _default_capacity(rt)
+        cap = capacity or model.policy.capacity  # shipped with the model, read at load
         result = await run_in_threadpool(_queue, rt, tenant, model, lines, cap, month,
                                          explain_top)
         meter["subjects"] = subjects(tenant.code, lines["patient_id"])
@@ -332,16 +333,6 @@ async def queue(request: Request, tenant: Subscriber, rt: Rt,
         return download(_queue_table(result["items"]), format,
                         f"queue-{result['month']}-{result['queue_id']}")
     return Response(json.dumps(result, ensure_ascii=False), media_type="application/json")
-
-
-def _default_capacity(rt: Runtime) -> float:
-    from models.claim_screening.task import ClaimScreeningConfig
-    from models.configs import ConfigError, load_config
-
-    try:
-        return load_config(rt.root / "configs" / f"{TASK}.yaml", ClaimScreeningConfig).capacity
-    except ConfigError:
-        return 0.05
 
 
 async def _read_queue_body(request: Request, capacity: float | None, month: str | None,

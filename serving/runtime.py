@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from models.checkup_nudge.policy import shipped_policy as outreach_policy
+from models.claim_screening.policy import shipped_policy as queue_policy
 from models.configs import PlatformConfig, Tenant, TenantsConfig, hash_api_key, load_config
 from models.onnx_session import open_session
 from serving.drift import REFERENCE, ObservedSession
@@ -32,6 +36,10 @@ class LoadedModel:
     # the package's other ONNX graphs by file stem (care_plan: "rank"), opened and smoke-tested
     # at load like the main one, so a corrupt file fails the load, not a request
     extra: dict[str, ort.InferenceSession] = field(default_factory=dict)
+    # policy defaults shipped with the model, validated once at load (claim_screening:
+    # QueuePolicy from policy.json; checkup_nudge: OutreachPolicy from nudge.json); None for
+    # tasks without POLICIES
+    policy: Any = None
 
 
 @dataclass
@@ -60,7 +68,8 @@ class Runtime:
         rt = cls(base, platform, tenants, Store(state / "kyodo.db"))
         rt.by_key = {t.api_key_sha256: t for t in tenants.tenants}
         rt.watcher = ChampionWatcher(state / "champions.json",
-                                     platform.operations.champion_check_s, load_packaged)
+                                     platform.operations.champion_check_s,
+                                     partial(load_packaged, root=base))
         rt.watcher.sync(rt.models)
         return rt
 
@@ -98,8 +107,20 @@ class Runtime:
         return hash_api_key(api_key) == self.tenants.admin_key_sha256
 
 
-def load_packaged(task: str, tag: str) -> LoadedModel:
-    """Load a packaged model from the BentoML store into an onnxruntime session."""
+# Per task: the shipped policy defaults from the package's assets and the workspace root (for
+# packages exported before the defaults were shipped); raises ValueError when they are unusable.
+POLICIES: dict[str, Callable[[dict[str, Any], Path | None], Any]] = {
+    "claim_screening": lambda assets, root: queue_policy(
+        assets, root / "configs" / "claim_screening.yaml" if root else None),
+    "checkup_nudge": lambda assets, root: outreach_policy(assets),
+}
+
+
+def load_packaged(task: str, tag: str, root: Path | None = None) -> LoadedModel:
+    """Load a packaged model from the BentoML store into an onnxruntime session, with its
+    policy defaults (POLICIES); a missing or broken policy fails this task's load, which
+    serving/lifecycle.py reports for the task alone. root: the workspace, whose config an old
+    package without shipped defaults falls back to (logged)."""
     import bentoml
 
     path = Path(bentoml.models.get(tag).path)
@@ -109,7 +130,9 @@ def load_packaged(task: str, tag: str) -> LoadedModel:
     if "model" not in graphs:
         raise FileNotFoundError(f"{path}: the package has no model.onnx")
     session = ObservedSession(graphs.pop("model"), assets.get(REFERENCE))
-    return LoadedModel(task, str(meta.get("version", "")), tag, session, assets, meta, graphs)
+    policy = POLICIES[task](assets, root) if task in POLICIES else None
+    return LoadedModel(task, str(meta.get("version", "")), tag, session, assets, meta, graphs,
+                       policy)
 
 
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,

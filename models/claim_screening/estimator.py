@@ -25,6 +25,9 @@ class ClaimModel:
     stake: object  # lightgbm.LGBMRegressor on log1p(recoverable points), errors only
     reference: Reference
     medians: np.ndarray
+    # the review capacity the model was evaluated with, shipped as policy.json's default (set
+    # by task.fit from the config; None in a model.pkl pickled before it was)
+    capacity: float | None = None
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """P(error) and expected recoverable points per row."""

@@ -1,33 +1,37 @@
-"""Review-capacity metrics: what a team recovers when it reviews the top share of claims."""
+"""Review-capacity metrics: what offices recover when each reviews its month's queue, cut by
+the served policy (models/claim_screening/policy.py `review_queue`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import pandas as pd
+
+from models.claim_screening.policy import OFFICE_MONTH, review_queue
 
 
-def top_k(priority: np.ndarray, capacity: float) -> np.ndarray:
-    """Indices of the highest-priority claims within capacity (a share of all claims)."""
-    k = max(1, round(len(priority) * capacity))
-    order = np.lexsort((np.arange(len(priority)), -priority))  # stable: ties keep input order
-    return order[:k]
+def capacity_metrics(table: pd.DataFrame, capacity: float, priority: str = "priority",
+                     per: Sequence[str] = OFFICE_MONTH) -> dict[str, float]:
+    """Recovered points, their share of all recoverable points, precision and claims reviewed
+    when every tenant's every month is cut at `capacity` by `priority`.
 
-
-def capacity_metrics(priority: np.ndarray, recoverable: np.ndarray, capacity: float,
-                     ) -> dict[str, float]:
-    """Recovered points, their share of all recoverable points, and precision at capacity."""
-    chosen = top_k(priority, capacity)
-    total = float(recoverable.sum())
-    got = float(recoverable[chosen].sum())
+    table: one row per claim with `claim_id`, `recoverable` (points), the `priority` column
+    and the `per` columns (models/claim_screening/task.py `evaluation_table`).
+    """
+    queued = review_queue(table, capacity, priority, per)["recoverable"].to_numpy(float)
+    total = float(table["recoverable"].sum())
+    got = float(queued.sum())
     return {
         "recovered_points": got,
         "recovered_share": got / total if total else 0.0,
-        "precision": float((recoverable[chosen] > 0).mean()),
-        "reviewed": float(len(chosen)),
+        "precision": float((queued > 0).mean()) if len(queued) else 0.0,
+        "reviewed": float(len(queued)),
     }
 
 
-def recovery_curve(priority: np.ndarray, recoverable: np.ndarray,
-                   capacities: np.ndarray) -> np.ndarray:
-    """Recovered points at each capacity (for plots)."""
-    return np.array([capacity_metrics(priority, recoverable, c)["recovered_points"]
+def recovery_curve(table: pd.DataFrame, priority: str, capacities: np.ndarray,
+                   per: Sequence[str] = OFFICE_MONTH) -> np.ndarray:
+    """Recovered points at each capacity under the served cut (for plots and pooling)."""
+    return np.array([capacity_metrics(table, c, priority, per)["recovered_points"]
                      for c in capacities])

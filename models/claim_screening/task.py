@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from models.claim_screening.estimator import ClaimModel, fit_model
 from models.claim_screening.features import FEATURE_NAMES
 from models.claim_screening.generate import GenerateSpec, generate
 from models.claim_screening.metrics import capacity_metrics, recovery_curve
+from models.claim_screening.policy import POLICY_ASSET, QueuePolicy
 from models.claim_screening.rules import rules_priority
 from models.claim_screening.scoring import OnnxPredictor, prepare
 from models.configs import Strict, Tenant
@@ -104,8 +106,10 @@ class ClaimScreening:
 
     def fit(self, cfg: ClaimScreeningConfig, train: Frames, progress: bool = False,
             seed: int = 0) -> ClaimModel:
-        """Fit the classifier and stake regressor."""
-        return fit_model(train["lines"], train["labels"], cfg.model.model_dump(), seed)
+        """Fit the classifier and stake regressor; the model keeps cfg.capacity, the review
+        capacity evaluate() measures it at, to ship as the served default."""
+        model = fit_model(train["lines"], train["labels"], cfg.model.model_dump(), seed)
+        return replace(model, capacity=cfg.capacity)
 
     def evaluate(self, cfg: ClaimScreeningConfig, model: ClaimModel, test: Frames,
                  ) -> dict[str, Any]:
@@ -134,22 +138,24 @@ class ClaimScreening:
         tie whatever their ranking; the average also rewards finding errors early."""
         table = self.evaluation_table(model, test)
         caps = np.arange(1, max(1, round(cfg.capacity * 100)) + 1) / 100
-        curve = recovery_curve(table["priority"].to_numpy(), table["recoverable"].to_numpy(), caps)
+        curve = recovery_curve(table, "priority", caps)
         return f"mean_recovered_points_1_to_{round(cfg.capacity * 100)}pct_capacity", float(
             curve.mean())
 
     def evaluation_table(self, model: ClaimModel, test: Frames) -> pd.DataFrame:
-        """Per held-out claim: tenant, model priority, rules priority, score, truth."""
+        """Per held-out claim: tenant, service month, model priority, rules priority, score,
+        truth (the columns models/claim_screening/metrics.py cuts by)."""
         hits, X = prepare(test["lines"], model.reference)
         p, stake = model.predict(X)
         truth = test["labels"].set_index("claim_id")
         keep = hits["claim_id"].isin(truth.index).to_numpy()
-        tenant = test["lines"].drop_duplicates("claim_id").set_index("claim_id")["tenant_code"]
+        header = test["lines"].drop_duplicates("claim_id").set_index("claim_id")
         ids = hits["claim_id"][keep]
         total = hits["total_points"].to_numpy(float)[keep]
         return pd.DataFrame({
             "claim_id": ids.to_numpy(),
-            "tenant_code": tenant.reindex(ids).to_numpy(),
+            "tenant_code": header["tenant_code"].reindex(ids).to_numpy(),
+            "service_month": header["service_month"].reindex(ids).to_numpy(),
             "score": p[keep],
             "priority": p[keep] * np.minimum(stake[keep], total),
             "rules_priority": rules_priority(hits)[keep],
@@ -190,17 +196,27 @@ class ClaimScreening:
         return list(FEATURE_NAMES)
 
     def assets(self, model: ClaimModel) -> dict[str, bytes]:
-        """reference.json: provider and diagnosis norms, feature names and medians."""
+        """reference.json: provider and diagnosis norms, feature names and medians;
+        policy.json: the queue defaults the model was evaluated with (serving reads them at
+        load, models/claim_screening/policy.py). Raises ValueError for a model pickled before
+        it kept its capacity (train again)."""
+        if model.capacity is None:
+            raise ValueError("model.pkl predates the shipped review capacity: run "
+                             "`kyodo train claim_screening` again before exporting")
         payload = {"reference": model.reference.to_dict(), "features": list(FEATURE_NAMES),
                    "medians": [float(v) for v in model.medians]}
-        return {"reference.json": json.dumps(payload, ensure_ascii=False).encode("utf-8")}
+        policy = QueuePolicy(capacity=model.capacity).model_dump()
+        return {"reference.json": json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+                POLICY_ASSET: json.dumps(policy).encode("utf-8")}
 
 
 def _metrics(table: pd.DataFrame, capacity: float) -> dict[str, float]:
+    """Model, rules-only and oracle recovered points, each tenant's each month cut at capacity
+    as serving cuts a month's queue (models/claim_screening/policy.py)."""
     rec = table["recoverable"].to_numpy()
-    model = capacity_metrics(table["priority"].to_numpy(), rec, capacity)
-    rules = capacity_metrics(table["rules_priority"].to_numpy(), rec, capacity)
-    oracle = capacity_metrics(rec, rec, capacity)
+    model = capacity_metrics(table, capacity, "priority")
+    rules = capacity_metrics(table, capacity, "rules_priority")
+    oracle = capacity_metrics(table, capacity, "recoverable")
     return {
         "claims": float(len(table)),
         "error_rate": float((rec > 0).mean()) if len(rec) else 0.0,
@@ -230,11 +246,10 @@ def _plots(task: ClaimScreening, model: ClaimModel, test: Frames, out: Path) -> 
     ax.set(xlabel="recall", ylabel="precision", title="claim_screening: P(error) on holdout")
     pr = save_figure(fig, out / "precision_recall.png")
     caps = np.linspace(0.005, 0.2, 40)
-    recoverable = table["recoverable"].to_numpy()
     fig, ax = plt.subplots(figsize=(5, 4))
     for col, label in (("priority", "model"), ("rules_priority", "rules only"),
                        ("recoverable", "oracle")):
-        ax.plot(caps * 100, recovery_curve(table[col].to_numpy(), recoverable, caps), label=label)
+        ax.plot(caps * 100, recovery_curve(table, col, caps), label=label)
     ax.set(xlabel="review capacity (% of claims)", ylabel="recovered points",
            title="recovered points vs capacity")
     ax.legend()

@@ -20,7 +20,7 @@ from models.checkup_nudge.checkup_xml import (
     looks_like_zip_of_xml,
     read_results,
 )
-from models.checkup_nudge.schema import RosterInputError, read_roster, validate_residents
+from models.checkup_nudge.schema import RosterInputError, check_roster, read_roster
 from models.checkup_nudge.scoring import (
     OnnxArmPredictor,
     gain_curve,
@@ -80,7 +80,8 @@ class OutreachRequest(RequestModel):
 
 
 def _frame(rows: list[dict[str, Any]], tenant: Tenant) -> pd.DataFrame:
-    """JSON residents validated like a CSV roster; errors name the row (0-based) and column."""
+    """JSON residents checked like a file roster (schema.check_roster: the fiscal-year age
+    rule, then validation); errors and `attrs["excluded"]` name rows 0-based."""
     frame = pd.DataFrame(rows).astype(object).where(lambda f: f.notna(), "")
     frame = frame.astype(str)
     if "tenant_code" in frame and (frame["tenant_code"] != tenant.code).any():
@@ -88,7 +89,7 @@ def _frame(rows: list[dict[str, Any]], tenant: Tenant) -> pd.DataFrame:
                                  f"residents ({tenant.code})")
     frame["tenant_code"] = tenant.code
     try:
-        return validate_residents(frame, row_offset=0)
+        return check_roster(frame, np.arange(len(frame)))
     except RosterInputError as exc:
         raise HTTPException(422, f"residents: {exc}") from None
 
@@ -107,12 +108,13 @@ def _scored(model: LoadedModel, residents: pd.DataFrame) -> pd.DataFrame:
 
 @router.post("/score")
 def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
-    """Per resident: P(attend) under every message type, uplift over none, the best type."""
+    """Per resident: P(attend) under every message type, uplift over none, the best type.
+    Residents outside the 特定健診 ages are left out and listed under `excluded` (0-based)."""
     model = champion(rt, TASK)
     with metered(rt, tenant, TASK, "score", model.version) as meter:
         residents = _frame(body.residents, tenant)
         if not body.allow_new_districts:
-            check_districts(residents, model.assets[ASSETS], 0)
+            check_districts(residents, model.assets[ASSETS], residents.attrs["lines"])
         scored = _scored(model, residents)
         meter["rows"] = len(scored)
         meter["subjects"] = subjects(tenant.code, scored["resident_id"])
@@ -126,7 +128,8 @@ def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
                         "best_arm": row["best_arm"], "best_arm_ja": ARM_LABELS_JA[row["best_arm"]],
                         "best_uplift": round(float(row["uplift"]), 5)})
     return {"task": TASK, "model_version": model.version, "arms": list(ARMS),
-            "arm_labels_ja": ARM_LABELS_JA, "results": results}
+            "arm_labels_ja": ARM_LABELS_JA, "results": results,
+            "excluded": residents.attrs["excluded"]}
 
 
 def _budget(budget_yen: float | None, postcards: int | None, costs: dict[str, float],
@@ -230,8 +233,7 @@ async def outreach(request: Request, tenant: Subscriber, rt: Rt,
         residents, body = await _roster(request, tenant)
         meter["rows"] = len(residents)
         if not allow_new_districts:
-            check_districts(residents, model.assets[ASSETS],
-                            0 if body else residents.attrs.get("lines", 2))
+            check_districts(residents, model.assets[ASSETS], residents.attrs.get("lines", 2))
         costs = body.costs if body else Costs(postage_yen=postage_yen, printing_yen=printing_yen)
         budget = body.budget_yen if body and body.budget_yen is not None else budget_yen
         cards = body.postcards if body and body.postcards is not None else postcards

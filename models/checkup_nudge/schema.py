@@ -433,12 +433,23 @@ def read_roster(raw: bytes, tenant_code: str | None = None, *, year: int | None 
         tenants = frame["tenant_code"].astype(str) if "tenant_code" in frame.columns else (
             tenant_code or "")
         frame, merged = merge(frame, results, tenants)
-    frame, lines, excluded = eligible(frame, lines, year if year is not None else fiscal_year())
+    out = check_roster(frame, lines, year)
+    if merged is not None:
+        out.attrs["checkup_xml"] = merged
+    return out
+
+
+def check_roster(frame: pd.DataFrame, lines: np.ndarray, year: int | None = None,
+                 ) -> pd.DataFrame:
+    """The fiscal-year rule (`eligible`), then validation: the one path every roster takes,
+    file uploads and JSON bodies alike. `lines` numbers the rows in messages (Excel rows for
+    files, 0-based positions for JSON). RosterInputError when no one is eligible or a value is
+    invalid; `attrs["excluded"]` and `attrs["lines"]` as in `read_roster`."""
+    frame, lines, excluded = eligible(frame.reset_index(drop=True), np.asarray(lines),
+                                      year if year is not None else fiscal_year())
     if frame.empty:
         raise RosterInputError(f"residents: 対象年齢の住民がいません / no eligible residents: "
                                f"{excluded['message']}")
     out = validate_residents(frame, row_offset=lines)
     out.attrs["lines"], out.attrs["excluded"] = lines, excluded
-    if merged is not None:
-        out.attrs["checkup_xml"] = merged
     return out

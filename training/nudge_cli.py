@@ -210,7 +210,7 @@ def import_xml(
         help="6-digit municipality code: the join key is pseudonymised per municipality.")],
     roster: Annotated[Path | None, typer.Option(
         help="A roster with 保険者番号 + 記号 + 番号 (or 健診キー) columns: write it with BMI, "
-             "収縮期血圧, HbA1c and LDL filled from the XML (the card columns become 健診キー). "
+             "収縮期血圧, HbA1c and LDL filled from the XML (the card columns are dropped). "
              "Without it, write one row per person: 健診キー and the results.")] = None,
     encoding: Encoding = "utf-8-sig",
 ) -> None:

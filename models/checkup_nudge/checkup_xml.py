@@ -64,7 +64,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from models.checkup_nudge.schema import RosterInputError
-from models.pseudonym import pseudonymise
+from models.pseudonym import pseudonymise, pseudonymise_many
 
 HL7 = "{urn:hl7-org:v3}"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -137,7 +137,7 @@ def looks_like_zip_of_xml(raw: bytes) -> bool:
             names = zf.namelist()
     except (zipfile.BadZipFile, ValueError):
         return False
-    return not any(n.startswith("xl/") for n in names[:50])
+    return not any(n.startswith("xl/") or n == "[Content_Types].xml" for n in names)
 
 
 def insurer_part(text: str) -> str:
@@ -153,10 +153,13 @@ def card_part(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
+def _raw_key(insurer: str, symbol: str, number: str) -> str:
+    return f"tokutei:{insurer_part(insurer)}:{card_part(symbol)}:{card_part(number)}"
+
+
 def checkup_key(tenant_code: str, insurer: str, symbol: str, number: str) -> str:
     """The pseudonymised join key of one insured person (20 hex characters)."""
-    raw = f"tokutei:{insurer_part(insurer)}:{card_part(symbol)}:{card_part(number)}"
-    return pseudonymise(tenant_code, raw)
+    return pseudonymise(tenant_code, _raw_key(insurer, symbol, number))
 
 
 def _value(obs: Element) -> float | None:
@@ -331,14 +334,25 @@ def roster_keys(frame: pd.DataFrame, tenant_code: str | pd.Series) -> pd.Series 
         return frame["checkup_key"].astype(str).str.strip()
     if not all(c in frame.columns for c in KEY_COLUMNS):
         return None
-    tenants = (tenant_code if isinstance(tenant_code, pd.Series)
+    tenants = (tenant_code.astype(str) if isinstance(tenant_code, pd.Series)
                else pd.Series(tenant_code, index=frame.index))
     parts = frame[list(KEY_COLUMNS)].astype(str)
-    return pd.Series([
-        checkup_key(t, i, s, n) if i.strip() and (s.strip() or n.strip()) else ""
-        for t, i, s, n in zip(tenants.astype(str), parts["insurer_number"],
-                              parts["card_symbol"], parts["card_number"], strict=True)],
-        index=frame.index, dtype=object)
+    given = ((parts["insurer_number"].str.strip() != "")
+             & ((parts["card_symbol"].str.strip() != "")
+                | (parts["card_number"].str.strip() != ""))).to_numpy()
+    # vectorised _raw_key (the same rules; a 300,000-row roster in about a second)
+    insurer = parts["insurer_number"].str.normalize("NFKC").str.strip()
+    padded = (insurer.str.len() >= 9) & insurer.str.startswith("1")
+    insurer = insurer.where(~padded, insurer.str[1:]).str.lstrip("0").replace("", "0")
+    card = {c: parts[c].str.normalize("NFKC").str.replace(r"\s+", "", regex=True)
+            for c in ("card_symbol", "card_number")}
+    raw = ("tokutei:" + insurer + ":" + card["card_symbol"] + ":" + card["card_number"]
+           ).astype(object)
+    keys = pd.Series("", index=frame.index, dtype=object)
+    for tenant in tenants[given].unique():  # the tenant's HMAC key derived once
+        rows = given & (tenants == tenant).to_numpy()
+        keys[rows] = pseudonymise_many(tenant, raw[rows].tolist())
+    return keys
 
 
 def merge(frame: pd.DataFrame, results: CheckupResults, tenant_code: str | pd.Series,

@@ -6,6 +6,7 @@ import io
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from models.checkup_nudge.checkup_xml import (
     looks_like_xml,
     looks_like_zip_of_xml,
     read_results,
+    roster_keys,
 )
 from models.checkup_nudge.schema import RosterInputError, read_roster
 
@@ -66,6 +68,11 @@ def test_keys_are_per_tenant() -> None:
     assert checkup_key("472018", "470999", "A", "1") != checkup_key("232017", "470999", "A", "1")
     assert checkup_key(NAHA, "1000470999", "那覇１２", " 1001") == checkup_key(
         NAHA, "470999", "那覇12", "1001")
+    # the roster's vectorised keys follow the same normalisation as checkup_key
+    cards = pd.DataFrame({"insurer_number": ["1000470999", "００470999", " "],
+                          "card_symbol": ["那覇 １2", "x", ""], "card_number": ["1", "2", "3"]})
+    assert roster_keys(cards, NAHA).tolist() == [checkup_key(NAHA, "470999", "那覇12", "1"),
+                                                 checkup_key(NAHA, "470999", "x", "2"), ""]
 
 
 def zipped(members: dict[str, bytes]) -> bytes:

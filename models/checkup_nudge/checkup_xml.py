@@ -55,6 +55,7 @@ import io
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element, ParseError
@@ -182,14 +183,41 @@ def _date(text: str | None) -> str:
     return f"{text[:4]}-{text[4:6]}-{text[6:8]}"
 
 
+_DECLARED = re.compile(
+    rb"""^(\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9_.:-]+)["']""")
+NATIVE = {"utf-8", "utf8", "utf-16", "utf16", "us-ascii", "ascii", "iso-8859-1", "latin-1"}
+# Shift_JIS as Japanese systems write it holds Windows extensions (①, 髙): read as cp932
+SJIS = {"shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932",
+        "windows-31j": "cp932", "ms932": "cp932", "cp932": "cp932"}
+
+
+def _as_utf8(raw: bytes, name: str) -> bytes:
+    """The document in UTF-8 when it declares another encoding (Shift_JIS from older
+    systems: expat reads no multi-byte encoding but UTF-8/16); CheckupXmlError when the
+    declared encoding is unknown or does not fit the bytes."""
+    match = _DECLARED.match(raw[:300])
+    if match is None or match[2].decode().lower() in NATIVE:
+        return raw
+    declared = match[2].decode()
+    try:
+        text = raw.decode(SJIS.get(declared.lower(), declared))
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise CheckupXmlError(f"'{name}': 文字コード {declared} として読めません / '{name}' "
+                              f"cannot be read in its declared encoding {declared}: {exc}"
+                              ) from None
+    return re.sub(r"""encoding\s*=\s*["'][^"']+["']""", 'encoding="UTF-8"', text,
+                  count=1).encode("utf-8")
+
+
 def parse_document(raw: bytes, name: str, tenant_code: str,
                    ) -> tuple[dict[str, object] | None, dict[str, int], str]:
     """One XML file -> (person row or None, unknown codes, kind): kind "result", "no_key"
     (a CDA document without 記号・番号) or "other" (not a CDA document: index, summary).
     CheckupXmlError naming `name` when the XML is malformed or unsafe."""
+    raw = _as_utf8(raw, name)
     try:
         root = fromstring(raw, forbid_dtd=True)
-    except (ParseError, DefusedXmlException, ValueError) as exc:
+    except (ParseError, DefusedXmlException, ValueError, LookupError) as exc:
         kind = type(exc).__name__
         raise CheckupXmlError(f"'{name}': XML として読めません（{kind}） / '{name}' is not "
                               f"well-formed or safe XML: {exc}") from None
@@ -276,7 +304,8 @@ def _members(raw: bytes, label: str, limits: tuple[int, int, int],
             try:
                 with zf.open(info) as handle:
                     data = handle.read(max_member + 1)  # the header's size may lie
-            except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError) as exc:
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError,
+                    RuntimeError) as exc:  # corrupt, truncated, encrypted or unknown method
                 raise CheckupXmlError(f"'{inner}': ZIP から取り出せません / cannot extract "
                                       f"'{inner}': {exc}") from None
             total += len(data)

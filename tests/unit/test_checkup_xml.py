@@ -166,3 +166,21 @@ def test_cli_import_xml(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["nudge", "import-xml", str(bad), "--tenant", NAHA,
                                  "--out", str(out)])
     assert r.exit_code == 2 and "bad.xml" in r.output
+
+
+def test_shift_jis_documents_and_bad_encodings() -> None:
+    text = (FIXTURES / "h0000047099920260001.xml").read_text(encoding="utf-8")
+    sjis = text.replace('encoding="UTF-8"', 'encoding="Shift_JIS"').encode("cp932")
+    r = read_results([("sjis.xml", sjis)], NAHA)
+    assert r.frame["bmi"].tolist() == [24.3]
+    unknown = text.replace('encoding="UTF-8"', 'encoding="x-nonesuch"').encode()
+    with pytest.raises(CheckupXmlError, match=r"'u\.xml'.*x-nonesuch"):
+        read_results([("u.xml", unknown)], NAHA)
+
+
+def test_a_corrupt_member_is_named() -> None:
+    raw = bytearray(zipped({"DATA/a.xml": (FIXTURES / "h0000047099920260001.xml").read_bytes()}))
+    start = raw.find(b"DATA/a.xml") + len(b"DATA/a.xml")
+    raw[start + 10:start + 40] = b"\x00" * 30  # damage the deflated data, keep the directory
+    with pytest.raises(CheckupXmlError, match=r"c\.zip/DATA/a\.xml"):
+        read_results([("c.zip", bytes(raw))], NAHA)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,11 @@ def test_a_zip_of_xml_with_the_roster_fills_the_results(nudge: TestClient,
     assert report["matched"] == 3 and report["filled"]["hba1c"] == 3
     assert report["unknown_codes"] == 2 and report["persons"] == 3
     assert r.json()["summary"]["residents"] == 10
+    # neither the card numbers nor the key built from them are stored by the service
+    with sqlite3.connect(nudge_root / "state" / "kyodo.db") as conn:
+        dump = "\n".join(conn.iterdump())
+    assert "那覇12" not in dump and "470999" not in dump
+    assert checkup_xml.checkup_key("472018", "470999", "那覇12", "1001") not in dump
 
 
 def test_single_xml_files_are_accepted_too(nudge: TestClient, nudge_root: Path) -> None:

@@ -13,7 +13,14 @@ from fastapi.responses import Response
 from pydantic import ConfigDict, Field
 
 from models.checkup_nudge.arms import ARM_LABELS_JA, ARMS, arm_costs
-from models.checkup_nudge.schema import RosterInputError, read_roster, validate_residents
+from models.checkup_nudge.checkup_xml import (
+    CheckupXmlError,
+    CheckupXmlTooLarge,
+    looks_like_xml,
+    looks_like_zip_of_xml,
+    read_results,
+)
+from models.checkup_nudge.schema import RosterInputError, check_roster, read_roster
 from models.checkup_nudge.scoring import (
     OnnxArmPredictor,
     gain_curve,
@@ -28,7 +35,7 @@ from serving.bounds import MAX_ROSTER_CSV, MAX_ROWS_JSON, MAX_SCORE, RequestMode
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download
 from serving.runtime import LoadedModel, Runtime
-from serving.uploads import json_or_csv, parse_csv
+from serving.uploads import Upload, json_or_csv, parse_csv, uploaded_files
 
 TASK = "checkup_nudge"
 ASSETS = "nudge.json"
@@ -73,7 +80,8 @@ class OutreachRequest(RequestModel):
 
 
 def _frame(rows: list[dict[str, Any]], tenant: Tenant) -> pd.DataFrame:
-    """JSON residents validated like a CSV roster; errors name the row (0-based) and column."""
+    """JSON residents checked like a file roster (schema.check_roster: the fiscal-year age
+    rule, then validation); errors and `attrs["excluded"]` name rows 0-based."""
     frame = pd.DataFrame(rows).astype(object).where(lambda f: f.notna(), "")
     frame = frame.astype(str)
     if "tenant_code" in frame and (frame["tenant_code"] != tenant.code).any():
@@ -81,7 +89,7 @@ def _frame(rows: list[dict[str, Any]], tenant: Tenant) -> pd.DataFrame:
                                  f"residents ({tenant.code})")
     frame["tenant_code"] = tenant.code
     try:
-        return validate_residents(frame, row_offset=0)
+        return check_roster(frame, np.arange(len(frame)))
     except RosterInputError as exc:
         raise HTTPException(422, f"residents: {exc}") from None
 
@@ -100,12 +108,13 @@ def _scored(model: LoadedModel, residents: pd.DataFrame) -> pd.DataFrame:
 
 @router.post("/score")
 def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
-    """Per resident: P(attend) under every message type, uplift over none, the best type."""
+    """Per resident: P(attend) under every message type, uplift over none, the best type.
+    Residents outside the 特定健診 ages are left out and listed under `excluded` (0-based)."""
     model = champion(rt, TASK)
     with metered(rt, tenant, TASK, "score", model.version) as meter:
         residents = _frame(body.residents, tenant)
         if not body.allow_new_districts:
-            check_districts(residents, model.assets[ASSETS], 0)
+            check_districts(residents, model.assets[ASSETS], residents.attrs["lines"])
         scored = _scored(model, residents)
         meter["rows"] = len(scored)
         meter["subjects"] = subjects(tenant.code, scored["resident_id"])
@@ -119,7 +128,8 @@ def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
                         "best_arm": row["best_arm"], "best_arm_ja": ARM_LABELS_JA[row["best_arm"]],
                         "best_uplift": round(float(row["uplift"]), 5)})
     return {"task": TASK, "model_version": model.version, "arms": list(ARMS),
-            "arm_labels_ja": ARM_LABELS_JA, "results": results}
+            "arm_labels_ja": ARM_LABELS_JA, "results": results,
+            "excluded": residents.attrs["excluded"]}
 
 
 def _budget(budget_yen: float | None, postcards: int | None, costs: dict[str, float],
@@ -155,11 +165,43 @@ def _plan(model: LoadedModel, residents: pd.DataFrame, budget: float | None,
 
 
 async def _roster(request: Request, tenant: Tenant) -> tuple[pd.DataFrame, OutreachRequest | None]:
-    """The roster from JSON, a raw CSV body or a multipart upload."""
+    """The roster from JSON, a raw CSV body or a multipart upload; 特定健診 XML files (or ZIPs
+    of them) sent with a roster file in the same form are merged into it (see _with_xml)."""
     body, raw = await json_or_csv(request, OutreachRequest, MAX_ROSTER_CSV)
     if body is not None:
         return await run_in_threadpool(_frame, body.residents, tenant), body
-    return await parse_csv(raw, lambda b: read_roster(b, tenant.code), "roster CSV"), None
+    assert raw is not None
+    files = await uploaded_files(request, raw)
+    is_xml = [looks_like_xml(b) or looks_like_zip_of_xml(b) for _, b in files]
+    if not any(is_xml):
+        return await parse_csv(raw, lambda b: read_roster(b, tenant.code), "roster CSV"), None
+    xml = [f for f, x in zip(files, is_xml, strict=True) if x]
+    tables = [f for f, x in zip(files, is_xml, strict=True) if not x]
+    return await _with_xml(tenant, xml, tables), None
+
+
+async def _with_xml(tenant: Tenant, xml: list[tuple[str, bytes]],
+                    tables: list[tuple[str, bytes]]) -> pd.DataFrame:
+    """The one roster file with bmi/sbp/hba1c/ldl filled from the 特定健診 XML (recognised by
+    content, not by name). The XML alone is not a roster: it carries sex, birth date and the
+    results, but not district, past attendance, visits, household or distance, which the
+    model needs; so a roster file is required. 413 for a ZIP over the limits, 422 naming the
+    file (ZIP/member.xml) for malformed XML."""
+    if len(tables) != 1:
+        raise HTTPException(422, "file: 特定健診XMLと一緒に名簿ファイル（CSV/xlsx）を1つ送って"
+                                 f"ください（{len(tables)}個） / send exactly one roster file "
+                                 f"(CSV/xlsx) with the 特定健診 XML, got {len(tables)}: the XML "
+                                 "has no district, past attendance or household fields")
+    try:
+        results = await run_in_threadpool(read_results, xml, tenant.code)
+    except CheckupXmlTooLarge as exc:
+        raise HTTPException(413, f"特定健診 XML: {exc}") from None
+    except CheckupXmlError as exc:
+        raise HTTPException(422, f"特定健診 XML: {exc}") from None
+    name, raw = tables[0]
+    return await parse_csv(Upload.named(raw, name),
+                           lambda b: read_roster(b, tenant.code, results=results),
+                           "roster CSV")
 
 
 @router.post("/outreach", openapi_extra={"requestBody": {"content": {
@@ -180,6 +222,8 @@ async def outreach(request: Request, tenant: Subscriber, rt: Rt,
                    limit: Annotated[int, Query(ge=0, le=100_000)] = 1000) -> Response:
     """The outreach list for a roster (CSV in UTF-8 or Shift_JIS, or JSON) and a budget in yen
     or postcards: who gets which reminder, expected attendees gained, and the two baselines.
+    特定健診 XML files or ZIPs sent in the same form (field 'file', several parts) fill the
+    roster's BMI, blood pressure, HbA1c and LDL (summary.checkup_xml counts the merge).
     `format=csv|csv_cp932|xlsx` downloads the list with Japanese headers."""
     model = champion(rt, TASK)
     limits = rt.platform.serving
@@ -189,14 +233,15 @@ async def outreach(request: Request, tenant: Subscriber, rt: Rt,
         residents, body = await _roster(request, tenant)
         meter["rows"] = len(residents)
         if not allow_new_districts:
-            check_districts(residents, model.assets[ASSETS],
-                            0 if body else residents.attrs.get("lines", 2))
+            check_districts(residents, model.assets[ASSETS], residents.attrs.get("lines", 2))
         costs = body.costs if body else Costs(postage_yen=postage_yen, printing_yen=printing_yen)
         budget = body.budget_yen if body and body.budget_yen is not None else budget_yen
         cards = body.postcards if body and body.postcards is not None else postcards
         listing, summary = await run_in_threadpool(_plan, model, residents, budget, cards, costs)
         summary["excluded"] = residents.attrs.get("excluded", {"count": 0, "rows": [],
                                                                "message": ""})
+        if "checkup_xml" in residents.attrs:
+            summary["checkup_xml"] = residents.attrs["checkup_xml"]
         meter["subjects"] = subjects(tenant.code, residents["resident_id"])
         meter["summary"] = {k: summary.get(k) for k in ("residents", "mailed", "budget_yen",
                                                         "expected_additional_attendees")}

@@ -104,6 +104,20 @@ def check_csv_shape(raw: bytes, max_columns: int, max_rows: int) -> None:
                                  "(行が多すぎます)")
 
 
+async def uploaded_files(request: Request, raw: bytes) -> list[tuple[str, bytes]]:
+    """(name, bytes) of every file in a multipart form's field 'file', else the raw body as
+    [(its name or 'upload', raw)]; 422 for a text part."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return [(getattr(raw, "name", "") or "upload", raw)]
+    out = []
+    for i, upload in enumerate((await request.form()).getlist("file")):
+        if isinstance(upload, str):
+            raise HTTPException(422, f"file {i + 1}: expected a file, got a text field")
+        await upload.seek(0)  # json_or_csv has read one of them already
+        out.append((upload.filename or f"file{i + 1}", await upload.read()))
+    return out
+
+
 def _limits(request: Request) -> ServingLimits:
     from serving.deps import get_runtime
 

@@ -199,3 +199,47 @@ def plan(
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     summary["excluded"] = residents.attrs["excluded"]
     typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+
+
+@nudge_app.command("import-xml")
+def import_xml(
+    files: Annotated[list[Path], typer.Argument(
+        help="特定健診 standard XML files (HL7 CDA, one per person) or ZIPs of them.")],
+    out: Annotated[Path, typer.Option(help="CSV to write.")],
+    tenant: Annotated[str, typer.Option(
+        help="6-digit municipality code: the join key is pseudonymised per municipality.")],
+    roster: Annotated[Path | None, typer.Option(
+        help="A roster with 保険者番号 + 記号 + 番号 (or 健診キー) columns: write it with BMI, "
+             "収縮期血圧, HbA1c and LDL filled from the XML (the card columns are dropped). "
+             "Without it, write one row per person: 健診キー and the results.")] = None,
+    encoding: Encoding = "utf-8-sig",
+) -> None:
+    """Read 特定健診 XML results (JLAC10 codes) keyed by a pseudonymised card key; never writes
+    the insurer or card numbers."""
+    import re
+
+    from models.checkup_nudge.checkup_xml import CheckupXmlError, read_results
+    from models.checkup_nudge.schema import RosterInputError, read_roster
+
+    if not re.fullmatch(r"\d{6}", tenant):
+        raise _fail(f"--tenant must be a 6-digit municipality code, got {tenant!r}")
+    try:
+        results = read_results([(p.name, _read(p)) for p in files], tenant)
+    except CheckupXmlError as exc:
+        raise _fail(str(exc)) from exc
+    summary: dict[str, Any] = results.summary()
+    if roster is None:
+        table = results.frame.drop(columns=["file"]).rename(columns={
+            "checkup_key": "健診キー", "sex": "性別", "birth_date": "生年月日",
+            "exam_date": "健診実施日", "bmi": "BMI", "sbp": "収縮期血圧", "hba1c": "HbA1c",
+            "ldl": "LDLコレステロール"})
+        table["性別"] = table["性別"].astype("Int64")
+    else:
+        try:
+            table = read_roster(_read(roster), tenant, name=roster.name, results=results)
+        except RosterInputError as exc:
+            raise _fail(f"{roster}: {exc}") from exc
+        summary = {**table.attrs["checkup_xml"], "excluded": table.attrs["excluded"]}
+    _write(table, out, encoding)
+    summary["rows_written"] = len(table)
+    typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))

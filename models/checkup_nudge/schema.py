@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -25,6 +25,9 @@ import pandera.pandas as pa
 
 from models import csvfile, intake
 from models.checkup_nudge.arms import ARMS
+
+if TYPE_CHECKING:
+    from models.checkup_nudge.checkup_xml import CheckupResults
 
 QUESTIONNAIRE_TYPES: tuple[str, ...] = ("頑張り屋", "心配性", "面倒くさがり", "甘えん坊",
                                         "unknown")
@@ -144,6 +147,11 @@ ROSTER_HEADERS: dict[str, str] = intake.aliases([
                      "健診会場までの距離(km)", "距離(km)", "距離")),
     ("household_size", ("世帯人数", "世帯員数", "世帯人員")),
     ("questionnaire_type", ("質問票タイプ", "受診勧奨タイプ", "タイプ", "類型")),
+    # the join to 特定健診 XML (models/checkup_nudge/checkup_xml.py); hashed, never stored
+    ("insurer_number", ("保険者番号",)),
+    ("card_symbol", ("記号", "被保険者証記号", "被保険者証等記号", "保険証記号")),
+    ("card_number", ("番号", "被保険者証番号", "被保険者証等番号", "保険証番号")),
+    ("checkup_key", ("健診キー", "健診結果キー")),
 ])
 YES_NO = {"有": "1", "有り": "1", "あり": "1", "はい": "1", "○": "1", "〇": "1", "受診": "1",
           "yes": "1", "y": "1", "true": "1", "無": "0", "無し": "0", "なし": "0", "いいえ": "0",
@@ -156,8 +164,9 @@ ROSTER_VALUES: dict[str, dict[str, str]] = {
     **{c: YES_NO for c in BINARY_COLUMNS},
     "questionnaire_type": {"不明": "unknown", "未回答": "unknown"},
 }
+XML_KEY_COLUMNS = ("insurer_number", "card_symbol", "card_number", "checkup_key")
 ROSTER_LAYOUT = intake.Layout(
-    ids=frozenset({"resident_id"}),
+    ids=frozenset({"resident_id", *XML_KEY_COLUMNS}),
     numbers=frozenset({*INT_COLUMNS, *FLOAT_COLUMNS, "age_fy_end"}),
     dates=frozenset({"birth_date"}),
     headers=ROSTER_HEADERS, values=ROSTER_VALUES, pad={"tenant_code": 6})
@@ -393,13 +402,15 @@ def eligible(frame: pd.DataFrame, lines: np.ndarray, year: int,
 
 
 def read_roster(raw: bytes, tenant_code: str | None = None, *, year: int | None = None,
-                name: str = "") -> pd.DataFrame:
+                name: str = "", results: CheckupResults | None = None) -> pd.DataFrame:
     """Read, check and validate an uploaded roster (any format models.intake reads).
 
     With `tenant_code`, a roster without the tenant_code column gets it, and rows naming
     another tenant are rejected. Residents outside the 特定健診 ages of fiscal year `year`
     (default: the current one) are left out (see `eligible`); `attrs["excluded"]` says who,
-    `attrs["lines"]` holds each kept row's Excel row number.
+    `attrs["lines"]` holds each kept row's Excel row number. With `results` (特定健診 XML,
+    models/checkup_nudge/checkup_xml.py) bmi/sbp/hba1c/ldl are filled from the XML of the same
+    person (joined by the pseudonymised card key); `attrs["checkup_xml"]` reports the merge.
     """
     table = intake.read_table(raw, ROSTER_LAYOUT, name=name, rows="residents",
                               error=RosterInputError)
@@ -415,7 +426,27 @@ def read_roster(raw: bytes, tenant_code: str | None = None, *, year: int | None 
     if frame.empty:
         raise RosterInputError("residents: 見出し行だけでデータ行がありません / "
                                "the file has a header but no rows")
-    frame, lines, excluded = eligible(frame, lines, year if year is not None else fiscal_year())
+    merged = None
+    if results is not None:
+        from models.checkup_nudge.checkup_xml import merge
+
+        tenants = frame["tenant_code"].astype(str) if "tenant_code" in frame.columns else (
+            tenant_code or "")
+        frame, merged = merge(frame, results, tenants)
+    out = check_roster(frame, lines, year)
+    if merged is not None:
+        out.attrs["checkup_xml"] = merged
+    return out
+
+
+def check_roster(frame: pd.DataFrame, lines: np.ndarray, year: int | None = None,
+                 ) -> pd.DataFrame:
+    """The fiscal-year rule (`eligible`), then validation: the one path every roster takes,
+    file uploads and JSON bodies alike. `lines` numbers the rows in messages (Excel rows for
+    files, 0-based positions for JSON). RosterInputError when no one is eligible or a value is
+    invalid; `attrs["excluded"]` and `attrs["lines"]` as in `read_roster`."""
+    frame, lines, excluded = eligible(frame.reset_index(drop=True), np.asarray(lines),
+                                      year if year is not None else fiscal_year())
     if frame.empty:
         raise RosterInputError(f"residents: 対象年齢の住民がいません / no eligible residents: "
                                f"{excluded['message']}")

@@ -26,6 +26,12 @@ CODE_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
     "drug": (re.compile(r"^[0-9]{9}$"), "a 9-digit 医薬品コード"),
 }
 
+CODE_FORMATS_JA = {
+    "diagnosis": "傷病名は E11、E11.9 のような ICD-10 コードか7桁の傷病名コード",
+    "procedure": "診療行為は9桁の診療行為コード",
+    "drug": "医薬品は9桁の医薬品コード",
+}
+
 # One row per claim line; header fields repeat on every line of the claim.
 CLAIM_LINES = pa.DataFrameSchema(
     {
@@ -110,7 +116,49 @@ def _line(idx: object, row_offset: int | np.ndarray) -> int:
     return int(idx) + row_offset if isinstance(row_offset, int) else int(row_offset[int(idx)])
 
 
+def _where(idx: object, row_offset: int | np.ndarray) -> tuple[str, str]:
+    """('3行目', 'row 3') for a 0-based position, ('1行目（見出し）', 'header') for none."""
+    if pd.isna(idx):  # type: ignore[arg-type]
+        return "1行目（見出し）", "header"
+    row = _line(idx, row_offset)
+    return f"{row}行目", f"row {row}"
+
+
+_CHECK = re.compile(r"^(?P<name>\w+)\((?P<args>.*)\)$")
+
+
+def _reason_ja(column: str, check: str) -> str:
+    """What a failed pandera check expected, in Japanese (the English keeps the check name)."""
+    if check == "unique (claim_id, line_no)":
+        return "レセプト番号（claim_id）と行番号（line_no）の組が重複しています"
+    if column == "line_kind":
+        return "diagnosis, procedure, drug のいずれか（傷病名、診療行為、医薬品 も可）"
+    if column in ("service_month", "insured_until"):
+        blank = "または空欄" if column == "insured_until" else ""
+        return f"年月{blank}（2026-03、2026/3、2026年3月、R8.3 など）"
+    if column == "tenant_code":
+        return "6桁の全国地方公共団体コード"
+    if column == "sex":
+        return "1（男）か 2（女）"
+    match = _CHECK.match(check)
+    name, args = (match["name"], match["args"]) if match else ("", "")
+    if name == "coerce_dtype":
+        return "整数を入力してください" if "int" in args else f"{args} の値を入力してください"
+    if name == "greater_than_or_equal_to":
+        return f"{args}以上の整数"
+    if name == "in_range":
+        low, _, high = args.partition(", ")
+        return f"{low}〜{high}の範囲"
+    if name == "str_length":
+        low, _, high = args.partition(", ")
+        return f"{low}〜{high}文字"
+    if name == "isin":
+        return f"次のいずれか: {args.strip('[]')}"
+    return f"{check} を満たしません"
+
+
 def _describe(err: pa.errors.SchemaErrors, row_offset: int | np.ndarray, limit: int = 5) -> str:
+    """Each problem as 'Japanese / English', naming the column and the Excel row."""
     cases = err.failure_cases
     noise = cases["check"].astype(str).str.startswith("dtype(") | cases["failure_case"].astype(
         str).str.contains("TypeError")
@@ -118,19 +166,20 @@ def _describe(err: pa.errors.SchemaErrors, row_offset: int | np.ndarray, limit: 
     parts = []
     for _, case in cases.head(limit).iterrows():
         col = case.get("column")
-        idx = case.get("index")
-        where = f"row {_line(idx, row_offset)}" if pd.notna(idx) else "header"
+        at_ja, at_en = _where(case.get("index"), row_offset)
         check = str(case.get("check"))
         value = case.get("failure_case")
+        ja = _reason_ja(str(col), check)
         if check == "column_in_dataframe":
-            parts.append(f"missing column '{value}'")
+            parts.append(f"列 '{value}' がありません / missing column '{value}'")
         elif check.startswith("coerce_dtype"):
-            parts.append(f"column '{col}' {where}: expected {check.split('(')[-1].rstrip(')')}"
-                         f", got {value!r}")
+            parts.append(f"列 '{col}' {at_ja}: {ja}（{value!r}） / column '{col}' {at_en}: "
+                         f"expected {check.split('(')[-1].rstrip(')')}, got {value!r}")
         else:
-            parts.append(f"column '{col}' {where}: failed {check} (got {value!r})")
+            parts.append(f"列 '{col}' {at_ja}: {ja}（{value!r}） / column '{col}' {at_en}: "
+                         f"failed {check} (got {value!r})")
     more = len(cases) - limit
-    return "; ".join(parts) + (f"; and {more} more problems" if more > 0 else "")
+    return "; ".join(parts) + (f"; ほか{more}件 / and {more} more problems" if more > 0 else "")
 
 
 def validate_lines(frame: pd.DataFrame, row_offset: int | np.ndarray = 2) -> pd.DataFrame:
@@ -140,7 +189,8 @@ def validate_lines(frame: pd.DataFrame, row_offset: int | np.ndarray = 2) -> pd.
     or is each row's Excel line number (an intake Table's `lines`).
     """
     if frame.empty:
-        raise ClaimsInputError("no claim lines: the file has a header but no rows")
+        raise ClaimsInputError("見出し行だけでデータ行がありません / no claim lines: the file "
+                               "has a header but no rows")
     frame = frame.reset_index(drop=True)
     try:
         out = CLAIM_LINES.validate(frame, lazy=True)
@@ -157,7 +207,7 @@ def code_format_problem(line_kind: str, code: str) -> str | None:
     fmt = CODE_FORMATS.get(line_kind)
     if fmt is None or fmt[0].match(code):
         return None
-    return (f"コードの形式が不正です（{line_kind}: {fmt[1]}）; "
+    return (f"コードの形式が不正です（{code!r}: {CODE_FORMATS_JA[line_kind]}）; "
             f"malformed {line_kind} code {code!r}: expected {fmt[1]}")
 
 
@@ -170,10 +220,11 @@ def _check_code_formats(lines: pd.DataFrame, row_offset: int | np.ndarray) -> No
     rows = np.flatnonzero(bad)
     if rows.size == 0:
         return
-    parts = [f"column 'code' row {_line(i, row_offset)}: "
+    parts = [f"列 'code' {_line(i, row_offset)}行目 / column 'code' row {_line(i, row_offset)}: "
              f"{code_format_problem(lines['line_kind'].iat[i], lines['code'].iat[i])}"
              for i in rows[:3]]
-    more = f"; and {rows.size - 3} more rows" if rows.size > 3 else ""
+    more = (f"; ほか{rows.size - 3}行 / and {rows.size - 3} more rows" if rows.size > 3
+            else "")
     raise ClaimsInputError("; ".join(parts) + more)
 
 
@@ -187,6 +238,8 @@ def _check_consistent_headers(lines: pd.DataFrame, row_offset: int | np.ndarray)
         first = bad.index[0]
         row = _line(lines.index[lines["claim_id"] == first][0], row_offset)
         raise ClaimsInputError(
+            f"レセプト番号 '{first}'（{row}行目）の明細行で患者・自治体・診療年月・医療機関・"
+            f"種別・合計点数が食い違っています（{len(bad)}件。レセプト番号の重複？） / "
             f"claim_id '{first}' (row {row}) has conflicting header fields across its lines; "
             f"{len(bad)} claim ids are affected (duplicate claim ids?)")
 

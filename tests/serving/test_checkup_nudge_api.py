@@ -137,3 +137,26 @@ def test_resident_ids_never_stored(nudge_client: TestClient, nudge_root: Path) -
         dump = "\n".join(conn.iterdump())
     assert not any(rid in dump for rid in frame["resident_id"][:300])
     assert "checkup_nudge" in dump  # the request was metered
+
+
+def test_json_rosters_follow_the_fiscal_year_rule_like_files(nudge_client: TestClient) -> None:
+    """Issue 15: a 39-year-old may turn 40 before 31 March; JSON applied 40-74 and answered
+    422 while file uploads kept 39-74 (schema.check_roster is now the one path)."""
+    body = {"residents": [{**EXAMPLE_RESIDENT, "age": 39},
+                          {**EXAMPLE_RESIDENT, "resident_id": "R-0002", "age": 30},
+                          {**EXAMPLE_RESIDENT, "resident_id": "R-0003", "age": 74}],
+            "budget_yen": 500}
+    r = nudge_client.post("/v1/checkup_nudge/outreach", json=body, headers=NAHA)
+    assert r.status_code == 200, r.text
+    summary = r.json()["summary"]
+    assert summary["residents"] == 2
+    assert summary["excluded"]["count"] == 1 and summary["excluded"]["rows"] == [1]
+    r = nudge_client.post("/v1/checkup_nudge/score", json={"residents": body["residents"]},
+                          headers=NAHA)
+    assert r.status_code == 200, r.text
+    assert [x["resident_id"] for x in r.json()["results"]] == ["R-0001", "R-0003"]
+    assert r.json()["excluded"]["rows"] == [1]
+    # an unseen district in the third JSON row is named by its own position after exclusion
+    body["residents"][2]["district"] = "472018-D99"
+    r = nudge_client.post("/v1/checkup_nudge/outreach", json=body, headers=NAHA)
+    assert r.status_code == 422 and "472018-D99 in rows 2 " in r.json()["error"]

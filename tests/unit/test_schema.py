@@ -90,3 +90,24 @@ def test_malformed_codes_report_the_first_rows_and_a_count() -> None:
     df["code"] = "??"
     with pytest.raises(ClaimsInputError, match=r"row 2: .*row 3: .*row 4: .*and 9 more rows"):
         read_claims(csv_bytes(df))
+
+
+@pytest.mark.parametrize(("column", "value", "japanese", "english"), [
+    ("points", "-5", "列 'points' 3行目: 0以上の整数", "column 'points' row 3: failed"),
+    ("age", "abc", "列 'age' 3行目: 整数を入力してください", "column 'age' row 3: expected"),
+    ("service_month", "2026-13", "列 'service_month' 3行目: 年月", "column 'service_month' row 3"),
+    ("sex", "3", "1（男）か 2（女）", "column 'sex' row 3: failed isin"),
+    ("code", "X99", "列 'code' 3行目 / column 'code' row 3: コードの形式が不正です（'X99': "
+     "診療行為は9桁", "malformed procedure code 'X99'"),
+])
+def test_claims_messages_in_japanese_and_english(column: str, value: str, japanese: str,
+                                                 english: str) -> None:
+    df = frame(claim("a", CLEAN)).astype(str)
+    df.loc[1, column] = value
+    with pytest.raises(ClaimsInputError) as exc:
+        read_claims(csv_bytes(df))
+    assert japanese in str(exc.value) and english in str(exc.value)
+    with pytest.raises(ClaimsInputError, match="列 'days' がありません / missing column 'days'"):
+        read_claims(csv_bytes(frame(claim("a", CLEAN)).drop(columns=["days"])))
+    with pytest.raises(ClaimsInputError, match="見出し行だけでデータ行がありません / no claim"):
+        read_claims(csv_bytes(frame(claim("a", CLEAN)).iloc[:0]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 import zipfile
 from collections.abc import Iterator
@@ -54,7 +55,8 @@ def test_a_zip_of_xml_with_the_roster_fills_the_results(nudge: TestClient,
     # neither the card numbers nor the key built from them are stored by the service
     with sqlite3.connect(nudge_root / "state" / "kyodo.db") as conn:
         dump = "\n".join(conn.iterdump())
-    assert "那覇12" not in dump and "470999" not in dump
+    # 470999 as a number of its own: the store's hex digests can hold those digits by chance
+    assert "那覇12" not in dump and not re.search(r"(?<![0-9a-f])470999(?![0-9a-f])", dump)
     assert checkup_xml.checkup_key("472018", "470999", "那覇12", "1001") not in dump
 
 

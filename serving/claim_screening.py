@@ -39,7 +39,7 @@ from serving.bounds import MAX_LINES, MAX_QUEUE_JSON, MAX_SCORE, Count, Days, Po
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import FileFormat, download
 from serving.runtime import LoadedModel, Runtime
-from serving.uploads import json_or_csv, parse_csv
+from serving.uploads import json_or_csv, parse_csv, uploaded_files
 
 TASK = "claim_screening"
 router = APIRouter(prefix=f"/v1/{TASK}", tags=[TASK])
@@ -237,7 +237,7 @@ async def _read_upload(request: Request, raw: bytes, tenant: Tenant,
         lines = await parse_csv(raw, read_claims, "claims CSV")
         _own_tenant(lines, tenant)
         return lines, {}
-    files = await _uploaded_files(request, raw)
+    files = await uploaded_files(request, raw)
     book = masters.in_use()
 
     def read(_: bytes) -> uke.UkeResult:
@@ -245,19 +245,6 @@ async def _read_upload(request: Request, raw: bytes, tenant: Tenant,
 
     result = await parse_csv(raw, read, "UKE")
     return result.lines, {"intake": result.summary([name for name, _ in files])}
-
-
-async def _uploaded_files(request: Request, raw: bytes) -> list[tuple[str, bytes]]:
-    """(name, bytes) of every file in a multipart form, else the raw body as 'upload'."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return [("upload", raw)]
-    out = []
-    for i, upload in enumerate((await request.form()).getlist("file")):
-        if isinstance(upload, str):
-            raise HTTPException(422, f"file {i + 1}: expected a file, got a text field")
-        await upload.seek(0)  # json_or_csv has read one of them already
-        out.append((upload.filename or f"file{i + 1}", await upload.read()))
-    return out
 
 
 def _queue(rt: Runtime, tenant: Tenant, model: LoadedModel, lines: pd.DataFrame,

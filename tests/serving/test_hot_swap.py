@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from serving.claim_screening import EXAMPLE_CLAIM
 from serving.runtime import Runtime
 from tests.conftest import make_workspace
-from tests.serving.conftest import ITOSHIMA
+from tests.serving.conftest import ITOSHIMA, bound_client
 from training.workspace import Workspace
 
 CLIENTS = 8
@@ -57,20 +57,8 @@ def swap_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 @pytest.fixture
 def swap_client(swap_ws: Workspace) -> Iterator[TestClient]:
     """The app on a runtime of the swap workspace (restoring the shared client's runtime)."""
-    from serving.api import app
-    from serving.deps import get_runtime
-
-    rt = Runtime.load(swap_ws.root)
-    before = app.dependency_overrides.get(get_runtime)
-    app.dependency_overrides[get_runtime] = lambda: rt
-    try:
-        with TestClient(app, raise_server_exceptions=False) as c:
-            yield c
-    finally:
-        if before is None:
-            app.dependency_overrides.pop(get_runtime, None)
-        else:
-            app.dependency_overrides[get_runtime] = before
+    with bound_client(Runtime.load(swap_ws.root)) as c:
+        yield c
 
 
 class Load:

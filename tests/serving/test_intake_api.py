@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -14,30 +13,14 @@ from openpyxl import Workbook
 
 from models.care_plan.items import ITEMS
 from serving.runtime import Runtime
-from tests.serving.conftest import ITOSHIMA
+from tests.serving.conftest import ITOSHIMA, bound_client
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "intake"
 NAHA = {"Authorization": "Bearer kyodo-demo-472018"}
 TOYOHASHI = {"Authorization": "Bearer kyodo-demo-232017"}
 
 
-@contextmanager
-def bound(rt: Runtime) -> Iterator[TestClient]:
-    """A client on the app bound to `rt` for one test; the previous binding is restored (the
-    session's `client` fixture binds the app once and relies on that)."""
-    from serving.api import app
-    from serving.deps import get_runtime
-
-    previous = app.dependency_overrides.get(get_runtime)
-    app.dependency_overrides[get_runtime] = lambda: rt
-    try:
-        with TestClient(app, raise_server_exceptions=False) as c:
-            yield c
-    finally:
-        if previous is None:
-            app.dependency_overrides.pop(get_runtime, None)
-        else:
-            app.dependency_overrides[get_runtime] = previous
+bound = bound_client
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import openpyxl
@@ -15,6 +14,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.serving.conftest import bound_client
 from tests.unit.test_downloads import intake_unquote
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -29,24 +29,11 @@ RISKY = ['=HYPERLINK("http://x","y")', "=1+1", "+81", "-5", "@SUM(A1)"]
 STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-@contextmanager
-def bound(root: Path) -> Iterator[TestClient]:
+def bound(root: Path) -> AbstractContextManager[TestClient]:
     """A client on the app with the runtime of one trained workspace (restored afterwards)."""
-    from serving.api import app
-    from serving.deps import get_runtime
     from serving.runtime import Runtime
 
-    rt = Runtime.load(root)
-    before = app.dependency_overrides.get(get_runtime)
-    app.dependency_overrides[get_runtime] = lambda: rt
-    try:
-        with TestClient(app, raise_server_exceptions=False) as c:
-            yield c
-    finally:
-        if before is None:
-            app.dependency_overrides.pop(get_runtime, None)
-        else:
-            app.dependency_overrides[get_runtime] = before
+    return bound_client(Runtime.load(root))
 
 
 def csv_column(content: bytes, column: str, encoding: str = "utf-8-sig") -> list[str]:

@@ -19,6 +19,7 @@ from serving.files import FileStoreError, LocalFiles, S3Files, check_key, open_f
 from serving.launcher import free_port
 from serving.store import Store
 from tests.conftest import REPO
+from tests.serving.conftest import bound_client
 from training import sandbox
 
 CHIBA, MURORAN, TASK = "121002", "012050", "claim_screening"
@@ -234,24 +235,14 @@ def test_kyodo_tenants_delete_data(workspace: Path) -> None:
 @pytest.fixture
 def http(tmp_path: Path) -> Iterator[tuple[TestClient, Store]]:
     """The service app on a runtime with its own store (no models: these routes need none)."""
-    from serving.api import app
-    from serving.deps import get_runtime
     from serving.runtime import Runtime
 
     store = Store(tmp_path / "state" / "kyodo.db")
     rt = Runtime(tmp_path, load_config(REPO / "configs" / "platform.yaml", PlatformConfig),
                  load_config(REPO / "configs" / "tenants.yaml", TenantsConfig), store)
     rt.by_key = {t.api_key_sha256: t for t in rt.tenants.tenants}
-    before = app.dependency_overrides.get(get_runtime)
-    app.dependency_overrides[get_runtime] = lambda: rt
-    try:
-        with TestClient(app, raise_server_exceptions=False) as client:
-            yield client, store
-    finally:
-        if before is None:
-            app.dependency_overrides.pop(get_runtime, None)
-        else:
-            app.dependency_overrides[get_runtime] = before
+    with bound_client(rt) as client:
+        yield client, store
 
 
 def test_a_deleted_municipalitys_ids_answer_404_and_the_others_are_served(

@@ -24,6 +24,7 @@ from models.care_plan.items import CAPS_2019_10, CHANGE, LEVELS
 from models.care_plan.plans import Catalogue
 from models.care_plan.records import labels, plan_matrix, rows, typical_plans
 from models.configs import Strict, Tenant
+from models.split import hold_out, select_tenants, tenant_share
 from models.task import Frames
 
 ASSET_OPSET = 15  # change.onnx: the platform's default opset, the highest onnxmltools supports
@@ -125,20 +126,12 @@ class CarePlan:
 
     def split(self, cfg: CarePlanConfig, data: Frames) -> tuple[Frames, Frames]:
         """Hold out a share of each tenant's persons with their outcomes and oracle."""
-        persons = data["persons"]
-        if persons.empty:
-            raise ValueError("no persons to split")
-        h = pd.util.hash_pandas_object(persons["person_id"].astype(str), index=False)
-        pct = pd.Series(h.to_numpy()).groupby(persons["tenant_code"].to_numpy()).rank(pct=True)
-        test_ids = persons["person_id"][(pct <= cfg.test_share).to_numpy()]
-        masks = {f: data[f]["person_id"].isin(test_ids) for f in self.frames}
-        return ({f: data[f][~m].reset_index(drop=True) for f, m in masks.items()},
-                {f: data[f][m].reset_index(drop=True) for f, m in masks.items()})
+        test_ids = tenant_share(data["persons"], "person_id", cfg.test_share)
+        return hold_out(data, self.frames, "person_id", test_ids)
 
     def select(self, data: Frames, tenant_codes: list[str]) -> Frames:
         """Rows of the given tenants only."""
-        return {f: data[f][data[f]["tenant_code"].isin(tenant_codes)].reset_index(drop=True)
-                for f in self.frames}
+        return select_tenants(data, self.frames, tenant_codes)
 
     def fit(self, cfg: CarePlanConfig, train: Frames, progress: bool = False,
             seed: int = 0) -> CareModel:

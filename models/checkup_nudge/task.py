@@ -28,6 +28,7 @@ from models.checkup_nudge.features import FEATURE_LABELS, FEATURE_NAMES, build_f
 from models.checkup_nudge.features import fit_encodings as learn_encodings
 from models.checkup_nudge.generate import GenerateSpec, generate
 from models.configs import Strict, Tenant
+from models.split import hold_out, select_tenants, tenant_share
 from models.task import Frames
 
 Learner = Literal["t", "s", "dr"]
@@ -198,20 +199,12 @@ class CheckupNudge:
 
     def split(self, cfg: CheckupNudgeConfig, data: Frames) -> tuple[Frames, Frames]:
         """Hold out a share of each tenant's residents with all their campaign rows."""
-        res = data["residents"]
-        if res.empty:
-            raise ValueError("no residents to split")
-        h = pd.util.hash_pandas_object(res["resident_id"].astype(str), index=False)
-        pct = pd.Series(h.to_numpy()).groupby(res["tenant_code"].to_numpy()).rank(pct=True)
-        test_ids = res["resident_id"][(pct <= cfg.test_share).to_numpy()]
-        parts = {f: data[f]["resident_id"].isin(test_ids) for f in self.frames}
-        return ({f: data[f][~m].reset_index(drop=True) for f, m in parts.items()},
-                {f: data[f][m].reset_index(drop=True) for f, m in parts.items()})
+        test_ids = tenant_share(data["residents"], "resident_id", cfg.test_share)
+        return hold_out(data, self.frames, "resident_id", test_ids)
 
     def select(self, data: Frames, tenant_codes: list[str]) -> Frames:
         """Rows of the given tenants only."""
-        return {f: data[f][data[f]["tenant_code"].isin(tenant_codes)].reset_index(drop=True)
-                for f in self.frames}
+        return select_tenants(data, self.frames, tenant_codes)
 
     def fit(self, cfg: CheckupNudgeConfig, train: Frames, progress: bool = False,
             seed: int = 0) -> NudgeModel:

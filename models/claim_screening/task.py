@@ -21,6 +21,7 @@ from models.claim_screening.rules import rules_priority
 from models.claim_screening.scoring import OnnxPredictor, prepare
 from models.configs import Strict, Tenant
 from models.figures import save_figure
+from models.split import select_tenants
 from models.task import Frames
 
 
@@ -100,9 +101,7 @@ class ClaimScreening:
 
     def select(self, data: Frames, tenant_codes: list[str]) -> Frames:
         """Rows of the given tenants only."""
-        lines = data["lines"][data["lines"]["tenant_code"].isin(tenant_codes)]
-        ids = lines["claim_id"].unique()
-        return {"lines": lines, "labels": data["labels"][data["labels"]["claim_id"].isin(ids)]}
+        return select_tenants(data, self.frames, tenant_codes, link="claim_id")
 
     def fit(self, cfg: ClaimScreeningConfig, train: Frames, progress: bool = False,
             seed: int = 0) -> ClaimModel:

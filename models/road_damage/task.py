@@ -28,6 +28,7 @@ from models.road_damage.labels import (
     mlit_level,
 )
 from models.road_damage.photo import Grid, photo_tiles
+from models.split import hold_out, select_tenants
 from models.task import Frames
 
 
@@ -183,17 +184,12 @@ class RoadDamage:
     def split(self, cfg: RoadDamageConfig, data: Frames) -> tuple[Frames, Frames]:
         """Hold out a share of each tenant's photos with all their tiles."""
         photos = data["photos"]
-        if photos.empty:
-            raise ValueError("no photos to split")
         test_ids = photos["photo_id"][_hash_share(photos["photo_id"], "test") < cfg.test_share]
-        parts = {f: data[f]["photo_id"].isin(test_ids) for f in self.frames}
-        return ({f: data[f][~m].reset_index(drop=True) for f, m in parts.items()},
-                {f: data[f][m].reset_index(drop=True) for f, m in parts.items()})
+        return hold_out(data, self.frames, "photo_id", test_ids)
 
     def select(self, data: Frames, tenant_codes: list[str]) -> Frames:
         """Rows of the given tenants only."""
-        return {f: data[f][data[f]["tenant_code"].isin(tenant_codes)].reset_index(drop=True)
-                for f in self.frames}
+        return select_tenants(data, self.frames, tenant_codes)
 
     def fit(self, cfg: RoadDamageConfig, train: Frames, progress: bool = False,
             seed: int = 0) -> RoadModel:

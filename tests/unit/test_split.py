@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.split import hold_out, select_tenants, tenant_share
 from models.task import Frames, get_task
 
 TENANTS = ["402303", "382108", "012050", "122025"]
@@ -80,3 +81,32 @@ def test_split_holds_out_the_same_rows(task: str, seed: int) -> None:
 def test_select_keeps_the_same_rows(task: str, seed: int) -> None:
     data = _claims(seed) if task == "claim_screening" else _frames(task, seed)
     assert _digest(get_task(task).select(data, ["382108", "012050"])) == SELECT[task, seed]
+
+
+def test_hold_out_partitions_every_frame_by_unit() -> None:
+    data = _frames("care_plan", 2)
+    test_ids = tenant_share(data["persons"], "person_id", 0.3)
+    train, test = hold_out(data, ("persons", "outcomes", "oracle"), "person_id", test_ids)
+    for name, df in data.items():
+        assert len(train[name]) + len(test[name]) == len(df)
+        assert not set(train[name]["person_id"]) & set(test[name]["person_id"])
+        assert set(test[name]["person_id"]) <= set(test_ids)
+    # the share holds per tenant, the smallest one (5% of 1,200 units) too
+    share = test["persons"].groupby("tenant_code").size() / data["persons"].groupby(
+        "tenant_code").size()
+    assert share.between(0.27, 0.33).all(), share
+
+
+def test_hold_out_names_the_empty_frame() -> None:
+    empty = {"photos": pd.DataFrame({"photo_id": [], "tenant_code": []}),
+             "tiles": pd.DataFrame({"photo_id": [], "tenant_code": []})}
+    with pytest.raises(ValueError, match="no photos to split"):
+        get_task("road_damage").split(CFG, empty)
+
+
+def test_select_follows_the_link_where_a_frame_has_no_tenant() -> None:
+    data = _claims(3)
+    out = select_tenants(data, ("lines", "labels"), ["122025"], link="claim_id")
+    assert set(out["lines"]["tenant_code"]) == {"122025"}
+    assert set(out["labels"]["claim_id"]) <= set(out["lines"]["claim_id"])
+    assert len(out["labels"]) > 0 and list(out["labels"].index) == list(range(len(out["labels"])))

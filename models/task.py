@@ -2,14 +2,19 @@
 
 training/ and serving/ only talk to tasks through this protocol. Data moves as a `Frames`
 mapping (frame name -> DataFrame, e.g. {"lines", "labels"}), each frame carrying a
-`tenant_code` column so the pipeline can split, pool and report per municipality.
+`tenant_code` column so the pipeline can split, pool and report per municipality. A tenant's
+frames may carry binary files beside them (road photos and masks): a `FilesFrames`.
+
+Each task class subclasses `Task[its Config, its fitted model]`, so it inherits the optional
+hooks' defaults (`file_columns`, `pooling_metric`) and a type checker holds its methods to the
+protocol; training/ code generic in `C` and `M` keeps a task's config and model types together.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -17,61 +22,93 @@ from pydantic import BaseModel
 
 from models.configs import Tenant
 
+if TYPE_CHECKING:
+    import pandera.pandas as pa
+
 Frames = Mapping[str, pd.DataFrame]
+C = TypeVar("C", bound=BaseModel)  # a task's config (configs/<task>.yaml validated)
+M = TypeVar("M")  # a task's fitted native model (what `fit` returns and build/<task>/model.pkl)
 
 
-class Task(Protocol):
+class FilesFrames(dict[str, pd.DataFrame]):
+    """A tenant's frames plus binary files (path relative to the task's data folder -> bytes),
+    which training/data.py writes beside the CSV files."""
+
+    def __init__(self, frames: Mapping[str, pd.DataFrame], files: dict[str, bytes]) -> None:
+        super().__init__(frames)
+        self.files = files
+
+
+def attached_files(frames: Frames) -> dict[str, bytes]:
+    """The binary files a tenant's frames carry: a FilesFrames' files, else none."""
+    return frames.files if isinstance(frames, FilesFrames) else {}
+
+
+class Task(Protocol[C, M]):
     """What a task provides to the shared pipeline."""
 
     name: str
-    Config: type[BaseModel]
+    Config: type[C]
     frames: tuple[str, ...]  # frame names in a data folder, e.g. ("lines", "labels")
     # Bootstrap unit (a column of frames[0]: person, patient, photo) first, then the other id
     # columns that link frames; resampling draws units and renames every copy's ids.
     units: tuple[str, ...]
+    # Optional: CSV columns per frame holding paths relative to data/<task>/ (training/data.py
+    # resolves them to absolute paths when it reads the frame).
+    file_columns: ClassVar[dict[str, tuple[str, ...]]] = {}
 
-    def schema(self, frame: str) -> Any:
+    def schema(self, frame: str) -> pa.DataFrameSchema:
         """The pandera schema of one frame."""
 
-    def generate(self, cfg: Any, tenants: list[Tenant], seed: int) -> dict[str, Frames]:
+    def generate(self, cfg: C, tenants: list[Tenant], seed: int) -> Mapping[str, Frames]:
         """Synthetic data per tenant code, with ground truth (the oracle) in its frames."""
 
     def validate(self, frame: str, df: pd.DataFrame) -> pd.DataFrame:
         """Typed, validated frame or a ValueError naming field and row."""
 
-    def split(self, cfg: Any, data: Frames) -> tuple[Frames, Frames]:
+    def split(self, cfg: C, data: Frames) -> tuple[Frames, Frames]:
         """Train and held-out parts (held-out months, persons or photos)."""
 
     def select(self, data: Frames, tenant_codes: list[str]) -> Frames:
         """Only the given tenants' rows."""
 
-    def fit(self, cfg: Any, train: Frames, progress: bool = False, seed: int = 0) -> Any:
+    def fit(self, cfg: C, train: Frames, progress: bool = False, seed: int = 0) -> M:
         """A fitted native model."""
 
-    def evaluate(self, cfg: Any, model: Any, test: Frames) -> dict[str, Any]:
+    def evaluate(self, cfg: C, model: M, test: Frames) -> dict[str, Any]:
         """Metrics: 'overall', 'per_tenant' and 'headline' (see training/report.py)."""
 
-    def to_onnx(self, model: Any, opset: int) -> dict[str, bytes]:
+    def to_onnx(self, model: M, opset: int) -> dict[str, bytes]:
         """Named ONNX graphs for the model."""
 
-    def parity_inputs(self, model: Any, test: Frames) -> tuple[dict[str, np.ndarray],
+    def parity_inputs(self, model: M, test: Frames) -> tuple[dict[str, np.ndarray],
                                                                 dict[str, np.ndarray]]:
         """(graph name -> input matrix, graph name -> native output) for the parity gate."""
 
     def onnx_outputs(self, session: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The exported model's outputs under the same names as parity_inputs' native ones."""
 
-    def plots(self, model: Any, test: Frames, out: Path) -> list[Path]:
+    def plots(self, model: M, test: Frames, out: Path) -> list[Path]:
         """Task-specific evaluation plots written under `out`."""
 
-    def feature_names(self, model: Any) -> list[str]:
+    def feature_names(self, model: M) -> list[str]:
         """Names of the ONNX input's columns, for drift reports (empty for image inputs)."""
 
-    def assets(self, model: Any) -> dict[str, bytes]:
+    def assets(self, model: M) -> dict[str, bytes]:
         """Non-ONNX files serving needs (reference tables, labels)."""
 
+    def pooling_metric(self, cfg: C, model: M, test: Frames) -> tuple[str, float]:
+        """(name, value) of the metric pooling is judged on. Default: the headline; a task
+        overrides it where its headline saturates on a small tenant's holdout (so cannot rank
+        models) or costs too much for the bootstrap's hundreds of calls."""
+        head = self.evaluate(cfg, model, test)["headline"]
+        return str(head["metric"]), float(head["value"])
 
-def registry() -> dict[str, Task]:
+
+AnyTask = Task[Any, Any]  # a task from the registry: each has its own config and model types
+
+
+def registry() -> dict[str, AnyTask]:
     """Every task by name; imports lazily so serving only loads what it serves."""
     from models.care_plan.task import CarePlan
     from models.checkup_nudge.task import CheckupNudge
@@ -82,7 +119,7 @@ def registry() -> dict[str, Task]:
             "care_plan": CarePlan(), "road_damage": RoadDamage()}
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str) -> AnyTask:
     """The task called `name`, or a ValueError listing the known ones."""
     tasks = registry()
     if name not in tasks:

@@ -1,8 +1,8 @@
 """Data files: data/<task>/<tenant>.csv (inputs) and data/<task>/labels/<tenant>.csv (outcomes).
 
 A task whose data includes binary files (road_damage: photos and masks) returns, per tenant, a
-frames mapping with a `files` attribute ({path relative to data/<task>/: bytes}), written beside
-the CSV files; its `file_columns` ({frame: columns}) name the CSV columns holding such relative
+models.task.FilesFrames ({path relative to data/<task>/: bytes} in `files`), written beside the
+CSV files; its `file_columns` ({frame: columns}) name the CSV columns holding such relative
 paths, which read_frame makes absolute. Tasks without either are unaffected.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from models.task import Frames, Task
+from models.task import Frames, Task, attached_files
 from training.workspace import Workspace
 
 
@@ -42,7 +42,7 @@ def write_tenant(ws: Workspace, task: Task, code: str, frames: Frames) -> None:
         path = frame_path(ws, task, frame, code)
         path.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(path, index=False, lineterminator="\n")
-    for rel, blob in getattr(frames, "files", {}).items():
+    for rel, blob in attached_files(frames).items():
         path = ws.path("data") / task.name / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(blob)
@@ -60,7 +60,7 @@ def append_tenant(ws: Workspace, task: Task, code: str, frames: Frames,
                                                                                keep="last")
         path.parent.mkdir(parents=True, exist_ok=True)
         merged.to_csv(path, index=False, lineterminator="\n")
-    for rel, blob in getattr(frames, "files", {}).items():
+    for rel, blob in attached_files(frames).items():
         target = ws.path("data") / task.name / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(blob)
@@ -76,7 +76,7 @@ def read_frame(ws: Workspace, task: Task, frame: str, code: str) -> pd.DataFrame
         df = task.validate(frame, df)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
-    for col in getattr(task, "file_columns", {}).get(frame, ()):
+    for col in task.file_columns.get(frame, ()):
         base = ws.path("data") / task.name
         df[col] = [str(base / v) if v else "" for v in df[col]]
     return df

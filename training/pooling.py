@@ -53,14 +53,10 @@ def resample(task: Task, frames: Frames, rng: np.random.Generator) -> Frames:
 
 
 def judged(task: Task, cfg: Any, model: Any, test: Frames) -> tuple[str, float]:
-    """(name, value) of the metric pooling is judged on: the task's `pooling_metric` where it
-    has one (a headline that saturates on a small tenant's holdout cannot rank models), else
-    its headline."""
-    if hasattr(task, "pooling_metric"):
-        name, value = task.pooling_metric(cfg, model, test)
-        return name, float(value)
-    head = task.evaluate(cfg, model, test)["headline"]
-    return str(head["metric"]), float(head["value"])
+    """(name, value) of the metric pooling is judged on: the task's `pooling_metric` (its
+    headline unless the task says otherwise, see models/task.py)."""
+    name, value = task.pooling_metric(cfg, model, test)
+    return name, float(value)
 
 
 def headline(task: Task, cfg: Any, model: Any, test: Frames) -> float:

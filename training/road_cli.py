@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from models.road_damage.generate import FilesFrames
+    from models.task import FilesFrames
     from training.workspace import Workspace
 
 road_app = typer.Typer(help="road_damage data: import photo datasets, export corrections.",

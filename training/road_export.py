@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.road_damage.generate import FilesFrames
 from models.road_damage.labels import CLASSES, crack_ratio, mlit_level
+from models.task import FilesFrames
 
 KEYS = {"photos": ["photo_id"], "tiles": ["photo_id", "row", "col"]}  # a row's identity
 

@@ -25,7 +25,7 @@ from models.care_plan.plans import Catalogue
 from models.care_plan.records import labels, plan_matrix, rows, typical_plans
 from models.configs import Strict, Tenant
 from models.split import hold_out, select_tenants, tenant_share
-from models.task import Frames
+from models.task import Frames, Task
 
 ASSET_OPSET = 15  # change.onnx: the platform's default opset, the highest onnxmltools supports
 
@@ -102,7 +102,7 @@ class CarePlanConfig(Strict):
                 "max_day_visits": self.max_day_visits}
 
 
-class CarePlan:
+class CarePlan(Task[CarePlanConfig, CareModel]):
     """AI care-plan support: outcomes under candidate plans and the best plans within the cap."""
 
     name = "care_plan"
@@ -119,7 +119,7 @@ class CarePlan:
         return S.validate_frame(frame, df)
 
     def generate(self, cfg: CarePlanConfig, tenants: list[Tenant], seed: int,
-                 ) -> dict[str, Frames]:
+                 ) -> dict[str, dict[str, pd.DataFrame]]:
         """Synthetic persons (with plans), outcomes and oracle per tenant."""
         spec = GenerateSpec(**cfg.generate.model_dump())
         return generate([(t.code, t.population) for t in tenants], spec, cfg.catalogue(), seed)

@@ -29,7 +29,7 @@ from models.checkup_nudge.features import fit_encodings as learn_encodings
 from models.checkup_nudge.generate import GenerateSpec, generate
 from models.configs import Strict, Tenant
 from models.split import hold_out, select_tenants, tenant_share
-from models.task import Frames
+from models.task import Frames, Task
 
 Learner = Literal["t", "s", "dr"]
 
@@ -174,7 +174,7 @@ def check_policy(val: Experiment, P: np.ndarray, mu: np.ndarray, costs: np.ndarr
             "validation_residents": int(seen.sum()), "message_ja": message}
 
 
-class CheckupNudge:
+class CheckupNudge(Task[CheckupNudgeConfig, NudgeModel]):
     """特定健診 reminders: the arm that gains most per resident and who gets a postcard."""
 
     name = "checkup_nudge"
@@ -192,7 +192,7 @@ class CheckupNudge:
                 "oracle": S.validate_oracle}[frame](df)
 
     def generate(self, cfg: CheckupNudgeConfig, tenants: list[Tenant], seed: int,
-                 ) -> dict[str, Frames]:
+                 ) -> dict[str, dict[str, pd.DataFrame]]:
         """Synthetic rosters, campaign logs and oracle per tenant."""
         spec = GenerateSpec(**cfg.generate.model_dump())
         return generate([(t.code, t.population) for t in tenants], spec, seed)

@@ -22,7 +22,7 @@ from models.claim_screening.scoring import OnnxPredictor, prepare
 from models.configs import Strict, Tenant
 from models.figures import save_figure
 from models.split import select_tenants
-from models.task import Frames
+from models.task import Frames, Task
 
 
 class GenerateConfig(Strict):
@@ -58,7 +58,7 @@ class ClaimScreeningConfig(Strict):
     model: ModelConfig = ModelConfig()
 
 
-class ClaimScreening:
+class ClaimScreening(Task[ClaimScreeningConfig, ClaimModel]):
     """NHI claim screening: which claims most likely hold recoverable billing errors."""
 
     name = "claim_screening"
@@ -178,8 +178,8 @@ class ClaimScreening:
         """Held-out feature rows and the native outputs the ONNX graphs must reproduce."""
         _, X = prepare(test["lines"], model.reference)
         return ({"classifier": X, "stake": X},
-                {"classifier": model.classifier.predict_proba(X)[:, 1],
-                 "stake": model.stake.predict(X)})
+                {"classifier": np.asarray(model.classifier.predict_proba(X))[:, 1],
+                 "stake": np.asarray(model.stake.predict(X))})
 
     def onnx_outputs(self, session: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The combined ONNX model's outputs under the parity_inputs names."""

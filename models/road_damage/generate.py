@@ -21,6 +21,7 @@ from PIL import Image, ImageFilter
 from models.road_damage import render as R
 from models.road_damage.labels import CLASSES, crack_ratio, mlit_level, tile_labels
 from models.road_damage.photo import Grid
+from models.task import FilesFrames
 
 CANVAS = (800, 600)  # road plane, w x h
 PHOTO = (640, 480)  # stored photo size (upright), w x h
@@ -29,14 +30,6 @@ CITY_CENTRES = {"121002": (35.6073, 140.1063), "012050": (42.3152, 140.9737),
                 "182079": (35.9566, 136.1844), "012084": (43.8030, 143.8958)}
 # Damage mix per region: Hokkaido's freeze-thaw makes transverse cracks and potholes commoner.
 SNOW_BELT = {"012050", "012084"}
-
-
-class FilesFrames(dict):
-    """A tenant's frames plus binary files (path relative to the task's data folder -> bytes)."""
-
-    def __init__(self, frames: dict[str, pd.DataFrame], files: dict[str, bytes]):
-        super().__init__(frames)
-        self.files = files
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from models.road_damage.generate import FilesFrames
 from models.road_damage.labels import (
     CLASSES,
     MASK_BITS,
@@ -37,6 +36,7 @@ from models.road_damage.labels import (
     mlit_level,
 )
 from models.road_damage.photo import Grid, PhotoError, open_photo
+from models.task import FilesFrames
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".heic", ".heif")
 VOC_BOX_SHARE = 0.1
@@ -223,7 +223,9 @@ def import_voc(images: Path, annotations: Path, code: str, grid: Grid,
 def import_folders(root: Path, code: str, crack_as: str = "D00") -> FilesFrames:
     """<root>/<class>/<image>: each image is one tile labelled by its folder (none, crack,
     negative, positive, 0, 1 or a class code D00/D10/D20/D40); 'crack' counts as `crack_as`."""
-    rows, tiles, files = [], [], {}
+    rows: list[dict] = []
+    tiles: list[dict] = []
+    files: dict[str, bytes] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         cls = FOLDER_CLASSES.get(folder.name.lower())
         if cls is None:

@@ -29,7 +29,7 @@ from models.road_damage.labels import (
 )
 from models.road_damage.photo import Grid, photo_tiles
 from models.split import hold_out, select_tenants
-from models.task import Frames
+from models.task import FilesFrames, Frames, Task
 
 
 class GenerateConfig(Strict):
@@ -153,10 +153,10 @@ def _hash_share(ids: pd.Series, salt: str) -> np.ndarray:
 
 
 def _cracked(labels: np.ndarray) -> np.ndarray:
-    return labels[:, [CLASSES.index(c) for c in CRACKS]].any(axis=1)
+    return np.any(labels[:, [CLASSES.index(c) for c in CRACKS]], axis=1)
 
 
-class RoadDamage:
+class RoadDamage(Task[RoadDamageConfig, RoadModel]):
     """Road-surface damage from patrol photos: RDD classes per tile, MLIT level per photo."""
 
     name = "road_damage"
@@ -175,7 +175,7 @@ class RoadDamage:
         return S.validate(frame, df)
 
     def generate(self, cfg: RoadDamageConfig, tenants: list[Tenant], seed: int,
-                 ) -> dict[str, Frames]:
+                 ) -> dict[str, FilesFrames]:
         """Synthetic photos, masks and tile labels per tenant (with image files attached)."""
         g = cfg.generate
         spec = Spec(g.total_photos, g.min_photos, Grid(**cfg.grid.model_dump()), g.damage_share)
@@ -310,7 +310,7 @@ def with_real(cfg: RoadDamageConfig, tiles: np.ndarray, labels: np.ndarray, wind
     from models.road_damage import real
 
     own, _ = real.split(real.load())
-    own = own.subset(own.labels.any(axis=1))  # codes that are neither damage nor look-alike
+    own = own.subset(np.any(own.labels, axis=1))  # codes that are neither damage nor look-alike
     crops = np.repeat(real.windows(own.images, window), cfg.real.repeat, axis=0)
     lab = np.repeat(own.labels, cfg.real.repeat, axis=0)
     hard = np.concatenate([np.zeros(len(tiles), bool), lab[:, 0] == 1])

@@ -58,7 +58,9 @@ report: setup ## Pooling-gain report for every trained task (reports/pooling.jso
 serve: setup ## Serve the promoted champions, API and pages on :$(PORT)
 	$(BIN)/kyodo serve --port $(PORT)
 
-test: setup ## Fast test suite (unit, pipeline, serving incl. one real bentoml serve)
+test: setup ## ruff, mypy (models/, training/), then the fast tests (incl. one real bentoml serve)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 test-slow: setup ## Slow suites: Chromium page tests, Dask cluster, PostgreSQL + S3 MLflow

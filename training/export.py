@@ -15,8 +15,11 @@ class ParityError(RuntimeError):
 
 def combine_graphs(graphs: dict[str, bytes]) -> onnx.ModelProto:
     """One ONNX model from several graphs sharing the input 'input'; outputs get '<name>_'."""
-    nodes, inits, outputs, opsets = [], [], [], {}
-    first_input = None
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    outputs: list[onnx.ValueInfoProto] = []
+    opsets: dict[str, int] = {}
+    first_input: onnx.ValueInfoProto | None = None
     for name, raw in graphs.items():
         model = compose.add_prefix(onnx.load_from_string(raw), prefix=f"{name}_")
         g = model.graph
@@ -33,6 +36,8 @@ def combine_graphs(graphs: dict[str, bytes]) -> onnx.ModelProto:
             for o in g.output)
         for op in model.opset_import:
             opsets[op.domain] = max(opsets.get(op.domain, 0), op.version)
+    if first_input is None:
+        raise ValueError("no ONNX graphs to combine")
     graph = helper.make_graph(nodes, "kyodo", [first_input], outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v)
                                                     for d, v in opsets.items()])
@@ -79,7 +84,7 @@ def check_parity(native: dict[str, np.ndarray], exported: dict[str, np.ndarray],
         {k: float(d.max(initial=0.0)) for k, d in diffs.items()},
         {k: float((d > tolerance).mean()) if rows else 0.0 for k, d in diffs.items()})
     if not report.passed:
-        worst = max(report.mismatch_share, key=report.mismatch_share.get)
+        worst = max(report.mismatch_share, key=lambda k: report.mismatch_share[k])
         raise ParityError(
             f"ONNX parity failed on {rows} held-out rows: output '{worst}' differs by more than "
             f"{tolerance:g} on {report.mismatch_share[worst]:.2%} of rows (allowed "

@@ -18,7 +18,8 @@ import numpy as np
 from models import lgbm
 from models.care_plan.items import CHANGE, ITEM_CHANGE, KEY_ITEMS, OUTCOMES
 
-COMMON = {"n_jobs": 2, "verbose": -1, "deterministic": True, "force_row_wise": True}
+COMMON: dict[str, Any] = {"n_jobs": 2, "verbose": -1, "deterministic": True,
+                          "force_row_wise": True}
 # Graph name -> number of classes of its full output.
 WIDTH = {"change": len(CHANGE), "outcome": len(OUTCOMES),
          **{f"item{c.replace('-', '_')}": len(ITEM_CHANGE) for c in KEY_ITEMS}}

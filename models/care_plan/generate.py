@@ -148,9 +148,9 @@ class Latent:
         """Rebuild from the persons and oracle frames (aligned on person_id)."""
         o = oracle.set_index("person_id").loc[persons["person_id"]]
         med = (persons[[c for c in ITEM_COLUMNS if c.startswith("item_6-")]].to_numpy() == 2)
-        return cls(*(o[k].to_numpy(float) for k in ("a", "b", "ra", "rb")),
-                   persons["age"].to_numpy(float), persons["living_alone"].to_numpy(float),
-                   med.sum(axis=1).astype(float))
+        a, b, ra, rb = (o[k].to_numpy(float) for k in ("a", "b", "ra", "rb"))
+        return cls(a, b, ra, rb, persons["age"].to_numpy(float),
+                   persons["living_alone"].to_numpy(float), med.sum(axis=1).astype(float))
 
     def take(self, rows: np.ndarray) -> Latent:
         """The given persons (repeat a row to evaluate it under many plans)."""

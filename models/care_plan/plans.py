@@ -81,7 +81,7 @@ def structural_ok(Q: np.ndarray, names: Sequence[str], max_day_visits: int = 4) 
     """Plans care managers would write: at most `max_day_visits` 通所 days a week, and not both
     通所リハ and 訪問リハ."""
     idx = {n: i for i, n in enumerate(names)}
-    days = sum(Q[:, idx[n]] for n in DAY_SERVICES if n in idx)
+    days = Q[:, [idx[n] for n in DAY_SERVICES if n in idx]].sum(axis=1)  # 0 without any
     ok = days <= max_day_visits
     if all(n in idx for n in REHAB):
         ok &= (Q[:, idx[REHAB[0]]] == 0) | (Q[:, idx[REHAB[1]]] == 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -32,6 +34,11 @@ def rows(persons: pd.DataFrame, cat: Catalogue) -> np.ndarray:
     return design_rows(cat, person_features(encode_inputs(persons)), plan_matrix(persons, cat))
 
 
+def _nearest(grid: Sequence[float], v: float) -> float:
+    """The grid value closest to v (the smaller one on a tie)."""
+    return min(grid, key=lambda x: (abs(x - v), x))
+
+
 def typical_plans(cat: Catalogue, persons: pd.DataFrame) -> dict[str, list[int]]:
     """Per care level: each service's median quantity in training, on the grid, within cap."""
     Q = plan_matrix(persons, cat)
@@ -40,8 +47,8 @@ def typical_plans(cat: Catalogue, persons: pd.DataFrame) -> dict[str, list[int]]
     for lv in range(1, len(LEVELS)):
         m = level == lv
         med = np.median(Q[m], axis=0) if m.any() else np.zeros(len(cat.names))
-        q = np.array([min(g, key=lambda x, v=v: (abs(x - v), x)) for g, v in
-                      zip(cat.grids, med, strict=True)], float)[None, :]
+        q = np.array([_nearest(g, v) for g, v in zip(cat.grids, med, strict=True)],
+                     float)[None, :]
         if not structural_ok(q, cat.names, cat.max_day_visits)[0]:
             q[0, cat.names.index("home_rehab")] = 0.0
         out[str(lv)] = [int(v) for v in fit_to_cap(cat, q, np.array([lv]))[0]]

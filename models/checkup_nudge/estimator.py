@@ -23,7 +23,8 @@ import numpy as np
 from models import lgbm
 
 LEARNERS = ("t", "s", "dr")
-COMMON = {"n_jobs": 1, "verbose": -1, "deterministic": True, "force_row_wise": True}
+COMMON: dict[str, Any] = {"n_jobs": 1, "verbose": -1, "deterministic": True,
+                          "force_row_wise": True}
 
 
 @dataclass

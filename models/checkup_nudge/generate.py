@@ -194,7 +194,7 @@ def generate_tenant(code: str, n: int, population: int, spec: GenerateSpec, seed
     p = _people(rng, n, code, rural)
     habit = _habit(rng, p, tenant)
     history = _history(rng, habit)
-    residents = _roster(code, p, history, _results(rng, p, history.any(axis=1)))
+    residents = _roster(code, p, history, _results(rng, p, np.any(history, axis=1)))
     base, eff = _baseline(habit, history), _effects(p, history)
     logs, oracle = [], []
     for c, name in enumerate(spec.campaigns):

@@ -101,7 +101,7 @@ def assignments(P: np.ndarray, costs: np.ndarray, budget: float, policy: dict | 
             "highest_probability": highest_probability(P[:, 0], costs, budget)}
 
 
-def gain_curves(P: np.ndarray, costs: np.ndarray, budgets: Sequence[float],
+def gain_curves(P: np.ndarray, costs: np.ndarray, budgets: Sequence[float] | np.ndarray,
                 P_true: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Gain vs budget for the policy and both baselines; gains read from P_true if given."""
     truth = P if P_true is None else P_true
@@ -118,7 +118,7 @@ def gain_curves(P: np.ndarray, costs: np.ndarray, budgets: Sequence[float],
 
 
 def cumulative_gain(order: np.ndarray, gains: np.ndarray, costs: np.ndarray,
-                    budgets: Sequence[float]) -> np.ndarray:
+                    budgets: Sequence[float] | np.ndarray) -> np.ndarray:
     """Gain of mailing residents in `order` until each budget is spent, shape (len(budgets),)."""
     cum_cost = np.cumsum(costs[order])
     cum_gain = np.concatenate([[0.0], np.cumsum(gains[order])])

@@ -230,7 +230,8 @@ def learn_encoding(frame: pd.DataFrame, features: Sequence[str] | None,
                    exclude: Sequence[str]) -> Encoding:
     """Which columns are features and which of them are categorical (with their levels)."""
     named = features is not None
-    cols = list(features) if named else [c for c in frame.columns if c not in exclude]
+    cols = list(features) if features is not None else [c for c in frame.columns
+                                                        if c not in exclude]
     _require(frame, cols)
     levels, keep = {}, []
     for c in cols:

@@ -362,8 +362,9 @@ def eligible(frame: pd.DataFrame, lines: np.ndarray, year: int,
             raise RosterInputError("residents: " + _problem(
                 "birth_date", _rows(bad, lines), f"生年月日を日付で入力してください（{got}）",
                 f"expected a date (2026-03-01, 2026/3/1, 昭和50年1月1日, S50.1.1), got {got}"))
-        low = np.where(age.isna(), AGE_MIN - 1, FY_AGE_MIN)  # rows without a date: plain age
-        high = np.where(age.isna(), AGE_MAX, FY_AGE_MAX)
+        # rows without a date: plain age
+        low: np.ndarray | int = np.where(age.isna(), AGE_MIN - 1, FY_AGE_MIN)
+        high: np.ndarray | int = np.where(age.isna(), AGE_MAX, FY_AGE_MAX)
         if "age" in frame.columns:
             age = age.fillna(parse_numbers(frame["age"].astype(str)))
         basis = f"{year}年度末年齢"

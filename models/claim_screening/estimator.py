@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,13 +17,16 @@ from models.claim_screening.features import (
 )
 from models.claim_screening.rules import apply_rules
 
+if TYPE_CHECKING:
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
 
 @dataclass
 class ClaimModel:
     """Everything scoring needs: two boosters, the reference norms, feature medians."""
 
-    classifier: object  # lightgbm.LGBMClassifier
-    stake: object  # lightgbm.LGBMRegressor on log1p(recoverable points), errors only
+    classifier: LGBMClassifier
+    stake: LGBMRegressor  # on log1p(recoverable points), errors only
     reference: Reference
     medians: np.ndarray
     # the review capacity the model was evaluated with, shipped as policy.json's default (set
@@ -31,8 +35,8 @@ class ClaimModel:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """P(error) and expected recoverable points per row."""
-        p = self.classifier.predict_proba(X)[:, 1]
-        return p, np.expm1(self.stake.predict(X))
+        p = np.asarray(self.classifier.predict_proba(X))[:, 1]
+        return p, np.expm1(np.asarray(self.stake.predict(X)))
 
 
 def fit_model(lines: pd.DataFrame, labels: pd.DataFrame, params: dict, seed: int,
@@ -56,8 +60,8 @@ def fit_model(lines: pd.DataFrame, labels: pd.DataFrame, params: dict, seed: int
     X = build_features(lines, hits, reference, oof).to_numpy(np.float32)
     y = labels.set_index("claim_id").reindex(hits["claim_id"].values)
     err = (y["recoverable_points"].fillna(0).to_numpy() > 0)
-    common = {"random_state": seed, "n_jobs": 2, "verbose": -1, "deterministic": True,
-              "force_row_wise": True}
+    common: dict[str, Any] = {"random_state": seed, "n_jobs": 2, "verbose": -1,
+                              "deterministic": True, "force_row_wise": True}
     clf = lgb.LGBMClassifier(**params, **common)
     clf = lgbm.fit(clf, X, err.astype(int))
     reg_params = {**params, "n_estimators": max(50, params.get("n_estimators", 100) // 2)}

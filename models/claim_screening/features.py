@@ -191,7 +191,7 @@ def build_reference(lines: pd.DataFrame, hits: pd.DataFrame) -> Reference:
     """Learn point norms per (claim type, key code) and per (claim type, code group), and
     per-provider habits (raw means and claim counts) from training data."""
     shape = _shape(ClaimLines.read(lines), hits["claim_id"])
-    logp = np.log1p(hits["total_points"].astype(float))
+    logp: pd.Series = np.log1p(hits["total_points"].astype(float))
     key, keys = _norm_keys(hits["claim_type"], shape["key_code"], shape["code_names"])
     per_claim = np.asarray(keys, dtype=object)[key]
     norm = logp.groupby(per_claim).median()
@@ -294,10 +294,10 @@ def shrink_provider_stats(raw: np.ndarray, prior: Sequence[float],
     (n x mean + k x prior) / (n + k) with k = shrink claims; the prior itself at n = 0."""
     n = raw[:, 4:5]
     means = np.where(n > 0, raw[:, :4], 0.0)
-    prior = np.asarray(prior, float)
+    p = np.asarray(prior, float)
     if shrink <= 0:  # raw means, the prior only where there is no history
-        return np.where(n > 0, means, prior)
-    return (n * means + shrink * prior) / (n + shrink)
+        return np.where(n > 0, means, p)
+    return (n * means + shrink * p) / (n + shrink)
 
 
 def known_providers(provider: Any, ref: Reference) -> np.ndarray:

@@ -195,7 +195,7 @@ class _TenantGenerator:
               procs: list[list], drugs: list[list], error: str = "", stake: int = 0) -> list:
         self.seq += 1
         cid = f"{self.code}-{self.months[m].replace('-', '')}-{self.seq:07d}"
-        lines = [["diagnosis", c, 0, 0, 0] for c in dx]
+        lines: list[list] = [["diagnosis", c, 0, 0, 0] for c in dx]
         for code, count, _ in procs:
             lines.append(["procedure", code, count, 0, count * C.PROCEDURE_BY_CODE[code].points])
         for code, qty, days in drugs:
@@ -386,7 +386,7 @@ class _TenantGenerator:
             return extra, False
         return 0, False
 
-    def _drugs_any(self, dx: Sequence[str], p: Patient) -> list:
+    def _drugs_any(self, dx: list[str], p: Patient) -> list:
         pool = [d for d in C.DRUGS if set(dx) & set(d.indications) and d.sex in (0, p.sex)]
         d = pool[int(self.rng.integers(len(pool)))] if pool else C.DRUG_BY_CODE["620160501"]
         if not pool:
@@ -395,7 +395,8 @@ class _TenantGenerator:
 
     def _dental(self, p: Patient, m: int) -> None:
         dx = [self._acute(p, dental=True)]
-        procs = [["302000210", 1, 0]] if self.rng.random() < 0.7 else [["302000110", 1, 0]]
+        procs: list[list] = ([["302000210", 1, 0]] if self.rng.random() < 0.7
+                             else [["302000110", 1, 0]])
         if dx[0] == "K05":
             procs.append(["309000110", 1, 0])
         else:
@@ -417,7 +418,7 @@ class _TenantGenerator:
         prov = self._pick("hospital")
         dx = [str(self.rng.choice(["J18", "I50", "S82", "C16", "C34", "H25"]))]
         days = int(self.rng.integers(3, 21))
-        procs = [["190117710", days, 0], ["160008010", 2, 0]]
+        procs: list[list] = [["190117710", days, 0], ["160008010", 2, 0]]
         if dx[0] in ("J18", "C16", "C34", "S82"):
             procs.append(["170012110", 1, 0])
         if dx[0] == "H25":

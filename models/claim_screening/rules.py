@@ -51,8 +51,8 @@ def _code_table() -> pd.DataFrame:
                      p.max_age, 99, 999))
     for d in C.DRUGS:
         rows.append((d.code, 0, 99, 1, d.sex, d.min_age, 120, d.max_daily_qty, d.max_days))
-    for d in C.DIAGNOSES:
-        rows.append((d.code, 0, 99, 1, d.sex, d.min_age, d.max_age, 99, 999))
+    for g in C.DIAGNOSES:
+        rows.append((g.code, 0, 99, 1, g.sex, g.min_age, g.max_age, 99, 999))
     return pd.DataFrame(rows, columns=["code", "unit_points", "max_per_month", "every_months",
                                        "only_sex", "min_age", "max_age", "max_qty", "max_days"])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -111,14 +112,14 @@ def read_csv_text(text: str) -> pd.DataFrame:
     return csvfile.read_csv_text(text, ClaimsInputError)
 
 
-def _line(idx: object, row_offset: int | np.ndarray) -> int:
+def _line(idx: Any, row_offset: int | np.ndarray) -> int:
     """The Excel row of 0-based position `idx` (offset, or each row's line numbers)."""
     return int(idx) + row_offset if isinstance(row_offset, int) else int(row_offset[int(idx)])
 
 
-def _where(idx: object, row_offset: int | np.ndarray) -> tuple[str, str]:
+def _where(idx: Any, row_offset: int | np.ndarray) -> tuple[str, str]:
     """('3行目', 'row 3') for a 0-based position, ('1行目（見出し）', 'header') for none."""
-    if pd.isna(idx):  # type: ignore[arg-type]
+    if pd.isna(idx):
         return "1行目（見出し）", "header"
     row = _line(idx, row_offset)
     return f"{row}行目", f"row {row}"

@@ -200,7 +200,7 @@ def widen_medians(medians: Sequence[float], names: Sequence[str]) -> np.ndarray:
 class OnnxPredictor:
     """Predictor backed by the combined ONNX model (classifier and stake regressor graphs)."""
 
-    session: object  # onnxruntime.InferenceSession
+    session: Any  # onnxruntime.InferenceSession (untyped)
     outputs: tuple[str, str] = ("classifier_probabilities", "stake_variable")
 
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

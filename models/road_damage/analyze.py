@@ -57,7 +57,7 @@ def summarise(probs: np.ndarray, rows: int, cols: int, threshold: Cuts,
     flags = tile_flags(probs, threshold)
     ratio = crack_ratio(flags)
     level = mlit_level(ratio)
-    types = []
+    types: list[dict[str, Any]] = []
     for k, cls in enumerate(DAMAGE, start=1):
         conf = float(probs[:, k].max()) if len(probs) else 0.0
         tiles_on = int(flags[:, k].sum())

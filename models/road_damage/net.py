@@ -34,7 +34,9 @@ class EfficientNetLiteConfig(PretrainedConfig):
 
     def __init__(self, num_labels: int = len(CLASSES), dropout: float = 0.2,
                  freeze_blocks: int = 0, **kw: Any):
-        super().__init__(num_labels=num_labels, **kw)
+        # num_labels is a documented keyword that transformers 5 takes through **kwargs; its
+        # dataclass __init__ signature leaves it out
+        super().__init__(num_labels=num_labels, **kw)  # type: ignore[call-arg]
         self.dropout = dropout
         self.freeze_blocks = freeze_blocks
 
@@ -51,6 +53,7 @@ class EfficientNetLiteForTiles(PreTrainedModel):
 
         self.backbone = EfficientNet.from_name("efficientnet-lite0")
         self.backbone._fc = nn.Identity()
+        assert config.num_labels is not None  # EfficientNetLiteConfig always sets it
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(1280, config.num_labels))
         self.post_init()
         for p in self.frozen().parameters():
@@ -94,7 +97,7 @@ class EfficientNetLiteForTiles(PreTrainedModel):
 
 def build(cfg: Any) -> tuple[PreTrainedModel, str]:
     """(untrained model, how it was initialised) from the model config."""
-    labels = {"id2label": dict(enumerate(CLASSES)),
+    labels: dict[str, Any] = {"id2label": dict(enumerate(CLASSES)),
               "label2id": {c: i for i, c in enumerate(CLASSES)},
               "problem_type": "multi_label_classification"}
     if cfg.init not in ("scratch", "imagenet"):
@@ -114,7 +117,8 @@ def build(cfg: Any) -> tuple[PreTrainedModel, str]:
         return model, "scratch"
     if cfg.init == "imagenet":
         raise ValueError("model.init: imagenet weights exist only for efficientnet_lite0")
-    rc = ResNetConfig(num_channels=3, embedding_size=cfg.embedding_size,
+    rc = ResNetConfig(  # type: ignore[call-arg]  # num_labels: as in EfficientNetLiteConfig
+                      num_channels=3, embedding_size=cfg.embedding_size,
                       hidden_sizes=list(cfg.hidden_sizes), depths=list(cfg.depths),
                       layer_type="basic", downsample_in_first_stage=False,
                       num_labels=len(CLASSES), **labels)
@@ -200,7 +204,7 @@ def _best_cut(truth: np.ndarray, score: np.ndarray) -> float:
 def tune_thresholds(probs: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
     """Cuts with the best F1 on validation tiles: per damage class, and for crack / no-crack
     on the most likely crack class (analyze.tile_flags)."""
-    cracked = (Y[:, 1:4] > 0.5).any(axis=1)
+    cracked = np.any(Y[:, 1:4] > 0.5, axis=1)
     return {"class": [_best_cut(Y[:, k] > 0.5, probs[:, k]) for k in range(1, Y.shape[1])],
             "crack": _best_cut(cracked, probs[:, 1:4].max(axis=1))}
 
@@ -281,8 +285,9 @@ def train(model: nn.Module, X: np.ndarray, Y: np.ndarray, Xv: np.ndarray, Yv: np
     torch.set_num_threads(cfg.threads)
     dev = device_of(cfg.device)
     # channels-last convolutions: a quarter less time per step on 2 CPU cores, same arithmetic
-    model.to(dev, memory_format=torch.channels_last)
-    fmt = {"device": dev, "memory_format": torch.channels_last}
+    # Module.to takes memory_format (documented); torch's overloads leave it out
+    model.to(dev, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    fmt: dict[str, Any] = {"device": dev, "memory_format": torch.channels_last}
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     pos = np.where(Y[:, :1] == 1, cfg.clean_share, 1.0)
@@ -298,7 +303,8 @@ def train(model: nn.Module, X: np.ndarray, Y: np.ndarray, Xv: np.ndarray, Yv: np
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.learning_rate, total_steps=steps,
                                                 pct_start=0.15)
     ema = Ema(model, cfg.ema) if cfg.ema > 0 else None
-    hist, best, stale, t0 = History(), None, 0, time.perf_counter()
+    hist, stale, t0 = History(), 0, time.perf_counter()
+    best: tuple[float, dict[str, torch.Tensor]] | None = None  # (val loss, weights)
     Xv_t, Yv_t = to_input(Xv).to(**fmt), torch.from_numpy(Yv).float().to(dev)
     damaged = np.flatnonzero((Y[:, 0] == 0) | hard)
     clean = np.flatnonzero((Y[:, 0] == 1) & ~hard)
@@ -331,9 +337,10 @@ def train(model: nn.Module, X: np.ndarray, Y: np.ndarray, Xv: np.ndarray, Yv: np
             stale += 1
             if stale >= cfg.patience:
                 break
+    assert best is not None  # epochs >= 1 (RoadDamageConfig), so the first epoch set it
     model.load_state_dict(best[1])
     # export and serving-side checks run on the CPU, in the default memory layout
-    model.to("cpu", memory_format=torch.contiguous_format).eval()
+    model.to("cpu", memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     hist.thresholds = tune_thresholds(predict(model, Xv), Yv) if len(Xv) else {
         "class": [0.5] * 4, "crack": 0.5}
     hist.seconds = round(time.perf_counter() - t0, 1)
@@ -355,7 +362,8 @@ def to_onnx(model: nn.Module, tile: int, opset: int) -> bytes:
     """The model as an ONNX graph with input 'input' and output 'probabilities', dynamic batch."""
     buf = io.BytesIO()
     model.eval()
-    torch.onnx.export(Exported(model), (torch.zeros(2, 3, tile, tile),), buf,
+    # the TorchScript exporter (dynamo=False) writes to file objects; the annotation says paths
+    torch.onnx.export(Exported(model), (torch.zeros(2, 3, tile, tile),), buf,  # type: ignore[arg-type]
                       input_names=["input"], output_names=["probabilities"],
                       dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}},
                       opset_version=opset, dynamo=False)

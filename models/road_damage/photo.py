@@ -13,7 +13,7 @@ import functools
 import io
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -128,7 +128,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _rational(v: object) -> float:
+def _rational(v: SupportsFloat) -> float:
     return float(v)  # IFDRational and plain numbers alike
 
 
@@ -224,8 +224,8 @@ def tiles(arr: np.ndarray, tile: int, context: int = 0) -> np.ndarray:
 
 def normalise(batch: np.ndarray) -> np.ndarray:
     """uint8 tiles (n, t, t, 3) as the model's float32 input (n, 3, t, t)."""
-    x = batch.astype(np.float32) / 255.0
-    x = (x - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+    x = (batch.astype(np.float32) / 255.0 - np.asarray(MEAN, np.float32)) / np.asarray(
+        STD, np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 

@@ -48,7 +48,7 @@ class RealCrops:
     @property
     def crack(self) -> np.ndarray:
         """True for crack crops (D00/D01/D10/D11/D20)."""
-        return self.labels[:, [CLASSES.index(c) for c in CRACKS]].any(axis=1)
+        return np.any(self.labels[:, [CLASSES.index(c) for c in CRACKS]], axis=1)
 
     @property
     def negative(self) -> np.ndarray:
@@ -137,7 +137,7 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], window: int, cuts: Cut
     scored = test.crack | test.negative
     truth, score = test.crack[scored], probs[scored, CRACK].max(axis=1)
     flags = tile_flags(probs, cuts).astype(bool)
-    pred = flags[scored, CRACK].any(axis=1)
+    pred = np.any(flags[scored, CRACK], axis=1)
     pothole = test.rdd == "D40"
     per_class = {}
     for code in sorted(set(test.rdd[test.crack])):

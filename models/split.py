@@ -8,11 +8,13 @@ names it, so no unit's rows straddle the train and held-out parts.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from models.task import Frames
+if TYPE_CHECKING:
+    from models.task import Frames
 
 
 def tenant_share(units: pd.DataFrame, unit: str, share: float) -> pd.Series:

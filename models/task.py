@@ -21,6 +21,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from models.configs import Tenant
+from models.split import select_tenants
 
 if TYPE_CHECKING:
     import pandera.pandas as pa
@@ -70,7 +71,8 @@ class Task(Protocol[C, M]):
         """Train and held-out parts (held-out months, persons or photos)."""
 
     def select(self, data: Frames, tenant_codes: list[str]) -> Frames:
-        """Only the given tenants' rows."""
+        """Only the given tenants' rows. Default: each frame's rows by its tenant_code column."""
+        return select_tenants(data, self.frames, tenant_codes)
 
     def fit(self, cfg: C, train: Frames, progress: bool = False, seed: int = 0) -> M:
         """A fitted native model."""

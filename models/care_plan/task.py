@@ -24,7 +24,7 @@ from models.care_plan.items import CAPS_2019_10, CHANGE, LEVELS
 from models.care_plan.plans import Catalogue
 from models.care_plan.records import labels, plan_matrix, rows, typical_plans
 from models.configs import Strict, Tenant
-from models.split import hold_out, select_tenants, tenant_share
+from models.split import hold_out, tenant_share
 from models.task import Frames, Task
 
 ASSET_OPSET = 15  # change.onnx: the platform's default opset, the highest onnxmltools supports
@@ -128,10 +128,6 @@ class CarePlan(Task[CarePlanConfig, CareModel]):
         """Hold out a share of each tenant's persons with their outcomes and oracle."""
         test_ids = tenant_share(data["persons"], "person_id", cfg.test_share)
         return hold_out(data, self.frames, "person_id", test_ids)
-
-    def select(self, data: Frames, tenant_codes: list[str]) -> Frames:
-        """Rows of the given tenants only."""
-        return select_tenants(data, self.frames, tenant_codes)
 
     def fit(self, cfg: CarePlanConfig, train: Frames, progress: bool = False,
             seed: int = 0) -> CareModel:

@@ -28,7 +28,7 @@ from models.checkup_nudge.features import FEATURE_LABELS, FEATURE_NAMES, build_f
 from models.checkup_nudge.features import fit_encodings as learn_encodings
 from models.checkup_nudge.generate import GenerateSpec, generate
 from models.configs import Strict, Tenant
-from models.split import hold_out, select_tenants, tenant_share
+from models.split import hold_out, tenant_share
 from models.task import Frames, Task
 
 Learner = Literal["t", "s", "dr"]
@@ -201,10 +201,6 @@ class CheckupNudge(Task[CheckupNudgeConfig, NudgeModel]):
         """Hold out a share of each tenant's residents with all their campaign rows."""
         test_ids = tenant_share(data["residents"], "resident_id", cfg.test_share)
         return hold_out(data, self.frames, "resident_id", test_ids)
-
-    def select(self, data: Frames, tenant_codes: list[str]) -> Frames:
-        """Rows of the given tenants only."""
-        return select_tenants(data, self.frames, tenant_codes)
 
     def fit(self, cfg: CheckupNudgeConfig, train: Frames, progress: bool = False,
             seed: int = 0) -> NudgeModel:

@@ -28,7 +28,7 @@ from models.road_damage.labels import (
     mlit_level,
 )
 from models.road_damage.photo import Grid, photo_tiles
-from models.split import hold_out, select_tenants
+from models.split import hold_out
 from models.task import FilesFrames, Frames, Task
 
 
@@ -186,10 +186,6 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         photos = data["photos"]
         test_ids = photos["photo_id"][_hash_share(photos["photo_id"], "test") < cfg.test_share]
         return hold_out(data, self.frames, "photo_id", test_ids)
-
-    def select(self, data: Frames, tenant_codes: list[str]) -> Frames:
-        """Rows of the given tenants only."""
-        return select_tenants(data, self.frames, tenant_codes)
 
     def fit(self, cfg: RoadDamageConfig, train: Frames, progress: bool = False,
             seed: int = 0) -> RoadModel:

@@ -14,7 +14,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from models import drift
-from models.task import Frames, Task
+from models.task import C, Frames, M, Task
 from training import data as D
 from training import report, tracking
 from training.export import check_parity, combine_graphs
@@ -71,8 +71,8 @@ def train(ws: Workspace, task: Task, progress: bool = True) -> dict[str, Any]:
     return evaluation
 
 
-def pooling(ws: Workspace, task: Task, cfg: Any, train_part: Frames, test: Frames,
-            pooled_model: Any, progress: bool) -> dict[str, dict[str, float | None]]:
+def pooling(ws: Workspace, task: Task[C, M], cfg: C, train_part: Frames, test: Frames,
+            pooled_model: M, progress: bool) -> dict[str, dict[str, float | None]]:
     """Per tenant: the pooled model's headline vs a model trained on that tenant's data alone."""
     out: dict[str, dict[str, float | None]] = {}
     codes = sorted(test[task.frames[0]]["tenant_code"].unique())
@@ -84,7 +84,7 @@ def pooling(ws: Workspace, task: Task, cfg: Any, train_part: Frames, test: Frame
     return out
 
 
-def drift_reference(task: Task, model: Any, inputs: dict[str, np.ndarray], session: Any,
+def drift_reference(task: Task[Any, M], model: M, inputs: dict[str, np.ndarray], session: Any,
                     ) -> bytes:
     """drift.json: bins and shares of the held-out ONNX inputs and scores the model was
     validated on; serving counts requests into the same bins (models/drift.py)."""

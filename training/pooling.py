@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from models.figures import save_figure
-from models.task import Frames, Task
+from models.task import C, Frames, M, Task
 from training import data as D
 from training.workspace import Workspace
 
@@ -52,19 +52,19 @@ def resample(task: Task, frames: Frames, rng: np.random.Generator) -> Frames:
     return out
 
 
-def judged(task: Task, cfg: Any, model: Any, test: Frames) -> tuple[str, float]:
+def judged(task: Task[C, M], cfg: C, model: M, test: Frames) -> tuple[str, float]:
     """(name, value) of the metric pooling is judged on: the task's `pooling_metric` (its
     headline unless the task says otherwise, see models/task.py)."""
     name, value = task.pooling_metric(cfg, model, test)
     return name, float(value)
 
 
-def headline(task: Task, cfg: Any, model: Any, test: Frames) -> float:
+def headline(task: Task[C, M], cfg: C, model: M, test: Frames) -> float:
     """The value of the metric pooling is judged on."""
     return judged(task, cfg, model, test)[1]
 
 
-def paired_ci(task: Task, cfg: Any, pooled: Any, local: Any, test: Frames, n: int,
+def paired_ci(task: Task[C, M], cfg: C, pooled: M, local: M, test: Frames, n: int,
               rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of pooled - local on the same resampled held-out units."""
     diffs = []
@@ -76,7 +76,7 @@ def paired_ci(task: Task, cfg: Any, pooled: Any, local: Any, test: Frames, n: in
     return float(lo), float(hi)
 
 
-def fit_or_none(task: Task, cfg: Any, train: Frames, seed: int) -> Any:
+def fit_or_none(task: Task[C, M], cfg: C, train: Frames, seed: int) -> M | None:
     """A model fitted on these rows, or None where there are too few to fit."""
     try:
         return task.fit(cfg, train, seed=seed)

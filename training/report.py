@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from models.figures import save_figure
-from models.task import Frames, Task
+from models.task import Frames, M, Task
 from training.workspace import Workspace
 
 
@@ -31,7 +31,7 @@ def write_metrics(ws: Workspace, task: Task, evaluation: dict[str, Any], version
     return metrics
 
 
-def plots(task: Task, model: Any, test: Frames, evaluation: dict[str, Any], out: Path,
+def plots(task: Task[Any, M], model: M, test: Frames, evaluation: dict[str, Any], out: Path,
           ) -> list[Path]:
     """The task's own plots plus the per-tenant pooling-gain chart."""
     import matplotlib

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from models.configs import PlatformConfig, Tenant, TenantsConfig, load_config
-from models.task import Task, get_task
+from models.task import C, Task, get_task
 
 # Read once, before mlflow is imported: mlflow.set_tracking_uri() writes this variable itself,
 # which would otherwise pin every later workspace to the first one's store.
@@ -35,7 +35,7 @@ class Workspace:
         """A configured directory (data, reports, mlflow, state) as an absolute path."""
         return self.root / getattr(self.platform.paths, name)
 
-    def task_config(self, task: Task) -> Any:
+    def task_config(self, task: Task[C, Any]) -> C:
         """configs/<task>.yaml validated by the task's Config."""
         return load_config(self.root / "configs" / f"{task.name}.yaml", task.Config)
 

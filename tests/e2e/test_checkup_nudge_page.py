@@ -297,6 +297,16 @@ def test_checkup_xml_errors_are_shown(server: str, page: Page, nudge_root: Path,
     expect(alert).to_contain_text("特定健診XMLと照合する列がありません", timeout=60_000)
     expect(alert).to_contain_text("保険者番号")
 
+    # one XML per person, more files than a form may carry: the page says to send a ZIP
+    one = (XML_DIR / "h0000047099920260001.xml").read_bytes()
+    page.get_by_test_id("xml-files").set_input_files(
+        [{"name": f"h{i:04d}.xml", "mimeType": "text/xml", "buffer": one} for i in range(200)])
+    expect(page.get_by_test_id("xml-name")).to_contain_text("200 ファイル")
+    page.get_by_test_id("run-plan").click()
+    expect(alert).to_contain_text("データが大きすぎます", timeout=60_000)
+    expect(alert).to_contain_text("200 個まで")
+    expect(alert).to_contain_text("ZIPにまとめて")
+
 
 @pytest.mark.slow
 def test_downloads_keep_formula_ids_as_text(server: str, page: Page, roster: Path,

@@ -68,6 +68,11 @@ async def _body(request: Request, model: type[B]) -> B | bytes:
         except StarletteHTTPException as exc:  # e.g. a text field over Starlette's 1 MB
             if exc.status_code == 413:  # the body limit (serving/guard.py) says it all
                 raise
+            if str(exc.detail).startswith("Too many files"):  # Starlette's max_files
+                raise HTTPException(413, f"file: 1回に送れるファイルは {MAX_FILES} 個までです。"
+                                         "特定健診XMLはZIPにまとめて送れます / at most "
+                                         f"{MAX_FILES} files per request (特定健診 XML can "
+                                         "be sent as one ZIP)") from None
             raise HTTPException(exc.status_code, f"file: {exc.detail}; send the CSV as a file "
                                 "part (with a filename) in the form field 'file'") from None
         if upload is None or isinstance(upload, str):

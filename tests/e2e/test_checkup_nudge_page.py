@@ -17,6 +17,16 @@ import pytest
 
 from serving.launcher import bentoml_serve
 from tests.e2e.conftest import BROWSER_MARKS, JAPANESE, REPO
+from tests.serving.test_checkup_xml_api import roster as card_roster
+from tests.serving.test_safe_downloads import (
+    RISKY,
+    assert_inert,
+    csv_column,
+    xlsx_column,
+    xlsx_sheet,
+)
+from tests.unit.test_checkup_xml import FIXTURES as XML_DIR
+from tests.unit.test_checkup_xml import ZIP
 
 KEY = "kyodo-demo-472018"  # 那覇市
 SCREENSHOT = REPO / "reports" / "e2e" / "checkup_nudge.png"
@@ -205,3 +215,137 @@ def test_page_shows_markup_as_text(server: str, page: Page, roster: Path,
     expect(rows.first.locator("[data-col=resident_id]")).to_contain_text(payload)
     assert page.locator("img").count() == 0
     assert page.evaluate("window.__xss") is None
+
+
+def _run(page: Page, roster: Path, xml: list[Path] | None = None, budget: str = "50000") -> None:
+    """Pick the roster (and 特定健診 XML files), set the budget in yen and send."""
+    page.get_by_test_id("csv-file").set_input_files(str(roster))
+    if xml is not None:
+        page.get_by_test_id("xml-files").set_input_files([str(p) for p in xml])
+    page.get_by_test_id("budget-yen").fill(budget)
+    page.get_by_test_id("run-plan").click()
+
+
+@pytest.mark.slow
+def test_checkup_xml_fills_the_roster(server: str, page: Page, nudge_root: Path,
+                                      tmp_path: Path) -> None:
+    """A ZIP of 特定健診 XML sent with a roster that carries 保険者番号・記号・番号: the page says
+    how many were matched and filled, and the downloads send the XML again."""
+    cards = tmp_path / "roster-cards.csv"
+    cards.write_bytes(card_roster(nudge_root))  # ten residents, the first three in the XML
+    _login(page, server)
+    picker = page.get_by_test_id("xml-files")
+    assert picker.get_attribute("multiple") is not None
+    assert ".zip" in (picker.get_attribute("accept") or "")
+    expect(page.get_by_test_id("xml-hint")).to_contain_text("保険者番号・記号・番号")
+
+    _run(page, cards, [ZIP])
+    expect(page.get_by_test_id("xml-name")).to_contain_text(ZIP.name)
+    note = page.get_by_test_id("xml-note")
+    expect(note).to_be_visible(timeout=60_000)
+    expect(note).to_contain_text("3 件（3 人分）を読み込み、名簿の 3 人と照合しました")
+    expect(note).to_contain_text("HbA1c 3 人")
+    expect(note).to_contain_text("対象外の検査コード 2 件")  # 拡張期血圧 and 中性脂肪
+    expect(page.get_by_test_id("alert-message")).to_contain_text("特定健診XML")
+    expect(page.get_by_test_id("sum-residents")).to_have_text("10 人")
+
+    # a download posts the roster and the ZIP again (same list, same merge); playwright does
+    # not expose multipart bodies with files, so the page's fetch records the form's parts
+    page.evaluate("""() => { const real = window.fetch; window.__sent = [];
+        window.fetch = (url, opts) => {
+            window.__sent.push([...opts.body.entries()].map(([k, v]) => k + ":" + v.name));
+            return real(url, opts); }; }""")
+    utf8 = _download(page, "download-csv").read_text(encoding="utf-8-sig")
+    assert page.evaluate("window.__sent") == [[f"file:{cards.name}", f"file:{ZIP.name}"]]
+    assert utf8.startswith("順位,住民ID")
+
+    # single XML files, several at once
+    singles = sorted(XML_DIR.glob("*.xml"))
+    _run(page, cards, singles)
+    expect(page.get_by_test_id("xml-name")).to_contain_text(f"{len(singles)} ファイル")
+    expect(note).to_contain_text(f"{len(singles)} 件（3 人分）", timeout=60_000)
+
+    # 取消: the next list is made from the roster alone
+    page.get_by_test_id("xml-clear").click()
+    expect(page.get_by_test_id("xml-name")).to_have_text("選択されていません")
+    expect(page.get_by_test_id("xml-clear")).to_be_hidden()
+    page.get_by_test_id("run-plan").click()
+    expect(note).to_be_hidden(timeout=60_000)
+    expect(page.get_by_test_id("alert-message")).not_to_contain_text("特定健診XML")
+
+
+@pytest.mark.slow
+def test_checkup_xml_errors_are_shown(server: str, page: Page, nudge_root: Path, roster: Path,
+                                      tmp_path: Path) -> None:
+    """The API's 422s for XML reach staff in Japanese: a broken document is named, and a roster
+    without the card columns says which columns to add."""
+    cards = tmp_path / "roster-cards.csv"
+    cards.write_bytes(card_roster(nudge_root))
+    broken = tmp_path / "h0000047099920260099.xml"
+    broken.write_bytes((XML_DIR / "h0000047099920260001.xml").read_bytes()[:500])
+    _login(page, server)
+    alert = page.get_by_test_id("alert")
+
+    _run(page, cards, [broken])
+    expect(alert).to_contain_text("入力内容に誤りがあります", timeout=60_000)
+    expect(alert).to_contain_text("特定健診 XML")
+    expect(alert).to_contain_text(broken.name)
+    expect(page.get_by_test_id("result-box")).to_be_hidden()
+    expect(page.get_by_test_id("download-csv")).to_be_disabled()
+
+    _run(page, roster, [ZIP])  # the trained roster has no 保険者番号・記号・番号
+    expect(alert).to_contain_text("特定健診XMLと照合する列がありません", timeout=60_000)
+    expect(alert).to_contain_text("保険者番号")
+
+    # one XML per person, more files than a form may carry: the page says to send a ZIP
+    one = (XML_DIR / "h0000047099920260001.xml").read_bytes()
+    page.get_by_test_id("xml-files").set_input_files(
+        [{"name": f"h{i:04d}.xml", "mimeType": "text/xml", "buffer": one} for i in range(200)])
+    expect(page.get_by_test_id("xml-name")).to_contain_text("200 ファイル")
+    page.get_by_test_id("run-plan").click()
+    expect(alert).to_contain_text("データが大きすぎます", timeout=60_000)
+    expect(alert).to_contain_text("200 個まで")
+    expect(alert).to_contain_text("ZIPにまとめて")
+
+
+@pytest.mark.slow
+def test_downloads_keep_formula_ids_as_text(server: str, page: Page, roster: Path,
+                                            tmp_path: Path) -> None:
+    """Resident ids that a spreadsheet would run (=HYPERLINK, +81..., @SUM, -2+3) come back
+    inert in every download the page offers: quoted in CSV, string cells in Excel."""
+    frame = pd.read_csv(roster, dtype=str, keep_default_na=False)
+    frame["resident_id"] = [f"{RISKY[i % len(RISKY)]}#{i}" for i in range(len(frame))]
+    risky = tmp_path / "formula-ids.csv"
+    frame.to_csv(risky, index=False)
+    _login(page, server)
+    _run(page, risky)
+    rows = page.get_by_test_id("list-row")
+    expect(rows.first).to_be_visible(timeout=60_000)
+    shown = rows.locator("[data-col=resident_id]").all_inner_texts()
+    assert set(shown) <= set(frame["resident_id"])  # on screen exactly as uploaded
+
+    csv = _download(page, "download-csv").read_bytes()
+    sheet = xlsx_sheet(_download(page, "download-xlsx").read_bytes())  # no formula cells
+    sjis = _download(page, "download-sjis").read_bytes()
+    assert_inert(csv_column(csv, "住民ID"), xlsx_column(sheet, "住民ID"), shown)
+    assert_inert(csv_column(sjis, "住民ID", "cp932"), xlsx_column(sheet, "住民ID"), shown)
+
+
+@pytest.mark.slow
+def test_a_download_error_is_shown(server: str, page: Page, roster: Path,
+                                   tmp_path: Path) -> None:
+    """An id Shift_JIS cannot hold: the Shift_JIS download is the API's 422 naming the
+    character and pointing to UTF-8, shown on the page; the UTF-8 download still works."""
+    frame = pd.read_csv(roster, dtype=str, keep_default_na=False)
+    frame["resident_id"] = "𠮷-" + frame["resident_id"]
+    odd = tmp_path / "jis-x-0213.csv"
+    frame.to_csv(odd, index=False)
+    _login(page, server)
+    _run(page, odd)
+    expect(page.get_by_test_id("list-row").first).to_be_visible(timeout=60_000)
+    page.get_by_test_id("download-sjis").click()
+    alert = page.get_by_test_id("alert")
+    expect(alert).to_contain_text("入力内容に誤りがあります", timeout=60_000)
+    expect(alert).to_contain_text("Shift_JIS（cp932）にない文字です")
+    expect(alert).to_contain_text("𠮷")
+    assert "𠮷-" in _download(page, "download-csv").read_text(encoding="utf-8-sig")

@@ -17,6 +17,7 @@ import pytest
 from serving.claim_screening import EXAMPLE_CLAIM
 from serving.launcher import bentoml_serve
 from tests.e2e.conftest import BROWSER_MARKS, JAPANESE, REPO
+from tests.serving.test_safe_downloads import csv_column, xlsx_column, xlsx_sheet
 
 IYO = "kyodo-demo-382108"  # 伊予市: care_plan, checkup_nudge, claim_screening
 ADMIN = "kyodo-demo-admin"
@@ -84,6 +85,14 @@ def test_operator_sees_every_municipality_and_downloads(server: str, page: Page,
         page.get_by_test_id("download-xlsx").click()
     table = pd.read_excel(info.value.path(), dtype={"団体コード": str})
     assert len(table) == 13 and "382108" in set(table["団体コード"])
+    # written by serving/downloads.py: no formula cells, codes as text ("012050"), yen as numbers
+    sheet = xlsx_sheet(Path(info.value.path()).read_bytes())
+    assert "012050" in xlsx_column(sheet, "団体コード")
+    assert all(isinstance(v, int | float) for v in xlsx_column(sheet, "削減額（円）"))
+    with page.expect_download(timeout=60_000) as info:
+        page.get_by_test_id("download-csv").click()
+    codes = csv_column(Path(info.value.path()).read_bytes(), "団体コード")
+    assert len(codes) == 13 and "012050" in codes
 
 
 def test_wrong_key_shows_a_japanese_error(server: str, page: Page) -> None:

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 
 from serving.launcher import bentoml_serve
 from tests.e2e.conftest import BROWSER_MARKS, JAPANESE, REPO
+from tests.serving.test_safe_downloads import RISKY, STARTS, csv_column
+from tests.unit.test_downloads import intake_unquote
 
 KEY = "kyodo-demo-402303"  # 糸島市
 SCREENSHOT = REPO / "reports" / "e2e" / "claim_screening.png"
@@ -181,3 +184,40 @@ def test_page_shows_markup_as_text(server: str, page: Page, trained_root: Path,
     expect(page.get_by_test_id("detail-title")).to_contain_text(payload)
     assert page.locator("img").count() == 0
     assert page.evaluate("window.__xss") is None
+
+
+@pytest.mark.slow
+def test_csv_download_keeps_formula_ids_as_text(server: str, page: Page, trained_root: Path,
+                                                tmp_path: Path) -> None:
+    """The page writes this CSV itself (it holds the outcomes recorded on screen): claim and
+    provider ids a spreadsheet would run come out quoted as serving/downloads.py quotes them,
+    and the upload intake's one-quote strip gives the ids back exactly."""
+    lines = pd.read_csv(trained_root / "data" / "claim_screening" / "402303.csv", dtype=str,
+                        keep_default_na=False)
+    claims = list(dict.fromkeys(lines["claim_id"]))
+    lines["claim_id"] = lines["claim_id"].map(
+        {c: f"{RISKY[i % len(RISKY)]}#{c}" for i, c in enumerate(claims)})
+    latest = lines[lines["service_month"] == lines["service_month"].max()]  # the queued month
+    providers = list(dict.fromkeys(latest["provider_id"]))[:2]
+    lines["provider_id"] = lines["provider_id"].replace(dict(zip(providers, ["@x", "-1"],
+                                                                 strict=True)))
+    risky = tmp_path / "formula-ids.csv"
+    lines.to_csv(risky, index=False)
+    _login(page, server, KEY)
+    expect(page.get_by_test_id("tenant-name")).to_contain_text("糸島市")
+    page.get_by_test_id("csv-file").set_input_files(str(risky))
+    page.get_by_test_id("capacity").fill("100")  # every claim of the month, both providers
+    page.get_by_test_id("run-queue").click()
+    rows = page.get_by_test_id("queue-row")
+    expect(rows.first).to_be_visible(timeout=60_000)
+    shown = rows.evaluate_all("rs => rs.map(r => r.dataset.claimId)")
+    assert shown and all(c.startswith(STARTS) for c in shown)
+
+    with page.expect_download() as info:
+        page.get_by_test_id("download-csv").click()
+    content = Path(info.value.path()).read_bytes()
+    ids = csv_column(content, "レセプト番号")
+    assert not [c for c in ids if c.startswith(STARTS)]
+    assert [intake_unquote(c) for c in ids] == shown
+    providers_out = set(csv_column(content, "医療機関"))
+    assert {"'@x", "'-1"} <= providers_out, providers_out

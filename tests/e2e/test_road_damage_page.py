@@ -17,6 +17,8 @@ import pytest
 
 from serving.launcher import bentoml_serve
 from tests.e2e.conftest import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, JAPANESE, REPO
+from tests.serving.test_safe_downloads import STARTS, csv_column
+from tests.unit.test_downloads import intake_unquote
 
 KEY = "kyodo-demo-121002"  # 千葉市
 SCREENSHOT = REPO / "reports" / "e2e" / "road_damage.png"
@@ -120,3 +122,32 @@ def test_a_broken_file_is_named_in_japanese(server: str, phone: Page, tmp_path: 
     message = phone.get_by_test_id("alert-message")
     expect(message).to_contain_text("写真を診断できませんでした", timeout=30_000)
     expect(message).to_contain_text("memo.jpg")
+
+
+def test_exports_keep_formula_names_as_text(server: str, phone: Page, road_root: Path) -> None:
+    """Photo file names are the crew's text: names a spreadsheet would run come out quoted in
+    the CSV and in the GeoJSON attributes the page downloads (serving/downloads.py)."""
+    photos = sorted((road_root / "data" / "road_damage" / "images" / "121002").glob("*.jpg"))
+    # no '"' in a name: Windows forbids it and browsers send it as %22 (WHATWG multipart)
+    names = ["=HYPERLINK(x).jpg", "@SUM(A1).jpg", "+81.jpg", "-5.jpg"]
+    phone.goto(f"{server}/ui/road_damage")
+    phone.get_by_test_id("api-key").fill(KEY)
+    phone.get_by_test_id("save-key").click()
+    expect(phone.get_by_test_id("tenant-name")).to_contain_text("千葉市")
+    phone.get_by_test_id("photos").set_input_files(
+        [{"name": n, "mimeType": "image/jpeg", "buffer": p.read_bytes()}
+         for n, p in zip(names, photos, strict=False)])
+    phone.get_by_test_id("analyze").click()
+    expect(phone.locator("article.photo")).to_have_count(len(names), timeout=60_000)
+
+    with phone.expect_download(timeout=60_000) as info:
+        phone.get_by_test_id("download-csv").tap()
+    got = csv_column(Path(info.value.path()).read_bytes(), "photo")
+    assert not [n for n in got if n.startswith(STARTS)]
+    assert sorted(map(intake_unquote, got)) == sorted(names)
+    with phone.expect_download(timeout=60_000) as info:
+        phone.get_by_test_id("download-geojson").tap()
+    geo = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
+    props = [f["properties"]["photo"] for f in geo["features"]]
+    assert props and not [n for n in props if n.startswith(STARTS)]
+    assert set(map(intake_unquote, props)) <= set(names)

@@ -97,3 +97,14 @@ def test_zip_bomb_and_too_many_members_are_413(nudge: TestClient, nudge_root: Pa
     many = zipped({f"DATA/{i}.xml": b"<a/>" for i in range(60)})
     r = post(nudge, [("many.zip", many), ("roster.csv", roster(nudge_root))])
     assert r.status_code == 413 and "60" in r.json()["error"]
+
+
+def test_too_many_files_is_a_413_that_says_zip(nudge: TestClient, nudge_root: Path) -> None:
+    """One XML per person soon passes the form's file limit: 413 in Japanese, naming ZIP."""
+    from serving.uploads import MAX_FILES
+
+    good = (FIXTURES / "h0000047099920260001.xml").read_bytes()
+    files = [(f"h{i:04d}.xml", good) for i in range(MAX_FILES)]
+    r = post(nudge, [("roster.csv", roster(nudge_root)), *files])
+    assert r.status_code == 413, r.text
+    assert f"{MAX_FILES} 個まで" in r.json()["error"] and "ZIP" in r.json()["error"]

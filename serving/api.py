@@ -25,7 +25,7 @@ from serving import (
     pages,
     road_damage,
 )
-from serving.deps import current_tenant, get_runtime
+from serving.deps import current_tenant, get_runtime, runtime_of
 from serving.downloads import MEDIA
 from serving.guard import HEAVY, BodyLimit, HeavyLimit
 from serving.metrics import UNMATCHED, RouteMetrics
@@ -49,8 +49,7 @@ app = FastAPI(
 
 def installed_runtime() -> Runtime | None:
     """The runtime the service installed (None while it is still loading)."""
-    factory = app.dependency_overrides.get(get_runtime)
-    return factory() if factory is not None else None
+    return runtime_of(app)
 
 
 def _limits() -> ServingLimits:

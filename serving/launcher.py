@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -106,15 +106,25 @@ def _tail(log: Path, chars: int = 4000) -> str:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (bentoml forks workers), SIGKILL if it lingers."""
+    """SIGTERM the server's process group (the arbiter stops its workers), SIGKILL if it
+    lingers; workers still alive then (circus starts each in its own session) are killed too."""
+    workers = worker_pids(proc)
     for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
         if proc.poll() is not None:
-            return
+            break
         try:
             os.killpg(proc.pid, sig)
             proc.wait(timeout=wait)
-            return
+            break
         except ProcessLookupError:
-            return
+            break
         except subprocess.TimeoutExpired:
             continue
+    kill_all(workers)
+
+
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL each of these worker processes that is still running."""
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

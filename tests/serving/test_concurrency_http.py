@@ -32,8 +32,10 @@ def small_root(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     and deadlines of a second or two."""
     root = tmp_path_factory.mktemp("conc")
     shutil.copytree(trained_root / "configs", root / "configs")
-    shutil.copytree(trained_root / "state", root / "state")
-    shutil.copytree(trained_root / "data", root / "data")
+    # the champion pointer only: copying the live kyodo.db (and its -shm) would drop this
+    # process's SQLite locks on it (POSIX locks go with any close of the file)
+    (root / "state").mkdir()
+    shutil.copy(trained_root / "state" / "champions.json", root / "state")
     platform = root / "configs" / "platform.yaml"
     cfg = yaml.safe_load(platform.read_text(encoding="utf-8"))
     cfg["serving"].update(workers=2, heavy_per_tenant=1, heavy_retry_after_s=7,

@@ -211,3 +211,20 @@ def test_a_trickling_body_hits_the_body_deadline(server: tuple[str, list]) -> No
                 continue
     assert answer.split()[1] == b"408" and b"body_deadline_s" in answer
     assert time.monotonic() - t0 < 5
+
+
+def test_kyodo_serve_workers_option_reaches_the_service(monkeypatch: pytest.MonkeyPatch,
+                                                        trained_root: Path) -> None:
+    from typer.testing import CliRunner
+
+    from training import cli
+
+    calls: list[dict] = []
+    monkeypatch.setenv("KYODO_ROOT", str(trained_root))
+    monkeypatch.delenv("KYODO_WORKERS", raising=False)
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd, env: calls.append(env) or 0)
+    runner = CliRunner()
+    assert runner.invoke(cli.app, ["serve", "--workers", "3"]).exit_code == 0
+    assert runner.invoke(cli.app, ["serve"]).exit_code == 0
+    assert calls[0]["KYODO_WORKERS"] == "3" and "KYODO_WORKERS" not in calls[1]
+    assert runner.invoke(cli.app, ["serve", "--workers", "0"]).exit_code == 2  # min 1

@@ -11,6 +11,7 @@ worker and once with the service's default (one per core), then:
 - tenant B (伊予市) scoring one claim at concurrency 8, alone and while tenant A (糸島市) sends
   20 MB JSON bodies (a Content-Length one and a chunked one, in turn): B's p99 and the time
   until A's body is refused;
+- 300 slowloris connections (headers at one byte a second): how long until all are closed;
 - kill tests (bench/kill.py): feedback records written while a worker, then the whole
   service, is killed with SIGKILL: acknowledged records lost, recovery times.
 The load client runs on the same machine as the server, so on a small host they compete for
@@ -22,11 +23,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -171,6 +175,47 @@ def isolation(rec: Recorder, url: str) -> None:
                          f"{statistics.median(took) * 1000:.0f} ms; answers: {outcomes}")
 
 
+def slowloris(rec: Recorder, url: str, connections: int = 300) -> None:
+    """`connections` clients that send their request headers one byte a second: how long until
+    the service has closed them all (serving.header_timeout_s), and the floor meanwhile."""
+    parts = urlsplit(url)
+    socks = []
+    for _ in range(connections):
+        s = socket.create_connection((parts.hostname, parts.port), timeout=10)
+        s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n")
+        s.setblocking(False)
+        socks.append(s)
+    t0, closed, last = time.monotonic(), {}, 0.0
+    floor = []
+    with httpx.Client(base_url=url, headers=KEY, timeout=60) as client:
+        while len(closed) < connections and time.monotonic() - t0 < 120:
+            for i, s in enumerate(socks):
+                if i in closed:
+                    continue
+                try:
+                    s.recv(65536)  # the 408, or b"" once closed: the service ended it
+                    closed[i] = time.monotonic() - t0
+                except BlockingIOError:
+                    if time.monotonic() - last >= 1:
+                        with suppress(OSError):
+                            s.send(b"X")  # one more header byte
+                except OSError:
+                    closed[i] = time.monotonic() - t0
+            if time.monotonic() - last >= 1:
+                last = time.monotonic()
+            q0 = time.perf_counter()
+            client.get("/v1/models")
+            floor.append(time.perf_counter() - q0)
+            time.sleep(0.05)
+    for s in socks:
+        s.close()
+    rec.add(f"slowloris: {connections} connections sending headers at 1 byte/s, closed after "
+            "(max)", max(closed.values(), default=float("nan")), "s",
+            f"all {connections}", f"{len(closed)} of {connections} closed by the service "
+            f"(serving.header_timeout_s); GET /v1/models meanwhile p50 "
+            f"{statistics.median(floor) * 1000:.1f} ms over {len(floor)} calls")
+
+
 def kills(rec: Recorder, env: dict[str, str], log: Path) -> None:
     """The kill tests of bench/kill.py on the default workers."""
     from bench.kill import kill_run
@@ -208,6 +253,7 @@ def run(rec: Recorder, tmp: Path) -> None:
                 rounds(rec, f"{label}, c=1 score 1 resident (checkup_nudge)", nudge,
                        ("score 1 resident", 1))
                 isolation(rec, url)
+                slowloris(rec, url)
     rec.add("host load average (1 min) after the load runs", os.getloadavg()[0], "procs")
     kills(rec, env, root / "bentoml-kill.log")
 

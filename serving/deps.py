@@ -16,6 +16,7 @@ from fastapi import Depends, HTTPException, Request
 
 from models.configs import Tenant
 from serving.drift import collecting
+from serving.guard import bearer_token
 from serving.metering import request_record
 from serving.metrics import observe
 from serving.runtime import Runtime
@@ -49,12 +50,11 @@ def runtime_of(app: Any) -> Runtime | None:
 
 def bearer(request: Request) -> str:
     """The API key from `Authorization: Bearer <key>`, or 401."""
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = bearer_token(request.headers.get("authorization", ""))
+    if not key:
         raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    return key.strip()
+    return key
 
 
 async def api_key(request: Request) -> str:

@@ -171,12 +171,17 @@ class ProductErrors:
         await self.app(scope, receive, sending)
 
 
+def bearer_token(header: str) -> str:
+    """The key of an `Authorization: Bearer <key>` header's value ("" if it is not one)."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def _bearer(scope: Scope) -> str:
-    """The key of `Authorization: Bearer <key>` ("" without one)."""
+    """The request's bearer key ("" without one)."""
     for key, value in scope.get("headers", ()):
         if key == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else ""
+            return bearer_token(value.decode("latin-1"))
     return ""
 
 

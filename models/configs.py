@@ -132,6 +132,20 @@ class ServingLimits(Strict):
     max_csv_rows: int = Field(default=5_000_000, gt=0)  # lines; a claim has several
     # seconds the service waits for the next piece of a request body before a 408 (slow bodies)
     body_timeout_s: float = Field(default=30, gt=0)
+    # seconds a whole request body may take however it trickles in (a 200 MB upload at 8 Mbit/s
+    # takes 200 s); past it, a 408
+    body_deadline_s: float = Field(default=600, gt=0)
+    # seconds from a connection's opening (or its previous response) to a complete request line
+    # and headers; a slower client (slowloris) is disconnected
+    header_timeout_s: float = Field(default=10, gt=0)
+    # seconds an idle kept-alive connection stays open between requests (uvicorn's keep-alive)
+    keep_alive_s: int = Field(default=5, gt=0)
+    # worker processes of `kyodo serve`; None: one per CPU core (`kyodo serve --workers` wins)
+    workers: int | None = Field(default=None, gt=0, le=64)
+    # heavy requests (uploads: queue, outreach, batch, road photos) one tenant may have in
+    # flight at once across all workers; one more is a 429 with Retry-After
+    heavy_per_tenant: int = Field(default=2, gt=0, le=64)
+    heavy_retry_after_s: int = Field(default=10, gt=0)
     # /readyz is 503 until each of these that a tenant subscribes to has a loaded champion
     tasks: tuple[TaskName, ...] = ("care_plan", "checkup_nudge", "road_damage",
                                    "claim_screening")

@@ -25,9 +25,9 @@ from serving import (
     pages,
     road_damage,
 )
-from serving.deps import current_tenant, get_runtime
+from serving.deps import current_tenant, get_runtime, runtime_of
 from serving.downloads import MEDIA
-from serving.guard import BodyLimit
+from serving.guard import HEAVY, BodyLimit, HeavyLimit
 from serving.metrics import UNMATCHED, RouteMetrics
 from serving.runtime import Runtime
 
@@ -49,8 +49,7 @@ app = FastAPI(
 
 def installed_runtime() -> Runtime | None:
     """The runtime the service installed (None while it is still loading)."""
-    factory = app.dependency_overrides.get(get_runtime)
-    return factory() if factory is not None else None
+    return runtime_of(app)
 
 
 def _limits() -> ServingLimits:
@@ -58,7 +57,9 @@ def _limits() -> ServingLimits:
     return rt.platform.serving if rt is not None else ServingLimits()
 
 
-# outermost first: the metrics see the 413 of an oversized body
+# added innermost first: the metrics see the 413 of an oversized body and the 429 of a
+# tenant's upload over serving.heavy_per_tenant
+app.add_middleware(HeavyLimit, runtime=installed_runtime)
 app.add_middleware(BodyLimit, limits=_limits)
 app.add_middleware(RouteMetrics)
 
@@ -165,8 +166,14 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 # know): no or unknown key, not subscribed / not the admin, unknown id, body stalled, body too
 # large, unsupported content type, invalid input, no champion loaded
 ERRORS = _errors(400, 401, 403, 404, 408, 413, 415, 422, 503)
+# an upload over the tenant's concurrent limit (serving/guard.py HeavyLimit)
+BUSY = {429: {"model": ErrorOut, "description": HTTPStatus(429).phrase, "headers": {
+    "Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}}}
 for _router in (claim_screening.router, checkup_nudge.router, care_plan.router,
                 operations.router, insights.router, road_damage.router):
+    for _route in _router.routes:
+        if isinstance(_route, APIRoute) and _route.path in HEAVY:
+            _route.responses = {**BUSY, **_route.responses}
     app.include_router(_router, responses=ERRORS)
 for _route in app.routes:  # the platform routes above: same errors
     if isinstance(_route, APIRoute) and _route.include_in_schema:

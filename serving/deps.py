@@ -1,10 +1,14 @@
-"""Request dependencies: the runtime, tenant authentication, the champion model, metering."""
+"""Request dependencies: the runtime, tenant authentication, the champion model, metering.
+
+The dependencies are `async def` on purpose: they do not block, and FastAPI runs a plain `def`
+dependency in its thread pool, a thread hop each (a one-claim score made five hops, now one:
+its scoring; on a busy host each hop waits for a core)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -12,6 +16,7 @@ from fastapi import Depends, HTTPException, Request
 
 from models.configs import Tenant
 from serving.drift import collecting
+from serving.guard import bearer_token
 from serving.metering import request_record
 from serving.metrics import observe
 from serving.runtime import Runtime
@@ -24,17 +29,41 @@ def get_runtime() -> Runtime:
     raise HTTPException(503, "service runtime not initialised")
 
 
+class Provides:
+    """A get_runtime override handing out one runtime on the event loop (no thread hop)."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+
+    async def __call__(self) -> Runtime:
+        return self.runtime
+
+
+def runtime_of(app: Any) -> Runtime | None:
+    """The runtime an app's get_runtime override gives (None without one), for code outside
+    FastAPI's dependency injection (middleware, /metrics)."""
+    factory = app.dependency_overrides.get(get_runtime)
+    if factory is None:
+        return None
+    return factory.runtime if isinstance(factory, Provides) else factory()
+
+
 def bearer(request: Request) -> str:
     """The API key from `Authorization: Bearer <key>`, or 401."""
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = bearer_token(request.headers.get("authorization", ""))
+    if not key:
         raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    return key.strip()
+    return key
 
 
-def current_tenant(key: str = Depends(bearer), rt: Runtime = Depends(get_runtime)) -> Tenant:
+async def api_key(request: Request) -> str:
+    """Dependency: `bearer` on the event loop."""
+    return bearer(request)
+
+
+async def current_tenant(key: str = Depends(api_key),
+                         rt: Runtime = Depends(get_runtime)) -> Tenant:
     """The tenant owning the key, or 401."""
     tenant = rt.tenant_for(key)
     if tenant is None:
@@ -42,10 +71,10 @@ def current_tenant(key: str = Depends(bearer), rt: Runtime = Depends(get_runtime
     return tenant
 
 
-def subscribed(task: str) -> Callable[..., Tenant]:
+def subscribed(task: str) -> Callable[..., Awaitable[Tenant]]:
     """Dependency: the tenant, which must subscribe to `task` (else 403)."""
 
-    def check(tenant: Tenant = Depends(current_tenant)) -> Tenant:
+    async def check(tenant: Tenant = Depends(current_tenant)) -> Tenant:
         if task not in tenant.tasks:
             raise HTTPException(403, f"{tenant.name} ({tenant.code}) does not subscribe to {task}")
         return tenant
@@ -86,7 +115,7 @@ def metered(rt: Runtime, tenant: Tenant, task: str, endpoint: str,
         rt.meter.record(record)
 
 
-def admin(key: str = Depends(bearer), rt: Runtime = Depends(get_runtime)) -> None:
+async def admin(key: str = Depends(api_key), rt: Runtime = Depends(get_runtime)) -> None:
     """Dependency: the operator's admin key (403 for a tenant key, 401 for an unknown one)."""
     if rt.is_admin(key):
         return

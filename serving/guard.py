@@ -1,6 +1,8 @@
 """ASGI middleware in front of every route: the request body limit, enforced while the body
-streams in (chunked bodies too) and before anything parses it, a deadline for each piece of a
-body (a stalled body is a 408), and /readyz with the state of every task.
+streams in (chunked bodies too) and before anything parses it, deadlines for each piece of a
+body and for the whole body (a stalled or trickling body is a 408), the per-tenant limit on
+heavy requests across workers (429), and /readyz with the state of every task. Header
+deadlines (slowloris) sit below ASGI, in serving/connections.py.
 
 Why not Content-Length alone: a chunked body has none, and it was read whole into memory.
 """
@@ -9,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import HTTPException
@@ -21,6 +24,7 @@ MB = 1_000_000
 # endpoints that take a month's CSV or a roster: bounded by serving.max_upload_mb
 UPLOADS = ("/v1/claim_screening/queue", "/v1/checkup_nudge/outreach", "/v1/care_plan/batch")
 ROAD = "/v1/road_damage/analyze"
+HEAVY = (*UPLOADS, ROAD)  # counted against serving.heavy_per_tenant
 
 
 def body_limit(path: str, limits: ServingLimits) -> tuple[int, str]:
@@ -62,14 +66,21 @@ class BodyLimit:
             await _json(send, 413, {"error": BodyTooLarge(what).detail})
             return
         seen, done = 0, False
+        deadline = time.monotonic() + limits.body_deadline_s
 
         async def limited() -> Message:
             nonlocal seen, done
             if done:  # after the body, receive waits for a disconnect: no deadline then
                 return await receive()
+            left = deadline - time.monotonic()
             try:
-                message = await asyncio.wait_for(receive(), limits.body_timeout_s)
+                message = await asyncio.wait_for(receive(), max(0.0, min(
+                    limits.body_timeout_s, left)))
             except TimeoutError:
+                if left <= limits.body_timeout_s:
+                    raise HTTPException(408, f"request body not complete after "
+                                             f"{limits.body_deadline_s:g} s "
+                                             "(serving.body_deadline_s)") from None
                 raise HTTPException(408, f"request body stalled for {limits.body_timeout_s:g} s "
                                          "(serving.body_timeout_s)") from None
             if message["type"] == "http.request":
@@ -80,6 +91,38 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class HeavyLimit:
+    """At most serving.heavy_per_tenant heavy requests (HEAVY paths) per tenant in flight,
+    all worker processes together (serving/slots.py); one more is a 429 with Retry-After,
+    answered before its body is read. Requests without a known key pass on to their route,
+    which answers 401. `runtime` gives the service runtime (None while loading: no limit)."""
+
+    def __init__(self, app: ASGIApp, runtime: Callable[[], Any]):
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rt = self.runtime() if scope["type"] == "http" and scope["path"] in HEAVY else None
+        slots = getattr(rt, "slots", None)
+        tenant = rt.tenant_for(_bearer(scope)) if slots is not None else None
+        if tenant is None:
+            await self.app(scope, receive, send)
+            return
+        slot = slots.acquire(tenant.code)
+        if slot is None:
+            limits = rt.platform.serving
+            await _json(send, 429, {"error": (
+                f"{tenant.name} ({tenant.code}) already has {slots.limit} uploads in progress "
+                f"(serving.heavy_per_tenant); retry in {limits.heavy_retry_after_s} s "
+                f"(同時に処理できるアップロードは{slots.limit}件までです)")},
+                headers=[(b"retry-after", str(limits.heavy_retry_after_s).encode())])
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            slots.release(slot)
 
 
 class ReadyProbe:
@@ -128,6 +171,20 @@ class ProductErrors:
         await self.app(scope, receive, sending)
 
 
+def bearer_token(header: str) -> str:
+    """The key of an `Authorization: Bearer <key>` header's value ("" if it is not one)."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _bearer(scope: Scope) -> str:
+    """The request's bearer key ("" without one)."""
+    for key, value in scope.get("headers", ()):
+        if key == b"authorization":
+            return bearer_token(value.decode("latin-1"))
+    return ""
+
+
 def _content_length(scope: Scope) -> int | None:
     for key, value in scope.get("headers", ()):
         if key == b"content-length":
@@ -138,9 +195,12 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _json(send: Send, status: int, body: dict[str, Any],
+                headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """Answer `body` as JSON; a 413 or 429 also closes the connection (its body is unread)."""
     data = json.dumps(body, ensure_ascii=False).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-        (b"connection", b"close") if status == 413 else (b"cache-control", b"no-store")]})
+        (b"connection", b"close") if status in (413, 429) else (b"cache-control", b"no-store"),
+        *headers]})
     await send({"type": "http.response.body", "body": data})

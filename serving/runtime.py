@@ -20,6 +20,7 @@ from models.onnx_session import open_session
 from serving.drift import REFERENCE, ObservedSession
 from serving.lifecycle import ChampionWatcher
 from serving.metering import Meter
+from serving.slots import TenantSlots
 from serving.store import Store
 
 
@@ -54,6 +55,8 @@ class Runtime:
     by_key: dict[str, Tenant] = field(default_factory=dict)
     meter: Meter = field(init=False)
     watcher: ChampionWatcher | None = None
+    # heavy-request slots per tenant, shared by the workers (serving/guard.py HeavyLimit)
+    slots: TenantSlots | None = None
 
     def __post_init__(self) -> None:
         self.meter = Meter(self.store.record_request, self.platform.operations.meter_retry_limit)
@@ -61,11 +64,12 @@ class Runtime:
     @classmethod
     def load(cls, root: str | Path | None = None) -> Runtime:
         """Read configs, open the store and load every promoted champion."""
-        base = Path(root or os.environ.get("KYODO_ROOT") or ".").resolve()
+        base = workspace_root(root)
         platform = load_config(base / "configs" / "platform.yaml", PlatformConfig)
         tenants = load_config(base / "configs" / "tenants.yaml", TenantsConfig)
         state = base / platform.paths.state
-        rt = cls(base, platform, tenants, Store(state / "kyodo.db"))
+        rt = cls(base, platform, tenants, Store(state / "kyodo.db"),
+                 slots=TenantSlots(state / "slots", platform.serving.heavy_per_tenant))
         rt.by_key = {t.api_key_sha256: t for t in tenants.tenants}
         rt.watcher = ChampionWatcher(state / "champions.json",
                                      platform.operations.champion_check_s,
@@ -105,6 +109,11 @@ class Runtime:
     def is_admin(self, api_key: str) -> bool:
         """Whether the key is the operator's admin key."""
         return hash_api_key(api_key) == self.tenants.admin_key_sha256
+
+
+def workspace_root(root: str | Path | None = None) -> Path:
+    """The workspace the service serves: `root`, else $KYODO_ROOT, else the current directory."""
+    return Path(root or os.environ.get("KYODO_ROOT") or ".").resolve()
 
 
 # Per task: the shipped policy defaults from the package's assets and the workspace root (for

@@ -124,10 +124,10 @@ async def uploaded_files(request: Request, raw: bytes) -> list[tuple[str, bytes]
 
 
 def _limits(request: Request) -> ServingLimits:
-    from serving.deps import get_runtime
+    from serving.deps import runtime_of
 
-    factory = request.app.dependency_overrides.get(get_runtime)
-    return factory().platform.serving if factory is not None else ServingLimits()
+    rt = runtime_of(request.app)
+    return rt.platform.serving if rt is not None else ServingLimits()
 
 
 async def parse_csv(raw: bytes, read: Callable[[bytes], T], what: str) -> T:

@@ -200,11 +200,15 @@ def tenants_keys() -> None:
 
 
 @app.command()
-def serve(port: Annotated[int, typer.Option(help="HTTP port.")] = 3000) -> None:
+def serve(port: Annotated[int, typer.Option(help="HTTP port.")] = 3000,
+          workers: Annotated[int | None, typer.Option(
+              min=1, help="Worker processes (default: serving.workers in configs/platform.yaml, "
+                          "else one per CPU core).")] = None) -> None:
     """Serve the champion models, API and pages with BentoML (foreground)."""
     _ws()
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:Kyodo", "--port", str(port)]
-    raise typer.Exit(subprocess.call(cmd))
+    env = {**os.environ, **({"KYODO_WORKERS": str(workers)} if workers else {})}
+    raise typer.Exit(subprocess.call(cmd, env=env))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,94 @@
+"""Connection-level timeouts BentoML's uvicorn does not offer: a deadline for the request line
+and headers (slowloris), and the keep-alive period from configs/platform.yaml.
+
+uvicorn (under `bentoml serve`) starts no timer when a connection opens, and its keep-alive
+timer stops at the first byte of the next request: a client that opens a connection and sends
+its headers one byte at a time, or nothing at all, holds the connection (and a file descriptor)
+forever. ASGI middleware cannot help, as the app is called only once the headers are complete.
+
+`install` swaps the protocol class uvicorn picks for `http="auto"` (the one BentoML's worker
+asks for) for a subclass that arms a timer when a connection opens and after each response;
+if no new request has arrived (its headers complete) when it fires, the client gets a 408 in
+the product's `{"error": ...}` shape and the connection is closed. Bodies have their own
+deadlines (serving/guard.py BodyLimit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from uvicorn import config as uvicorn_config
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+log = logging.getLogger("kyodo.connections")
+PROTOCOL = "serving.connections:HeaderDeadlineProtocol"
+_settings = {"header_timeout_s": 10.0, "keep_alive_s": 5}
+
+
+def install(header_timeout_s: float, keep_alive_s: int) -> None:
+    """Make uvicorn's `http="auto"` protocol the header-deadline one, in this process (the
+    worker imports the service, then builds uvicorn's config)."""
+    _settings.update(header_timeout_s=header_timeout_s, keep_alive_s=keep_alive_s)
+    uvicorn_config.HTTP_PROTOCOLS["auto"] = PROTOCOL
+
+
+def timeout_response(seconds: float) -> bytes:
+    """The raw HTTP/1.1 408 sent to a client whose headers did not arrive in time."""
+    body = json.dumps({"error": f"request headers not received within {seconds:g} s "
+                                "(serving.header_timeout_s); connection closed"}).encode()
+    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
+            + body)
+
+
+class HeaderDeadlineProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+    """uvicorn's HTTP protocol (h11, or httptools where installed) with a header deadline.
+
+    A request has arrived once uvicorn has made its request cycle (`self.cycle`, new for every
+    request): the timer remembers the cycle it was armed under and closes the connection only
+    if that is still the current one.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout_keep_alive = _settings["keep_alive_s"]
+        self._header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_response_complete(self) -> None:
+        done = self.cycle  # super() may already start a pipelined request's new cycle
+        super().on_response_complete()
+        self._arm_header_deadline(done)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self, cycle: Any = None) -> None:
+        """Close the connection unless a request newer than `cycle` (None: any) arrives."""
+        self._cancel_header_deadline()
+        if self.transport is None or self.transport.is_closing():
+            return
+        self._header_deadline = self.loop.call_later(
+            _settings["header_timeout_s"], self._headers_expired, cycle)
+
+    def _cancel_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_expired(self, cycle: Any) -> None:
+        self._header_deadline = None
+        if self.cycle is not cycle or self.transport.is_closing():
+            return  # a request arrived in time (its own body deadline applies now)
+        client = "{}:{}".format(*self.client) if self.client else "?"
+        log.info("closing %s: no complete request headers within %g s", client,
+                 _settings["header_timeout_s"])
+        self.transport.write(timeout_response(_settings["header_timeout_s"]))
+        self.transport.close()

@@ -106,6 +106,8 @@ def test_cli_report_and_scores(tmp_path: Path) -> None:
     (["--outcome", "nope"], "missing column 'nope'"),
     (["--outcome", "age"], "column 'age' rows 2, 3, 4, 5, 6 (and 195 more): outcome must be"),
     (["--control", "Q"], "control value 'Q' not found"),
+    # the shared reader turns 'none' (checkup_nudge's own control arm) into an empty cell
+    (["--control", "none"], "control value 'none' reads as a missing value"),
 ])
 def test_cli_errors_exit_2(tmp_path: Path, args: list[str], pattern: str) -> None:
     data = _write(tmp_path / "rct.csv", experiment(200, ["A", "B"]))

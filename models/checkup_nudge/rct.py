@@ -138,12 +138,14 @@ def parse_outcome(values: pd.Series, column: str) -> np.ndarray:
 
 def parse_arms(values: pd.Series, column: str, control: str) -> tuple[np.ndarray, tuple[str, ...]]:
     """Arm index per row with the control first; RctInputError for one arm or a missing control."""
-    if control.strip().casefold() in MISSING_CODES:
-        raise RctInputError(f"column '{column}': the control value {control!r} reads as a "
-                            "missing value (as do NA, null, none, -); rename that arm in the "
-                            "file, e.g. to 'control', and pass --control control")
     text = values.astype(str).str.strip()
     empty = np.flatnonzero((text == "").to_numpy())
+    if control.strip().casefold() in MISSING_CODES and control not in set(text):
+        # the file reader (models.intake) turns such cells into empty ones
+        where = f" {_rows(empty)}" if len(empty) else ""
+        raise RctInputError(f"column '{column}'{where}: the control value {control!r} reads as "
+                            "a missing value (as do NA, null, none, -); rename that arm in the "
+                            "file, e.g. to 'control', and pass --control control")
     if len(empty):
         raise RctInputError(f"column '{column}' {_rows(empty)}: empty treatment (values such as "
                             "NA, null, none and - read as empty; name every arm)")

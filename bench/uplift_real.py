@@ -11,9 +11,10 @@ Datasets (data card: bench/data/README.md):
 - synthetic_hetero / synthetic_null: the checkup_nudge generator (6 arms, known truth); the
   null variant keeps each arm's average effect but gives it to everyone (no heterogeneity).
 
-Main split: 70% to `fit_rct` (the product, defaults), 30% held out. Repeated splits (coverage):
-the product is fitted on TRAIN_ROWS persons drawn at random and judged on every other person
-(GGL: ~300,000; NSW, too small to subsample: 70/30). For the semi-synthetic sets every repeat is
+Main split: 70% to `fit_rct` (the product, defaults), 30% held out (the semi-synthetic pool:
+MAIN_TRAIN_ROWS to train, the rest held out). Repeated splits (coverage):
+the product is fitted on TRAIN_ROWS persons drawn at random and judged on up to HELD_OUT_MAX
+others (NSW, too small to subsample: 70/30). For the semi-synthetic sets every repeat is
 a new trial: arms and outcomes are drawn afresh from the known truth, so repeats are independent
 (resplitting one fixed draw would reuse the same outcome noise in every repeat).
 

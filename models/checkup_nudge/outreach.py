@@ -48,28 +48,64 @@ def standard_to_all(n: int, costs: np.ndarray, budget: float) -> np.ndarray:
     return assign
 
 
-def one_arm_in_order(n: int, arm: int, costs: np.ndarray, budget: float) -> np.ndarray:
-    """A simple budget-feasible policy: arm `arm` to residents in roster order until the budget
-    is spent (roster order carries no model score, so this is 'one arm for whom we can reach')."""
+# Simple scores for the budget-feasible simple policies (issue 16): each orders residents by
+# their predicted attendance without a postcard, P[:, 0] (baseline risk), never by uplift.
+# key -> (staff-facing Japanese description of the order, English description)
+SIMPLE_ORDERS: dict[str, tuple[str, str]] = {
+    "baseline_high": ("送付しなくても受診する見込みが高い人から順に",
+                      "highest predicted attendance without a postcard first"),
+    "baseline_low": ("送付しないと受診する見込みが低い人から順に",
+                     "lowest predicted attendance without a postcard first"),
+    "baseline_middle": ("受診の見込みが五分五分に近い人から順に",
+                        "predicted attendance without a postcard closest to 50% first"),
+}
+ROSTER = "roster"  # packages exported before the simple scores: roster order
+
+
+def simple_order(p_none: np.ndarray, order: str) -> np.ndarray:
+    """Resident indices in mailing order under a simple score (ties in input order).
+
+    `order` is a SIMPLE_ORDERS key, or "roster" (input order; older packages).
+    ValueError for an unknown order.
+    """
+    idx = np.arange(len(p_none))
+    if order == ROSTER:
+        return idx
+    key = {"baseline_high": -p_none, "baseline_low": p_none,
+           "baseline_middle": np.abs(p_none - 0.5)}.get(order)
+    if key is None:
+        raise ValueError(f"unknown simple order {order!r}; expected one of "
+                         f"{[*SIMPLE_ORDERS, ROSTER]}")
+    return np.lexsort((idx, key))
+
+
+def one_arm_by_score(p_none: np.ndarray, arm: int, costs: np.ndarray, budget: float,
+                     order: str) -> np.ndarray:
+    """A simple budget-feasible policy: arm `arm` to the residents first in `order` (see
+    simple_order) until the budget is spent; arm 0 for the rest."""
+    n = len(p_none)
     k = min(n, int(budget // costs[arm])) if costs[arm] > 0 else n
     assign = np.zeros(n, dtype=int)
-    assign[:k] = arm
+    assign[simple_order(p_none, order)[:k]] = arm
     return assign
 
 
-def simple_policies(n: int, costs: np.ndarray, budget: float) -> dict[str, np.ndarray]:
-    """Every mailable arm sent in roster order within the budget, keyed 'only_<arm index>'."""
+def simple_policies(P: np.ndarray, costs: np.ndarray, budget: float) -> dict[str, np.ndarray]:
+    """Every mailable arm x every simple score within the budget, keyed '<order>:<arm index>'."""
     mailable = np.flatnonzero(np.isfinite(costs[1:])) + 1
-    return {f"only_{k}": one_arm_in_order(n, int(k), costs, budget) for k in mailable}
+    return {f"{order}:{k}": one_arm_by_score(P[:, 0], int(k), costs, budget, order)
+            for order in SIMPLE_ORDERS for k in mailable}
 
 
 def planned_assignment(P: np.ndarray, costs: np.ndarray, budget: float,
                        policy: dict | None = None) -> np.ndarray:
     """The assignment the product recommends: the uplift policy, or, when the training data
     did not show it beats the best simple policy (policy['kind'] == 'simple'), that simple
-    policy (policy['arm_index'] in roster order). Shared by training metrics and the list."""
+    policy (policy['arm_index'] in policy['order'], default roster order for older packages).
+    Shared by training metrics and the list."""
     if policy and policy.get("kind") == "simple":
-        return one_arm_in_order(len(P), int(policy["arm_index"]), costs, budget)
+        return one_arm_by_score(P[:, 0], int(policy["arm_index"]), costs, budget,
+                                str(policy.get("order", ROSTER)))
     return policy_assignment(P, costs, budget)
 
 

@@ -15,22 +15,28 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from models.checkup_nudge.arms import ARMS
+from models.checkup_nudge.outreach import ROSTER, SIMPLE_ORDERS
 
 ASSET = "nudge.json"
 
 
 class PolicyChoice(BaseModel):
-    """nudge.json "policy" (task.py check_policy): the model's list, or one arm in roster
-    order when training did not show the model beats it."""
+    """nudge.json "policy" (task.py check_policy): the model's list, or one arm to the
+    residents first by a simple score (outreach.SIMPLE_ORDERS) when training did not show the
+    model beats it; "roster" order in packages exported before the simple scores."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     kind: Literal["model", "simple"]
     arm_index: int | None = Field(default=None, ge=1, le=len(ARMS) - 1)
+    order: str = ROSTER
 
     @model_validator(mode="after")
     def _simple_names_its_arm(self) -> PolicyChoice:
         if self.kind == "simple" and self.arm_index is None:
             raise ValueError("a simple policy needs arm_index")
+        if self.order not in (*SIMPLE_ORDERS, ROSTER):
+            raise ValueError(f"unknown order {self.order!r}; expected one of "
+                             f"{[*SIMPLE_ORDERS, ROSTER]}")
         return self
 
 

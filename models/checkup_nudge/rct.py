@@ -21,6 +21,7 @@ from models.checkup_nudge import metrics as M
 from models.checkup_nudge.estimator import Experiment, UpliftModel, fit_uplift
 from models.checkup_nudge.schema import RosterInputError
 from models.checkup_nudge.schema import read_table as read_intake
+from models.intake import MISSING as MISSING_CODES
 
 TRUE = {"1", "1.0", "true", "yes"}
 FALSE = {"0", "0.0", "false", "no"}
@@ -139,8 +140,15 @@ def parse_arms(values: pd.Series, column: str, control: str) -> tuple[np.ndarray
     """Arm index per row with the control first; RctInputError for one arm or a missing control."""
     text = values.astype(str).str.strip()
     empty = np.flatnonzero((text == "").to_numpy())
+    if control.strip().casefold() in MISSING_CODES and control not in set(text):
+        # the file reader (models.intake) turns such cells into empty ones
+        where = f" {_rows(empty)}" if len(empty) else ""
+        raise RctInputError(f"column '{column}'{where}: the control value {control!r} reads as "
+                            "a missing value (as do NA, null, none, -); rename that arm in the "
+                            "file, e.g. to 'control', and pass --control control")
     if len(empty):
-        raise RctInputError(f"column '{column}' {_rows(empty)}: empty treatment")
+        raise RctInputError(f"column '{column}' {_rows(empty)}: empty treatment (values such as "
+                            "NA, null, none and - read as empty; name every arm)")
     found = sorted(text.unique())
     if control not in found:
         raise RctInputError(f"column '{column}': control value {control!r} not found; "

@@ -114,7 +114,8 @@ def plan_outreach(scored: pd.DataFrame, budget_yen: float, costs: Mapping[str, f
 
     `policy` is nudge.json's "policy" (chosen at training, models/checkup_nudge/task.py
     check_policy): kind "model" = greedy by uplift per yen within the budget, mailing only
-    positive expected uplift; kind "simple" = its one arm in roster order within the budget,
+    positive expected uplift; kind "simple" = its one arm to the residents first by its simple
+    score (outreach.SIMPLE_ORDERS: predicted attendance without a postcard) within the budget,
     because the training data did not show the model beats that. None = the model.
     """
     c = _cost_vector(costs)
@@ -123,8 +124,8 @@ def plan_outreach(scored: pd.DataFrame, budget_yen: float, costs: Mapping[str, f
     arm, up, order = O.priority(P, c)
     plans = O.assignments(P, c, budget_yen, dict(policy) if policy else None)
     assign = plans["policy"]
-    if policy and policy.get("kind") == "simple":
-        order = np.arange(len(P))  # the simple policy's rank is the roster order
+    if policy and policy.get("kind") == "simple":  # the simple policy's rank is its score
+        order = O.simple_order(P[:, 0], str(policy.get("order", O.ROSTER)))
     rank = np.empty(len(P), dtype=int)
     rank[order] = np.arange(1, len(P) + 1)
     listing = pd.DataFrame({
@@ -145,7 +146,7 @@ def _policy_summary(policy: Mapping[str, Any] | None) -> dict[str, Any]:
     """What the list rests on, for staff: the kind, its arm and the Japanese statement."""
     if not policy:
         return {"kind": "model", "message_ja": None}
-    return {k: policy.get(k) for k in ("kind", "arm", "message_ja",
+    return {k: policy.get(k) for k in ("kind", "arm", "order", "message_ja",
                                        "gain_per_1000_residents_vs_best_simple")}
 
 
@@ -156,7 +157,8 @@ def gain_curve(scored: pd.DataFrame, costs: Mapping[str, float], budgets: Sequen
     curves = O.gain_curves(P, c, budgets)
     if policy and policy.get("kind") == "simple":  # the list follows the simple policy
         k = int(policy["arm_index"])
-        curves["policy"] = O.cumulative_gain(np.arange(len(P)), P[:, k] - P[:, 0],
+        order = O.simple_order(P[:, 0], str(policy.get("order", O.ROSTER)))
+        curves["policy"] = O.cumulative_gain(order, P[:, k] - P[:, 0],
                                              np.full(len(P), c[k]), budgets)
     return [{"budget_yen": float(b), **{k: round(float(v[i]), 3) for k, v in curves.items()}}
             for i, b in enumerate(budgets)]

@@ -136,8 +136,8 @@ def _selection_value(costs: np.ndarray, budget_per_resident: float) -> PolicyVal
 
 POLICY_SIMPLE_JA = ("データからは個人差による効果の違いを確かめられませんでした"
                     "（AIの送付リストの、最も良い単純な方針に対する上乗せ効果の95%信頼区間が0を含みます）。"
-                    "予算内で名簿順に「{arm}」を送る単純な方針を推奨し、この一覧もその方針です。")
-POLICY_MODEL_JA = ("AIの送付リストは、最も良い単純な方針（「{arm}」を名簿順に送付）より受診者が"
+                    "予算内で{order}「{arm}」を送る単純な方針を推奨し、この一覧もその方針です。")
+POLICY_MODEL_JA = ("AIの送付リストは、最も良い単純な方針（{order}「{arm}」を送付）より受診者が"
                    "多いことを学習に使わなかった検証データで確認しました"
                    "（上乗せ 住民千人あたり {gain:.1f}人, 95%信頼区間 {lo:.1f}〜{hi:.1f}人）。")
 
@@ -146,14 +146,18 @@ def check_policy(val: Experiment, P: np.ndarray, mu: np.ndarray, costs: np.ndarr
                  budget_per_resident: float, n_boot: int, seed: int) -> dict[str, Any]:
     """Issue 16's rule under a budget, on validation residents the model was not fitted on.
 
-    Candidates: the uplift policy and the simple budget-feasible ones (one arm in roster order
-    for the residents the budget reaches). The best simple policy is picked on the same rows
-    (flattering it); the uplift policy is kept only if its DR gain over that one has a 95% CI
-    above zero. Gains are additional attendees per resident per campaign.
+    `val` holds the validation rows of every municipality in the training data (the pooled
+    data when training pools), P (rows, n_arms) the chosen learner's predictions for them and
+    mu the outcome model of the DR scores. Candidates: the uplift policy and the simple
+    budget-feasible ones: one arm for the residents the budget reaches, ranked by a simple
+    score (outreach.SIMPLE_ORDERS: predicted attendance without a postcard, high / low /
+    closest to 50%). The best simple policy is picked on the same rows (flattering it); the
+    uplift policy is kept only if its DR gain over that one has a 95% CI above zero. Gains
+    are additional attendees per 1,000 residents per campaign.
     """
     persons, first, inverse = np.unique(val.groups, return_index=True, return_inverse=True)
     budget = budget_per_resident * len(persons)
-    simple = O.simple_policies(len(persons), costs, budget)
+    simple = O.simple_policies(P[first], costs, budget)
     assigns = {"policy": O.policy_assignment(P[first], costs, budget), **simple}
     vals, seen = M.gains_per_person(mu, val.arm, val.y, val.prop, inverse, assigns)
     names = list(assigns)
@@ -162,15 +166,19 @@ def check_policy(val: Experiment, P: np.ndarray, mu: np.ndarray, costs: np.ndarr
     cols = vals[seen][:, [0, names.index(best)]]
     ci = M.policy_values(cols, ["policy", best], scale=1000.0, n_boot=n_boot, seed=seed,
                          compare="policy")[f"policy_minus_{best}"]
-    arm = int(best.split("_")[1])
+    order, arm_text = best.split(":")
+    arm = int(arm_text)
     kind = "model" if ci["ci_low"] > 0 else "simple"
-    label = ARM_LABELS_JA[ARMS[arm]]
-    message = POLICY_MODEL_JA.format(arm=label, gain=ci["estimate"], lo=ci["ci_low"],
-                                     hi=ci["ci_high"]) if kind == "model" \
-        else POLICY_SIMPLE_JA.format(arm=label)
-    return {"kind": kind, "arm": ARMS[arm], "arm_index": arm, "order": "roster",
-            "best_simple": f"{ARMS[arm]} in roster order within the budget",
+    label, order_ja = ARM_LABELS_JA[ARMS[arm]], O.SIMPLE_ORDERS[order][0]
+    message = POLICY_MODEL_JA.format(arm=label, order=order_ja, gain=ci["estimate"],
+                                     lo=ci["ci_low"], hi=ci["ci_high"]) if kind == "model" \
+        else POLICY_SIMPLE_JA.format(arm=label, order=order_ja)
+    return {"kind": kind, "arm": ARMS[arm], "arm_index": arm, "order": order,
+            "best_simple": f"{ARMS[arm]} to the residents the budget reaches, "
+                           f"{O.SIMPLE_ORDERS[order][1]}",
             "gain_per_1000_residents_vs_best_simple": ci,
+            "simple_candidates_per_1000": {k: round(float(means[names.index(k)]) * 1000, 3)
+                                           for k in names},
             "validation_residents": int(seen.sum()), "message_ja": message}
 
 

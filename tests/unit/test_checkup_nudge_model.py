@@ -89,6 +89,17 @@ def test_policy_beats_both_baselines_on_the_truth(models: dict[str, NudgeModel],
     assert choice["kind"] in ("model", "simple") and choice["message_ja"]
     if choice["kind"] == "model":
         assert truth["policy"] == model_gain
+    else:  # the simple policy is ranked by a simple score, never roster order
+        assert choice["order"] in ("baseline_high", "baseline_low", "baseline_middle")
+    # the rule is applied once, to the pooled data: the validation share of every
+    # municipality's training residents together, not one municipality's
+    train_residents = parts[0]["residents"]
+    largest = int(train_residents.groupby("tenant_code").size().max())
+    assert 0.17 * len(train_residents) < choice["validation_residents"] < 0.23 * len(
+        train_residents)
+    assert choice["validation_residents"] > 0.23 * largest
+    assert {k.split(":")[0] for k in choice["simple_candidates_per_1000"]} == {
+        "policy", "baseline_high", "baseline_low", "baseline_middle"}
     assert truth["policy"] <= truth["oracle"] and model_gain <= truth["oracle"]
     assert set(ev["per_tenant"]) == {"472018", "121002", "382108", "472051"}
     tenant_budget = sum(t["budget_yen"] for t in ev["per_tenant"].values())

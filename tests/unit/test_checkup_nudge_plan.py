@@ -6,11 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.checkup_nudge import outreach as O
 from models.checkup_nudge.arms import ARMS, DEFAULT_COSTS
 from models.checkup_nudge.generate import GenerateSpec, generate
 from models.checkup_nudge.scoring import gain_curve, plan_outreach
 
 P_COLS = [f"p_{a}" for a in ARMS]
+DEFAULT_COSTS_VECTOR = [float(DEFAULT_COSTS[a]) for a in ARMS]
 
 
 def scored_from(P: np.ndarray) -> pd.DataFrame:
@@ -131,18 +133,67 @@ def test_plans_300k_residents() -> None:
 
 
 def test_simple_policy_from_training_drives_list_and_curve(truth: pd.DataFrame) -> None:
-    """Issue 16: when training fell back to a simple policy, the list is that policy."""
+    """Issue 16: when training fell back to a simple policy, the list is that policy: its arm
+    to the residents first by its simple score (here the lowest attendance without a postcard),
+    not roster order."""
     policy = {"kind": "simple", "arm": "loss_frame", "arm_index": ARMS.index("loss_frame"),
+              "order": "baseline_low",
               "message_ja": "データからは個人差による効果の違いを確かめられませんでした。"}
     budget = 100.0 * 40
     listing, summary = plan_outreach(truth, budget, DEFAULT_COSTS, policy)
     mailed = listing[listing["mailed"]]
     assert len(mailed) == 40 and set(mailed["arm"]) == {"loss_frame"}
-    assert mailed["resident_id"].tolist() == truth["resident_id"].iloc[:40].tolist()
+    lowest = truth.sort_values("p_none", kind="stable")["resident_id"].iloc[:40]
+    assert mailed["resident_id"].tolist() == lowest.tolist()
+    assert listing["rank"].tolist() == list(range(1, len(truth) + 1))
+    assert listing["p_none"].iloc[:40].max() <= listing["p_none"].iloc[40:].min() + 1e-5
     assert summary["policy"]["kind"] == "simple" and "個人差" in summary["policy"]["message_ja"]
+    assert summary["policy"]["order"] == "baseline_low"
     curve = gain_curve(truth, DEFAULT_COSTS, [budget], policy)[0]
     assert curve["policy"] == pytest.approx(summary["expected_additional_attendees"], abs=1e-3)
     model_summary = plan_outreach(truth, budget, DEFAULT_COSTS)[1]
     assert model_summary["policy"]["kind"] == "model"
     gained = "expected_additional_attendees"
     assert model_summary[gained] > summary[gained]
+
+
+def test_package_without_order_keeps_roster_order(truth: pd.DataFrame) -> None:
+    """nudge.json from before the simple scores has no 'order': its list stays in roster
+    order, as it was trained."""
+    policy = {"kind": "simple", "arm": "standard", "arm_index": 1, "message_ja": "…"}
+    listing, _ = plan_outreach(truth, 100.0 * 25, DEFAULT_COSTS, policy)
+    assert listing[listing["mailed"]]["resident_id"].tolist() == \
+        truth["resident_id"].iloc[:25].tolist()
+
+
+def test_simple_orders_rank_by_baseline_attendance() -> None:
+    p_none = np.array([0.95, 0.1, 0.5, 0.45, 0.1, 0.55])
+    assert O.simple_order(p_none, "baseline_high").tolist() == [0, 5, 2, 3, 1, 4]
+    assert O.simple_order(p_none, "baseline_low").tolist() == [1, 4, 3, 2, 5, 0]
+    assert O.simple_order(p_none, "baseline_middle").tolist() == [2, 3, 5, 1, 4, 0]
+    assert O.simple_order(p_none, "roster").tolist() == list(range(6))
+    with pytest.raises(ValueError, match="unknown simple order 'by_uplift'"):
+        O.simple_order(p_none, "by_uplift")
+    costs = np.array(DEFAULT_COSTS_VECTOR)
+    assign = O.one_arm_by_score(p_none, 2, costs, 2.5 * costs[2], "baseline_low")
+    assert assign.tolist() == [0, 2, 0, 0, 2, 0]  # two postcards, the two lowest
+
+
+def test_simple_policies_are_every_arm_by_every_score_within_the_budget() -> None:
+    rng = np.random.default_rng(4)
+    P = rng.random((500, len(ARMS)))
+    costs = np.array(DEFAULT_COSTS_VECTOR)
+    costs[ARMS.index("simplified")] = np.inf  # switched off: no candidate uses it
+    simple = O.simple_policies(P, costs, 100 * costs[1])
+    mailable = [k for k in range(1, len(ARMS)) if np.isfinite(costs[k])]
+    assert set(simple) == {f"{o}:{k}" for o in O.SIMPLE_ORDERS for k in mailable}
+    for name, assign in simple.items():
+        order, arm = name.split(":")
+        assert set(np.unique(assign)) == {0, int(arm)}
+        assert O.spent(assign, costs) <= 100 * costs[1]
+        mailed_p = P[assign > 0, 0]
+        other_p = P[assign == 0, 0]
+        if order == "baseline_high":
+            assert mailed_p.min() >= other_p.max()
+        elif order == "baseline_low":
+            assert mailed_p.max() <= other_p.min()

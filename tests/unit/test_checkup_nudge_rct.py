@@ -106,6 +106,8 @@ def test_cli_report_and_scores(tmp_path: Path) -> None:
     (["--outcome", "nope"], "missing column 'nope'"),
     (["--outcome", "age"], "column 'age' rows 2, 3, 4, 5, 6 (and 195 more): outcome must be"),
     (["--control", "Q"], "control value 'Q' not found"),
+    # the shared reader turns 'none' (checkup_nudge's own control arm) into an empty cell
+    (["--control", "none"], "control value 'none' reads as a missing value"),
 ])
 def test_cli_errors_exit_2(tmp_path: Path, args: list[str], pattern: str) -> None:
     data = _write(tmp_path / "rct.csv", experiment(200, ["A", "B"]))
@@ -171,3 +173,21 @@ def test_default_features_leave_out_post_treatment_columns() -> None:
     r = fit_rct(df.astype(str), "arm", "y", "A", n_boot=20).report
     assert r["features"] == ["age", "group"]
     assert set(r["excluded_columns"]) == {"spend", "opened"}
+
+
+def test_cli_control_named_none_says_to_rename_it(tmp_path: Path) -> None:
+    """checkup_nudge's own campaign logs call the control 'none', which the reader empties."""
+    data = _write(tmp_path / "rct.csv", experiment(200, ["none", "B"]))
+    res = CliRunner().invoke(nudge_app, ["fit-rct", str(data), "--treatment", "arm",
+                                         "--outcome", "y", "--control", "none"])
+    assert res.exit_code == 2
+    assert "column 'arm' rows " in res.output and "reads as a missing value" in res.output
+    assert "--control control" in res.output
+
+
+def test_a_frame_may_name_its_control_none() -> None:
+    """Only the file reader turns 'none' into an empty cell: a frame passed in keeps it
+    (the benchmark and the checkup_nudge campaign arms use 'none')."""
+    frame = experiment(300, ["A", "B"]).assign(arm=lambda d: d["arm"].replace("A", "none"))
+    result = fit_rct(frame.astype(str), "arm", "y", "none", seed=1, folds=2, n_boot=20)
+    assert result.model.arms[0] == "none"

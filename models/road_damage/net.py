@@ -222,8 +222,9 @@ def logits_and_embedding(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tenso
 
 
 def predict(model: nn.Module, tiles: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Sigmoid probabilities (n, len(OUTPUTS)) of uint8 tiles: the classes, then pavement."""
-    return predict_all(model, tiles, batch)[0]
+    """Sigmoid class probabilities (n, len(CLASSES)) of uint8 tiles (predict_all: with the
+    pavement probability and the features)."""
+    return predict_all(model, tiles, batch)[0][:, :len(CLASSES)]
 
 
 def predict_all(model: nn.Module, tiles: np.ndarray, batch: int = 256,

@@ -25,10 +25,11 @@ import numpy as np
 from PIL import Image
 
 from models.road_damage import real
-from models.road_damage.analyze import RoadCheck, summarise
+from models.road_damage.analyze import RoadCheck, photo_distance, summarise
 from models.road_damage.generate import PHOTO, effects
 from models.road_damage.photo import Grid, photo_tiles
 from models.road_damage.street import off_road
+from models.road_damage.task import _hash_share, familiarity, load_tiles
 from training import sandbox
 from training.data import load_pooled, write_generated
 from training.workspace import Workspace
@@ -95,7 +96,7 @@ def analyse(task: Any, model: Any, photos: dict[str, bytes]) -> dict[str, dict[s
         out[name] = {"level": res["mlit_level"], "pavement_share": res["pavement_share"],
                      "warnings": [w["code"] for w in res["level_warnings"]],
                      "types": [t["type"] for t in res["types"]],
-                     "median_distance": round(float(np.median(o["distance"][paved])), 3)
+                     "distance": round(photo_distance(o["distance"][paved]), 3)
                      if paved.any() else None}
     return out
 
@@ -107,8 +108,8 @@ def share(rows: dict[str, dict[str, Any]], test: Any) -> float:
 
 def fit(root: Path, photos: int, epochs: int) -> tuple[Any, Any, Any, Any]:
     """(task, cfg, model, test frames): the cached fit in root/model.pkl, or a new one."""
-    base = {"generate": {"total_photos": photos, "min_photos": max(2, photos // 7)}, "model": {**MODEL, "epochs": epochs},
-            "real": REAL}
+    base = {"generate": {"total_photos": photos, "min_photos": max(2, photos // 7)},
+            "model": {**MODEL, "epochs": epochs}, "real": REAL}
     if not (root / "data").exists():
         sandbox.make_workspace(root, "road_damage", base)
         ws = Workspace.load(root)
@@ -121,8 +122,15 @@ def fit(root: Path, photos: int, epochs: int) -> tuple[Any, Any, Any, Any]:
     cfg = task.Config.model_validate(raw)
     train, test = task.split(cfg, load_pooled(ws, task, progress=False))
     cache = root / "model.pkl"
-    if cache.is_file():
-        return task, cfg, pickle.loads(cache.read_bytes()), test
+    if cache.is_file():  # the network as trained; the familiarity statistics fitted anew
+        model = pickle.loads(cache.read_bytes())
+        photos_ = train["photos"]
+        val = _hash_share(photos_["photo_id"], "val") < cfg.model.validation_share
+        grid = Grid(**cfg.grid.model_dump())
+        model.familiarity, model.assets["road_check"] = familiarity(
+            cfg, model.net, load_tiles(photos_[~val], train["tiles"], grid),
+            load_tiles(photos_[val], train["tiles"], grid), grid.window, 0)
+        return task, cfg, model, test
     t0 = time.perf_counter()
     model = task.fit(cfg, train, progress=True, seed=0)
     model.history["fit_s"] = round(time.perf_counter() - t0, 1)
@@ -170,5 +178,5 @@ if __name__ == "__main__":
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "skimage_photos"}, indent=1))
-    print(json.dumps({k: (v["level"], v["pavement_share"], v["warnings"], v["median_distance"])
+    print(json.dumps({k: (v["level"], v["pavement_share"], v["warnings"], v["distance"])
                       for k, v in report["skimage_photos"]["each"].items()}))

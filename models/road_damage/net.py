@@ -208,17 +208,33 @@ def tune_thresholds(probs: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
             "crack": _best_cut(cracked, probs[:, 1:4].max(axis=1))}
 
 
+# EfficientNet-Lite0 block whose output, pooled to per-channel mean and spread, describes a
+# tile for the familiarity distance: mid-level texture features (192 channels), which told the
+# held-back road photos and real crops from other images better than the 1280-d penultimate
+# features trained for damage (bench/road_ood.py; tuned without the evaluation photos).
+FAMILIARITY_BLOCK = 12
+
+
 def logits_and_embedding(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits (n, len(OUTPUTS)), penultimate features (n, d)): the input of the model's last
-    linear layer, whatever the architecture (ResNet: pooled 96-d; EfficientNet-Lite0: 1280-d)."""
-    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    """(logits (n, len(OUTPUTS)), the features the familiarity distance uses (n, d)): for
+    EfficientNet-Lite0 the mean and standard deviation over the tile of block
+    FAMILIARITY_BLOCK's channels (d = 384); for other architectures the input of the last
+    linear layer (ResNet: pooled, d = hidden_sizes[-1])."""
+    blocks = getattr(getattr(model, "backbone", None), "_blocks", None)
     seen: dict[str, torch.Tensor] = {}
-    hook = last.register_forward_pre_hook(lambda _m, args: seen.__setitem__("e", args[0]))
+    if blocks is not None and len(blocks) > FAMILIARITY_BLOCK:
+        hook = blocks[FAMILIARITY_BLOCK].register_forward_hook(
+            lambda _m, _a, out: seen.__setitem__("e", torch.cat(
+                [out.mean((2, 3)), out.flatten(2).std(2)], 1)))
+    else:
+        last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+        hook = last.register_forward_pre_hook(
+            lambda _m, args: seen.__setitem__("e", args[0].flatten(1)))
     try:
         logits = model(pixel_values=x).logits
     finally:
         hook.remove()
-    return logits, seen["e"].flatten(1)
+    return logits, seen["e"]
 
 
 def predict(model: nn.Module, tiles: np.ndarray, batch: int = 256) -> np.ndarray:

@@ -53,17 +53,17 @@ def quantile(values: np.ndarray, q: float, default: float) -> float:
     return round(float(np.quantile(values, q)), 4) if len(values) else default
 
 
-def tune(val_road_dist: np.ndarray, val_photo_median: np.ndarray, real_dist: np.ndarray,
-         ) -> dict[str, Any]:
+def tune(val_road_dist: np.ndarray, val_photo_dist: np.ndarray, real_dist: np.ndarray,
+         margin: float = 1.1) -> dict[str, Any]:
     """The distance cuts of analyze.RoadCheck.
 
     familiar: the 99th percentile of held-back synthetic road-surface tiles (a tile beyond it is
-    unfamiliar). far: the median distance of a photo's road-surface tiles above which the photo
-    gets no level; set 25% beyond the largest of the 99.5th percentile of the held-back road
-    photos' medians and the 99th percentile of the training cities' real crops, so that the
-    pavement the model was built for keeps its level (an unfamiliar pavement photo only gets a
+    unfamiliar). far: the photo distance (analyze.photo_distance) above which a photo gets no
+    level: `margin` times the largest of the 99.5th percentile of the held-back road photos'
+    distances and the 99th percentile of the training cities' real crops, so that the pavement
+    the model was built for keeps its level (an unfamiliar pavement photo only gets a
     warning)."""
     familiar = quantile(val_road_dist, 0.99, 1.0)
-    anchors = [quantile(val_photo_median, 0.995, familiar), quantile(real_dist, 0.99, familiar)]
-    return {"familiar": familiar, "far": round(1.25 * max(familiar, *anchors), 4),
+    anchors = [quantile(val_photo_dist, 0.995, familiar), quantile(real_dist, 0.99, familiar)]
+    return {"familiar": familiar, "far": round(margin * max(familiar, *anchors), 4),
             "real_crops_p99": anchors[1], "val_photos_p995": anchors[0]}

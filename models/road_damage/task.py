@@ -14,7 +14,13 @@ from pydantic import Field
 
 from models.configs import Strict, Tenant
 from models.road_damage import schema as S
-from models.road_damage.analyze import Cuts, RoadCheck, road_verdict, tile_flags
+from models.road_damage.analyze import (
+    Cuts,
+    RoadCheck,
+    photo_distance,
+    road_verdict,
+    tile_flags,
+)
 from models.road_damage.baseline import DarkLineDetector, calibrate, f1
 from models.road_damage.generate import Spec, generate
 from models.road_damage.labels import (
@@ -411,7 +417,7 @@ def familiarity(cfg: RoadDamageConfig, model: Any, fit_set: TileSet, val_set: Ti
     for i in np.unique(val_set.photo):
         m = val_set.photo == i
         if val_set.pavement[m].mean() >= rc.min_share and (m & paved).any():
-            medians.append(float(np.median(vd[m & paved])))
+            medians.append(photo_distance(vd[m & paved]))
     try:
         own, _ = real.split(real.load())
         real_d = ood.distance(net.predict_all(model, real.windows(own.images, window))[1], stats)

@@ -20,7 +20,7 @@ from tests.e2e.conftest import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, JAPANESE,
 
 KEY = "kyodo-demo-121002"  # 千葉市
 SCREENSHOT = REPO / "reports" / "e2e" / "road_damage.png"
-RANK = {"I": 0, "II": 1, "III": 2}
+RANK = {"none": -1, "I": 0, "II": 1, "III": 2}  # none: no level (not a road photo)
 NO_FIX = REPO / "tests" / "fixtures" / "cases" / "g7_null_island.jpg"  # GPS 0°, 0°
 
 with contextlib.suppress(ImportError):  # missing: BROWSER_MARKS skip the tests
@@ -120,3 +120,4 @@ def test_a_broken_file_is_named_in_japanese(server: str, phone: Page, tmp_path: 
     message = phone.get_by_test_id("alert-message")
     expect(message).to_contain_text("写真を診断できませんでした", timeout=30_000)
     expect(message).to_contain_text("memo.jpg")
+

@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from models.configs import Tenant
-from models.road_damage.analyze import overlay_png, run_onnx, summarise
+from models.road_damage.analyze import RoadCheck, overlay_png, run_onnx, summarise
 from models.road_damage.labels import CLASSES, LEVELS_JA
 from models.road_damage.photo import Grid, PhotoError, photo_tiles
 from models.road_damage.position import outside_warning
@@ -29,6 +29,7 @@ from serving.files import FileStoreError
 from serving.runtime import LoadedModel, Runtime
 
 TASK = "road_damage"
+NO_LEVEL_JA = "判定なし"  # a photo without a level (not a road photo, or unlike the training data)
 ASSETS = "road.json"
 MAX_FILES = 20
 MAX_FILE_MB = 20
@@ -113,19 +114,28 @@ def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]], tenant: Tenant,
     """Per photo: the summary, EXIF facts, warnings and overlay PNG (all tiles in batched ONNX
     calls)."""
     a = model.assets[ASSETS]
+    check = RoadCheck.of(a)
     decoded = _decode(raw, Grid.of(a))
-    probs = run_onnx(model.session, np.concatenate([d[1] for d in decoded]))
+    out = run_onnx(model.session, np.concatenate([d[1] for d in decoded]))
     results, start = [], 0
     for i, (name, tiles, (rows, cols), facts, image) in enumerate(decoded):
-        p = probs[start:start + len(tiles)]
+        part = slice(start, start + len(tiles))
         start += len(tiles)
-        res = summarise(p, rows, cols, a["threshold"])
+        p = out["probabilities"][part]
+        res = summarise(p, rows, cols, a["threshold"], _part(out["pavement"], part),
+                        _part(out["distance"], part), check)
         res.update(index=i, name=name, lat=facts["lat"], lon=facts["lon"],
-                   taken_at=facts["taken_at"], warnings=_warnings(facts, tenant))
-        res["overlay"] = overlay_png(image, p, rows, cols, a["threshold"])
+                   taken_at=facts["taken_at"],
+                   warnings=[*res.pop("level_warnings"), *_warnings(facts, tenant)])
+        paved = np.array([c["pavement"] for line in res["grid"] for c in line], bool)
+        res["overlay"] = overlay_png(image, p, rows, cols, a["threshold"], paved)
         res["image"] = _jpeg(image)  # what was analysed: corrections export it for training
         results.append(res)
     return results
+
+
+def _part(values: np.ndarray | None, part: slice) -> np.ndarray | None:
+    return None if values is None else values[part]
 
 
 def _unavailable(exc: FileStoreError, what: str) -> HTTPException:
@@ -148,9 +158,13 @@ def _jpeg(image: np.ndarray) -> bytes:
         "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
 async def analyze(request: Request, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
     """Photos (JPEG, PNG or iPhone HEIC, up to 20 of 20 MB each) -> per photo: damage types
-    with confidence, crack ratio, MLIT level, tile grid, GPS and time from EXIF, warnings (GPS
-    0°, 0° = no fix, unreadable time, far outside the municipality), overlay URL; worst first.
-    Top-level `warnings` lists every photo's warnings with the photo name."""
+    with confidence, crack ratio over road-surface tiles, `pavement_share` (share of tiles that
+    are road surface), MLIT level (null for a photo that is not a road photo or unlike the
+    training data, with a warning saying why), tile grid (each cell with `pavement`), GPS and
+    time from EXIF, warnings (no level, unfamiliar pavement, GPS 0°, 0° = no fix, unreadable
+    time, far outside the municipality), overlay URL (tiles that are not road surface greyed);
+    worst first, photos without a level last. Top-level `warnings` lists every photo's
+    warnings with the photo name; `summary` counts levels and `none` (no level)."""
     model = champion(rt, TASK)
     with metered(rt, tenant, TASK, "analyze", model.version) as meter:
         files = await _uploads(request)
@@ -172,7 +186,8 @@ async def analyze(request: Request, tenant: Subscriber, rt: Rt) -> dict[str, Any
     return {"task": TASK, "model_version": model.version, "batch_id": batch_id,
             "classes": list(CLASSES), "labels_ja": model.assets[ASSETS]["labels_ja"],
             "levels_ja": LEVELS_JA, "photos": photos,
-            "summary": {lv: sum(r["mlit_level"] == lv for r in results) for lv in LEVELS_JA},
+            "summary": {**{lv: sum(r["mlit_level"] == lv for r in results) for lv in LEVELS_JA},
+                        "none": sum(r["mlit_level"] is None for r in results)},
             "warnings": [{"photo": p["name"], **w} for p in photos for w in p["warnings"]],
             "exports": {f: f"/v1/{TASK}/batches/{batch_id}/export?format={f}"
                         for f in ("geojson", "csv")}}
@@ -217,24 +232,29 @@ def _warning_text(photo: dict[str, Any]) -> str:
 
 
 def batch_table(photos: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per photo: lat, lon, level, types, photo name, warnings (worst first)."""
+    """One row per photo: lat, lon, level (empty when withheld), crack ratio, pavement share,
+    types, photo name, warnings (worst first)."""
     rows = [{"photo": p["name"], "lat": p["lat"], "lon": p["lon"], "taken_at": p["taken_at"],
-             "mlit_level": p["mlit_level"], "crack_ratio": p["crack_ratio"],
+             "mlit_level": p["mlit_level"] or "", "crack_ratio": p["crack_ratio"],
+             "pavement_share": p.get("pavement_share"),
              "types": " ".join(t["type"] for t in p["types"]), "warnings": _warning_text(p)}
             for p in sorted(photos, key=lambda r: -r["severity"])]
     return pd.DataFrame(rows, columns=["photo", "lat", "lon", "taken_at", "mlit_level",
-                                       "crack_ratio", "types", "warnings"])
+                                       "crack_ratio", "pavement_share", "types", "warnings"])
 
 
 def geojson(photos: list[dict[str, Any]]) -> dict[str, Any]:
     """Photos with a GPS position as GeoJSON points (lon, lat order) for the office GIS; a
     photo without a fix (no GPS, or 0°, 0°) has no point. `warnings` (Japanese) says what to
-    check, e.g. a position far outside the municipality."""
+    check, e.g. a position far outside the municipality or why a photo has no level
+    (mlit_level null)."""
     features = [{"type": "Feature", "geometry": {"type": "Point",
                                                  "coordinates": [p["lon"], p["lat"]]},
                  "properties": {"photo": p["name"], "mlit_level": p["mlit_level"],
-                                "mlit_level_ja": LEVELS_JA[p["mlit_level"]],
-                                "crack_ratio": p["crack_ratio"], "taken_at": p["taken_at"],
+                                "mlit_level_ja": LEVELS_JA.get(p["mlit_level"], NO_LEVEL_JA),
+                                "crack_ratio": p["crack_ratio"],
+                                "pavement_share": p.get("pavement_share"),
+                                "taken_at": p["taken_at"],
                                 "types": [t["type"] for t in p["types"]],
                                 "warnings": _warning_text(p)}}
                 for p in sorted(photos, key=lambda r: -r["severity"]) if p["lat"] is not None]

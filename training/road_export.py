@@ -46,15 +46,19 @@ def corrections_frames(photos: list[dict[str, Any]]) -> dict[str, FilesFrames]:
         rows, tiles, files = out.setdefault(code, ([], [], {}))
         file = f"images/{code}/{pid}.jpg"
         files[file] = p["image"]
-        ratio = crack_ratio(labels)
+        # road surface as the model called it (results from before the mask: every tile)
+        paved = np.array([c.get("pavement", True) for line in res["grid"] for c in line], bool)
+        ratio = crack_ratio(labels, paved)
         rows.append({"photo_id": pid, "tenant_code": code, "file": file, "mask_file": "",
                      "taken_at": res.get("taken_at") or "",
                      "lat": "" if res.get("lat") is None else res["lat"],
                      "lon": "" if res.get("lon") is None else res["lon"],
                      "rows": res["rows"], "cols": res["cols"], "crack_ratio": round(ratio, 4),
-                     "mlit_level": mlit_level(ratio), "source": f"corrections:{p['name']}"})
+                     "mlit_level": mlit_level(ratio) if paved.any() else "",
+                     "source": f"corrections:{p['name']}"})
         tiles.extend({"photo_id": pid, "tenant_code": code, "row": k // res["cols"],
-                      "col": k % res["cols"], **dict(zip(CLASSES, map(int, lab), strict=True))}
+                      "col": k % res["cols"], **dict(zip(CLASSES, map(int, lab), strict=True)),
+                      "pavement": int(paved[k])}
                      for k, lab in enumerate(labels))
     return {code: FilesFrames({"photos": pd.DataFrame(r), "tiles": pd.DataFrame(t)}, f)
             for code, (r, t, f) in out.items()}

@@ -1,10 +1,15 @@
 """Deterministic synthetic road photos with per-class pixel masks, tile labels and MLIT levels.
 
-A photo is rendered on a top-down road plane (render.py), seen through a car-mounted or hand-held
-phone camera (perspective, exposure, blur, noise, JPEG) and stored with EXIF GPS, time and
-sometimes a rotated orientation, as phones do. The mask PNG holds one bit per damage class
-(labels.MASK_BITS) in the upright view; tile labels and the crack ratio come from it, so the
-generator knows the truth exactly.
+A photo is rendered on a top-down road plane (render.py) and seen in one of three views: a
+close-up of the pavement from a car-mounted or hand-held phone (the road fills the frame), a
+street view from a dashcam or a phone at chest height (street.py: the road in the lower part of
+the frame with sky, buildings, vehicles, people, kerbs and sidewalks, the car's bonnet or wiper
+around it), or a photo with no road at all (a wall, a room, sky, vegetation). Then the camera
+(exposure, blur, vignette, noise, JPEG) and EXIF GPS, time and sometimes a rotated orientation,
+as phones do. The mask PNG holds one bit per damage class (labels.MASK_BITS) and NOT_PAVEMENT_BIT
+for pixels that are not road surface, in the upright view; tile labels, each tile's `pavement`
+truth and the crack ratio (over road-surface tiles only) come from it, so the generator knows the
+truth exactly. A photo without any road-surface tile has no MLIT level ("").
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ import pandas as pd
 from PIL import Image, ImageFilter
 
 from models.road_damage import render as R
-from models.road_damage.labels import CLASSES, crack_ratio, mlit_level, tile_labels
+from models.road_damage import street as S
+from models.road_damage.labels import (
+    CLASSES,
+    crack_ratio,
+    mlit_level,
+    pavement_tiles,
+    tile_labels,
+)
 from models.road_damage.photo import Grid
 from models.task import FilesFrames
 
@@ -30,6 +42,7 @@ CITY_CENTRES = {"121002": (35.6073, 140.1063), "012050": (42.3152, 140.9737),
                 "182079": (35.9566, 136.1844), "012084": (43.8030, 143.8958)}
 # Damage mix per region: Hokkaido's freeze-thaw makes transverse cracks and potholes commoner.
 SNOW_BELT = {"012050", "012084"}
+NOT_PAVEMENT_BIT = 1 << 7  # mask PNG bit of pixels that are not road surface
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,8 @@ class Spec:
     min_photos: int
     grid: Grid
     damage_share: float  # photos with any damage
+    street_share: float = 0.0  # photos in the street view (street.street)
+    off_road_share: float = 0.0  # photos without road (street.off_road)
 
 
 def counts(tenants: list[tuple[str, int]], total: int, minimum: int) -> dict[str, int]:
@@ -66,7 +81,8 @@ def generate(tenants: list[tuple[str, int]], spec: Spec, seed: int,
             for k, lab in enumerate(labels):
                 tiles.append({"photo_id": row["photo_id"], "tenant_code": code,
                               "row": k // cols, "col": k % cols,
-                              **{c: int(v) for c, v in zip(CLASSES, lab, strict=True)}})
+                              **{c: int(v) for c, v in zip((*CLASSES, "pavement"), lab,
+                                                           strict=True)}})
             files[row["file"]] = jpeg
             files[row["mask_file"]] = mask_png
         out[code] = FilesFrames({"photos": pd.DataFrame(photos), "tiles": pd.DataFrame(tiles)},
@@ -76,13 +92,30 @@ def generate(tenants: list[tuple[str, int]], spec: Spec, seed: int,
 
 def photo(rng: np.random.Generator, code: str, index: int, spec: Spec,
           ) -> tuple[dict, np.ndarray, bytes, bytes]:
-    """One photo: (photos row, tile labels, JPEG bytes, mask PNG bytes)."""
-    rgb, mask = scene(rng, code, spec.damage_share)
-    img, mask_img = camera(rng, rgb, mask)
-    upright_mask = np.asarray(mask_img)
+    """One photo: (photos row, tile labels with a last `pavement` column, JPEG bytes, mask PNG
+    bytes)."""
+    u = rng.random()
+    view = ("off_road" if u < spec.off_road_share else
+            "street" if u < spec.off_road_share + spec.street_share else "close")
+    if view == "off_road":
+        pixels = S.off_road(rng, PHOTO)
+        pavement = np.zeros(pixels.shape[:2], bool)
+        bits = np.zeros(pixels.shape[:2], np.uint8)
+    else:
+        rgb, mask = scene(rng, code, spec.damage_share)
+        if view == "street":
+            pixels, pavement, bits = S.street(rng, rgb, mask, PHOTO)
+        else:
+            pixels, bits = close_up(rng, rgb, mask)
+            pavement = np.ones(bits.shape, bool)
+    img = effects(rng, pixels)
+    upright_mask = bits | np.where(pavement, 0, NOT_PAVEMENT_BIT).astype(np.uint8)
+    mask_img = Image.fromarray(upright_mask, "L")
     rows, cols = spec.grid.shape(*PHOTO)
-    labels = tile_labels(upright_mask, rows, cols)
-    ratio = crack_ratio(labels)
+    labels = tile_labels(bits, rows, cols)
+    paved = pavement_tiles(pavement, rows, cols)
+    labels[~paved] = np.eye(len(CLASSES), dtype=np.int8)[0]  # not road: no damage either
+    ratio = crack_ratio(labels, paved)
     lat, lon, taken = place_and_time(rng, code)
     orientation = 6 if rng.random() < 0.15 else 1  # phone held sideways: pixels stored turned
     stored = img.transpose(Image.Transpose.ROTATE_90) if orientation == 6 else img
@@ -94,8 +127,9 @@ def photo(rng: np.random.Generator, code: str, index: int, spec: Spec,
            "mask_file": f"masks/{code}/{pid}.png", "taken_at": taken.isoformat() if taken else "",
            "lat": "" if lat is None else f"{lat:.6f}", "lon": "" if lon is None else f"{lon:.6f}",
            "rows": rows, "cols": cols, "crack_ratio": round(ratio, 4),
-           "mlit_level": mlit_level(ratio), "source": "synthetic"}
-    return row, labels, jpeg, buf.getvalue()
+           "mlit_level": mlit_level(ratio) if paved.any() else "",
+           "source": f"synthetic:{view}"}
+    return row, np.column_stack([labels, paved]).astype(np.int8), jpeg, buf.getvalue()
 
 
 def scene(rng: np.random.Generator, code: str, damage_share: float,
@@ -148,38 +182,48 @@ def perspective(rng: np.random.Generator) -> tuple[float, ...]:
     src = [(0, 0), (PHOTO[0], 0), (PHOTO[0], PHOTO[1]), (0, PHOTO[1])]
     dst = [(skew[0], skew[1]), (w - skew[2], skew[3]), (cx + near * w / 2, h),
            (cx - near * w / 2, h)]
-    A, b = [], []
-    for (x, y), (u, v) in zip(src, dst, strict=True):
-        A.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
-        A.append([0, 0, 0, x, y, 1, -v * x, -v * y])
-        b += [u, v]
-    return tuple(np.linalg.solve(np.array(A, float), np.array(b, float)).tolist())
+    return S.homography(src, dst)
 
 
-def camera(rng: np.random.Generator, rgb: np.ndarray, mask: np.ndarray,
-           ) -> tuple[Image.Image, Image.Image]:
-    """The upright photo as the phone records it, and the mask in the same view."""
+def close_up(rng: np.random.Generator, rgb: np.ndarray, mask: np.ndarray,
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """The road plane as a close-up fills the photo: (float32 RGB (h, w, 3), damage bits
+    uint8 (h, w)) in the photo's upright view."""
     coeffs = perspective(rng)
+    img = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")
+    img = img.transform(PHOTO, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)
+    bits = Image.fromarray(mask, "L").transform(PHOTO, Image.Transform.PERSPECTIVE, coeffs,
+                                                Image.Resampling.NEAREST)
+    return np.asarray(img, np.float32) / 255.0, np.asarray(bits, np.uint8)
+
+
+def effects(rng: np.random.Generator, rgb: np.ndarray) -> Image.Image:
+    """What the phone does to the light: exposure, gamma, focus or motion blur, vignette and
+    sensor grain, on float32 RGB (h, w, 3) in 0..1; an 8-bit RGB image of the same size."""
     exposure = 2 ** rng.normal(0, 0.3)
     gamma = rng.uniform(0.85, 1.15)
     lin = np.clip(rgb * exposure, 0, 1) ** gamma
     img = Image.fromarray((lin * 255 + 0.5).astype(np.uint8), "RGB")
-    img = img.transform(PHOTO, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)
-    mask_img = Image.fromarray(mask, "L").transform(PHOTO, Image.Transform.PERSPECTIVE, coeffs,
-                                                    Image.Resampling.NEAREST)
     if rng.random() < 0.5:
         img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.1)))
     if rng.random() < 0.1:  # shaky hand or moving car: a short motion blur along travel
         img = img.filter(ImageFilter.Kernel((3, 3), [0, 1, 0, 0, 1, 0, 0, 1, 0], 3))
     arr = np.asarray(img, np.float32)
-    yy, xx = np.mgrid[0:PHOTO[1], 0:PHOTO[0]].astype(np.float32)
-    vignette = 1 - rng.uniform(0, 0.25) * (((xx / PHOTO[0] - 0.5) ** 2
-                                            + (yy / PHOTO[1] - 0.5) ** 2) * 2)
+    h, w = arr.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    vignette = 1 - rng.uniform(0, 0.25) * (((xx / w - 0.5) ** 2 + (yy / h - 0.5) ** 2) * 2)
     sigma = rng.uniform(1.0, 7.0)
     grain = sigma * (rng.standard_normal(arr.shape[:2], np.float32)[..., None]
                      + rng.standard_normal(arr.shape, np.float32) / 3)
     out = np.clip(arr * vignette[..., None] + grain, 0, 255).astype(np.uint8)
-    return Image.fromarray(out, "RGB"), mask_img
+    return Image.fromarray(out, "RGB")
+
+
+def camera(rng: np.random.Generator, rgb: np.ndarray, mask: np.ndarray,
+           ) -> tuple[Image.Image, Image.Image]:
+    """A close-up photo as the phone records it, and the damage mask in the same view."""
+    pixels, bits = close_up(rng, rgb, mask)
+    return effects(rng, pixels), Image.fromarray(bits, "L")
 
 
 def place_and_time(rng: np.random.Generator, code: str,

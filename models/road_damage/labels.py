@@ -29,6 +29,13 @@ RDD_NOT_DAMAGE = ("D43", "D44", "D50", "REPAIR", "BLUR")
 LEVELS = ("I", "II", "III")
 LEVELS_JA = {"I": "Ⅰ 健全", "II": "Ⅱ 表層機能保持段階", "III": "Ⅲ 修繕段階"}
 LEVEL_RANK = {"I": 0, "II": 1, "III": 2}
+# The model's outputs: the tile classes, then whether the tile is road surface at all (sky,
+# buildings, vehicles, vegetation, kerb and sidewalk, people, the car's bonnet or wiper are not).
+PAVEMENT = "pavement"
+OUTPUTS = (*CLASSES, PAVEMENT)
+NOT_PAVEMENT_JA = "路面以外"
+# A tile is road surface when at least this share of its pixels are (the generator's truth).
+PAVEMENT_TILE_SHARE = 0.5
 
 
 def mlit_level(crack_ratio: float) -> str:
@@ -58,6 +65,22 @@ def tile_labels(mask: np.ndarray, rows: int, cols: int,
     return np.column_stack([~damage.any(axis=1), damage]).astype(np.int8)
 
 
-def crack_ratio(labels: np.ndarray) -> float:
-    """Share of tiles with any damage class (MLIT counts patch and pothole area as cracked)."""
-    return float(labels[:, 1:].any(axis=1).mean()) if len(labels) else 0.0
+def crack_ratio(labels: np.ndarray, pavement: np.ndarray | None = None) -> float:
+    """Share of road-surface tiles with any damage class (MLIT counts patch and pothole area as
+    cracked). labels (n, len(CLASSES)); pavement (n,) bool, None = every tile is road surface;
+    0.0 when no tile is."""
+    if pavement is not None:
+        labels = labels[np.asarray(pavement, bool)]
+    return float(labels[:, 1:len(CLASSES)].any(axis=1).mean()) if len(labels) else 0.0
+
+
+def pavement_tiles(pavement: np.ndarray, rows: int, cols: int,
+                   share: float = PAVEMENT_TILE_SHARE) -> np.ndarray:
+    """Per tile (row-major, rows * cols): True where at least `share` of its pixels are road
+    surface in the boolean pixel map `pavement` (h, w)."""
+    h, w = pavement.shape
+    ys = np.linspace(0, h, rows + 1).round().astype(int)
+    xs = np.linspace(0, w, cols + 1).round().astype(int)
+    sums = np.add.reduceat(np.add.reduceat(pavement.astype(np.float64), ys[:-1], axis=0),
+                           xs[:-1], axis=1)
+    return (sums / np.outer(np.diff(ys), np.diff(xs)) >= share).reshape(rows * cols)

@@ -23,7 +23,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from models.road_damage.labels import CLASSES
+from models.road_damage.labels import CLASSES, OUTPUTS
 from models.road_damage.photo import MEAN, STD
 
 
@@ -32,7 +32,7 @@ class EfficientNetLiteConfig(PretrainedConfig):
 
     model_type = "kyodo_efficientnet_lite0"
 
-    def __init__(self, num_labels: int = len(CLASSES), dropout: float = 0.2,
+    def __init__(self, num_labels: int = len(OUTPUTS), dropout: float = 0.2,
                  freeze_blocks: int = 0, **kw: Any):
         # num_labels is a documented keyword that transformers 5 takes through **kwargs; its
         # dataclass __init__ signature leaves it out
@@ -97,8 +97,8 @@ class EfficientNetLiteForTiles(PreTrainedModel):
 
 def build(cfg: Any) -> tuple[PreTrainedModel, str]:
     """(untrained model, how it was initialised) from the model config."""
-    labels: dict[str, Any] = {"id2label": dict(enumerate(CLASSES)),
-              "label2id": {c: i for i, c in enumerate(CLASSES)},
+    labels: dict[str, Any] = {"id2label": dict(enumerate(OUTPUTS)),
+              "label2id": {c: i for i, c in enumerate(OUTPUTS)},
               "problem_type": "multi_label_classification"}
     if cfg.init not in ("scratch", "imagenet"):
         path = Path(cfg.init)
@@ -106,7 +106,7 @@ def build(cfg: Any) -> tuple[PreTrainedModel, str]:
             raise ValueError(f"model.init: {path} is not a local transformers checkpoint "
                              "directory (no config.json)")
         model = AutoModelForImageClassification.from_pretrained(
-            path, num_labels=len(CLASSES), ignore_mismatched_sizes=True, **labels)
+            path, num_labels=len(OUTPUTS), ignore_mismatched_sizes=True, **labels)
         return model, f"checkpoint:{path}"
     if cfg.architecture == "efficientnet_lite0":
         model = EfficientNetLiteForTiles(EfficientNetLiteConfig(
@@ -121,7 +121,7 @@ def build(cfg: Any) -> tuple[PreTrainedModel, str]:
                       num_channels=3, embedding_size=cfg.embedding_size,
                       hidden_sizes=list(cfg.hidden_sizes), depths=list(cfg.depths),
                       layer_type="basic", downsample_in_first_stage=False,
-                      num_labels=len(CLASSES), **labels)
+                      num_labels=len(OUTPUTS), **labels)
     return ResNetForImageClassification(rc), "scratch"
 
 
@@ -140,7 +140,7 @@ def augment(tiles: np.ndarray, y: np.ndarray, gen: torch.Generator,
     """Random JPEG, turn, flips, small rotation and zoom, colour, blur and noise of a batch.
 
     A quarter turn swaps longitudinal (D00) and transverse (D10) cracks, so it swaps their
-    labels too.
+    labels too. y (n, len(OUTPUTS)): the classes, then `pavement`.
     """
     tiles = tiles.copy()
     for i in np.flatnonzero(rng.random(len(tiles)) < 0.1):  # phones re-compress
@@ -152,7 +152,7 @@ def augment(tiles: np.ndarray, y: np.ndarray, gen: torch.Generator,
     n = len(x)
     turn = torch.rand(n, generator=gen) < 0.25
     x[turn] = torch.rot90(x[turn], 1, (2, 3))
-    yt[turn] = yt[turn][:, [0, 2, 1, 3, 4]]
+    yt[turn] = yt[turn][:, [0, 2, 1, *range(3, yt.shape[1])]]
     for dim, p in ((3, 0.5), (2, 0.5)):
         flip = torch.rand(n, generator=gen) < p
         x[flip] = torch.flip(x[flip], (dim,))
@@ -202,21 +202,64 @@ def _best_cut(truth: np.ndarray, score: np.ndarray) -> float:
 
 
 def tune_thresholds(probs: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
-    """Cuts with the best F1 on validation tiles: per damage class, and for crack / no-crack
-    on the most likely crack class (analyze.tile_flags)."""
-    cracked = np.any(Y[:, 1:4] > 0.5, axis=1)
-    return {"class": [_best_cut(Y[:, k] > 0.5, probs[:, k]) for k in range(1, Y.shape[1])],
+    """Cuts with the best F1 on validation tiles that are road surface (the others never
+    count): per damage class, and for crack / no-crack on the most likely crack class
+    (analyze.tile_flags). probs and Y (n, len(OUTPUTS))."""
+    road = Y[:, len(CLASSES)] > 0.5 if Y.shape[1] > len(CLASSES) else np.ones(len(Y), bool)
+    probs, Y = probs[road], Y[road]
+    cracked = (Y[:, 1:4] > 0.5).any(axis=1)
+    return {"class": [_best_cut(Y[:, k] > 0.5, probs[:, k]) for k in range(1, len(CLASSES))],
             "crack": _best_cut(cracked, probs[:, 1:4].max(axis=1))}
 
 
+# EfficientNet-Lite0 block whose output, pooled to per-channel mean and spread, describes a
+# tile for the familiarity distance: mid-level texture features (192 channels), which told the
+# held-back road photos and real crops from other images better than the 1280-d penultimate
+# features trained for damage (bench/road_ood.py; tuned without the evaluation photos).
+FAMILIARITY_BLOCK = 12
+
+
+def logits_and_embedding(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits (n, len(OUTPUTS)), the features the familiarity distance uses (n, d)): for
+    EfficientNet-Lite0 the mean and standard deviation over the tile of block
+    FAMILIARITY_BLOCK's channels (d = 384); for other architectures the input of the last
+    linear layer (ResNet: pooled, d = hidden_sizes[-1])."""
+    blocks = getattr(getattr(model, "backbone", None), "_blocks", None)
+    seen: dict[str, torch.Tensor] = {}
+    if blocks is not None and len(blocks) > FAMILIARITY_BLOCK:
+        hook = blocks[FAMILIARITY_BLOCK].register_forward_hook(
+            lambda _m, _a, out: seen.__setitem__("e", torch.cat(
+                [out.mean((2, 3)), out.flatten(2).std(2)], 1)))
+    else:
+        last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+        hook = last.register_forward_pre_hook(
+            lambda _m, args: seen.__setitem__("e", args[0].flatten(1)))
+    try:
+        logits = model(pixel_values=x).logits
+    finally:
+        hook.remove()
+    return logits, seen["e"]
+
+
 def predict(model: nn.Module, tiles: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Sigmoid probabilities (n, len(CLASSES)) of uint8 tiles."""
+    """Sigmoid class probabilities (n, len(CLASSES)) of uint8 tiles (predict_all: with the
+    pavement probability and the features)."""
+    return predict_all(model, tiles, batch)[0][:, :len(CLASSES)]
+
+
+def predict_all(model: nn.Module, tiles: np.ndarray, batch: int = 256,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(sigmoid probabilities (n, len(OUTPUTS)), penultimate features (n, d)) of uint8 tiles."""
     model.eval()
-    out = []
+    out, emb = [], []
     with torch.no_grad():
         for s in range(0, len(tiles), batch):
-            out.append(torch.sigmoid(model(pixel_values=to_input(tiles[s:s + batch])).logits))
-    return torch.cat(out).numpy() if out else np.zeros((0, len(CLASSES)), np.float32)
+            logits, e = logits_and_embedding(model, to_input(tiles[s:s + batch]))
+            out.append(torch.sigmoid(logits))
+            emb.append(e)
+    if not out:
+        return np.zeros((0, len(OUTPUTS)), np.float32), np.zeros((0, 0), np.float32)
+    return torch.cat(out).numpy(), torch.cat(emb).numpy()
 
 
 def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor,
@@ -342,29 +385,78 @@ def train(model: nn.Module, X: np.ndarray, Y: np.ndarray, Xv: np.ndarray, Yv: np
     # export and serving-side checks run on the CPU, in the default memory layout
     model.to("cpu", memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     hist.thresholds = tune_thresholds(predict(model, Xv), Yv) if len(Xv) else {
-        "class": [0.5] * 4, "crack": 0.5}
+        "class": [0.5] * (len(CLASSES) - 1), "crack": 0.5}
     hist.seconds = round(time.perf_counter() - t0, 1)
     return hist
 
 
-class Exported(nn.Module):
-    """What ONNX holds: normalised tiles (n, 3, t, t) -> sigmoid probabilities (n, classes)."""
+class Familiarity(nn.Module):
+    """How far a tile's features lie from the road-surface tiles the model trained on: the
+    Mahalanobis distance under a probabilistic-PCA covariance (Tipping & Bishop 1999: the top
+    k directions with their own variance, the rest sharing the average left-over variance),
+    divided by the dimension and square-rooted, so training tiles score about 1.
 
-    def __init__(self, model: nn.Module):
+    Buffers come from ood.fit_ppca (mean (d,), basis (d, k), inv_var (k,), inv_rest ()): the
+    statistics ship inside the ONNX graph, so serving computes the same number."""
+
+    def __init__(self, stats: dict[str, np.ndarray]):
+        super().__init__()
+        for k in ("mean", "basis", "inv_var", "inv_rest"):
+            self.register_buffer(k, torch.as_tensor(np.asarray(stats[k], np.float32)))
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        c = e - self.mean
+        z = c @ self.basis
+        rest = c - z @ self.basis.T
+        d2 = (z * z * self.inv_var).sum(1) + (rest * rest).sum(1) * self.inv_rest
+        return torch.sqrt(d2 / c.shape[1] + 1e-12)
+
+
+class Exported(nn.Module):
+    """What ONNX holds: normalised tiles (n, 3, t, t) -> class probabilities (n, classes), the
+    probability that each tile is road surface (n,) and its feature distance to the training
+    road surface (n,; Familiarity, zeros when no statistics were fitted)."""
+
+    def __init__(self, model: nn.Module, stats: dict[str, np.ndarray] | None = None):
         super().__init__()
         self.model = model
+        self.familiarity = Familiarity(stats) if stats else None
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.model(pixel_values=pixel_values).logits)
+    def forward(self, pixel_values: torch.Tensor,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, e = logits_and_embedding(self.model, pixel_values)
+        probs = torch.sigmoid(logits)
+        k = len(CLASSES)
+        dist = self.familiarity(e) if self.familiarity is not None else probs[:, 0] * 0
+        return probs[:, :k], probs[:, k], dist
 
 
-def to_onnx(model: nn.Module, tile: int, opset: int) -> bytes:
-    """The model as an ONNX graph with input 'input' and output 'probabilities', dynamic batch."""
+def outputs(model: nn.Module, stats: dict[str, np.ndarray] | None, tiles: np.ndarray,
+            batch: int = 256) -> dict[str, np.ndarray]:
+    """The exported graph's outputs computed in torch: {"probabilities" (n, classes),
+    "pavement" (n,), "distance" (n,)} of uint8 tiles."""
+    wrapped = Exported(model, stats).eval()
+    parts: list[tuple[torch.Tensor, ...]] = []
+    with torch.no_grad():
+        for s in range(0, len(tiles), batch):
+            parts.append(wrapped(to_input(tiles[s:s + batch])))
+    if not parts:
+        return {"probabilities": np.zeros((0, len(CLASSES)), np.float32),
+                "pavement": np.zeros(0, np.float32), "distance": np.zeros(0, np.float32)}
+    return {name: torch.cat([p[i] for p in parts]).numpy()
+            for i, name in enumerate(("probabilities", "pavement", "distance"))}
+
+
+def to_onnx(model: nn.Module, tile: int, opset: int,
+            stats: dict[str, np.ndarray] | None = None) -> bytes:
+    """The model as an ONNX graph with input 'input' and outputs 'probabilities', 'pavement'
+    and 'distance' (Exported), dynamic batch."""
     buf = io.BytesIO()
     model.eval()
+    names = ["probabilities", "pavement", "distance"]
     # the TorchScript exporter (dynamo=False) writes to file objects; the annotation says paths
-    torch.onnx.export(Exported(model), (torch.zeros(2, 3, tile, tile),), buf,  # type: ignore[arg-type]
-                      input_names=["input"], output_names=["probabilities"],
-                      dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}},
+    torch.onnx.export(Exported(model, stats).eval(), (torch.zeros(2, 3, tile, tile),), buf,  # type: ignore[arg-type]
+                      input_names=["input"], output_names=names,
+                      dynamic_axes={"input": {0: "batch"}, **{n: {0: "batch"} for n in names}},
                       opset_version=opset, dynamo=False)
     return buf.getvalue()

@@ -165,4 +165,7 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], window: int, cuts: Cut
         "per_class": per_class,
         "potholes_found": round(float(flags[pothole, CLASSES.index("D40")].mean()), 4)
         if pothole.any() else None,
+        # issue target: potholes reported on at most 10% of what has none
+        "potholes_flagged_without": round(float(flags[~pothole, CLASSES.index("D40")].mean()),
+                                          4) if (~pothole).any() else None,
     }

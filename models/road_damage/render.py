@@ -62,6 +62,16 @@ def as_alpha(img: Image.Image, radius: float = 0.0) -> np.ndarray:
 # -- surface ------------------------------------------------------------------------------------
 
 
+def specks(rng: Rng, shape: tuple[int, int], density: float, scale: float) -> np.ndarray:
+    """Random stones about `scale` pixels across covering `density` of the area, float32
+    (h, w) in 0..1 (drawn on a coarser grid and enlarged, so they stay round and soft)."""
+    h, w = shape
+    small = (rng.random((max(2, int(h / scale)), max(2, int(w / scale)))) < density)
+    img = Image.fromarray((small * 255).astype(np.uint8), "L").resize(
+        (w, h), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(scale / 4))
+    return np.asarray(img, np.float32) / 255.0
+
+
 def asphalt(rng: Rng, shape: tuple[int, int]) -> np.ndarray:
     """Asphalt: grey with colour cast, patchy wear, aggregate stones and fine grain."""
     w = shape[1]
@@ -73,6 +83,10 @@ def asphalt(rng: Rng, shape: tuple[int, int]) -> np.ndarray:
     light = blur((rng.random(shape) < rng.uniform(0.01, 0.04)).astype(np.float32), 0.8)
     dark = blur((rng.random(shape) < rng.uniform(0.01, 0.03)).astype(np.float32), 0.9)
     stones = 1 + rng.uniform(0.04, 0.10) * grain + rng.uniform(0.8, 1.6) * light - 1.0 * dark
+    if rng.random() < 0.6:  # coarse aggregate as phones see it up close: stones of 2-5 px
+        scale = rng.uniform(1.8, 4.5)
+        stones += rng.uniform(0.3, 0.8) * specks(rng, shape, rng.uniform(0.03, 0.09), scale)
+        stones -= rng.uniform(0.3, 0.7) * specks(rng, shape, rng.uniform(0.02, 0.06), scale)
     # wheel paths polish the surface: slightly lighter bands along the direction of travel
     x = np.arange(w, dtype=np.float32)
     paths = sum(np.exp(-((x - c * w) / (0.07 * w)) ** 2) for c in (0.3, 0.7))

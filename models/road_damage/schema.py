@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import pandera.pandas as pa
 
-from models.road_damage.labels import CLASSES, LEVELS
+from models.road_damage.labels import CLASSES, LEVELS, PAVEMENT
 
 TENANT = pa.Column(str, pa.Check.str_matches(r"^\d{6}$"))
 BINARY = pa.Check.isin([0, 1])
@@ -24,7 +24,8 @@ PHOTOS = pa.DataFrameSchema({
     "rows": pa.Column(int, pa.Check.ge(1)),
     "cols": pa.Column(int, pa.Check.ge(1)),
     "crack_ratio": pa.Column(float, pa.Check.in_range(0, 1)),
-    "mlit_level": pa.Column(str, pa.Check.isin(list(LEVELS))),
+    # "" for a photo with no road surface (the generator's wall, room and sky photos)
+    "mlit_level": pa.Column(str, pa.Check.isin([*LEVELS, ""])),
     "source": pa.Column(str),
 }, strict=True, coerce=True)
 TILES = pa.DataFrameSchema({
@@ -33,6 +34,8 @@ TILES = pa.DataFrameSchema({
     "row": pa.Column(int, pa.Check.ge(0)),
     "col": pa.Column(int, pa.Check.ge(0)),
     **{c: pa.Column(int, BINARY) for c in CLASSES},
+    # 1 when the tile is road surface; imports and corrections without it are all road surface
+    PAVEMENT: pa.Column(int, BINARY),
 }, strict=True, coerce=True)
 SCHEMAS = {"photos": PHOTOS, "tiles": TILES}
 
@@ -40,6 +43,8 @@ SCHEMAS = {"photos": PHOTOS, "tiles": TILES}
 def validate(frame: str, df: pd.DataFrame) -> pd.DataFrame:
     """The typed frame, or ValueError naming the column and first bad row (CSV line)."""
     df = df.copy()
+    if frame == "tiles":
+        df[PAVEMENT] = df[PAVEMENT].replace("", 1).fillna(1) if PAVEMENT in df else 1
     for col in ("lat", "lon"):
         if col in df:
             df[col] = df[col].replace("", None)

@@ -14,7 +14,13 @@ from pydantic import Field
 
 from models.configs import Strict, Tenant
 from models.road_damage import schema as S
-from models.road_damage.analyze import Cuts, tile_flags
+from models.road_damage.analyze import (
+    Cuts,
+    RoadCheck,
+    photo_distance,
+    road_verdict,
+    tile_flags,
+)
 from models.road_damage.baseline import DarkLineDetector, calibrate, f1
 from models.road_damage.generate import Spec, generate
 from models.road_damage.labels import (
@@ -38,6 +44,11 @@ class GenerateConfig(Strict):
     total_photos: int = Field(default=240, ge=4, description="the scale knob")
     min_photos: int = Field(default=30, ge=2)
     damage_share: float = Field(default=0.7, ge=0, le=1)
+    street_share: float = Field(default=0.35, ge=0, le=1, description="photos in the street "
+                                "view (road in the lower frame, sky, buildings, vehicles, kerbs, "
+                                "people, the car's bonnet or wiper around it)")
+    off_road_share: float = Field(default=0.06, ge=0, le=1, description="photos with no road "
+                                  "at all (wall, room, sky, vegetation)")
 
 
 class GridConfig(Strict):
@@ -89,6 +100,21 @@ class RealConfig(Strict):
                         "epoch: its weight against the synthetic tiles")
 
 
+class RoadCheckConfig(Strict):
+    """When a photo gets a level (analyze.RoadCheck); the distance cuts are tuned at training
+    (ood.tune) on synthetic validation photos and the training cities' real crops."""
+
+    pavement_cut: float = Field(default=0.5, gt=0, lt=1, description="pavement probability "
+                                "from which a tile is road surface")
+    min_share: float = Field(default=0.15, ge=0, le=1, description="road-surface tiles below "
+                             "this share: not a road photo, no level")
+    low_share: float = Field(default=0.35, ge=0, le=1, description="below this share: a warning")
+    unfamiliar_share: float = Field(default=0.5, ge=0, le=1, description="share of unfamiliar "
+                                    "road-surface tiles above which the photo gets a warning")
+    familiarity: bool = Field(default=True, description="fit the feature-distance statistics "
+                              "(shipped in the ONNX graph) and their cuts")
+
+
 class RoadDamageConfig(Strict):
     """configs/road_damage.yaml."""
 
@@ -100,6 +126,7 @@ class RoadDamageConfig(Strict):
                                     "F1 on the validation photos")
     model: ModelConfig = ModelConfig()
     real: RealConfig = RealConfig()
+    road_check: RoadCheckConfig = RoadCheckConfig()
     parity_tolerance: float = Field(default=1e-4, gt=0)
     parity_max_mismatch_share: float = Field(default=0.0, ge=0, le=1)
     parity_tiles: int = Field(default=512, ge=8)
@@ -113,6 +140,8 @@ class RoadModel:
     baseline: DarkLineDetector
     assets: dict[str, Any]
     history: dict[str, Any] = field(default_factory=dict)
+    # feature statistics of the training road surface (ood.fit_ppca; None: no distance output)
+    familiarity: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -123,11 +152,17 @@ class TileSet:
     labels: np.ndarray  # int8 (n, len(CLASSES))
     photo: np.ndarray  # index into photos per tile
     photos: pd.DataFrame
+    pavement: np.ndarray  # bool (n,): the tile is road surface
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Training targets (n, len(OUTPUTS)): the class labels, then pavement."""
+        return np.column_stack([self.labels, self.pavement]).astype(np.int8)
 
 
 def load_tiles(photos: pd.DataFrame, tiles: pd.DataFrame, grid: Grid) -> TileSet:
     """Decode each photo as serving would (EXIF orientation, resize, tiling) and attach labels."""
-    parts, labels, owner = [], [], []
+    parts, labels, owner, paved = [], [], [], []
     by_photo = {pid: g.sort_values(["row", "col"]) for pid, g in tiles.groupby("photo_id")}
     for i, row in enumerate(photos.itertuples(index=False)):
         # a 1 x 1 photo is a tile dataset's image (class folders): the whole image is the tile
@@ -140,11 +175,14 @@ def load_tiles(photos: pd.DataFrame, tiles: pd.DataFrame, grid: Grid) -> TileSet
         parts.append(t)
         labels.append(lab[list(CLASSES)].to_numpy(np.int8))
         owner.append(np.full(len(t), i))
+        paved.append(lab["pavement"].to_numpy(int) == 1 if "pavement" in lab
+                     else np.ones(len(t), bool))
     if not parts:
-        return TileSet(np.zeros((0, grid.tile, grid.tile, 3), np.uint8),
-                       np.zeros((0, len(CLASSES)), np.int8), np.zeros(0, int), photos)
+        return TileSet(np.zeros((0, grid.window, grid.window, 3), np.uint8),
+                       np.zeros((0, len(CLASSES)), np.int8), np.zeros(0, int), photos,
+                       np.zeros(0, bool))
     return TileSet(np.concatenate(parts), np.concatenate(labels), np.concatenate(owner),
-                   photos.reset_index(drop=True))
+                   photos.reset_index(drop=True), np.concatenate(paved))
 
 
 def _hash_share(ids: pd.Series, salt: str) -> np.ndarray:
@@ -178,7 +216,11 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
                  ) -> dict[str, FilesFrames]:
         """Synthetic photos, masks and tile labels per tenant (with image files attached)."""
         g = cfg.generate
-        spec = Spec(g.total_photos, g.min_photos, Grid(**cfg.grid.model_dump()), g.damage_share)
+        if g.street_share + g.off_road_share > 1:
+            raise ValueError(f"generate: street_share {g.street_share} + off_road_share "
+                             f"{g.off_road_share} is over 1")
+        spec = Spec(g.total_photos, g.min_photos, Grid(**cfg.grid.model_dump()), g.damage_share,
+                    g.street_share, g.off_road_share)
         return generate([(t.code, t.population) for t in tenants], spec, seed, progress=True)
 
     def split(self, cfg: RoadDamageConfig, data: Frames) -> tuple[Frames, Frames]:
@@ -200,24 +242,32 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         fit_set = load_tiles(photos[~val], train["tiles"], grid)
         val_set = load_tiles(photos[val], train["tiles"], grid)
         model, init = net.build(cfg.model)
-        X, Y, hard, n_real = with_real(cfg, fit_set.tiles, fit_set.labels, grid.window)
+        X, Y, hard, n_real = with_real(cfg, fit_set.tiles, fit_set.targets, grid.window)
         hist = net.train(model, X, Y.astype(np.float32), val_set.tiles,
-                         val_set.labels.astype(np.float32), cfg.model, seed, progress, hard)
-        baseline = calibrate(fit_set.tiles, _cracked(fit_set.labels))
+                         val_set.targets.astype(np.float32), cfg.model, seed, progress, hard)
+        road = fit_set.pavement
+        baseline = calibrate(fit_set.tiles[road], _cracked(fit_set.labels[road]))
         cuts = hist.thresholds if cfg.threshold == "auto" else [cfg.threshold] * 4
+        stats, check = familiarity(cfg, model, fit_set, val_set, grid.window, seed)
         assets = make_assets(cfg, init, model, cuts)
+        assets["road_check"] = check
         history = {"init": init, "epochs_run": len(hist.train_loss), "best_epoch":
                    hist.best_epoch, "train_loss": hist.train_loss, "val_loss": hist.val_loss,
                    "train_seconds": hist.seconds, "thresholds": hist.thresholds,
                    "train_tiles": len(fit_set.tiles), "train_real_crops": n_real,
-                   "val_tiles": len(val_set.tiles)}
-        return RoadModel(model, baseline, assets, history)
+                   "val_tiles": len(val_set.tiles), "road_check": check}
+        return RoadModel(model, baseline, assets, history, stats)
 
     def predict_tiles(self, model: RoadModel, tiles: np.ndarray) -> np.ndarray:
-        """Native probabilities of uint8 tiles."""
+        """Native class probabilities (n, len(CLASSES)) of uint8 tiles."""
+        return self.predict_outputs(model, tiles)["probabilities"]
+
+    def predict_outputs(self, model: RoadModel, tiles: np.ndarray) -> dict[str, np.ndarray]:
+        """What the exported graph gives, natively: probabilities (n, classes), pavement (n,)
+        and distance (n,) of uint8 tiles."""
         from models.road_damage import net
 
-        return net.predict(model.net, tiles)
+        return net.outputs(model.net, model.familiarity, tiles)
 
     def evaluate(self, cfg: RoadDamageConfig, model: RoadModel, test: Frames,
                  ) -> dict[str, Any]:
@@ -237,13 +287,16 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
                            ) -> dict[str, Any]:
         """evaluate without the real block: overall, per tenant and the headline."""
         ts = load_tiles(test["photos"], test["tiles"], Grid(**cfg.grid.model_dump()))
-        probs = self.predict_tiles(model, ts.tiles)
-        base = model.baseline.predict(ts.tiles) if len(ts.tiles) else np.zeros(0, bool)
+        out = self.predict_outputs(model, ts.tiles)
+        probs = out["probabilities"]
+        check = RoadCheck.of(model.assets)
+        paved = out["pavement"] >= check.pavement_cut
+        base = model.baseline.predict(ts.tiles) & paved if len(ts.tiles) else np.zeros(0, bool)
         tenant = ts.photos["tenant_code"].to_numpy()[ts.photo] if len(ts.tiles) else np.array([])
         cut = model.assets["threshold"]
-        overall = metrics(ts, probs, base, cut, np.ones(len(ts.tiles), bool))
+        overall = metrics(ts, probs, base, cut, np.ones(len(ts.tiles), bool), out, check)
         overall.update(model.history)
-        per_tenant = {code: metrics(ts, probs, base, cut, tenant == code)
+        per_tenant = {code: metrics(ts, probs, base, cut, tenant == code, out, check)
                       for code in sorted(set(tenant))}
         return {"overall": overall, "per_tenant": per_tenant, "headline": {
             "metric": "tile_crack_f1", "value": overall["crack_f1"], "oracle": 1.0,
@@ -263,7 +316,8 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         """One graph 'tiles': normalised tiles -> sigmoid probabilities per class."""
         from models.road_damage import net
 
-        return {"tiles": net.to_onnx(model.net, Grid.of(model.assets).window, opset)}
+        return {"tiles": net.to_onnx(model.net, Grid.of(model.assets).window, opset,
+                                     model.familiarity)}
 
     def parity_inputs(self, model: RoadModel, test: Frames,
                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -275,11 +329,13 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         photos = test["photos"].head(max(1, limit // 40))
         ts = load_tiles(photos, test["tiles"], grid)
         tiles = ts.tiles[:limit]
-        return {"tiles": normalise(tiles)}, {"tiles": self.predict_tiles(model, tiles)}
+        native = self.predict_outputs(model, tiles)
+        return {"tiles": normalise(tiles)}, {f"tiles_{k}": v for k, v in native.items()}
 
     def onnx_outputs(self, session: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The exported model's probabilities."""
-        return {"tiles": session.run(["tiles_probabilities"], {"input": inputs["tiles"]})[0]}
+        """The exported model's probabilities, pavement probabilities and distances."""
+        names = ["tiles_probabilities", "tiles_pavement", "tiles_distance"]
+        return dict(zip(names, session.run(names, {"input": inputs["tiles"]}), strict=True))
 
     def plots(self, model: RoadModel, test: Frames, out: Path) -> list[Path]:
         """Training curves."""
@@ -309,6 +365,8 @@ def with_real(cfg: RoadDamageConfig, tiles: np.ndarray, labels: np.ndarray, wind
     own = own.subset(np.any(own.labels, axis=1))  # codes that are neither damage nor look-alike
     crops = np.repeat(real.windows(own.images, window), cfg.real.repeat, axis=0)
     lab = np.repeat(own.labels, cfg.real.repeat, axis=0)
+    # real crops are road surface: any further target columns (pavement) are 1
+    lab = np.column_stack([lab, np.ones((len(lab), labels.shape[1] - lab.shape[1]), np.int8)])
     hard = np.concatenate([np.zeros(len(tiles), bool), lab[:, 0] == 1])
     return (np.concatenate([tiles, crops]), np.concatenate([labels, lab]), hard,
             len(own.labels))
@@ -328,31 +386,96 @@ def make_assets(cfg: RoadDamageConfig, init: str, model: Any, thresholds: Cuts,
             "real_data": REAL_DATA if cfg.real.train else None}
 
 
+def familiarity(cfg: RoadDamageConfig, model: Any, fit_set: TileSet, val_set: TileSet,
+                window: int, seed: int) -> tuple[dict[str, np.ndarray] | None, dict[str, Any]]:
+    """(feature statistics of the training road surface or None, road.json "road_check").
+
+    The statistics are fitted on up to 6,000 road-surface training tiles; the distance cuts
+    (ood.tune) on the validation photos and the training cities' real crops."""
+    from models.road_damage import net, ood, real
+
+    rc = cfg.road_check
+    check = RoadCheck(rc.pavement_cut, rc.min_share, rc.low_share, None, rc.unfamiliar_share,
+                      None).to_dict()
+    road = np.flatnonzero(fit_set.pavement)
+    if not rc.familiarity or len(road) < 8:
+        return None, check
+    pick = np.random.default_rng(seed).choice(road, min(len(road), 6000), replace=False)
+    stats = ood.fit_ppca(net.predict_all(model, fit_set.tiles[np.sort(pick)])[1], seed=seed)
+    vp, vemb = net.predict_all(model, val_set.tiles)
+    vd = ood.distance(vemb, stats) if len(vemb) else np.zeros(0)
+    paved = vp[:, len(CLASSES)] >= rc.pavement_cut if len(vp) else np.zeros(0, bool)
+    medians = []
+    for i in np.unique(val_set.photo):
+        m = val_set.photo == i
+        if val_set.pavement[m].mean() >= rc.min_share and (m & paved).any():
+            medians.append(photo_distance(vd[m & paved]))
+    try:
+        own, _ = real.split(real.load())
+        real_d = ood.distance(net.predict_all(model, real.windows(own.images, window))[1], stats)
+    except FileNotFoundError:
+        real_d = np.zeros(0)
+    tuned = ood.tune(vd[val_set.pavement] if len(vd) else vd, np.array(medians), real_d)
+    check.update(familiar=tuned["familiar"], far=tuned["far"])
+    return stats, check
+
+
 def metrics(ts: TileSet, probs: np.ndarray, base: np.ndarray, threshold: Cuts,
-            keep: np.ndarray) -> dict[str, Any]:
-    """Tile and photo metrics over the tiles selected by `keep`."""
-    truth, pred = ts.labels[keep].astype(bool), tile_flags(probs[keep], threshold).astype(bool)
+            keep: np.ndarray, out: dict[str, np.ndarray] | None = None,
+            check: RoadCheck | None = None) -> dict[str, Any]:
+    """Tile and photo metrics over the tiles selected by `keep`, as serving reports them: tiles
+    the model calls not road surface (out["pavement"] under check.pavement_cut) flag nothing,
+    and a photo's level follows analyze.road_verdict (a withheld level counts as wrong)."""
+    check = check or RoadCheck()
+    n = len(ts.tiles)
+    pav_p = out["pavement"] if out is not None else np.ones(n)
+    dist = out["distance"] if out is not None else None
+    paved_pred = pav_p >= check.pavement_cut
+    flags = tile_flags(probs, threshold)
+    flags[~paved_pred] = np.eye(len(CLASSES), dtype=flags.dtype)[0]
+    truth, pred = ts.labels[keep].astype(bool), flags[keep].astype(bool)
     per_class = {c: round(f1(truth[:, k], pred[:, k]), 4) for k, c in enumerate(CLASSES)}
     present = [c for k, c in enumerate(CLASSES) if truth[:, k].any()]
-    out: dict[str, Any] = {
+    road_t, road_p = ts.pavement[keep], paved_pred[keep]
+    out_m: dict[str, Any] = {
         "tiles": int(keep.sum()),
         "macro_f1": round(float(np.mean([per_class[c] for c in present])) if present else 0, 4),
         "f1": per_class,
         "crack_f1": round(f1(_cracked(truth), _cracked(pred)), 4),
         "baseline_crack_f1": round(f1(_cracked(truth), base[keep]), 4),
         "damage_f1": round(f1(~truth[:, 0], ~pred[:, 0]), 4),
+        "pavement": {"tiles_road_surface": int(road_t.sum()),
+                     "accuracy": round(float((road_t == road_p).mean()), 4) if len(road_t)
+                     else 0.0,
+                     "not_pavement_f1": round(f1(~road_t, ~road_p), 4)},
     }
     owners = np.unique(ts.photo[keep])
-    true_lv, pred_lv, err = [], [], []
+    true_lv, pred_lv, err, road, holes = [], [], [], [], []
     for i in owners:
         m = ts.photo == i
-        r_true, r_pred = crack_ratio(ts.labels[m]), crack_ratio(tile_flags(probs[m], threshold))
-        true_lv.append(mlit_level(r_true))
-        pred_lv.append(mlit_level(r_pred))
-        err.append(abs(r_true - r_pred))
-    out["photos"] = len(owners)
-    out["mlit_accuracy"] = round(float(np.mean(np.array(true_lv) == np.array(pred_lv))), 4) \
-        if len(owners) else 0.0
-    out["crack_ratio_mae"] = round(float(np.mean(err)), 4) if err else 0.0
-    out["levels_true"] = {lv: true_lv.count(lv) for lv in LEVELS}
-    return out
+        share = float(ts.pavement[m].mean())
+        paved, levelled, _ = road_verdict(pav_p[m], None if dist is None else dist[m], check)
+        r_true = crack_ratio(ts.labels[m], ts.pavement[m])
+        r_pred = crack_ratio(flags[m], paved)
+        road.append((share >= check.min_share, levelled))
+        true_lv.append(mlit_level(r_true) if share >= check.min_share else "")
+        pred_lv.append(mlit_level(r_pred) if levelled else "")
+        if share >= check.min_share:
+            err.append(abs(r_true - r_pred))
+        if not ts.labels[m, CLASSES.index("D40")].any():
+            holes.append(bool(flags[m, CLASSES.index("D40")].any()))
+    is_road = np.array([r for r, _ in road], bool)
+    got = np.array([g for _, g in road], bool)
+    agree = np.array(true_lv) == np.array(pred_lv)
+    out_m["photos"] = len(owners)
+    out_m["mlit_accuracy"] = round(float(agree[is_road].mean()), 4) if is_road.any() else 0.0
+    out_m["crack_ratio_mae"] = round(float(np.mean(err)), 4) if err else 0.0
+    out_m["levels_true"] = {lv: true_lv.count(lv) for lv in LEVELS}
+    out_m["road_photos"] = int(is_road.sum())
+    out_m["non_road_photos"] = int((~is_road).sum())
+    out_m["level_withheld_on_road"] = round(float((~got[is_road]).mean()), 4) \
+        if is_road.any() else 0.0
+    out_m["level_given_on_non_road"] = round(float(got[~is_road].mean()), 4) \
+        if (~is_road).any() else 0.0
+    out_m["pothole_on_photos_without"] = round(float(np.mean(holes)), 4) if holes else 0.0
+    return out_m

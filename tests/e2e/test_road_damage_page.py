@@ -22,7 +22,7 @@ from tests.unit.test_downloads import intake_unquote
 
 KEY = "kyodo-demo-121002"  # 千葉市
 SCREENSHOT = REPO / "reports" / "e2e" / "road_damage.png"
-RANK = {"I": 0, "II": 1, "III": 2}
+RANK = {"none": -1, "I": 0, "II": 1, "III": 2}  # none: no level (not a road photo)
 NO_FIX = REPO / "tests" / "fixtures" / "cases" / "g7_null_island.jpg"  # GPS 0°, 0°
 
 with contextlib.suppress(ImportError):  # missing: BROWSER_MARKS skip the tests

@@ -40,12 +40,15 @@ def test_exported_onnx_matches_torch_through_shared_preprocessing(road_root: Pat
     photo = sorted((road_root / "data" / "road_damage" / "images").rglob("*.jpg"))[0]
     tiles, (rows, cols), _, _ = photo_tiles(photo.read_bytes(), Grid.of(model.assets))
     assert (rows, cols) == (3, 4) and tiles.shape[1:] == (96, 96, 3)  # 64 px + 16 px context
-    from models.road_damage.net import predict
+    from models.road_damage.net import outputs
 
-    native, exported = predict(model.net, tiles), run_onnx(session, tiles)
-    assert np.abs(native - exported).max() < 1e-4
+    native, exported = outputs(model.net, model.familiarity, tiles), run_onnx(session, tiles)
+    for key in ("probabilities", "pavement", "distance"):
+        assert np.abs(native[key] - exported[key]).max() < 1e-4, key
+    assert exported["distance"].min() > 0  # the familiarity statistics are in the graph
     cut = model.assets["threshold"]
-    assert (tile_flags(native, cut) == tile_flags(exported, cut)).all()
+    assert (tile_flags(native["probabilities"], cut)
+            == tile_flags(exported["probabilities"], cut)).all()
 
 
 def test_road_assets_tell_serving_the_grid(road_root: Path) -> None:

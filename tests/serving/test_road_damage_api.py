@@ -67,7 +67,10 @@ def test_analyze_returns_levels_types_grid_and_location(batch: dict) -> None:
     sev = [p["severity"] for p in batch["photos"]]
     assert sev == sorted(sev, reverse=True)
     for p in batch["photos"]:
-        assert p["mlit_level"] in ("I", "II", "III") and 0 <= p["crack_ratio"] <= 1
+        # the tiny test model may withhold a level (too little it calls road surface): then
+        # it says why
+        assert p["mlit_level"] in ("I", "II", "III") or p["warnings"]
+        assert 0 <= p["crack_ratio"] <= 1
         assert len(p["grid"]) == p["rows"] and len(p["grid"][0]) == p["cols"]
         assert set(p["grid"][0][0]["p"]) == {"none", "D00", "D10", "D20", "D40"}
         assert p["taken_at"].startswith("2025-")
@@ -223,3 +226,86 @@ def test_corrected_photos_export_as_training_data(road: TestClient, batch: dict,
     first = tiles[(tiles.row == 0) & (tiles.col == 0)].iloc[0]
     assert first["D40"] == 1 and first["none"] == 0
     validate("photos", frames["photos"])
+
+
+def non_road_photos() -> list[tuple[str, tuple]]:
+    """Photos with no road: fresh synthetic walls, rooms, skies and vegetation (seeds no
+    training photo used) and, with scikit-image installed (the dev extra), real photos from its
+    wheel (a person, a cup, a cat, a rocket, a cameraman)."""
+    from models.road_damage.generate import PHOTO, effects
+    from models.road_damage.street import off_road
+
+    out = []
+    for i in range(4):
+        rng = np.random.default_rng([777, i])
+        out.append(("files", (f"synthetic{i}.jpg", jpeg(effects(rng, off_road(rng, PHOTO))),
+                              "image/jpeg")))
+    try:
+        import skimage.data
+    except ImportError:
+        return out
+    root = Path(skimage.data.__file__).parent
+    for name in ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "camera.png"):
+        out.append(("files", (name, png(Image.open(root / name)), "image/png")))
+    return out
+
+
+@pytest.fixture
+def non_road(road: TestClient) -> Iterator[dict]:
+    """The non-road photos analysed under a rule every one of them fails (min_share over 1):
+    the tiny test model cannot be relied on to tell a cat from asphalt, so this checks what
+    serving does with a withheld level; bench/road_ood.py measures the real model's verdicts."""
+    from serving.api import app
+    from serving.deps import champion, get_runtime
+
+    assets = champion(app.dependency_overrides[get_runtime](), "road_damage").assets["road.json"]
+    before = assets.get("road_check")
+    assets["road_check"] = {**(before or {}), "min_share": 1.01}
+    try:
+        r = road.post(URL, files=non_road_photos(), headers=CHIBA)
+    finally:
+        assets["road_check"] = before
+    assert r.status_code == 200, r.text
+    yield r.json()
+
+
+def test_non_road_photos_get_a_warning_and_no_level(non_road: dict) -> None:
+    for p in non_road["photos"]:
+        assert p["mlit_level"] is None and p["mlit_level_ja"] is None, p["name"]
+        assert [w["code"] for w in p["warnings"]][:1] == ["not_road"]
+        assert "診断区分を出していません" in p["warnings"][0]["ja"]
+        assert p["severity"] < 0 and 0 <= p["pavement_share"] <= 1
+    assert non_road["summary"]["none"] == len(non_road["photos"])
+    assert {w["photo"] for w in non_road["warnings"]} == {p["name"] for p in non_road["photos"]}
+
+
+def test_withheld_levels_export_as_empty_with_the_reason(road: TestClient, non_road: dict,
+                                                         ) -> None:
+    import csv
+
+    rows = list(csv.DictReader(io.StringIO(road.get(
+        non_road["exports"]["csv"], headers=CHIBA).content.decode("utf-8-sig"))))
+    assert len(rows) == len(non_road["photos"])
+    assert all(r["mlit_level"] == "" and "路面" in r["warnings"] for r in rows)
+    assert all(0 <= float(r["pavement_share"]) <= 1 for r in rows)
+    features = json.loads(road.get(non_road["exports"]["geojson"], headers=CHIBA).content)[
+        "features"]
+    for f in features:
+        assert f["properties"]["mlit_level"] is None
+        assert f["properties"]["mlit_level_ja"] == "判定なし" and f["properties"]["warnings"]
+
+
+def test_pavement_share_and_the_mask_are_in_results_and_exports(road: TestClient,
+                                                               batch: dict) -> None:
+    for p in batch["photos"]:
+        assert 0 <= p["pavement_share"] <= 1
+        cells = [c for line in p["grid"] for c in line]
+        assert p["pavement_share"] == pytest.approx(np.mean([c["pavement"] for c in cells]),
+                                                    abs=1e-3)
+        assert all(c["labels"] == [] for c in cells if not c["pavement"])
+    props = json.loads(road.get(batch["exports"]["geojson"], headers=CHIBA).content)[
+        "features"][0]["properties"]
+    assert 0 <= props["pavement_share"] <= 1
+    header = road.get(batch["exports"]["csv"], headers=CHIBA).content.decode(
+        "utf-8-sig").splitlines()[0]
+    assert "pavement_share" in header

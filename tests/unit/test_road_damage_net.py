@@ -63,8 +63,8 @@ def test_frozen_early_blocks_keep_weights_and_batch_norm_statistics() -> None:
     late = model.backbone._blocks[10]._project_conv.weight.detach().clone()
     rng = np.random.default_rng(0)
     X = rng.integers(0, 255, (16, 64, 64, 3), dtype=np.uint8)
-    Y = np.zeros((16, 5), np.float32)
-    Y[:8, 1] = Y[8:, 0] = 1
+    Y = np.zeros((16, 6), np.float32)  # the classes, then pavement
+    Y[:8, 1] = Y[8:, 0] = Y[:, 5] = 1
     train(model, X, Y, X[:4], Y[:4], cfg, seed=0)
     assert torch.equal(model.backbone._conv_stem.weight, stem)
     assert torch.equal(model.backbone._bn0.running_mean, stats)

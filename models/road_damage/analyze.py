@@ -145,8 +145,9 @@ def summarise(probs: np.ndarray, rows: int, cols: int, threshold: Cuts,
     """Per photo: types found on road-surface tiles (confidence = the most certain one), crack
     ratio over road-surface tiles, pavement_share, level (None when the photo gets none, with
     `level_warnings` saying why), grid (each cell: labels, p, pavement)."""
+    notes: list[dict[str, str]] = []
     if pavement is None:
-        paved, levelled, notes = np.ones(len(probs), bool), True, []
+        paved, levelled = np.ones(len(probs), bool), True
     else:
         paved, levelled, notes = road_verdict(pavement, distance, check or RoadCheck())
     flags = tile_flags(probs, threshold)

@@ -179,7 +179,7 @@ def perspective(rng: np.random.Generator) -> tuple[float, ...]:
     near = rng.uniform(0.4, 0.75) if rng.random() < 0.6 else rng.uniform(0.85, 1.0)
     cx = w / 2 + rng.normal(0, 40)
     skew = np.abs(rng.normal(0, 25, 4))  # inward only: the view never leaves the road plane
-    src = [(0, 0), (PHOTO[0], 0), (PHOTO[0], PHOTO[1]), (0, PHOTO[1])]
+    src: list[tuple[float, float]] = [(0, 0), (PHOTO[0], 0), (PHOTO[0], PHOTO[1]), (0, PHOTO[1])]
     dst = [(skew[0], skew[1]), (w - skew[2], skew[3]), (cx + near * w / 2, h),
            (cx - near * w / 2, h)]
     return S.homography(src, dst)

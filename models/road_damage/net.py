@@ -205,9 +205,10 @@ def tune_thresholds(probs: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
     """Cuts with the best F1 on validation tiles that are road surface (the others never
     count): per damage class, and for crack / no-crack on the most likely crack class
     (analyze.tile_flags). probs and Y (n, len(OUTPUTS))."""
-    road = Y[:, len(CLASSES)] > 0.5 if Y.shape[1] > len(CLASSES) else np.ones(len(Y), bool)
+    road: np.ndarray = (Y[:, len(CLASSES)] > 0.5 if Y.shape[1] > len(CLASSES)
+                        else np.ones(len(Y), bool))
     probs, Y = probs[road], Y[road]
-    cracked = (Y[:, 1:4] > 0.5).any(axis=1)
+    cracked = np.any(Y[:, 1:4] > 0.5, axis=1)
     return {"class": [_best_cut(Y[:, k] > 0.5, probs[:, k]) for k in range(1, len(CLASSES))],
             "crack": _best_cut(cracked, probs[:, 1:4].max(axis=1))}
 
@@ -403,6 +404,11 @@ class Familiarity(nn.Module):
         super().__init__()
         for k in ("mean", "basis", "inv_var", "inv_rest"):
             self.register_buffer(k, torch.as_tensor(np.asarray(stats[k], np.float32)))
+
+    mean: torch.Tensor  # buffers registered in __init__ (typed for the checker)
+    basis: torch.Tensor
+    inv_var: torch.Tensor
+    inv_rest: torch.Tensor
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         c = e - self.mean

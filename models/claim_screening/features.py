@@ -4,7 +4,11 @@ Providers and codes the model has no history for are a state it is trained on, n
 provider statistics are shrunk towards the all-provider mean by their claim volume (empirical
 Bayes), training computes them out of fold and withholds a share of providers entirely
 (estimator.fit_model), and a key code without its own point norm falls back to the norm of its
-ICD-10 chapter (diagnoses) or 区分 (the first digits of procedure and drug codes).
+ICD-10 chapter (diagnoses) or 区分 (the first digits of procedure and drug codes). Codes are
+described by their national-master attributes as well as by identity (rules.CODE_TABLE: the s
+master's 区分 letter and 上限回数, the y master's 剤形, the ICD-10 chapter), so a code that
+training never saw but the masters list still has meaningful features: the claim's points by
+区分, its highest per-回 points, its counts against 上限回数, its ICD-10 chapters.
 """
 
 from __future__ import annotations

@@ -60,6 +60,7 @@ MAJOR_IMAGING_POINTS = 500  # per 回: CT, MRI and the like, not plain X-ray
 _LIMITED = ATTRIBUTES["max_per_month"] < 99  # a 上限回数 in the s master (or the curated set)
 _ICD_CHAPTER = np.where(ATTRIBUTES["section"] >= SECTIONS.index("ICDA"),
                         ATTRIBUTES["section"], 0).astype(np.int64)
+_ICD_CHAPTER_BIT = np.maximum(_ICD_CHAPTER - SECTIONS.index("ICDA"), 0).astype(np.uint32)
 
 FEATURE_NAMES: tuple[str, ...] = (
     *RULE_CODES,
@@ -164,9 +165,12 @@ def _shape(view: ClaimLines, claim_ids: Any) -> dict[str, Any]:
     unit = np.where(procedure, view.points / np.maximum(view.count, 1), 0.0)
     limit = ATTRIBUTES["max_per_month"][code]
     line_total = np.maximum(view.sum(view.points), 1.0)
-    dx_chapter = np.where(kind == DIAGNOSIS, _ICD_CHAPTER[code], 0)
-    pairs = np.unique(view.claim.astype(np.int64) * 64 + dx_chapter)
-    chapters = np.bincount((pairs // 64)[pairs % 64 > 0], minlength=view.n_claims)
+    # ICD-10 chapters per claim as a bit set (one bit per letter), then counted
+    chapter_bit = np.where((kind == DIAGNOSIS) & (_ICD_CHAPTER[code] > 0),
+                           np.left_shift(np.uint32(1), _ICD_CHAPTER_BIT[code]), np.uint32(0))
+    bits = np.zeros(view.n_claims, np.uint32)
+    np.bitwise_or.at(bits, view.claim, chapter_bit)
+    chapters = np.bitwise_count(bits)
     shape = {
         "n_lines": view.sum(np.ones(len(code))),
         "n_diagnoses": view.sum(kind == DIAGNOSIS),

@@ -1,9 +1,9 @@
 """レセ電 (UKE) import speed: 100,000 医科 claims parsed from UKE files (target <= 20 s).
 
-Run with `python -m bench.uke_import` (also part of `make bench`). Synthetic claims are written
-as UKE once (one file per provider); the files are repeated under other 医療機関コード until
-they hold at least 100,000 claims, then read as the service reads an upload. Writes
-reports/bench/uke_import.json.
+Run with `python -m bench.uke_import` (also part of `make bench`). Synthetic claims (drawn from
+the committed masters) are written as UKE once (one file per provider); the files are repeated
+under other 医療機関コード until they hold at least 100,000 claims, then read as the service
+reads an upload. Writes reports/bench/uke_import.json.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from bench import Recorder, bench_main, peak_rss_mb, say
+from models.claim_screening import codes as C
 from models.claim_screening import masters as M
 from models.claim_screening import uke
 from models.claim_screening.generate import GenerateSpec, generate
@@ -22,16 +21,12 @@ TARGET_CLAIMS = 100_000
 
 
 def _files(total_claims: int) -> tuple[list[tuple[str, bytes]], M.Masters]:
-    """UKE files holding >= TARGET_CLAIMS claims, and a 傷病名マスター mapping their made-up
-    傷病名コード back to the demo's ICD-10 codes (so the lines validate as a CSV would)."""
+    """UKE files holding >= TARGET_CLAIMS claims, written with the 傷病名コード the generator
+    draws from the committed 傷病名マスター, and the masters that map them back to ICD-10."""
     lines, _ = generate([("402303", 100_000)], GenerateSpec(total_claims=total_claims), 7
                         )["402303"]
-    icd = sorted(lines.loc[lines["line_kind"] == "diagnosis", "code"].unique())
-    codes = {c: f"{9900000 + i:07d}" for i, c in enumerate(icd)}
-    b = pd.DataFrame({"code": list(codes.values()), "icd10_1": list(codes),
-                      "icd10_1_2013": list(codes)})
-    book = M.Masters({"master_version": "bench"}, {"b": b})
-    export = uke.write_uke(lines, codes)
+    book = M.in_use()
+    export = uke.write_uke(lines, C.DISEASE_CODES)
     per_copy = len(export.claim_ids)
     files: list[tuple[str, bytes]] = []
     copy = 0

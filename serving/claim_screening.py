@@ -86,14 +86,15 @@ class ClaimIn(RequestModel):
 EXAMPLE_CLAIM = {
     "claim_id": "402303-202601-0000001", "patient_id": "P-000123", "age": 67, "sex": 1,
     "service_month": "2026-01", "provider_id": "402303C0001", "claim_type": "医科入院外",
-    "total_points": 1121, "insured_until": "",
+    "total_points": 465, "insured_until": "",
+    # 再診料, ＨｂＡ１ｃ x 3 (上限回数 2), メトホルミン, ゾルピデム 60 days without 睡眠障害
     "lines": [{"line_kind": "diagnosis", "code": "E11"},
-              {"line_kind": "procedure", "code": "112007410", "count": 6, "points": 450},
-              {"line_kind": "procedure", "code": "160062110", "count": 1, "points": 49},
-              {"line_kind": "drug", "code": "621903201", "count": 2, "days": 90,
-               "points": 270},
-              {"line_kind": "drug", "code": "620004501", "count": 1, "days": 60,
-               "points": 352}],
+              {"line_kind": "procedure", "code": "112007410", "count": 1, "points": 75},
+              {"line_kind": "procedure", "code": "160010010", "count": 3, "points": 147},
+              {"line_kind": "drug", "code": "622421201", "count": 2, "days": 90,
+               "points": 182},
+              {"line_kind": "drug", "code": "622134101", "count": 1, "days": 60,
+               "points": 61}],
 }
 
 

@@ -39,4 +39,4 @@ def _points(kind: str, code: str, count: int, days: int) -> int:
 
 
 CLEAN = [("diagnosis", "E11", 0, 0), ("procedure", "112007410", 1, 0),
-         ("procedure", "160062110", 1, 0), ("drug", "621903201", 2, 28)]
+         ("procedure", "160010010", 1, 0), ("drug", "622421201", 2, 28)]

@@ -114,7 +114,8 @@ def export_uke(
         lines = lines[lines["service_month"] == month]
     if lines.empty:
         raise _fail(f"{path}: no claims of tenant {tenant}" + (f" in {month}" if month else ""))
-    book = M.in_use().disease_codes({d.code: d.name for d in C.DIAGNOSES})
+    book = {**M.in_use().disease_codes({c: c for c in lines.loc[
+        lines["line_kind"] == "diagnosis", "code"].unique()}), **C.DISEASE_CODES}
     export = uke.write_uke(lines, book)
     out.mkdir(parents=True, exist_ok=True)
     for name, raw in export.files.items():
@@ -122,6 +123,47 @@ def export_uke(
     left = lines["claim_id"].nunique() - len(export.claim_ids)
     typer.echo(f"{len(export.claim_ids):,} claims -> {len(export.files)} UKE files in {out}"
                f" ({left:,} 調剤 claims left out)")
+
+
+@claims_app.command("generate")
+def generate_claims(
+    out: Annotated[Path, typer.Option(help="Folder for claims.csv, truth.csv and, with --uke, "
+                                           "the UKE files.")],
+    tenant: Annotated[str, typer.Option(help="Municipality code (6 digits).")] = "402303",
+    claims: Annotated[int, typer.Option(help="About how many claims.", min=100)] = 10_000,
+    months: Annotated[int, typer.Option(help="Months of claims.", min=1, max=36)] = 12,
+    start_month: Annotated[str, typer.Option(help="First month (YYYY-MM).")] = "2025-04",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    write_uke: Annotated[bool, typer.Option("--uke", help="Also write the 医科・歯科 claims as "
+                                                          "レセ電 files (one per 医療機関).")
+                         ] = False,
+) -> None:
+    """Synthetic claims drawn from the national masters (codes, 点数, 上限回数, ages): claims.csv
+    carries ICD-10 codes, the UKE files the 傷病名コード of the 傷病名マスター they map to;
+    truth.csv holds each claim's injected error type and recoverable points."""
+    from models.claim_screening import codes as C
+    from models.claim_screening import uke
+    from models.claim_screening.generate import GenerateSpec, generate
+
+    if not (len(tenant) == 6 and tenant.isdigit()):
+        raise _fail(f"--tenant {tenant!r}: expected a 6-digit municipality code")
+    spec = GenerateSpec(total_claims=claims, months=months, start_month=start_month)
+    lines, truth = generate([(tenant, 1)], spec, seed)[tenant]
+    out.mkdir(parents=True, exist_ok=True)
+    lines.to_csv(out / "claims.csv", index=False, encoding="utf-8-sig")
+    truth.to_csv(out / "truth.csv", index=False, encoding="utf-8-sig")
+    typer.echo(f"{len(truth):,} claims, {len(lines):,} lines -> {out / 'claims.csv'}")
+    if write_uke:
+        export = uke.write_uke(lines, C.DISEASE_CODES)
+        folder = out / "uke"
+        folder.mkdir(exist_ok=True)
+        for name, raw in export.files.items():
+            (folder / name).write_bytes(raw)
+        with (out / "uke_claim_ids.csv").open("w", encoding="utf-8") as f:
+            f.write("claim_id,uke_claim_id\n")
+            f.writelines(f"{a},{b}\n" for a, b in export.claim_ids.items())
+        typer.echo(f"{len(export.claim_ids):,} 医科・歯科 claims -> {len(export.files)} UKE files "
+                   f"in {folder} (調剤 claims stay in the CSV only); ids in uke_claim_ids.csv")
 
 
 def _workspace_data() -> Path:

@@ -1,8 +1,26 @@
-"""Synthetic code tables shaped like the national ones (ICD-10, 診療行為コード, 医薬品コード)."""
+"""The demo's clinical code set, drawn from the national masters (支払基金 基本マスター).
+
+Every 診療行為 and 医薬品 below is a real code of the committed masters table
+(models/claim_screening/masters/table, see its DATA_CARD.md); its name, 点数 / 薬価, 上限回数
+(算定回数上限) and age conditions are read from the masters when this module is imported, so they
+follow a rebuilt table. Diagnoses are ICD-10 categories (what the claim frame carries); each is
+written to UKE as the 傷病名コード `DISEASE_CODES` picks from the 傷病名マスター, and which of them
+特定疾患療養管理料 accepts is the b master's 特定疾患等対象区分 (05) of that code.
+
+What the masters do not carry is curated here and marked as such: which diagnoses a procedure or
+drug is for (適応), sex conditions (the s master has none), 3-monthly limits (縦覧), 併算定不可
+pairs (they live in MHLW's 電子点数表, not read), approved daily doses and days (添付文書), and
+prevalences. The five 歯科 procedures are invented codes: the 歯科診療行為マスター is not in the
+table (`Procedure.from_master` is False for them).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import pandas as pd
+
+from models.claim_screening import masters as M
 
 
 @dataclass(frozen=True)
@@ -28,23 +46,25 @@ class Procedure:
     code: str
     name: str
     points: int
-    max_per_month: int = 99
+    max_per_month: int = 99  # 上限回数 of the s master (99: none)
     every_months: int = 1  # 3 means at most once in any 3 consecutive months (縦覧)
     indications: tuple[str, ...] = ()  # empty: any diagnosis
     sex: int = 0
     min_age: int = 0
-    max_age: int = 120
+    max_age: int = 120  # inclusive (the master's 上限年齢 is "under", one more)
     dental: bool = False
     inpatient: bool = False
+    section: str = ""  # 区分 letter of the s master (A 基本診療料 .. N 病理)
+    from_master: bool = True
 
 
 @dataclass(frozen=True)
 class Drug:
-    """A 医薬品 with points per daily dose and approved limits."""
+    """A 医薬品 with points per unit and day (薬価 / 10) and approved limits."""
 
     code: str
     name: str
-    points_per_day: float
+    points_per_day: float  # per unit of the daily quantity
     max_daily_qty: int
     max_days: int
     indications: tuple[str, ...] = field(default=())
@@ -52,7 +72,39 @@ class Drug:
     min_age: int = 0
 
 
+# -- the codes the generator's clinical logic names (s master) -----------------------------
+SHOSHIN = "111000110"  # 初診料
+SAISHIN = "112007410"  # 再診料
+INFANT_ADDON = "112000970"  # 乳幼児加算（再診）: 上限年齢 06 (under 6) in the master
+TOKUTEI = "113001810"  # 特定疾患療養管理料（診療所）: 上限回数 2
+SEIKATSU = "113707110"  # 生活習慣病管理料２: 上限回数 1
+CBC = "160008010"  # 末梢血液一般検査
+HBA1C = "160010010"  # ＨｂＡ１ｃ
+LDL = "160167250"  # ＬＤＬ－コレステロール
+PSA = "160037510"  # ＰＳＡ: 上限回数 1
+ECG = "160068410"  # ＥＣＧ１２
+ECHO = "160072210"  # 超音波検査（断層撮影法）（胸腹部）
+BLOOD_JUDGEMENT = "160061810"  # 血液学的検査判断料: 上限回数 1
+XRAY = "170027910"  # 単純撮影（デジタル撮影）
+CT = "170011810"  # ＣＴ撮影（１６列以上６４列未満マルチスライス型機器）
+REHAB = "180755710"  # 運動器リハビリテーション料（１）（理学療法士による場合）
+SHOEN = "140029610"  # 消炎鎮痛等処置（マッサージ等の手技による療法）
+WOUND = "150001010"  # 創傷処理（筋肉、臓器に達しない）（長径５ｃｍ未満）
+REDUCTION_FOREARM = "150016810"  # 骨折非観血的整復術（前腕）
+REDUCTION_LEG = "150016910"  # 骨折非観血的整復術（下腿）
+CATARACT = "150253010"  # 水晶体再建術（眼内レンズを挿入）（その他）
+PSYCHOTHERAPY = "180067410"  # 通院精神療法（３０分以上）（１以外）
+FUNDUS = "160081010"  # 精密眼底検査（片）
+WARD = "190117710"  # 急性期一般入院料１
+# invented 歯科 codes (no 歯科診療行為マスター in the table)
+DENTAL_FIRST, DENTAL_RE, PERIO, CARIES, FILLING = (
+    "302000110", "302000210", "309000110", "309002310", "313000110")
+# 医薬品 the generator names
+LOXOPROFEN = "620098902"  # ロキソプロフェンＮａ錠６０ｍｇ「ＹＤ」
+ACETAMINOPHEN = "620002636"  # アセトアミノフェン錠２００ｍｇ「ＮＰ」
+
 INJURY = ("S13", "S52", "S82", "T14")
+LIFESTYLE = ("I10", "E11", "E78")  # 生活習慣病管理料's 主病 (高血圧症, 糖尿病, 脂質異常症)
 
 DIAGNOSES: tuple[Diagnosis, ...] = (
     Diagnosis("I10", "本態性高血圧症", chronic=True, min_age=20, prevalence=0.30),
@@ -91,86 +143,146 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
     Diagnosis("K05", "歯肉炎及び歯周疾患", dental=True, prevalence=3.0),
 )
 
-PROCEDURES: tuple[Procedure, ...] = (
-    Procedure("111000110", "初診料", 291, max_per_month=1),
-    Procedure("112007410", "再診料", 75, max_per_month=4),
-    Procedure("113001810", "特定疾患療養管理料", 225, max_per_month=2,
-              indications=("I10", "E11", "E78", "K21", "J45", "I48", "I50", "E03", "C16", "C34")),
-    Procedure("113009010", "生活習慣病管理料", 333, max_per_month=1,
-              indications=("I10", "E11", "E78")),
-    Procedure("160008010", "末梢血液一般検査", 21, max_per_month=2),
-    Procedure("160062110", "HbA1c", 49, max_per_month=1, indications=("E11",)),
-    Procedure("160023410", "LDLコレステロール", 18, max_per_month=1, indications=("E78", "E11")),
-    Procedure("160100410", "前立腺特異抗原(PSA)", 124, max_per_month=1, every_months=3,
-              indications=("N40",), sex=1),
-    Procedure("160095710", "心電図検査", 130, max_per_month=1, indications=("I48", "I50", "I10")),
-    Procedure("160060010", "超音波検査", 530, max_per_month=1, every_months=3,
-              indications=("O21", "K21", "I50", "N18", "C16", "C50")),
-    Procedure("170011810", "胸部単純X線撮影", 210, max_per_month=2,
-              indications=("J18", "J20", "C34", "I50", "J45")),
-    Procedure("170012110", "CT撮影", 1020, max_per_month=1,
-              indications=("J18", "C16", "C34", "C50", "S82", "S52", "S13", "T14")),
-    Procedure("180019310", "運動器リハビリテーション料", 185, max_per_month=13,
-              indications=("M54", "M17", "S13", "S52", "S82")),
-    Procedure("180000110", "消炎鎮痛等処置", 35, max_per_month=31,
-              indications=("M54", "M17", "S13", "T14")),
-    Procedure("150000110", "創傷処理", 530, max_per_month=2, indications=("T14", "S52", "S82")),
-    Procedure("150073510", "骨折非観血的整復術", 1780, max_per_month=1,
-              indications=("S52", "S82")),
-    Procedure("150285010", "水晶体再建術", 12100, max_per_month=2, indications=("H25",)),
-    Procedure("180018610", "通院精神療法", 330, max_per_month=2,
-              indications=("F32", "G47", "F03")),
-    Procedure("160168050", "眼底検査", 56, max_per_month=1, indications=("H25", "E11", "H52")),
-    Procedure("112011010", "乳幼児加算", 38, max_per_month=4, max_age=5),
-    Procedure("190117710", "急性期一般入院料", 1650, max_per_month=31, inpatient=True),
-    Procedure("302000110", "歯科初診料", 267, max_per_month=1, dental=True),
-    Procedure("302000210", "歯科再診料", 58, max_per_month=4, dental=True),
-    Procedure("309000110", "歯周基本治療", 200, max_per_month=2,
-              indications=("K05",), dental=True),
-    Procedure("309002310", "う蝕処置", 18, max_per_month=8, indications=("K02",), dental=True),
-    Procedure("313000110", "充填(レジン)", 160, max_per_month=8,
-              indications=("K02",), dental=True),
-)
-
-DRUGS: tuple[Drug, ...] = (
-    Drug("620004312", "アムロジピン錠5mg", 1.0, 2, 90, ("I10",)),
-    Drug("621903201", "メトホルミン錠500mg", 1.5, 4, 90, ("E11",)),
-    Drug("622224501", "インスリン グラルギン注", 55.0, 1, 30, ("E11",)),
-    Drug("621973301", "ロスバスタチン錠2.5mg", 1.5, 2, 90, ("E78",)),
-    Drug("620008601", "ランソプラゾール錠15mg", 2.5, 2, 60, ("K21", "K29")),
-    Drug("620098801", "ロキソプロフェン錠60mg", 1.0, 3, 30, ("M54", "M17", "S13", "S52", "S82",
-                                                       "T14", "J06", "K05", "K02")),
-    Drug("620160501", "アセトアミノフェン錠200mg", 0.6, 8, 14, ("J06", "J20", "M54", "A09")),
-    Drug("620007801", "クラリスロマイシン錠200mg", 3.5, 2, 14, ("J18", "J20", "J06")),
-    Drug("622095901", "レボフロキサシン錠500mg", 12.0, 1, 14, ("J18", "J20")),
-    Drug("621433001", "モンテルカスト錠10mg", 7.0, 1, 90, ("J45",)),
-    Drug("620010101", "タムスロシンOD錠0.2mg", 3.0, 1, 90, ("N40",), sex=1),
-    Drug("621971701", "ドネペジル錠5mg", 8.0, 2, 90, ("F03",), min_age=40),
-    Drug("622083201", "エスシタロプラム錠10mg", 10.0, 2, 30, ("F32",)),
-    Drug("620004501", "ゾルピデム錠5mg", 1.5, 2, 30, ("G47",)),
-    Drug("622355601", "アピキサバン錠5mg", 25.0, 2, 90, ("I48",)),
-    Drug("620001501", "フロセミド錠20mg", 1.0, 4, 90, ("I50", "N18")),
-    Drug("620004005", "クエン酸第一鉄錠50mg", 1.0, 4, 60, ("D50",)),
-    Drug("620006801", "レボチロキシン錠50μg", 1.0, 4, 90, ("E03",)),
-    Drug("622131001", "テガフール配合カプセル", 180.0, 2, 28, ("C16",)),
-    Drug("622600101", "オシメルチニブ錠80mg", 2300.0, 1, 28, ("C34",)),
-    Drug("620002901", "タモキシフェン錠20mg", 10.0, 1, 90, ("C50",)),
-    Drug("620009901", "ヒアルロン酸点眼液", 6.0, 1, 30, ("H25", "H52")),
-    Drug("620003301", "ベタメタゾン軟膏", 4.0, 1, 30, ("L20",)),
-    Drug("620005501", "ビフィズス菌製剤", 0.6, 3, 14, ("A09",)),
-    Drug("622777701", "新規糖尿病薬(新薬)", 28.0, 1, 14, ("E11",)),
-)
-
 DIAGNOSIS_BY_CODE = {d.code: d for d in DIAGNOSES}
+
+
+class MastersMissing(RuntimeError):
+    """The masters table lacks a code the demo's clinical set names (rebuild it)."""
+
+
+def _masters() -> M.Masters:
+    masters = M.in_use()
+    for kind in ("s", "y", "b"):
+        if not masters.has(kind):
+            raise MastersMissing(f"the claim masters table has no {M.KIND_NAMES[kind]} ({kind}); "
+                                 "build it with `kyodo claims masters build --source DIR`")
+    return masters
+
+
+def _row(table: pd.DataFrame, code: str, kind: str) -> pd.Series:
+    rows = table.loc[table["code"] == code]
+    if rows.empty:
+        raise MastersMissing(f"{M.KIND_NAMES[kind]} lacks {code}: rebuild the masters table "
+                             "from the 支払基金 files (see masters/DATA_CARD.md)")
+    return rows.iloc[0]
+
+
+def age_limits(min_years: object, max_years: object) -> tuple[int, int]:
+    """(min_age, max_age) inclusive in full years from the s master's 下限年齢 (以上) and 上限年齢
+    (未満) in years; a missing value (00, or a day/month code) sets no limit."""
+    low = 0 if pd.isna(min_years) else int(min_years)  # type: ignore[call-overload]
+    high = 120 if pd.isna(max_years) else int(max_years) - 1  # type: ignore[call-overload]
+    return low, high
+
+
+def _procedure(s: pd.DataFrame, code: str, indications: tuple[str, ...] = (), *,
+               every_months: int = 1, sex: int = 0, inpatient: bool = False) -> Procedure:
+    """A procedure whose name, points, 上限回数 and ages come from the s master."""
+    row = _row(s, code, "s")
+    low, high = age_limits(row["min_age_years"], row["max_age_years"])
+    limit = int(row["max_count"]) if row["max_count"] > 0 else 99
+    return Procedure(code, str(row["name"]), round(float(row["points"])), limit, every_months,
+                     indications, sex, low, high, inpatient=inpatient, section=str(row["section"]))
+
+
+def _drug(y: pd.DataFrame, code: str, max_daily_qty: int, max_days: int,
+          indications: tuple[str, ...], *, unit_share: float = 1.0, sex: int = 0,
+          min_age: int = 0) -> Drug:
+    """A drug whose name and 薬価 (yen per unit) come from the y master; unit_share is the share
+    of a unit one daily quantity uses (a pen or a bottle lasts several days)."""
+    row = _row(y, code, "y")
+    return Drug(code, str(row["name"]), float(row["price"]) * unit_share / 10, max_daily_qty,
+                max_days, indications, sex, min_age)
+
+
+def _specific_diseases(masters: M.Masters, book: dict[str, str]) -> tuple[str, ...]:
+    """Categories whose 傷病名コード the b master marks 特定疾患療養管理料 対象 (特定疾患等対象区分
+    05): since the 2024 改定 that excludes 高血圧症, 糖尿病 and 脂質異常症 (生活習慣病管理料)."""
+    b = masters.tables["b"].set_index("code")["specific_disease"]
+    return tuple(c for c, code in book.items() if b.get(code) == "05")
+
+
+def _tables() -> tuple[tuple[Procedure, ...], tuple[Drug, ...], dict[str, str]]:
+    masters = _masters()
+    s, y = masters.tables["s"], masters.tables["y"]
+    book = masters.disease_codes({d.code: d.name for d in DIAGNOSES})
+    missing = [d.code for d in DIAGNOSES if d.code not in book]
+    if missing:
+        raise MastersMissing(f"傷病名マスター has no current code for ICD-10 {missing}")
+    tokutei = _specific_diseases(masters, book)
+    p = _procedure
+    procedures = (
+        p(s, SHOSHIN), p(s, SAISHIN), p(s, INFANT_ADDON),
+        p(s, TOKUTEI, tokutei), p(s, SEIKATSU, LIFESTYLE),
+        p(s, CBC), p(s, BLOOD_JUDGEMENT),
+        p(s, HBA1C, ("E11",)), p(s, LDL, ("E78", "E11")),
+        p(s, PSA, ("N40",), every_months=3, sex=1),
+        p(s, ECG, ("I48", "I50", "I10")),
+        p(s, ECHO, ("O21", "K21", "I50", "N18", "C16", "C50"), every_months=3),
+        p(s, XRAY, ("J18", "J20", "C34", "I50", "J45")),
+        p(s, CT, ("J18", "C16", "C34", "C50", "S82", "S52", "S13", "T14")),
+        p(s, REHAB, ("M54", "M17", "S13", "S52", "S82")),
+        p(s, SHOEN, ("M54", "M17", "S13", "T14")),
+        p(s, WOUND, ("T14", "S52", "S82")),
+        p(s, REDUCTION_FOREARM, ("S52",)), p(s, REDUCTION_LEG, ("S82",)),
+        p(s, CATARACT, ("H25",)),
+        p(s, PSYCHOTHERAPY, ("F32", "G47", "F03")),
+        p(s, FUNDUS, ("H25", "E11", "H52")),
+        p(s, WARD, inpatient=True),
+        Procedure(DENTAL_FIRST, "歯科初診料", 267, max_per_month=1, dental=True,
+                  from_master=False),
+        Procedure(DENTAL_RE, "歯科再診料", 58, max_per_month=4, dental=True, from_master=False),
+        Procedure(PERIO, "歯周基本治療", 200, max_per_month=2, indications=("K05",), dental=True,
+                  from_master=False),
+        Procedure(CARIES, "う蝕処置", 18, max_per_month=8, indications=("K02",), dental=True,
+                  from_master=False),
+        Procedure(FILLING, "充填(レジン)", 160, max_per_month=8, indications=("K02",),
+                  dental=True, from_master=False),
+    )
+    d = _drug
+    drugs = (
+        d(y, "620007818", 2, 90, ("I10",)),  # アムロジピンＯＤ錠５ｍｇ「トーワ」
+        d(y, "622421201", 4, 90, ("E11",)),  # メトホルミン塩酸塩錠５００ｍｇＭＴ「ＴＥ」
+        # インスリン グラルギンＢＳ注ミリオペン 300単位: about 20 単位 a day
+        d(y, "622411001", 1, 30, ("E11",), unit_share=1 / 15),
+        d(y, "622537301", 2, 90, ("E78",)),  # ロスバスタチン錠２．５ｍｇ「杏林」
+        d(y, "620007127", 2, 60, ("K21", "K29")),  # ランソプラゾールカプセル１５ｍｇ「トーワ」
+        d(y, LOXOPROFEN, 3, 30, ("M54", "M17", "S13", "S52", "S82", "T14", "J06", "K05",
+                                 "K02")),
+        d(y, ACETAMINOPHEN, 8, 14, ("J06", "J20", "M54", "A09")),
+        d(y, "620003928", 2, 14, ("J18", "J20", "J06")),  # クラリスロマイシン錠２００ｍｇ
+        d(y, "622366001", 1, 14, ("J18", "J20")),  # レボフロキサシン錠５００ｍｇ「杏林」
+        d(y, "622510801", 1, 90, ("J45",)),  # モンテルカスト錠１０ｍｇ「ＹＤ」
+        d(y, "621686201", 1, 90, ("N40",), sex=1),  # タムスロシン塩酸塩カプセル０．２ｍｇ
+        d(y, "622092201", 2, 90, ("F03",), min_age=40),  # ドネペジル塩酸塩錠５ｍｇ「アメル」
+        d(y, "622920301", 2, 30, ("F32",)),  # エスシタロプラム錠１０ｍｇ「明治」
+        d(y, "622134101", 2, 30, ("G47",)),  # ゾルピデム酒石酸塩錠５ｍｇ「明治」
+        d(y, "622225001", 2, 90, ("I48",)),  # エリキュース錠５ｍｇ
+        d(y, "620004042", 4, 90, ("I50", "N18")),  # フロセミド錠２０ｍｇ「ＮＰ」
+        d(y, "620730201", 4, 60, ("D50",)),  # クエン酸第一鉄Ｎａ錠５０ｍｇ「サワイ」
+        d(y, "612430006", 4, 90, ("E03",)),  # レボチロキシンナトリウム５０μｇ錠
+        d(y, "620915501", 2, 28, ("C16",)),  # ティーエスワン配合カプセルＴ２０
+        d(y, "622472101", 1, 28, ("C34",)),  # タグリッソ錠８０ｍｇ
+        d(y, "622053001", 1, 90, ("C50",)),  # タモキシフェン錠２０ｍｇ「サワイ」
+        # ヒアルロン酸Ｎａ点眼液０．１％ 5 mL: a bottle lasts about 10 days
+        d(y, "621467301", 1, 30, ("H25", "H52"), unit_share=0.1),
+        # ビオフェルミン配合散 (g): 3 g a day at most
+        d(y, "620420001", 3, 14, ("A09",)),
+        d(y, "622869901", 1, 14, ("E11",)),  # ツイミーグ錠５００ｍｇ (a newer diabetes drug)
+    )
+    return procedures, drugs, book
+
+
+PROCEDURES, DRUGS, DISEASE_CODES = _tables()
 PROCEDURE_BY_CODE = {p.code: p for p in PROCEDURES}
 DRUG_BY_CODE = {d.code: d for d in DRUGS}
 
 # 併算定不可: pairs that cannot be billed in the same claim; the second is the one disallowed.
 EXCLUSIVE_PAIRS: tuple[tuple[str, str], ...] = (
-    ("113009010", "113001810"),  # 生活習慣病管理料 includes 特定疾患療養管理料
-    ("111000110", "112007410"),  # 初診料 and 再診料 in the same claim
-    ("302000110", "302000210"),  # 歯科初診料 and 歯科再診料
-    ("180019310", "180000110"),  # rehab includes 消炎鎮痛等処置 on the same day
+    (SEIKATSU, TOKUTEI),  # 生活習慣病管理料 includes 特定疾患療養管理料
+    (SHOSHIN, SAISHIN),  # 初診料 and 再診料 in the same claim
+    (DENTAL_FIRST, DENTAL_RE),  # 歯科初診料 and 歯科再診料
+    (REHAB, SHOEN),  # 疾患別リハビリテーション料 on the day includes 消炎鎮痛等処置
 )
 
 CLAIM_TYPES = ("医科入院", "医科入院外", "歯科", "調剤")

@@ -4,7 +4,11 @@ Providers and codes the model has no history for are a state it is trained on, n
 provider statistics are shrunk towards the all-provider mean by their claim volume (empirical
 Bayes), training computes them out of fold and withholds a share of providers entirely
 (estimator.fit_model), and a key code without its own point norm falls back to the norm of its
-ICD-10 chapter (diagnoses) or 区分 (the first digits of procedure and drug codes).
+ICD-10 chapter (diagnoses) or 区分 (the first digits of procedure and drug codes). Codes are
+described by their national-master attributes as well as by identity (rules.CODE_TABLE: the s
+master's 区分 letter and 上限回数, the y master's 剤形, the ICD-10 chapter), so a code that
+training never saw but the masters list still has meaningful features: the claim's points by
+区分, its highest per-回 points, its counts against 上限回数, its ICD-10 chapters.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from models.claim_screening.rules import (
     IS_INJURY,
     PROCEDURE,
     RULE_CODES,
+    SECTIONS,
     ClaimLines,
-    code_flags,
     columns,
     combine,
     factorize,
@@ -33,16 +37,38 @@ from models.claim_screening.rules import (
 )
 
 CLAIM_TYPE_INDEX = {t: i for i, t in enumerate(C.CLAIM_TYPES)}
-REHAB = ("180019310", "180000110")
-CT = "170012110"
-_IS_REHAB = code_flags(REHAB)
-_IS_CT = code_flags((CT,))
+
+
+def _in_sections(*names: str) -> np.ndarray:
+    """Bool by code id: is the code's master section (rules.SECTIONS) one of names."""
+    return np.isin(ATTRIBUTES["section"], [SECTIONS.index(n) for n in names])
+
+
+# Claim composition by the masters' 区分 (stable attributes: a code the model never saw in
+# training, but which the masters list, still lands in its group). Feature -> s master 区分.
+POINT_GROUPS: dict[str, tuple[str, ...]] = {
+    "share_points_basic": ("A", "B", "C"),  # 基本診療料, 医学管理等, 在宅医療
+    "share_points_tests": ("D", "N"),  # 検査, 病理診断
+    "share_points_imaging": ("E",),  # 画像診断
+    "share_points_rehab": ("H", "I", "J"),  # リハビリテーション, 精神科専門療法, 処置
+    "share_points_surgery": ("K", "L", "M"),  # 手術, 麻酔, 放射線治療
+}
+_GROUP_MASKS = {name: _in_sections(*letters) for name, letters in POINT_GROUPS.items()}
+_IS_REHAB = _in_sections("H", "J")  # リハビリテーション and 処置: units billed by count
+_IS_IMAGING = _in_sections("E")
+MAJOR_IMAGING_POINTS = 500  # per 回: CT, MRI and the like, not plain X-ray
+_LIMITED = ATTRIBUTES["max_per_month"] < 99  # a 上限回数 in the s master (or the curated set)
+_ICD_CHAPTER = np.where(ATTRIBUTES["section"] >= SECTIONS.index("ICDA"),
+                        ATTRIBUTES["section"], 0).astype(np.int64)
+_ICD_CHAPTER_BIT = np.maximum(_ICD_CHAPTER - SECTIONS.index("ICDA"), 0).astype(np.uint32)
 
 FEATURE_NAMES: tuple[str, ...] = (
     *RULE_CODES,
     "n_rules", "log_rule_stake", "claim_type", "age", "sex", "log_total_points", "n_lines",
-    "n_diagnoses", "n_procedures", "n_drugs", "has_injury", "rehab_units", "has_ct",
-    "max_qty_ratio", "max_days_ratio", "points_vs_norm", "provider_points_vs_norm",
+    "n_diagnoses", "n_procedures", "n_drugs", "has_injury", "rehab_units", "has_major_imaging",
+    "max_qty_ratio", "max_days_ratio", *POINT_GROUPS, "share_points_drugs",
+    "log_max_unit_points", "max_count_vs_limit", "n_icd_chapters",
+    "points_vs_norm", "provider_points_vs_norm",
     "provider_rule_rate", "provider_injury_share", "provider_rehab_mean", "log_provider_claims",
     "month_provider_points_vs_norm", "month_provider_rule_rate", "log_month_provider_claims",
     "patient_claims_prev2",
@@ -55,8 +81,16 @@ FEATURE_LABELS: dict[str, str] = {
     "n_rules": "該当ルール数", "log_rule_stake": "ルールが示す点数", "claim_type": "レセプト種別",
     "age": "年齢", "sex": "性別", "log_total_points": "請求点数", "n_lines": "明細行数",
     "n_diagnoses": "傷病名数", "n_procedures": "診療行為数", "n_drugs": "医薬品数",
-    "has_injury": "外傷の傷病名", "rehab_units": "リハビリ・処置回数", "has_ct": "CT撮影",
+    "has_injury": "外傷の傷病名（ICD-10 S・T）", "rehab_units": "リハビリ・処置回数",
+    "has_major_imaging": "CT・MRI等（1回500点以上の画像診断）",
     "max_qty_ratio": "1日量／上限", "max_days_ratio": "投与日数／上限",
+    "share_points_basic": "基本診療料・医学管理の点数割合", "share_points_tests": "検査の点数割合",
+    "share_points_imaging": "画像診断の点数割合",
+    "share_points_rehab": "リハビリ・精神科専門療法・処置の点数割合",
+    "share_points_surgery": "手術・麻酔・放射線治療の点数割合",
+    "share_points_drugs": "医薬品の点数割合",
+    "log_max_unit_points": "1回あたり点数の最大", "max_count_vs_limit": "回数／上限回数（最大）",
+    "n_icd_chapters": "傷病名のICD-10章の数",
     "points_vs_norm": "同種別・同傷病名の標準点数との差",
     "provider_points_vs_norm": "医療機関の平均的な点数水準",
     "provider_rule_rate": "医療機関のルール該当率", "provider_injury_share": "医療機関の外傷割合",
@@ -124,18 +158,37 @@ def _shape(view: ClaimLines, claim_ids: Any) -> dict[str, Any]:
     each claim's first code as an index into code_names (-1: claim not in the lines)."""
     code, kind = view.code, view.kind
     drug = kind == DRUG
+    procedure = kind == PROCEDURE
     qty_ratio = np.where(drug, view.count / ATTRIBUTES["max_qty"][code], 0)
     days_ratio = np.where(drug, view.days / ATTRIBUTES["max_days"][code], 0)
+    # per 回 as billed (a code outside the masters still has its own points)
+    unit = np.where(procedure, view.points / np.maximum(view.count, 1), 0.0)
+    limit = ATTRIBUTES["max_per_month"][code]
+    line_total = np.maximum(view.sum(view.points), 1.0)
+    # ICD-10 chapters per claim as a bit set (one bit per letter), then counted
+    chapter_bit = np.where((kind == DIAGNOSIS) & (_ICD_CHAPTER[code] > 0),
+                           np.left_shift(np.uint32(1), _ICD_CHAPTER_BIT[code]), np.uint32(0))
+    bits = np.zeros(view.n_claims, np.uint32)
+    np.bitwise_or.at(bits, view.claim, chapter_bit)
+    chapters = np.bitwise_count(bits)
     shape = {
         "n_lines": view.sum(np.ones(len(code))),
         "n_diagnoses": view.sum(kind == DIAGNOSIS),
         "n_procedures": view.sum(kind == PROCEDURE),
         "n_drugs": view.sum(drug),
         "has_injury": view.any(IS_INJURY[code]).astype(float),
-        "rehab_units": view.sum(np.where(_IS_REHAB[code], view.count, 0)),
-        "has_ct": view.any(_IS_CT[code]).astype(float),
+        "rehab_units": view.sum(np.where(procedure & _IS_REHAB[code], view.count, 0)),
+        "has_major_imaging": view.any(procedure & _IS_IMAGING[code]
+                                      & (unit >= MAJOR_IMAGING_POINTS)).astype(float),
         "max_qty_ratio": view.max(qty_ratio),
         "max_days_ratio": view.max(days_ratio),
+        **{name: view.sum(view.points, procedure & mask[code]) / line_total
+           for name, mask in _GROUP_MASKS.items()},
+        "share_points_drugs": view.sum(view.points, drug) / line_total,
+        "log_max_unit_points": np.log1p(np.maximum(view.max(unit), 0)),
+        "max_count_vs_limit": view.max(np.where(procedure & _LIMITED[code],
+                                                view.count / limit, 0)),
+        "n_icd_chapters": chapters.astype(float),
         "key_code": view.raw_code[view.first],
     }
     # hits are usually apply_rules' own columns for these lines (then `is` holds)
@@ -326,7 +379,9 @@ def feature_matrix(view: ClaimLines, hits: Mapping[str, Any] | pd.DataFrame, ref
     points = np.asarray(hits["total_points"], dtype=float)
     f["log_total_points"] = logp = np.log1p(points)
     for col in ("n_lines", "n_diagnoses", "n_procedures", "n_drugs", "has_injury", "rehab_units",
-                "has_ct", "max_qty_ratio", "max_days_ratio"):
+                "has_major_imaging", "max_qty_ratio", "max_days_ratio", *POINT_GROUPS,
+                "share_points_drugs", "log_max_unit_points", "max_count_vs_limit",
+                "n_icd_chapters"):
         f[col] = shape[col]
     key, keys = _norm_keys(hits["claim_type"], shape["key_code"], shape["code_names"])
     f["points_vs_norm"] = resid = _residual(logp, key, keys, ref.norm, ref.global_norm)

@@ -31,6 +31,12 @@ ERROR_TYPES: dict[str, float] = {
     "outlier": 0.22,
 }
 
+# procedures a provider can plausibly bill more often than needed (the outlier error), and the
+# most 疾患別リハビリテーション units the generator bills in a month
+REPEATABLE = frozenset({C.SAISHIN, C.TOKUTEI, C.CBC, C.XRAY, C.REHAB, C.SHOEN, C.WOUND,
+                        C.PSYCHOTHERAPY})
+REHAB_MAX = 13
+
 LINE_COLUMNS = ["claim_id", "tenant_code", "patient_id", "age", "sex", "service_month",
                 "provider_id", "claim_type", "total_points", "insured_until", "line_no",
                 "line_kind", "code", "count", "days", "points"]
@@ -143,16 +149,16 @@ class _TenantGenerator:
     def _procedures_for(self, dx: Sequence[str], prov: Provider, p: Patient, m: int,
                         first: bool) -> list[list]:
         r = self.rng
-        lines: list[list] = [["111000110" if first else "112007410", 1, 0]]
+        lines: list[list] = [[C.SHOSHIN if first else C.SAISHIN, 1, 0]]
         if p.age <= 5:
-            lines.append(["112011010", 1, 0])
+            lines.append([C.INFANT_ADDON, 1, 0])
         dxs = set(dx)
-        if dxs & {"I10", "E11", "E78"} and r.random() < 0.25:
-            lines.append(["113009010", 1, 0])
-        elif dxs & set(C.PROCEDURE_BY_CODE["113001810"].indications) and r.random() < 0.7:
-            lines.append(["113001810", 1, 0])
+        if dxs & set(C.LIFESTYLE) and r.random() < 0.5:
+            lines.append([C.SEIKATSU, 1, 0])
+        elif dxs & set(C.PROCEDURE_BY_CODE[C.TOKUTEI].indications) and r.random() < 0.7:
+            lines.append([C.TOKUTEI, 1, 0])
         for proc in C.PROCEDURES:
-            managed = proc.code.startswith("113")  # management fees were chosen above
+            managed = proc.code in (C.TOKUTEI, C.SEIKATSU)  # chosen above
             if proc.dental or proc.inpatient or not proc.indications or managed:
                 continue
             if not dxs & set(proc.indications) or proc.sex not in (0, p.sex):
@@ -165,13 +171,15 @@ class _TenantGenerator:
             elif r.random() > 0.35 * prov.style:
                 continue
             count = 1
-            if proc.code == "180000110" and any(ln[0] == "180019310" for ln in lines):
+            if proc.code == C.SHOEN and any(ln[0] == C.REHAB for ln in lines):
                 continue
-            if proc.code in ("180019310", "180000110"):
-                count = int(min(proc.max_per_month, max(1, r.poisson(4 * prov.style))))
+            if proc.code in (C.REHAB, C.SHOEN):
+                count = int(min(REHAB_MAX, proc.max_per_month, max(1, r.poisson(4 * prov.style))))
             lines.append([proc.code, count, 0])
         if r.random() < 0.3 * prov.style:
-            lines.append(["160008010", 1, 0])
+            lines.append([C.CBC, 1, 0])
+        if any(ln[0] in (C.CBC, C.HBA1C) for ln in lines):  # 血液学的検査 -> its 判断料, once
+            lines.append([C.BLOOD_JUDGEMENT, 1, 0])
         return lines
 
     def _drugs_for(self, dx: Sequence[str], p: Patient) -> list[list]:
@@ -180,7 +188,7 @@ class _TenantGenerator:
         for drug in C.DRUGS:
             if not set(dx) & set(drug.indications) or drug.sex not in (0, p.sex):
                 continue
-            if drug.code == "620098801" and not set(dx) & {"M54", "M17", *C.INJURY}:
+            if drug.code == C.LOXOPROFEN and not set(dx) & {"M54", "M17", *C.INJURY}:
                 continue
             if r.random() > 0.45:
                 continue
@@ -241,20 +249,20 @@ class _TenantGenerator:
     def _injury_visit(self, p: Patient, m: int, dx: str, third_party: bool, left: int) -> None:
         prov = self.providers["ortho"][int(p.pid[:8], 16) % len(self.providers["ortho"])]
         intensity = 1.6 if third_party else 1.0  # compensated cases get more rehab on average
-        procs = [["112007410", 1, 0]]
+        procs = [[C.SAISHIN, 1, 0]]
         n = int(min(13, max(1, self.rng.poisson(5 * intensity * prov.style))))
         if dx in ("S13", "S52", "S82"):
-            procs.append(["180019310", n, 0])
+            procs.append([C.REHAB, n, 0])
         else:
-            procs.append(["180000110", n, 0])
+            procs.append([C.SHOEN, n, 0])
         if left >= 3 and dx in ("S52", "S82"):
-            procs.append(["150073510", 1, 0])
+            procs.append([C.REDUCTION_FOREARM if dx == "S52" else C.REDUCTION_LEG, 1, 0])
         if self.rng.random() < (0.5 if third_party else 0.25):
-            procs.append(["170012110", 1, 0])
-        drugs = [["620098801", int(self.rng.integers(1, 4)), 14]]
+            procs.append([C.CT, 1, 0])
+        drugs = [[C.LOXOPROFEN, int(self.rng.integers(1, 4)), 14]]
         ctype = "医科入院外"
         if dx == "S82" and self.rng.random() < 0.3:
-            ctype, procs = "医科入院", [*procs, ["190117710", int(self.rng.integers(5, 20)), 0]]
+            ctype, procs = "医科入院", [*procs, [C.WARD, int(self.rng.integers(5, 20)), 0]]
         lines = self._emit(p, prov, m, ctype, [dx], procs, drugs,
                            "third_party" if third_party else "", 0)
         if third_party:
@@ -321,39 +329,45 @@ class _TenantGenerator:
             qty_pts = C.DRUG_BY_CODE[drug[0]].points_per_day * drug[1] * drug[2]
             drugs.append(drug)
             return round(qty_pts), outside
-        if error == "frequency":
-            line = next(ln for ln in procs if ln[0] in ("112007410", "111000110"))
-            limit = C.PROCEDURE_BY_CODE[line[0]].max_per_month
+        if error == "frequency":  # above a 上限回数 of the s master
+            limited = [ln for ln in procs if C.PROCEDURE_BY_CODE[ln[0]].max_per_month < 99]
+            if not limited:  # a blood test's 判断料 (once a month) billed more often
+                if not any(ln[0] == C.CBC for ln in procs):
+                    procs.append([C.CBC, 1, 0])
+                procs.append([C.BLOOD_JUDGEMENT, 1, 0])
+                limited = [procs[-1]]
+            line = limited[int(r.integers(len(limited)))]
+            proc = C.PROCEDURE_BY_CODE[line[0]]
             extra = int(r.integers(1, 4))
-            line[1] = limit + extra
-            return extra * C.PROCEDURE_BY_CODE[line[0]].points, False
+            line[1] = proc.max_per_month + extra
+            return extra * proc.points, False
         if error == "frequency_3m":
             code = _three_month_code(dx)
             procs.append([code, 1, 0])  # billed again within 3 months of the last time
             return C.PROCEDURE_BY_CODE[code].points, False
         if error == "exclusive":
-            first, second = ("113009010", "113001810") if r.random() < 0.6 else \
-                ("180019310", "180000110")
+            first, second = (C.SEIKATSU, C.TOKUTEI) if r.random() < 0.6 else \
+                (C.REHAB, C.SHOEN)
             for code in (first, second):
                 if not any(ln[0] == code for ln in procs):
-                    procs.append([code, 1 if code != "180000110" else int(r.integers(2, 8)), 0])
-            if first == "113009010" and not set(dx) & {"I10", "E11", "E78"}:
+                    procs.append([code, 1 if code != C.SHOEN else int(r.integers(2, 8)), 0])
+            if first == C.SEIKATSU and not set(dx) & set(C.LIFESTYLE):
                 dx.append("I10")
-            if first == "180019310" and not set(dx) & {"M54", "M17"}:
+            if first == C.REHAB and not set(dx) & {"M54", "M17"}:
                 dx.append("M54")
             line = next(ln for ln in procs if ln[0] == second)
             return line[1] * C.PROCEDURE_BY_CODE[second].points, False
         if error == "age_sex":
             if p.age > 5 and r.random() < 0.5:
-                procs.append(["112011010", 1, 0])
-                return C.PROCEDURE_BY_CODE["112011010"].points, False
+                procs.append([C.INFANT_ADDON, 1, 0])
+                return C.PROCEDURE_BY_CODE[C.INFANT_ADDON].points, False
             if p.sex == 2:
-                procs.append(["160100410", 1, 0])
+                procs.append([C.PSA, 1, 0])
                 dx.append("N40")
-                return C.PROCEDURE_BY_CODE["160100410"].points, False
+                return C.PROCEDURE_BY_CODE[C.PSA].points, False
             dx.append("O21")
-            procs.append(["160060010", 1, 0])
-            return C.PROCEDURE_BY_CODE["160060010"].points, False
+            procs.append([C.ECHO, 1, 0])
+            return C.PROCEDURE_BY_CODE[C.ECHO].points, False
         if error == "dose":
             if not drugs:
                 drugs.append(self._drugs_any(dx, p))
@@ -369,39 +383,43 @@ class _TenantGenerator:
             extra = 0
             for line in procs:
                 proc = C.PROCEDURE_BY_CODE[line[0]]
-                if proc.max_per_month > 1 and proc.points >= 20:
+                if line[0] in REPEATABLE:
                     add = int(min(proc.max_per_month - line[1], r.integers(1, 4)))
                     line[1] += max(add, 0)
                     extra += max(add, 0) * proc.points
-            if not any(ln[0] == "170012110" for ln in procs) and r.random() < 0.6:
-                procs.append(["170012110", 1, 0])
-                if not set(dx) & set(C.PROCEDURE_BY_CODE["170012110"].indications):
+            if not any(ln[0] == C.CT for ln in procs) and r.random() < 0.6:
+                procs.append([C.CT, 1, 0])
+                if not set(dx) & set(C.PROCEDURE_BY_CODE[C.CT].indications):
                     dx.append("J18")
-                extra += C.PROCEDURE_BY_CODE["170012110"].points
+                extra += C.PROCEDURE_BY_CODE[C.CT].points
             if extra == 0:
-                procs.append(["160095710", 1, 0])
+                procs.append([C.ECG, 1, 0])
                 if "I10" not in dx:
                     dx.append("I10")
-                extra = C.PROCEDURE_BY_CODE["160095710"].points
+                extra = C.PROCEDURE_BY_CODE[C.ECG].points
             return extra, False
         return 0, False
 
     def _drugs_any(self, dx: list[str], p: Patient) -> list:
         pool = [d for d in C.DRUGS if set(dx) & set(d.indications) and d.sex in (0, p.sex)]
-        d = pool[int(self.rng.integers(len(pool)))] if pool else C.DRUG_BY_CODE["620160501"]
+        d = pool[int(self.rng.integers(len(pool)))] if pool else C.DRUG_BY_CODE[C.ACETAMINOPHEN]
         if not pool:
             dx.append("J06")
         return [d.code, 1, int(min(14, d.max_days))]
 
     def _dental(self, p: Patient, m: int) -> None:
         dx = [self._acute(p, dental=True)]
+<<<<<<< HEAD
         procs: list[list] = ([["302000210", 1, 0]] if self.rng.random() < 0.7
                              else [["302000110", 1, 0]])
+=======
+        procs = [[C.DENTAL_RE, 1, 0]] if self.rng.random() < 0.7 else [[C.DENTAL_FIRST, 1, 0]]
+>>>>>>> claims-masters-gen
         if dx[0] == "K05":
-            procs.append(["309000110", 1, 0])
+            procs.append([C.PERIO, 1, 0])
         else:
             n = int(self.rng.integers(1, 4))
-            procs += [["309002310", n, 0], ["313000110", n, 0]]
+            procs += [[C.CARIES, n, 0], [C.FILLING, n, 0]]
         error = self._error_for(p.dentist, ["frequency", "exclusive"])
         stake = 0
         if error == "frequency":
@@ -409,34 +427,38 @@ class _TenantGenerator:
             line[1] = C.PROCEDURE_BY_CODE[line[0]].max_per_month + 2
             stake = 2 * C.PROCEDURE_BY_CODE[line[0]].points
         elif error == "exclusive":
-            pair = ["302000110", 1, 0] if procs[0][0] == "302000210" else ["302000210", 1, 0]
+            pair = [C.DENTAL_FIRST, 1, 0] if procs[0][0] == C.DENTAL_RE else [C.DENTAL_RE, 1, 0]
             procs.append(pair)
-            stake = C.PROCEDURE_BY_CODE["302000210"].points
+            stake = C.PROCEDURE_BY_CODE[C.DENTAL_RE].points
         self._emit(p, p.dentist, m, "歯科", dx, procs, [], error, stake)
 
     def _inpatient(self, p: Patient, m: int) -> None:
         prov = self._pick("hospital")
         dx = [str(self.rng.choice(["J18", "I50", "S82", "C16", "C34", "H25"]))]
         days = int(self.rng.integers(3, 21))
+<<<<<<< HEAD
         procs: list[list] = [["190117710", days, 0], ["160008010", 2, 0]]
+=======
+        procs = [[C.WARD, days, 0], [C.CBC, 2, 0]]
+>>>>>>> claims-masters-gen
         if dx[0] in ("J18", "C16", "C34", "S82"):
-            procs.append(["170012110", 1, 0])
+            procs.append([C.CT, 1, 0])
         if dx[0] == "H25":
-            procs.append(["150285010", 1, 0])
+            procs.append([C.CATARACT, 1, 0])
         drugs = self._drugs_for(dx, p)
         error = self._error_for(prov, ["outlier", "dose", "mismatch"])
         stake = 0
         if error == "outlier":
             extra = int(self.rng.integers(2, 6))
             procs[0][1] += extra
-            stake = extra * C.PROCEDURE_BY_CODE["190117710"].points
+            stake = extra * C.PROCEDURE_BY_CODE[C.WARD].points
         elif error:
             stake, _ = self._inject(error, dx, procs, drugs, p, prov, m, False)
         self._emit(p, prov, m, "医科入院", dx, procs, drugs, error, stake)
 
 
 def _three_month_code(dx: Sequence[str]) -> str:
-    return "160100410" if "N40" in dx else "160060010"
+    return C.PSA if "N40" in dx else C.ECHO
 
 
 def _recent_3m(p: Patient, m: int, procs: list[list], dx: Sequence[str]) -> bool:

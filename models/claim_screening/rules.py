@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from models.claim_screening import codes as C
+from models.claim_screening import masters as M
 
 
 @dataclass(frozen=True)
@@ -44,17 +45,86 @@ RULE_BY_CODE = {r.code: r for r in RULES}
 RULE_CODES = tuple(r.code for r in RULES)
 
 
-def _code_table() -> pd.DataFrame:
+# Stable master attributes of a code, as a small integer (features.py uses them so that a code
+# the model has not seen still says what kind of item it is): the s master's 区分 letter for a
+# 診療行為, the y master's 剤形 for a 医薬品, the ICD-10 chapter letter for a diagnosis.
+SECTIONS = ("", *"ABCDEFGHIJKLMN", "Y1", "Y3", "Y4", "Y6", "Y8",
+            *(f"ICD{chr(c)}" for c in range(ord("A"), ord("Z") + 1)))
+_SECTION_ID = {s: i for i, s in enumerate(SECTIONS)}
+
+
+def section_id(kind: str, value: str) -> int:
+    """SECTIONS index of a 区分 letter ('procedure': A..N), 剤形 digit ('drug': 1 内用, 3 その他,
+    4 注射, 6 外用, 8 歯科用) or the ICD-10 chapter letter of a code ('diagnosis'); 0 unknown."""
+    key = {"diagnosis": f"ICD{value[:1]}", "drug": f"Y{value}"}.get(kind, value)
+    return _SECTION_ID.get(key, 0)
+
+
+TABLE_COLUMNS = ["code", "unit_points", "max_per_month", "every_months", "only_sex", "min_age",
+                 "max_age", "max_qty", "max_days", "section"]
+
+
+def _curated_table() -> pd.DataFrame:
+    """The demo's clinical set (codes.py): master values plus curated 適応, sex, 縦覧 and doses."""
     rows = []
     for p in C.PROCEDURES:
         rows.append((p.code, p.points, p.max_per_month, p.every_months, p.sex, p.min_age,
-                     p.max_age, 99, 999))
+                     p.max_age, 99, 999, section_id("procedure", p.section)))
     for d in C.DRUGS:
-        rows.append((d.code, 0, 99, 1, d.sex, d.min_age, 120, d.max_daily_qty, d.max_days))
+        rows.append((d.code, d.points_per_day, 99, 1, d.sex, d.min_age, 120, d.max_daily_qty,
+                     d.max_days, section_id("drug", _dosage_form(d.code))))
     for g in C.DIAGNOSES:
-        rows.append((g.code, 0, 99, 1, g.sex, g.min_age, g.max_age, 99, 999))
-    return pd.DataFrame(rows, columns=["code", "unit_points", "max_per_month", "every_months",
-                                       "only_sex", "min_age", "max_age", "max_qty", "max_days"])
+        rows.append((g.code, 0, 99, 1, g.sex, g.min_age, g.max_age, 99, 999,
+                     section_id("diagnosis", g.code)))
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def _dosage_form(code: str) -> str:
+    y = M.in_use().tables.get("y")
+    if y is None:
+        return ""
+    match = y.loc[y["code"] == code, "dosage_form"]
+    return str(match.iloc[0]) if len(match) else ""
+
+
+def _master_table() -> pd.DataFrame:
+    """Every code of the masters in use with what they say: s 点数, 上限回数 (99 where none) and
+    age limits; y 薬価 / 10 per unit and 剤形; the ICD-10 categories the b master maps to."""
+    masters = M.in_use()
+    parts = []
+    s = masters.tables.get("s")
+    if s is not None and not s.empty:
+        ages = [C.age_limits(lo, hi) for lo, hi in zip(s["min_age_years"], s["max_age_years"],
+                                                       strict=True)]
+        parts.append(pd.DataFrame({
+            "code": s["code"], "unit_points": s["points"],
+            "max_per_month": s["max_count"].where(s["max_count"] > 0, 99),
+            "every_months": 1, "only_sex": 0, "min_age": [a[0] for a in ages],
+            "max_age": [a[1] for a in ages], "max_qty": 99, "max_days": 999,
+            "section": [section_id("procedure", v) for v in s["section"]]}))
+    y = masters.tables.get("y")
+    if y is not None and not y.empty:
+        parts.append(pd.DataFrame({
+            "code": y["code"], "unit_points": y["price"] / 10, "max_per_month": 99,
+            "every_months": 1, "only_sex": 0, "min_age": 0, "max_age": 120, "max_qty": 99,
+            "max_days": 999, "section": [section_id("drug", v) for v in y["dosage_form"]]}))
+    b = masters.tables.get("b")
+    if b is not None and not b.empty:
+        icd = b["icd10_1_2013"].where(b["icd10_1_2013"] != "", b["icd10_1"]).str[:3]
+        cats = sorted(c for c in set(icd) if len(c) == 3 and c[:1].isalpha())
+        parts.append(pd.DataFrame({
+            "code": cats, "unit_points": 0, "max_per_month": 99, "every_months": 1,
+            "only_sex": 0, "min_age": 0, "max_age": 120, "max_qty": 99, "max_days": 999,
+            "section": [section_id("diagnosis", c) for c in cats]}))
+    return pd.concat(parts, ignore_index=True)[TABLE_COLUMNS] if parts else pd.DataFrame(
+        columns=TABLE_COLUMNS)
+
+
+def _code_table() -> pd.DataFrame:
+    """Curated codes first, then every other code of the masters: the rules check a master's
+    上限回数 and ages on any code it lists, not only on the demo's."""
+    table = pd.concat([_curated_table(), _master_table()], ignore_index=True)
+    return table.drop_duplicates("code", keep="first").reset_index(drop=True)
 
 
 def _indication_table() -> pd.DataFrame:
@@ -74,7 +144,7 @@ _KIND_ID = {k: i for i, k in enumerate(C.LINE_KINDS)}
 
 # What a code outside the table gets: limits that never bind.
 DEFAULTS = {"unit_points": 0, "max_per_month": 99, "every_months": 1, "only_sex": 0, "min_age": 0,
-            "max_age": 120, "max_qty": 99, "max_days": 999}
+            "max_age": 120, "max_qty": 99, "max_days": 999, "section": 0}
 
 # Every code a table or rule names gets an integer id; line codes outside them share UNKNOWN.
 VOCABULARY: tuple[str, ...] = tuple(sorted({
@@ -84,6 +154,15 @@ CODE_ID = {code: i for i, code in enumerate(VOCABULARY)}
 UNKNOWN = len(VOCABULARY)
 
 
+def code_id(code: str) -> int:
+    """VOCABULARY id of a code as written; an ICD-10 subcategory (E11.9, E119) takes its
+    category's id, so it keeps the category's attributes; UNKNOWN outside the vocabulary."""
+    found = CODE_ID.get(code)
+    if found is None and code[:1].isalpha() and len(code) > 3:
+        found = CODE_ID.get(code[:3])
+    return UNKNOWN if found is None else found
+
+
 def _attribute(column: str) -> np.ndarray:
     """A CODE_TABLE column by code id (float), with the default for codes outside the table."""
     known = CODE_TABLE.set_index("code")[column].reindex(list(VOCABULARY))
@@ -91,6 +170,9 @@ def _attribute(column: str) -> np.ndarray:
 
 
 ATTRIBUTES = {column: _attribute(column) for column in DEFAULTS}
+# injuries are ICD-10 chapter XIX (S, T): any such diagnosis, not only the demo's four
+IS_INJURY = np.isin(ATTRIBUTES["section"], [section_id("diagnosis", "S"),
+                                            section_id("diagnosis", "T")])
 
 
 def code_flags(codes: Sequence[str]) -> np.ndarray:
@@ -114,7 +196,6 @@ def _indication_bits() -> tuple[np.ndarray, np.ndarray]:
 
 
 DX_BIT, INDICATED_BY = _indication_bits()
-IS_INJURY = code_flags(C.INJURY)
 _SMALL = 32  # below this many values a dict beats pd.factorize's fixed cost (one claim)
 
 
@@ -186,7 +267,7 @@ class ClaimLines:
         first = np.flatnonzero(np.concatenate([np.ones(min(len(claim), 1), bool),
                                                claim[1:] > seen]))
         raw_code, code_names = factorize(lines["code"])
-        to_id = np.array([CODE_ID.get(c, UNKNOWN) for c in code_names], np.intp)
+        to_id = np.array([code_id(str(c)) for c in code_names], np.intp)
         kind, kinds = factorize(lines["line_kind"])
         to_kind = np.array([_KIND_ID.get(k, len(_KIND_ID)) for k in kinds], np.int8)
         return cls(lines=lines, ids=_take(lines["claim_id"], first), claim=claim, first=first,
@@ -324,7 +405,8 @@ def rule_columns(view: ClaimLines) -> dict[str, Any]:
     whole("R_DUPLICATE", _duplicates(view, header))
     maxm = ATTRIBUTES["max_per_month"][code]
     over = (view.kind == PROCEDURE) & (count > maxm)
-    put("R_FREQUENCY", over, np.maximum(count - maxm, 0) * ATTRIBUTES["unit_points"][code])
+    # the line's own points per 回 (what was billed), so a master code's stake is right too
+    put("R_FREQUENCY", over, np.maximum(count - maxm, 0) * points / np.maximum(count, 1))
     put("R_FREQ_3M", _frequency_3m(view, patient, month_numbers(month, months)), points)
     put("R_EXCLUSIVE", _exclusive(view), points)
     age = np.asarray(out["age"])[view.claim]

@@ -20,10 +20,11 @@ from models.claim_screening.features import (
     known_providers,
 )
 from models.claim_screening.rules import (
-    CODE_ID,
     RULE_BY_CODE,
     RULE_CODES,
+    UNKNOWN,
     ClaimLines,
+    code_id,
     columns,
     rule_columns,
 )
@@ -52,10 +53,11 @@ def prepare(lines: pd.DataFrame, reference: Reference) -> tuple[pd.DataFrame, np
 
 def unknown_codes(view: ClaimLines, reference: Reference) -> dict[int, list[str]]:
     """Claim position -> its distinct codes (first-seen order) that neither the code table
-    (so no rule can check their limits or indications) nor the training data holds; claims
-    without such codes are absent."""
+    (the masters and the curated set: no rule can check their limits) nor the training data
+    holds; claims without such codes are absent."""
     seen = set(reference.codes)
-    unknown = np.array([c not in CODE_ID and str(c) not in seen for c in view.code_names], bool)
+    unknown = np.array([code_id(str(c)) == UNKNOWN and str(c) not in seen
+                        for c in view.code_names], bool)
     rows = np.flatnonzero(unknown[view.raw_code])
     out: dict[int, list[str]] = {}
     for claim, code in zip(view.claim[rows].tolist(), view.raw_code[rows].tolist(), strict=True):

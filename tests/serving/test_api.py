@@ -103,7 +103,7 @@ def test_unknown_codes_and_new_providers_are_scored_and_flagged(client: TestClie
     df["provider_id"] = [f"40{c:08d}" for c in codes]  # 10-digit 医療機関コード, never seen
     month = df["service_month"].max()
     first = df.index[(df["service_month"] == month) & (df["line_kind"] == "procedure")][0]
-    df.loc[first, "code"] = "112015570"  # well-formed, not in the code table
+    df.loc[first, "code"] = "199999999"  # well-formed, in no master
     r = client.post("/v1/claim_screening/queue?capacity=1", content=df.to_csv(index=False),
                     headers={**ITOSHIMA, "content-type": "text/csv"})
     assert r.status_code == 200, r.text
@@ -112,8 +112,8 @@ def test_unknown_codes_and_new_providers_are_scored_and_flagged(client: TestClie
     assert flags["claims"] == q["claims_in_month"] == q["queued"]
     assert flags["claims_new_provider"] == q["claims_in_month"]
     assert flags["claims_with_unknown_codes"] == 1
-    assert flags["unknown_code_examples"] == ["112015570"]
-    assert "請求履歴のない医療機関" in flags["note_ja"] and "112015570" in flags["note_ja"]
+    assert flags["unknown_code_examples"] == ["199999999"]
+    assert "請求履歴のない医療機関" in flags["note_ja"] and "199999999" in flags["note_ja"]
     flagged = [it for it in q["items"] if it["unknown_codes"]]
     assert [it["claim_id"] for it in flagged] == [df.loc[first, "claim_id"]]
     assert all(it["new_provider"] for it in q["items"])
@@ -124,7 +124,7 @@ def test_unknown_codes_and_new_providers_are_scored_and_flagged(client: TestClie
     table = pd.read_excel(io.BytesIO(client.get(url, params={"format": "xlsx"},
                                                 headers=ITOSHIMA).content), dtype=str)
     assert (table["新規医療機関"] == "はい").all()
-    assert table["未登録コード"].fillna("").tolist().count("112015570") == 1
+    assert table["未登録コード"].fillna("").tolist().count("199999999") == 1
     known = client.post("/v1/claim_screening/score", json={"claims": [EXAMPLE_CLAIM]},
                         headers=ITOSHIMA).json()
     assert known["flags"]["claims_with_unknown_codes"] == 0

@@ -85,7 +85,7 @@ def test_readyz_names_the_disabled_tasks_and_the_rest_serves(server: str) -> Non
      {"items": [{"claim_id": "C1", "error_confirmed": True, "recovered_points": BIG}]},
      "items.0.recovered_points"),
     ("POST", "/v1/claim_screening/score", ITOSHIMA,
-     {"claims": [{**EXAMPLE_CLAIM, "lines": [{"line_kind": "drug", "code": "621903201",
+     {"claims": [{**EXAMPLE_CLAIM, "lines": [{"line_kind": "drug", "code": "622421201",
                                               "days": 18446744073709551616}]}]},
      "claims.0.lines.0.days"),
     ("POST", "/v1/checkup_nudge/score", NAHA, {"residents": [{"resident_id": "R\ud800"}]},

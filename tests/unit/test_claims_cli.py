@@ -58,3 +58,26 @@ def test_export_uke_then_import_gives_back_the_medical_claims(tmp_path: Path) ->
     # 傷病名 went out as 傷病名コード of the committed master and came back as the same ICD-10
     assert sorted(got.loc[got["line_kind"] == "diagnosis", "code"]) == sorted(
         want.loc[want["line_kind"] == "diagnosis", "code"])
+
+
+def test_generate_writes_csv_with_icd10_and_uke_with_disease_codes(tmp_path: Path) -> None:
+    from models.claim_screening import codes as C
+    from models.claim_screening import masters as M
+
+    r = CliRunner().invoke(app, ["claims", "generate", "--out", str(tmp_path), "--claims", "800",
+                                 "--months", "4", "--seed", "2", "--uke"])
+    assert r.exit_code == 0, r.output
+    lines = pd.read_csv(tmp_path / "claims.csv", dtype=str, encoding="utf-8-sig")
+    truth = pd.read_csv(tmp_path / "truth.csv", dtype=str, encoding="utf-8-sig")
+    assert set(truth["claim_id"]) == set(lines["claim_id"])
+    dx = set(lines.loc[lines["line_kind"] == "diagnosis", "code"])
+    assert dx <= set(C.DIAGNOSIS_BY_CODE)  # the CSV carries ICD-10 categories
+    files = sorted((tmp_path / "uke").iterdir())
+    records = [rec.split(",") for f in files
+               for rec in f.read_bytes().rstrip(b"\x1a").decode("cp932").split("\r\n")]
+    sy = {rec[1] for rec in records if rec[0] == "SY"}
+    # the UKE carries 傷病名コード of the committed 傷病名マスター, each mapping back to an ICD-10
+    masters = M.in_use()
+    assert sy and {masters.icd10_of(code) for code in sy} <= dx
+    ids = pd.read_csv(tmp_path / "uke_claim_ids.csv", dtype=str)
+    assert set(ids["claim_id"]) == set(lines.loc[lines["claim_type"] != "調剤", "claim_id"])

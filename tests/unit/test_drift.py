@@ -53,7 +53,7 @@ def test_exported_package_carries_the_drift_reference(trained_root: Path) -> Non
 
     ref = json.loads((trained_root / "build/claim_screening/onnx/drift.json").read_text())
     assert next(iter(ref["features"])) == "R_INDICATION"
-    assert len(ref["features"]) == len(FEATURE_NAMES) + 1 == 39  # features and the score
+    assert len(ref["features"]) == len(FEATURE_NAMES) + 1 == 48  # features and the score
     assert list(ref["features"])[-1] == "score" and ref["rows"] > 100
     score = ref["features"]["score"]
     assert abs(sum(score["shares"]) - 1) < 1e-9 and len(score["edges"]) >= 5

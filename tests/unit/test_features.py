@@ -24,10 +24,10 @@ from models.claim_screening.scoring import (
     score_claims,
     widen_medians,
 )
-from tests.claims import CLEAN, claim, frame
+from tests.claims import CLEAN, UNLISTED_POINTS, claim, frame
 
 PRIOR = [0.0, 0.05, 0.02, 0.5]
-REF = Reference(norm={"医科入院外|E11": 5.0, "調剤|621903201": 4.5}, global_norm=4.0,
+REF = Reference(norm={"医科入院外|E11": 5.0, "調剤|622421201": 4.5}, global_norm=4.0,
                 provider={"C1": [0.5, 0.25, 0.1, 2.0, 40.0]}, prior=PRIOR)
 
 
@@ -54,10 +54,10 @@ def test_patient_history_counts_previous_months() -> None:
     f = features(df)
     cols = ["patient_claims_prev2", "patient_log_points_prev2", "patient_injury_months_prev3",
             "patient_claims_same_month"]
-    expected = {  # CLEAN claims total 208 points; the injury-only claims 0
+    expected = {  # CLEAN claims total 181 points; the injury-only claims 0
         "a": [0, 0, 0, 1], "b": [1, 0, 1, 2], "b2": [1, 0, 1, 2],
-        "c": [3, np.log1p(416), 1, 1], "d": [3, np.log1p(624), 1, 2],
-        "e": [3, np.log1p(624), 1, 2], "f": [0, 0, 1, 1], "z": [0, 0, 0, 1]}
+        "c": [3, np.log1p(362), 1, 1], "d": [3, np.log1p(543), 1, 2],
+        "e": [3, np.log1p(543), 1, 2], "f": [0, 0, 1, 1], "z": [0, 0, 0, 1]}
     for cid, row in expected.items():
         assert f.loc[cid, cols].tolist() == pytest.approx(row, abs=1e-5), cid
 
@@ -65,20 +65,20 @@ def test_patient_history_counts_previous_months() -> None:
 def test_points_vs_norm_and_provider_month_level() -> None:
     df = frame(claim("k", CLEAN),
                claim("k2", [("diagnosis", "E11", 0, 0), ("procedure", "112007410", 2, 0)]),
-               claim("k3", [("diagnosis", "E11", 0, 0), ("procedure", "112007410", 6, 0)]),
+               claim("k3", [("diagnosis", "E11", 0, 0), ("procedure", "160010010", 4, 0)]),
                claim("u", [("diagnosis", "I10", 0, 0), ("procedure", "112007410", 1, 0)],
                      provider="NEW"),
-               claim("r", [("drug", "621903201", 2, 28)], ctype="調剤", provider="P1"))
+               claim("r", [("drug", "622421201", 2, 28)], ctype="調剤", provider="P1"))
     f = features(df)
-    resid = {"k": np.log1p(208) - 5.0, "k2": np.log1p(150) - 5.0, "k3": np.log1p(450) - 5.0,
-             "u": np.log1p(75) - 4.0, "r": np.log1p(84) - 4.5}  # unseen key: global norm
+    resid = {"k": np.log1p(181) - 5.0, "k2": np.log1p(150) - 5.0, "k3": np.log1p(196) - 5.0,
+             "u": np.log1p(75) - 4.0, "r": np.log1p(57) - 4.5}  # unseen key: global norm
     for cid, value in resid.items():
         assert f.loc[cid, "points_vs_norm"] == pytest.approx(value, abs=1e-5), cid
     c1 = (resid["k"] + resid["k2"] + resid["k3"]) / 3
     assert f.loc["k2", "month_provider_points_vs_norm"] == pytest.approx(c1, abs=1e-5)
     assert f.loc["k", "month_provider_rule_rate"] == pytest.approx(1 / 3)  # k3: R_FREQUENCY
     assert f.loc["k3", "n_rules"] == 1
-    assert f.loc["k3", "log_rule_stake"] == pytest.approx(np.log1p(2 * 75))
+    assert f.loc["k3", "log_rule_stake"] == pytest.approx(np.log1p(2 * 49))  # 4 - 2 HbA1c
     assert f.loc["u", "month_provider_points_vs_norm"] == pytest.approx(resid["u"], abs=1e-5)
     assert f.loc["r", "claim_type"] == 3
     assert f.loc["k", "claim_type"] == 1
@@ -131,7 +131,7 @@ def test_unseen_key_code_takes_its_chapter_norm() -> None:
 
 def test_out_of_fold_provider_stats_never_describe_the_claim_itself() -> None:
     df = frame(*[claim(f"a{i}", CLEAN, patient=f"p{i}") for i in range(40)],
-               claim("x", [("diagnosis", "E11", 0, 0), ("procedure", "112007410", 9, 0)],
+               claim("x", [("diagnosis", "E11", 0, 0), ("procedure", "160010010", 9, 0)],
                      patient="px"))
     hits = apply_rules(df)
     ref = build_reference(df, hits)
@@ -149,14 +149,29 @@ def test_out_of_fold_provider_stats_never_describe_the_claim_itself() -> None:
 
 def test_claim_shape() -> None:
     lines = [("diagnosis", "S13", 0, 0), ("diagnosis", "M54", 0, 0),
-             ("procedure", "180019310", 5, 0), ("procedure", "180000110", 3, 0),
-             ("procedure", "170012110", 1, 0), ("drug", "620098801", 3, 20),
-             ("drug", "620160501", 4, 7)]
-    f = features(frame(claim("s", lines), claim("c", CLEAN, patient="p2")))
+             ("procedure", "180755710", 5, 0), ("procedure", "140029610", 3, 0),
+             ("procedure", "170011810", 1, 0), ("drug", "620098902", 3, 20),
+             ("drug", "620002636", 4, 7)]
+    # 160062110 免疫学的検査判断料 and S72 are in the masters only, not in the demo's set
+    master_only = [("diagnosis", "S72", 0, 0), ("procedure", "160062110", 2, 0)]
+    f = features(frame(claim("s", lines), claim("c", CLEAN, patient="p2"),
+                       claim("m", master_only, patient="p3")))
     shape = ["n_lines", "n_diagnoses", "n_procedures", "n_drugs", "has_injury", "rehab_units",
-             "has_ct", "max_qty_ratio", "max_days_ratio"]
+             "has_major_imaging", "max_qty_ratio", "max_days_ratio"]
     assert f.loc["s", shape].tolist() == pytest.approx([7, 2, 3, 2, 1, 8, 1, 1.0, 20 / 30])
     assert f.loc["c", shape].tolist() == pytest.approx([4, 1, 2, 1, 0, 0, 0, 0.5, 28 / 90])
+    assert f.loc["m", shape].tolist() == pytest.approx([2, 1, 1, 0, 1, 0, 0, 0, 0])
+    # composition by the masters' 区分, per-回 points, 上限回数 and ICD-10 chapters
+    master = ["share_points_basic", "share_points_tests", "share_points_imaging",
+              "share_points_rehab", "share_points_surgery", "share_points_drugs",
+              "log_max_unit_points", "max_count_vs_limit", "n_icd_chapters"]
+    s_total = 5 * 185 + 3 * 35 + 900 + 59 + 17  # ロキソプロフェン 3 x 20 days, アセトアミノフェン
+    assert f.loc["s", master].tolist() == pytest.approx(
+        [0, 0, 900 / s_total, 1030 / s_total, 0, 76 / s_total, np.log1p(900), 0, 2], abs=1e-5)
+    assert f.loc["c", master].tolist() == pytest.approx(
+        [75 / 181, 49 / 181, 0, 0, 0, 57 / 181, np.log1p(75), 1 / 2, 1], abs=1e-5)
+    assert f.loc["m", master].tolist() == pytest.approx(
+        [0, 1, 0, 0, 0, 0, np.log1p(UNLISTED_POINTS), 2, 1], abs=1e-5)
 
 
 def test_features_follow_the_rows_of_hits() -> None:
@@ -170,7 +185,7 @@ def test_features_follow_the_rows_of_hits() -> None:
 
 def test_prepare_and_score_use_the_same_features() -> None:
     df = frame(claim("a", CLEAN), claim("b", CLEAN),
-               claim("r", [("drug", "621903201", 2, 28)], ctype="調剤", provider="P1"))
+               claim("r", [("drug", "622421201", 2, 28)], ctype="調剤", provider="P1"))
     hits, X = prepare(df, REF)
     pd.testing.assert_frame_equal(hits, apply_rules(df))
     np.testing.assert_array_equal(X, build_features(df, hits, REF).to_numpy(np.float32))
@@ -183,21 +198,21 @@ def test_prepare_and_score_use_the_same_features() -> None:
 def test_build_reference_norms_and_provider_habits() -> None:
     df = frame(claim("k", CLEAN),
                claim("k2", [("diagnosis", "E11", 0, 0), ("procedure", "112007410", 2, 0)]),
-               claim("k3", [("diagnosis", "E11", 0, 0), ("procedure", "112007410", 6, 0)]),
+               claim("k3", [("diagnosis", "E11", 0, 0), ("procedure", "160010010", 4, 0)]),
                claim("u", [("diagnosis", "I10", 0, 0), ("procedure", "112007410", 1, 0)],
                      provider="C2"))
     ref = build_reference(df, apply_rules(df))
-    assert ref.norm == pytest.approx({"医科入院外|E11": np.log1p(208),
+    assert ref.norm == pytest.approx({"医科入院外|E11": np.log1p(181),
                                       "医科入院外|I10": np.log1p(75),
-                                      "医科入院外|~E": np.log1p(208),
+                                      "医科入院外|~E": np.log1p(181),
                                       "医科入院外|~I": np.log1p(75)})
-    assert ref.global_norm == pytest.approx((np.log1p(150) + np.log1p(208)) / 2)
-    resid = np.log1p([208, 150, 450]) - np.log1p(208)
+    assert ref.global_norm == pytest.approx((np.log1p(150) + np.log1p(181)) / 2)
+    resid = np.log1p([181, 150, 196]) - np.log1p(181)
     assert ref.provider["C1"] == pytest.approx([resid.mean(), 1 / 3, 0, 0, 3])
     assert ref.provider["C2"] == pytest.approx([0, 0, 0, 0, 1])
     # claim-weighted: C1's three claims and C2's one
     assert ref.prior == pytest.approx([resid.sum() / 4, 1 / 4, 0, 0])
-    assert ref.codes == sorted({"E11", "I10", "112007410", "160062110", "621903201"})
+    assert ref.codes == sorted({"E11", "I10", "112007410", "160010010", "622421201"})
 
 
 def test_two_claim_batches_score() -> None:
@@ -209,15 +224,18 @@ def test_two_claim_batches_score() -> None:
 
 
 def test_unknown_codes_and_new_providers_are_scored_and_flagged() -> None:
-    new_codes = [("diagnosis", "E14", 0, 0), ("procedure", "112015570", 1, 0),
-                 ("drug", "620004422", 1, 7), ("procedure", "112015570", 2, 0)]
+    # well-formed codes in no master (U99, 199999999, 629999999); 112015570 is in the s master,
+    # so the rules and features know it although training never saw it
+    new_codes = [("diagnosis", "U99", 0, 0), ("procedure", "199999999", 1, 0),
+                 ("drug", "629999999", 1, 7), ("procedure", "199999999", 2, 0),
+                 ("procedure", "112015570", 1, 0)]
     df = frame(claim("k", CLEAN), claim("n", new_codes, provider="1310112345", patient="p2"),
                claim("m", CLEAN, provider="1310112345", patient="p3"))
     scored = score_claims(df, REF, lambda X: (np.full(len(X), 0.5), np.full(len(X), 100.0)))
     frame_ = scored.frame.set_index("claim_id")
     assert frame_["n_unknown_codes"].to_dict() == {"k": 0, "n": 3, "m": 0}
     assert frame_["new_provider"].to_dict() == {"k": False, "n": True, "m": True}
-    assert scored.unknown == {1: ["E14", "112015570", "620004422"]}
+    assert scored.unknown == {1: ["U99", "199999999", "629999999"]}
     assert np.isfinite(scored.X).all()  # scored, not zeros or NaN
     flags = flag_summary(scored)
     assert flags["claims_with_unknown_codes"] == 1 and flags["claims_new_provider"] == 2
@@ -231,8 +249,8 @@ def test_unknown_codes_and_new_providers_are_scored_and_flagged() -> None:
 
 def test_codes_seen_in_training_are_not_unknown() -> None:
     ref = Reference(norm={}, global_norm=4.0, provider={"C1": [0, 0, 0, 0, 5.0]},
-                    prior=PRIOR, codes=["112015570"])
-    df = frame(claim("n", [("diagnosis", "E11", 0, 0), ("procedure", "112015570", 1, 0)]))
+                    prior=PRIOR, codes=["199999999"])
+    df = frame(claim("n", [("diagnosis", "E11", 0, 0), ("procedure", "199999999", 1, 0)]))
     scored = score_claims(df, ref, lambda X: (np.full(len(X), 0.5), np.full(len(X), 1.0)))
     assert scored.unknown == {} and not scored.frame["new_provider"].any()
 
@@ -246,7 +264,7 @@ def test_a_model_trained_before_a_feature_was_added_keeps_scoring() -> None:
         return 1 / (1 + np.exp(-X[:, old.index("n_rules")])), np.full(len(X), 100.0)
 
     df = frame(claim("a", CLEAN), claim("b", [("diagnosis", "I10", 0, 0),
-                                              ("procedure", "160062110", 1, 0)], patient="p2"))
+                                              ("procedure", "160010010", 1, 0)], patient="p2"))
     scored = score_claims(df, REF, for_features(predict, old))
     assert set(seen) == {len(old)} and scored.X.shape[1] == len(FEATURE_NAMES)
     medians = widen_medians(np.zeros(len(old)), old)

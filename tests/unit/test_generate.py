@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from models.claim_screening import codes as C
+from models.claim_screening import masters as M
 from models.claim_screening.generate import ERROR_TYPES, GenerateSpec, generate
 from models.claim_screening.rules import apply_rules
 from models.claim_screening.schema import validate_lines
@@ -45,3 +47,24 @@ def test_some_errors_invisible_to_rules() -> None:
     assert any_rule.reindex(outliers).mean() < 0.3  # outliers are only visible statistically
     clean = truth.index[truth["error_type"] == ""]
     assert any_rule.reindex(clean).sum() > 0  # rules also fire on legitimate claims
+
+
+def test_codes_points_and_limits_come_from_the_masters() -> None:
+    out = generate(TENANTS[:1], GenerateSpec(total_claims=6000), 4)["402303"]
+    lines, truth = out
+    s = M.in_use().tables["s"].set_index("code")
+    y = M.in_use().tables["y"].set_index("code")
+    procs = lines[lines["line_kind"] == "procedure"]
+    medical = procs[~procs["code"].isin([p.code for p in C.PROCEDURES if not p.from_master])]
+    assert medical["code"].isin(s.index).all()  # every 医科 code is a master code
+    unit = medical["points"] / medical["count"]
+    assert (unit == s.loc[medical["code"], "points"].to_numpy()).all()  # at the master's 点数
+    drugs = lines[lines["line_kind"] == "drug"]
+    assert drugs["code"].isin(y.index).all()
+    # frequency errors exceed a master 上限回数 (判断料, 管理料, HbA1c ...)
+    freq = truth.loc[truth["error_type"] == "frequency", "claim_id"]
+    over = medical[medical["claim_id"].isin(freq)]
+    limit = s.loc[over["code"], "max_count"].to_numpy()
+    above = pd.Series((limit > 0) & (over["count"].to_numpy() > limit)).groupby(
+        over["claim_id"].to_numpy()).any()
+    assert len(above) > 10 and above.all()

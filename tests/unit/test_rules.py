@@ -18,16 +18,21 @@ def test_clean_claim_fires_nothing() -> None:
 
 
 @pytest.mark.parametrize(("lines", "kw", "rule"), [
-    ([("diagnosis", "E11", 0, 0), ("drug", "620004501", 1, 14)], {}, "R_INDICATION"),
-    ([*CLEAN[:2], ("procedure", "112007410", 6, 0)], {}, "R_FREQUENCY"),
-    ([("diagnosis", "I10", 0, 0), ("procedure", "113009010", 1, 0),
+    ([("diagnosis", "E11", 0, 0), ("drug", "622134101", 1, 14)], {}, "R_INDICATION"),
+    ([*CLEAN[:2], ("procedure", "160010010", 3, 0)], {}, "R_FREQUENCY"),  # 上限回数 2
+    # master limits on codes outside the demo's set: 免疫学的検査判断料 上限回数 1, 乳幼児加算
+    # （初診） 上限年齢 06 (under 6), and any ICD-10 S/T diagnosis for the 第三者行為 check
+    ([*CLEAN[:2], ("procedure", "160062110", 2, 0)], {}, "R_FREQUENCY"),
+    ([*CLEAN[:2], ("procedure", "111000370", 1, 0)], {"age": 6}, "R_AGE_SEX"),
+    ([("diagnosis", "S72", 0, 0), ("procedure", "112007410", 1, 0)], {}, "R_INJURY"),
+    ([("diagnosis", "I10", 0, 0), ("procedure", "113707110", 1, 0),
       ("procedure", "113001810", 1, 0)], {}, "R_EXCLUSIVE"),
-    ([("diagnosis", "N40", 0, 0), ("procedure", "160100410", 1, 0)], {"sex": 2}, "R_AGE_SEX"),
-    ([("diagnosis", "E11", 0, 0), ("procedure", "112011010", 1, 0)], {"age": 40}, "R_AGE_SEX"),
-    ([("diagnosis", "E11", 0, 0), ("drug", "621903201", 6, 28)], {}, "R_DOSE"),
-    ([("diagnosis", "G47", 0, 0), ("drug", "620004501", 1, 60)], {}, "R_DOSE"),
+    ([("diagnosis", "N40", 0, 0), ("procedure", "160037510", 1, 0)], {"sex": 2}, "R_AGE_SEX"),
+    ([("diagnosis", "E11", 0, 0), ("procedure", "112000970", 1, 0)], {"age": 40}, "R_AGE_SEX"),
+    ([("diagnosis", "E11", 0, 0), ("drug", "622421201", 6, 28)], {}, "R_DOSE"),
+    ([("diagnosis", "G47", 0, 0), ("drug", "622134101", 1, 60)], {}, "R_DOSE"),
     (CLEAN, {"until": "2025-12"}, "R_ELIGIBILITY"),
-    ([("diagnosis", "S13", 0, 0), ("procedure", "180019310", 5, 0)], {}, "R_INJURY"),
+    ([("diagnosis", "S13", 0, 0), ("procedure", "180755710", 5, 0)], {}, "R_INJURY"),
 ])
 def test_rule_fires(lines: list[tuple], kw: dict, rule: str) -> None:
     assert rule in fired_on(frame(claim("a", lines, **kw)), "a")
@@ -44,7 +49,7 @@ def test_duplicate_flags_only_the_later_copy() -> None:
 
 
 def test_totsugo_checks_the_months_medical_claims() -> None:
-    rx = [("drug", "621903201", 2, 28)]
+    rx = [("drug", "622421201", 2, 28)]
     ok = frame(claim("m", CLEAN), claim("r", rx, ctype="調剤", provider="P1"))
     bad = frame(claim("m", [("diagnosis", "I10", 0, 0), ("procedure", "112007410", 1, 0)]),
                 claim("r", rx, ctype="調剤", provider="P1"))
@@ -53,7 +58,7 @@ def test_totsugo_checks_the_months_medical_claims() -> None:
 
 
 def test_three_month_rule_needs_a_recent_previous_billing() -> None:
-    psa = [("diagnosis", "N40", 0, 0), ("procedure", "160100410", 1, 0)]
+    psa = [("diagnosis", "N40", 0, 0), ("procedure", "160037510", 1, 0)]
     recent = frame(claim("a", psa, month="2026-01"), claim("b", psa, month="2026-02"))
     later = frame(claim("a", psa, month="2026-01"), claim("b", psa, month="2026-04"))
     assert "R_FREQ_3M" in fired_on(recent, "b")
@@ -61,9 +66,9 @@ def test_three_month_rule_needs_a_recent_previous_billing() -> None:
 
 
 def test_rules_priority_counts_excess_points_only() -> None:
-    df = frame(claim("a", [*CLEAN[:2], ("procedure", "112007410", 6, 0)]))
+    df = frame(claim("a", [*CLEAN[:2], ("procedure", "160010010", 4, 0)]))
     hits = apply_rules(df)
-    assert rules_priority(hits)[0] == pytest.approx(2 * 75)  # 6 - 4 allowed visits x 75 points
+    assert rules_priority(hits)[0] == pytest.approx(2 * 49)  # 4 - 2 allowed HbA1c x 49 points
 
 
 def test_rows_follow_first_seen_claim_order() -> None:
@@ -79,18 +84,19 @@ def test_empty_lines_give_an_empty_frame_with_every_column() -> None:
 
 
 def test_line_stakes_are_the_points_at_fault() -> None:
-    df = frame(claim("ind", [("diagnosis", "E11", 0, 0), ("drug", "620004501", 1, 14)]),
-               claim("dose", [("diagnosis", "E11", 0, 0), ("drug", "621903201", 6, 28)]))
+    df = frame(claim("ind", [("diagnosis", "E11", 0, 0), ("drug", "622134101", 1, 14)]),
+               claim("dose", [("diagnosis", "E11", 0, 0), ("drug", "622421201", 6, 28)]))
     hits = apply_rules(df).set_index("claim_id")
-    assert hits.loc["ind", "R_INDICATION_stake"] == 21  # round(1.5 points x 1 x 14 days)
-    # 252 points billed for 6 x 28; 4 a day is approved, so 4 x 28 of 6 x 28 is allowed
-    assert hits.loc["dose", "R_DOSE_stake"] == pytest.approx(252 * (1 - 112 / 168))
+    # 薬価 10.1 yen (y master): round(1.01 points x 1 x 14 days)
+    assert hits.loc["ind", "R_INDICATION_stake"] == 14
+    # 170 points billed for 6 x 28; 4 a day is approved, so 4 x 28 of 6 x 28 is allowed
+    assert hits.loc["dose", "R_DOSE_stake"] == pytest.approx(170 * (1 - 112 / 168))
     assert hits.loc["dose", "R_INDICATION_stake"] == 0
 
 
 def test_whole_claim_rules_stake_the_claim_total() -> None:
     df = frame(claim("a", CLEAN), claim("b", CLEAN, until="2025-12"),
-               claim("c", [("diagnosis", "S13", 0, 0), ("procedure", "180019310", 2, 0)]))
+               claim("c", [("diagnosis", "S13", 0, 0), ("procedure", "180755710", 2, 0)]))
     hits = apply_rules(df).set_index("claim_id")
     total = hits["total_points"]
     assert hits.loc["b", "R_DUPLICATE_stake"] == total["b"]
@@ -113,7 +119,7 @@ def test_duplicate_needs_the_same_content_not_just_the_same_total() -> None:
 
 
 def test_totsugo_needs_the_same_patients_diagnosis_in_the_same_month() -> None:
-    rx = [("drug", "621903201", 2, 28)]
+    rx = [("drug", "622421201", 2, 28)]
     other_patient = frame(claim("m", CLEAN, patient="p2"),
                           claim("r", rx, ctype="調剤", provider="P1"))
     other_month = frame(claim("m", CLEAN, month="2025-12"),
@@ -127,7 +133,7 @@ def test_totsugo_needs_the_same_patients_diagnosis_in_the_same_month() -> None:
 
 
 def test_three_month_rule_across_a_year_and_within_a_month() -> None:
-    psa = [("diagnosis", "N40", 0, 0), ("procedure", "160100410", 1, 0)]
+    psa = [("diagnosis", "N40", 0, 0), ("procedure", "160037510", 1, 0)]
     df = frame(claim("a", psa, month="2025-12"), claim("b", psa, month="2026-02"),
                claim("c", psa, month="2026-02", provider="C2"), claim("d", psa, month="2026-05"),
                claim("e", psa, month="2026-01", patient="p2"))

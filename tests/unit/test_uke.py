@@ -7,6 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from models.claim_screening import codes as C
+from models.claim_screening import masters as M
 from models.claim_screening import uke
 from models.claim_screening.generate import GenerateSpec, generate
 from models.claim_screening.schema import validate_lines
@@ -118,20 +120,15 @@ def test_malformed_files_name_file_line_and_field(raw: bytes, match: str) -> Non
 
 
 def test_round_trip_of_synthetic_claims_through_uke() -> None:
+    """Generated claims written as UKE with the 傷病名コード the generator draws from the
+    committed 傷病名マスター, read back through that master: the same claim lines."""
     lines, _ = generate([("402303", 100000)], GenerateSpec(total_claims=1500), 3)["402303"]
-    icd = {c: f"{9900000 + i:07d}" for i, c in enumerate(
-        sorted(lines.loc[lines["line_kind"] == "diagnosis", "code"].unique()))}
-    inverse = {v: k for k, v in icd.items()}
-
-    class Book(_B):
-        def icd10_of(self, code: str) -> str | None:
-            return inverse.get(code)
-
-    export = uke.write_uke(lines, icd, wareki=True)
+    export = uke.write_uke(lines, C.DISEASE_CODES, wareki=True)
     for raw in export.files.values():
         assert raw.endswith(b"\r\n\x1a") and raw.startswith(b"IR,")
         assert raw.split(b"\r\n")[1].split(b",")[3][:1] == b"5"  # 令和 + YYMM
-    got = uke.read_many(export.files.items(), "402303", Book()).lines
+        assert b"0000999" not in raw  # every 傷病名 has a master code
+    got = uke.read_many(export.files.items(), "402303", M.in_use()).lines
     got["claim_id"] = got["claim_id"].map({v: k for k, v in export.claim_ids.items()})
     got["provider_id"] = got["provider_id"].map(export.providers)
     want = uke.representable(lines)

@@ -409,12 +409,8 @@ class _TenantGenerator:
 
     def _dental(self, p: Patient, m: int) -> None:
         dx = [self._acute(p, dental=True)]
-<<<<<<< HEAD
-        procs: list[list] = ([["302000210", 1, 0]] if self.rng.random() < 0.7
-                             else [["302000110", 1, 0]])
-=======
-        procs = [[C.DENTAL_RE, 1, 0]] if self.rng.random() < 0.7 else [[C.DENTAL_FIRST, 1, 0]]
->>>>>>> claims-masters-gen
+        procs: list[list] = ([[C.DENTAL_RE, 1, 0]] if self.rng.random() < 0.7
+                             else [[C.DENTAL_FIRST, 1, 0]])
         if dx[0] == "K05":
             procs.append([C.PERIO, 1, 0])
         else:
@@ -436,11 +432,7 @@ class _TenantGenerator:
         prov = self._pick("hospital")
         dx = [str(self.rng.choice(["J18", "I50", "S82", "C16", "C34", "H25"]))]
         days = int(self.rng.integers(3, 21))
-<<<<<<< HEAD
-        procs: list[list] = [["190117710", days, 0], ["160008010", 2, 0]]
-=======
-        procs = [[C.WARD, days, 0], [C.CBC, 2, 0]]
->>>>>>> claims-masters-gen
+        procs: list[list] = [[C.WARD, days, 0], [C.CBC, 2, 0]]
         if dx[0] in ("J18", "C16", "C34", "S82"):
             procs.append([C.CT, 1, 0])
         if dx[0] == "H25":

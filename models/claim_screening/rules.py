@@ -66,7 +66,7 @@ TABLE_COLUMNS = ["code", "unit_points", "max_per_month", "every_months", "only_s
 
 def _curated_table() -> pd.DataFrame:
     """The demo's clinical set (codes.py): master values plus curated 適応, sex, 縦覧 and doses."""
-    rows = []
+    rows: list[tuple[str, float, int, int, int, int, int, int, int, int]] = []
     for p in C.PROCEDURES:
         rows.append((p.code, p.points, p.max_per_month, p.every_months, p.sex, p.min_age,
                      p.max_age, 99, 999, section_id("procedure", p.section)))

@@ -6,7 +6,7 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ from models.road_damage.labels import (
     mlit_level,
 )
 from models.road_damage.photo import Grid, photo_tiles
+
+if TYPE_CHECKING:
+    from models.road_damage.real import RealCrops
 from models.task import Frames
 
 
@@ -196,8 +199,10 @@ class RoadDamage:
                 for f in self.frames}
 
     def fit(self, cfg: RoadDamageConfig, train: Frames, progress: bool = False,
-            seed: int = 0) -> RoadModel:
-        """Train the tile classifier with early stopping on held-back training photos."""
+            seed: int = 0, real_crops: RealCrops | None = None) -> RoadModel:
+        """Train the tile classifier with early stopping on held-back training photos.
+        `real_crops`: the real crops added with cfg.real.train (default: the training cities'
+        crops, with_real); the onboarding bench passes them with a new city's labelled ones."""
         from models.road_damage import net
 
         photos = train["photos"]
@@ -208,7 +213,8 @@ class RoadDamage:
         fit_set = load_tiles(photos[~val], train["tiles"], grid)
         val_set = load_tiles(photos[val], train["tiles"], grid)
         model, init = net.build(cfg.model)
-        X, Y, hard, n_real = with_real(cfg, fit_set.tiles, fit_set.labels, grid.window)
+        X, Y, hard, n_real = with_real(cfg, fit_set.tiles, fit_set.labels, grid.window,
+                                       real_crops)
         hist = net.train(model, X, Y.astype(np.float32), val_set.tiles,
                          val_set.labels.astype(np.float32), cfg.model, seed, progress, hard)
         baseline = calibrate(fit_set.tiles, _cracked(fit_set.labels))
@@ -305,15 +311,17 @@ class RoadDamage:
 
 
 def with_real(cfg: RoadDamageConfig, tiles: np.ndarray, labels: np.ndarray, window: int,
+              crops: RealCrops | None = None,
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
-    """Training tiles with the training cities' real crops appended `repeat` times (resized to
-    the model window), the flags of tiles trained every epoch (the real negatives) and how many
-    distinct real crops were added. Unchanged when cfg.real.train is off."""
+    """Training tiles with real crops appended `repeat` times (resized to the model window), the
+    flags of tiles trained every epoch (the real negatives) and how many distinct real crops were
+    added. `crops` defaults to the training cities' crops (real.split: never a held-out city's).
+    Unchanged when cfg.real.train is off."""
     if not cfg.real.train:
         return tiles, labels, None, 0
     from models.road_damage import real
 
-    own, _ = real.split(real.load())
+    own = real.split(real.load())[0] if crops is None else crops
     own = own.subset(own.labels.any(axis=1))  # codes that are neither damage nor look-alike
     crops = np.repeat(real.windows(own.images, window), cfg.real.repeat, axis=0)
     lab = np.repeat(own.labels, cfg.real.repeat, axis=0)

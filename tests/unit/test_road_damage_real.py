@@ -181,3 +181,15 @@ def test_fit_with_real_train_never_sees_the_crops_its_real_block_scores(
     # the training cities' crops did reach training (the spy would see a leak)
     own = real.windows(real.split(real.load())[0].images, window)
     assert {w.tobytes() for w in own} <= seen
+
+
+def test_onboarding_curve_never_scores_a_crop_it_may_label() -> None:
+    from bench.road_onboarding import NEW_CITY, OTHER_CITY, SIZES, new_city_split
+
+    pool, rest = new_city_split()
+    assert len(pool.rdd) == max(SIZES) and len(pool.rdd) + len(rest.rdd) == 181
+    assert set(pool.city) == set(rest.city) == {NEW_CITY} and OTHER_CITY != NEW_CITY
+    assert not {im.tobytes() for im in pool.images} & {im.tobytes() for im in rest.images}
+    assert pool.labels.any(axis=1).all() and rest.labels.any(axis=1).all()
+    both = real.concat([pool, rest])
+    assert len(both.rdd) == 181 and (both.images[:len(pool.rdd)] == pool.images).all()

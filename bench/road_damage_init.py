@@ -1,8 +1,8 @@
 """road_damage: ImageNet-initialised EfficientNet-Lite0 vs the same network from scratch vs the
-default small ResNet, trained alike and scored on the same held-out photos, over seeds.
+small ResNet (the default before issue 13), trained alike on synthetic tiles only (no real
+crops: this compares initialisations) and scored on the same held-out photos, over seeds.
 
-EfficientNet-Lite0 (3.4 M parameters) is far too slow to train in the 2-core demo, so this is a
-one-off measurement, not a stage. On 2 cores, a subset:
+A one-off measurement, not a stage (README road section). On 2 cores, a subset:
     python -m bench.road_damage_init --photos 60 --epochs 3
 On a GPU machine, all training photos, the configured schedule, three seeds:
     python -m bench.road_damage_init --photos 0 --epochs 0 --device cuda --seeds 0,1,2 \
@@ -28,9 +28,11 @@ from training.workspace import Workspace
 
 TASK = "road_damage"
 # EfficientNet's 3.4 M parameters want a smaller step and batch than the small ResNet
-_EFFNET = {"architecture": "efficientnet_lite0", "learning_rate": 1e-3, "batch_size": 64}
+_EFFNET = {"architecture": "efficientnet_lite0", "learning_rate": 1e-3, "batch_size": 64,
+           "freeze_blocks": 0}
 CANDIDATES: dict[str, dict[str, Any]] = {
-    "resnet (default), scratch": {},
+    "resnet, scratch": {"architecture": "resnet", "init": "scratch", "learning_rate": 4e-3,
+                        "batch_size": 128, "freeze_blocks": 0},
     "efficientnet_lite0, scratch": {**_EFFNET, "init": "scratch"},
     "efficientnet_lite0, imagenet": {**_EFFNET, "init": "imagenet"},
 }
@@ -52,7 +54,8 @@ def fit_one(root: Path, name: str, seed: int, opts: argparse.Namespace) -> dict[
     update = {**CANDIDATES[name], "device": opts.device, "threads": opts.threads}
     if opts.epochs:
         update.update(epochs=opts.epochs, patience=opts.epochs)
-    c = cfg.model_copy(update={"model": cfg.model.model_copy(update=update)})
+    c = cfg.model_copy(update={"model": cfg.model.model_copy(update=update),
+                               "real": cfg.real.model_copy(update={"train": False})})
     t0 = time.perf_counter()
     fitted = task.fit(c, train, seed=seed)
     seconds = time.perf_counter() - t0

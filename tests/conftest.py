@@ -27,10 +27,14 @@ SMALL_NUDGE = {"generate": {"total_residents": 12000, "min_residents": 120}, "bo
 SMALL_CARE = {"generate": {"total_persons": 2400, "min_persons": 300}, "eval_persons": 200,
               "model": {"n_estimators": 25, "num_leaves": 7, "min_child_samples": 20}}
 
-# 4 x 3 tiles of 64 px per photo, a few dozen photos, a tiny ResNet for two epochs: seconds
+# 4 x 3 tiles of 64 px per photo, a few dozen photos, a tiny ResNet for two epochs, synthetic
+# tiles only (not the demo's ImageNet EfficientNet with real crops): seconds
 SMALL_ROAD = {"generate": {"total_photos": 24, "min_photos": 5}, "grid": {"long_side": 256},
-              "parity_tiles": 64, "model": {"epochs": 2, "hidden_sizes": [8, 16, 16, 16],
-                                            "embedding_size": 8, "threads": 1}}
+              "parity_tiles": 64, "model": {"architecture": "resnet", "init": "scratch",
+                                            "freeze_blocks": 0, "epochs": 2,
+                                            "hidden_sizes": [8, 16, 16, 16],
+                                            "embedding_size": 8, "threads": 1},
+              "real": {"train": False}}
 
 
 def make_workspace(root: Path, overrides: dict | None = None,

@@ -44,8 +44,8 @@ def _write(frames: FilesFrames, code: str, append: bool) -> None:
     typer.echo(f"{code}: {len(frames['photos'])} photos, {len(frames['tiles'])} tiles "
                f"({int((frames['tiles']['none'].astype(int) == 0).sum())} damaged) -> "
                f"{ws.path('data') / task.name}")
-    typer.echo("next: kyodo data validate --task road_damage && dvc add data && "
-               "kyodo train road_damage")
+    typer.echo("next: kyodo retrain road_damage  (a new data version, train + export, the "
+               "promotion gate; README: onboarding)")
 
 
 def _fail(message: str) -> typer.Exit:

@@ -56,6 +56,12 @@ class RealCrops:
         return self.labels[:, 0] == 1
 
 
+def concat(parts: list[RealCrops]) -> RealCrops:
+    """The crops of several sets, in order."""
+    return RealCrops(*(np.concatenate([getattr(p, f) for p in parts])
+                       for f in ("images", "rdd", "city", "labels")))
+
+
 def rdd_labels(codes: np.ndarray) -> np.ndarray:
     """Tile labels (n, len(CLASSES)) of RDD codes: damage codes by labels.RDD_CLASSES, the
     not-damage codes as "none", anything else all zero (left out of training and scoring)."""

@@ -6,7 +6,7 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,9 @@ from models.road_damage.labels import (
 from models.road_damage.photo import Grid, photo_tiles
 from models.split import hold_out
 from models.task import FilesFrames, Frames, Task
+
+if TYPE_CHECKING:
+    from models.road_damage.real import RealCrops
 
 
 class GenerateConfig(Strict):
@@ -230,8 +233,10 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         return hold_out(data, self.frames, "photo_id", test_ids)
 
     def fit(self, cfg: RoadDamageConfig, train: Frames, progress: bool = False,
-            seed: int = 0) -> RoadModel:
-        """Train the tile classifier with early stopping on held-back training photos."""
+            seed: int = 0, real_crops: RealCrops | None = None) -> RoadModel:
+        """Train the tile classifier with early stopping on held-back training photos.
+        `real_crops`: the real crops added with cfg.real.train (default: the training cities'
+        crops, with_real); the onboarding bench passes them with a new city's labelled ones."""
         from models.road_damage import net
 
         photos = train["photos"]
@@ -242,7 +247,8 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         fit_set = load_tiles(photos[~val], train["tiles"], grid)
         val_set = load_tiles(photos[val], train["tiles"], grid)
         model, init = net.build(cfg.model)
-        X, Y, hard, n_real = with_real(cfg, fit_set.tiles, fit_set.targets, grid.window)
+        X, Y, hard, n_real = with_real(cfg, fit_set.tiles, fit_set.targets, grid.window,
+                                       real_crops)
         hist = net.train(model, X, Y.astype(np.float32), val_set.tiles,
                          val_set.targets.astype(np.float32), cfg.model, seed, progress, hard)
         road = fit_set.pavement
@@ -353,22 +359,24 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
 
 
 def with_real(cfg: RoadDamageConfig, tiles: np.ndarray, labels: np.ndarray, window: int,
+              crops: RealCrops | None = None,
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
-    """Training tiles with the training cities' real crops appended `repeat` times (resized to
-    the model window), the flags of tiles trained every epoch (the real negatives) and how many
-    distinct real crops were added. Unchanged when cfg.real.train is off."""
+    """Training tiles with real crops appended `repeat` times (resized to the model window), the
+    flags of tiles trained every epoch (the real negatives) and how many distinct real crops were
+    added. `crops` defaults to the training cities' crops (real.split: never a held-out city's).
+    Unchanged when cfg.real.train is off."""
     if not cfg.real.train:
         return tiles, labels, None, 0
     from models.road_damage import real
 
-    own, _ = real.split(real.load())
+    own = real.split(real.load())[0] if crops is None else crops
     own = own.subset(np.any(own.labels, axis=1))  # codes that are neither damage nor look-alike
-    crops = np.repeat(real.windows(own.images, window), cfg.real.repeat, axis=0)
+    windows = np.repeat(real.windows(own.images, window), cfg.real.repeat, axis=0)
     lab = np.repeat(own.labels, cfg.real.repeat, axis=0)
     # real crops are road surface: any further target columns (pavement) are 1
     lab = np.column_stack([lab, np.ones((len(lab), labels.shape[1] - lab.shape[1]), np.int8)])
     hard = np.concatenate([np.zeros(len(tiles), bool), lab[:, 0] == 1])
-    return (np.concatenate([tiles, crops]), np.concatenate([labels, lab]), hard,
+    return (np.concatenate([tiles, windows]), np.concatenate([labels, lab]), hard,
             len(own.labels))
 
 

@@ -84,13 +84,21 @@ def test_road_corrections_become_training_photos_once(tmp_path: Path) -> None:
     assert int(tiles["none"].astype(int).sum()) == 11
 
 
-def test_retrain_road_damage_turns_corrections_into_a_gated_new_version(tmp_path: Path) -> None:
-    """End to end: champion v1 -> a crew's correction -> retrain -> v2 trained on it, gated."""
+def test_retrain_road_damage_turns_corrections_into_a_gated_new_version(
+        tmp_path: Path, monkeypatch) -> None:
+    """End to end: champion v1 -> a crew's correction and a municipality's imported image +
+    mask photo (`kyodo road import masks`, README's onboarding path) -> retrain -> v2 trained
+    on both, gated."""
+    import json
+
     import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
 
     from models.road_damage.analyze import summarise
     from serving.store import Store
     from tests.conftest import SMALL_ROAD
+    from training.cli import app
     from training.retrain import retrain
 
     root = sandbox.build_champion(sandbox.make_workspace(tmp_path, "road_damage", SMALL_ROAD),
@@ -107,7 +115,24 @@ def test_retrain_road_damage_turns_corrections_into_a_gated_new_version(tmp_path
     store.save_road_batch("b1", "121002", "1", [result])
     store.save_road_corrections("121002", [
         {"batch_id": "b1", "index": 0, "row": 0, "col": 0, "correct": False, "labels": ["D00"]}])
+    def tiles_seen() -> int:  # every tile of the data: fitted, validated or held out
+        ev = json.loads((root / "build" / task.name / "evaluation.json").read_text())
+        return sum(ev["overall"][k] for k in ("train_tiles", "val_tiles", "tiles"))
+
+    v1_tiles = tiles_seen()
+    for folder in ("img", "gt"):
+        (tmp_path / folder).mkdir()
+    Image.fromarray(np.full((192, 256, 3), 110, np.uint8)).save(tmp_path / "img" / "a.jpg")
+    mask = np.zeros((192, 256), np.uint8)
+    mask[10:60, 20:22] = 255
+    Image.fromarray(mask).save(tmp_path / "gt" / "a.png")
+    monkeypatch.setenv("KYODO_ROOT", str(root))
+    imported = CliRunner().invoke(app, ["road", "import", "masks", str(tmp_path / "img"),
+                                        str(tmp_path / "gt"), "--tenant", "012050", "--append"])
+    assert imported.exit_code == 0, imported.output
+    assert "next: kyodo retrain road_damage" in imported.output
     summary = retrain(ws, task, progress=False)
+    assert tiles_seen() == v1_tiles + 12 + 12  # the corrected photo and the imported one
     assert summary["feedback"] == {"121002": {"changed": 1, "tiles": 12}}
     assert summary["labels_changed"] == 1 and summary["candidate_version"] == "2"
     decision = summary["decision"]

@@ -141,3 +141,55 @@ def test_model_card_attributes_the_real_crops_only_when_trained_on() -> None:
     net, _ = build(off.model)
     assert make_assets(off, "scratch", net, 0.5)["real_data"] is None
     assert "CC BY-SA 4.0" in make_assets(on, "scratch", net, 0.5)["real_data"]
+
+
+def test_fit_with_real_train_never_sees_the_crops_its_real_block_scores(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 7 end to end: task.fit with real.train on, then task.evaluate. Every tile that
+    reaches net.train is recorded, and so is every window the real block scores: the two never
+    share an image, and the scored ones are exactly the held-out cities' crops."""
+    from models.road_damage import net
+    from tests.conftest import SMALL_ROAD
+    from training import sandbox
+    from training.data import load_pooled, write_generated
+    from training.workspace import Workspace
+
+    small = {**SMALL_ROAD, "generate": {"total_photos": 8, "min_photos": 2},
+             "model": {**SMALL_ROAD["model"], "epochs": 1},
+             "real": {"train": True, "repeat": 1}}
+    ws = Workspace.load(sandbox.make_workspace(tmp_path, "road_damage", small))
+    task = ws.task("road_damage")
+    write_generated(ws, task, progress=False)
+    cfg = ws.task_config(task)
+    train, test = task.split(cfg, load_pooled(ws, task, progress=False))
+    trained: list[np.ndarray] = []
+    scored: list[np.ndarray] = []
+    real_train = net.train
+    monkeypatch.setattr(net, "train", lambda model, X, *a, **k: trained.append(X) or
+                        real_train(model, X, *a, **k))
+    model = task.fit(cfg, train)
+    assert model.history["train_real_crops"] == 891
+    predict = task.predict_tiles
+    monkeypatch.setattr(task, "predict_tiles", lambda m, w: scored.append(w) or predict(m, w))
+    block = task.evaluate(cfg, model, test)["real"]
+    window = 64 + 2 * 16
+    held = real.windows(real.split(real.load())[1].images, window)
+    assert len(scored) >= 1 and any(np.array_equal(s, held) for s in scored)
+    assert block["crops"] == len(held) == 296 and block["crack_auc"] is not None
+    seen = {x.tobytes() for x in trained[0]}
+    assert not seen & {w.tobytes() for w in held}
+    # the training cities' crops did reach training (the spy would see a leak)
+    own = real.windows(real.split(real.load())[0].images, window)
+    assert {w.tobytes() for w in own} <= seen
+
+
+def test_onboarding_curve_never_scores_a_crop_it_may_label() -> None:
+    from bench.road_onboarding import NEW_CITY, OTHER_CITY, SIZES, new_city_split
+
+    pool, rest = new_city_split()
+    assert len(pool.rdd) == max(SIZES) and len(pool.rdd) + len(rest.rdd) == 181
+    assert set(pool.city) == set(rest.city) == {NEW_CITY} and OTHER_CITY != NEW_CITY
+    assert not {im.tobytes() for im in pool.images} & {im.tobytes() for im in rest.images}
+    assert pool.labels.any(axis=1).all() and rest.labels.any(axis=1).all()
+    both = real.concat([pool, rest])
+    assert len(both.rdd) == 181 and (both.images[:len(pool.rdd)] == pool.images).all()

@@ -97,6 +97,8 @@ UNFAMILIAR = warning("unfamiliar_pavement", "見慣れない路面のため判�
 LOW_SHARE = warning("low_pavement_share", "路面の写っている範囲が少ないため、診断区分は少ない"
                                           "マスに基づく目安です",
                     "little road surface in this photo: the level rests on few tiles")
+# the codes of the road verdict (the rest of a photo's warnings come from its file and EXIF)
+VERDICT_CODES = frozenset(w["code"] for w in (NOT_ROAD, UNLIKE, UNFAMILIAR, LOW_SHARE))
 
 
 def photo_distance(distance: np.ndarray) -> float:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from models.road_damage.analyze import VERDICT_CODES
 from tests.serving.conftest import bound_client
 from tests.unit.test_downloads import intake_unquote
 
@@ -28,6 +29,11 @@ ADMIN = {"Authorization": "Bearer kyodo-demo-admin"}
 RISKY = ['=HYPERLINK("http://x","y")', "=1+1", "+81", "-5", "@SUM(A1)"]
 STARTS = ("=", "+", "-", "@", "\t", "\r")
 
+
+
+def file_codes(photo: dict) -> list[str]:
+    """A photo's warning codes that come from its file and EXIF, not from the road verdict."""
+    return [w["code"] for w in photo["warnings"] if w["code"] not in VERDICT_CODES]
 
 def bound(root: Path) -> AbstractContextManager[TestClient]:
     """A client on the app with the runtime of one trained workspace (restored afterwards)."""
@@ -164,12 +170,14 @@ def test_road_photos_heic_bad_dates_no_fix_far_away_and_safe_exports(road_root: 
         by_name = {p["name"]: p for p in r.json()["photos"]}
         dated = by_name["=HYPERLINK(x).jpg"]
         assert dated["lat"] == pytest.approx(35.6073, abs=1e-4) and dated["taken_at"] is None
-        assert [w["code"] for w in dated["warnings"]] == ["taken_at_unreadable"]
+        # the file's own warnings (the tiny test model may add its road verdict: VERDICT_CODES)
+        assert file_codes(dated) == ["taken_at_unreadable"]
         null = by_name["@null.jpg"]
-        assert null["lat"] is None and [w["code"] for w in null["warnings"]] == ["gps_zero"]
+        assert null["lat"] is None and file_codes(null) == ["gps_zero"]
         heic = by_name["-iphone.heic"]
-        assert heic["lat"] is not None and heic["warnings"] == []
-        assert {w["photo"] for w in r.json()["warnings"]} == {"=HYPERLINK(x).jpg", "@null.jpg"}
+        assert heic["lat"] is not None and file_codes(heic) == []
+        assert {w["photo"] for w in r.json()["warnings"]
+                if w["code"] not in VERDICT_CODES} == {"=HYPERLINK(x).jpg", "@null.jpg"}
 
         export = f"/v1/road_damage/batches/{r.json()['batch_id']}/export"
         geo = json.loads(client.get(export, headers=CHIBA).content)
@@ -182,15 +190,15 @@ def test_road_photos_heic_bad_dates_no_fix_far_away_and_safe_exports(road_root: 
         assert_inert(csv_column(csv, "photo"), xlsx_column(sheet, "photo"),
                      ["=HYPERLINK(x).jpg", "@null.jpg", "-iphone.heic"])
         notes = dict(zip(csv_column(csv, "photo"), csv_column(csv, "warnings"), strict=True))
-        assert "0°, 0°" in notes["'@null.jpg"] and notes["'-iphone.heic"] == ""
+        assert "0°, 0°" in notes["'@null.jpg"] and "0°, 0°" not in notes["'-iphone.heic"]
         assert all(isinstance(v, int | float) for v in xlsx_column(sheet, "crack_ratio"))
 
         # the same Chiba photo sent by 室蘭市 lies ~750 km outside its area: a warning
         far = client.post("/v1/road_damage/analyze", headers=MURORAN,
                           files=[("files", ("chiba.jpg", g5, "image/jpeg"))]).json()
-        codes = [w["code"] for w in far["photos"][0]["warnings"]]
+        codes = file_codes(far["photos"][0])
         assert codes == ["taken_at_unreadable", "outside_municipality"]
-        assert "室蘭市" in far["photos"][0]["warnings"][1]["ja"]
+        assert any("室蘭市" in w["ja"] for w in far["photos"][0]["warnings"])
         export = f"/v1/road_damage/batches/{far['batch_id']}/export"
         props = json.loads(client.get(export, headers=MURORAN).content)["features"][0]
         assert "室蘭市" in props["properties"]["warnings"]  # still a point, flagged

@@ -24,15 +24,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from bench.road_real import workspace_split
 from models.road_damage import real
 from models.road_damage.analyze import RoadCheck, photo_distance, summarise
 from models.road_damage.generate import PHOTO, effects
 from models.road_damage.photo import Grid, photo_tiles
 from models.road_damage.street import off_road
 from models.road_damage.task import _hash_share, familiarity, load_tiles
-from training import sandbox
-from training.data import load_pooled, write_generated
-from training.workspace import Workspace
 
 # The defaults the road-defaults branch sets (pretrained EfficientNet-Lite0 + real crops),
 # spelled out so this bench measures that model whatever configs/road_damage.yaml says.
@@ -110,17 +108,7 @@ def fit(root: Path, photos: int, epochs: int) -> tuple[Any, Any, Any, Any]:
     """(task, cfg, model, test frames): the cached fit in root/model.pkl, or a new one."""
     base = {"generate": {"total_photos": photos, "min_photos": max(2, photos // 7)},
             "model": {**MODEL, "epochs": epochs}, "real": REAL}
-    if not (root / "data").exists():
-        sandbox.make_workspace(root, "road_damage", base)
-        ws = Workspace.load(root)
-        write_generated(ws, ws.task("road_damage"), progress=False)
-    ws = Workspace.load(root)
-    task = ws.task("road_damage")
-    raw = ws.task_config(task).model_dump()
-    for key, value in base.items():
-        raw[key] = {**raw[key], **value}
-    cfg = task.Config.model_validate(raw)
-    train, test = task.split(cfg, load_pooled(ws, task, progress=False))
+    task, cfg, train, test = workspace_split(root, base, base)
     cache = root / "model.pkl"
     if cache.is_file():  # the network as trained; the familiarity statistics fitted anew
         model = pickle.loads(cache.read_bytes())

@@ -21,9 +21,12 @@ from training.data import load_pooled, write_generated
 from training.workspace import Workspace
 
 
-def run(root: Path, photos: int, epochs: int, extra: dict[str, Any]) -> dict[str, Any]:
-    """Fit once with the overrides; synthetic and real figures with the fit time."""
-    base = {"generate": {"total_photos": photos}, "model": {"epochs": epochs, "patience": 3}}
+def workspace_split(root: Path, base: dict[str, Any], overrides: dict[str, Any],
+                    ) -> tuple[Any, Any, Any, Any]:
+    """(task, cfg, train, test) of the road_damage workspace in root: made with `base` and
+    generated on the first call, reused after; each section of `overrides` is merged into the
+    workspace's config (not written to it, so runs with other overrides can share the
+    workspace) before it is validated."""
     if not (root / "data").exists():
         sandbox.make_workspace(root, "road_damage", base)
         ws = Workspace.load(root)
@@ -31,10 +34,17 @@ def run(root: Path, photos: int, epochs: int, extra: dict[str, Any]) -> dict[str
     ws = Workspace.load(root)
     task = ws.task("road_damage")
     raw = ws.task_config(task).model_dump()
-    for key, value in {**base, **extra}.items():
+    for key, value in overrides.items():
         raw[key] = {**raw[key], **value}
     cfg = task.Config.model_validate(raw)
     train, test = task.split(cfg, load_pooled(ws, task, progress=False))
+    return task, cfg, train, test
+
+
+def run(root: Path, photos: int, epochs: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """Fit once with the overrides; synthetic and real figures with the fit time."""
+    base = {"generate": {"total_photos": photos}, "model": {"epochs": epochs, "patience": 3}}
+    task, cfg, train, test = workspace_split(root, base, {**base, **extra})
     t0 = time.perf_counter()
     model = task.fit(cfg, train, seed=0)
     fit_s = time.perf_counter() - t0

@@ -145,6 +145,8 @@ class Layout:
 
     `ids` are kept as written (trimmed, safety quote removed); `numbers`, `months` and `dates`
     get their own normalisation; every other column is a category (NFKC, missing tokens).
+    `labels` are categories whose every value is a name (an experiment's arm: a control arm
+    called "none" or "NA"): NFKC'd like the others, but never read as missing.
     `headers` maps alias -> canonical name (compared by `header_key`); `header_hook` may map a
     header the table does not list (Excel-mangled item numbers). `values` maps, per canonical
     column, an NFKC'd value (compared case-folded) onto the value validation expects.
@@ -160,6 +162,7 @@ class Layout:
     values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     pad: Mapping[str, int] = field(default_factory=dict)
     names_ja: Mapping[str, str] = field(default_factory=dict)
+    labels: frozenset[str] = frozenset()
 
     @cached_property
     def alias_keys(self) -> dict[str, str]:
@@ -390,10 +393,11 @@ def normalise_column(column: pd.Series, name: str, layout: Layout) -> pd.Series:
 def _converter(name: str, layout: Layout) -> Callable[[str], str]:
     aliases = {nfkc(k).casefold(): v for k, v in layout.values.get(name, {}).items()}
     width = layout.pad.get(name)
+    missing: frozenset[str] = frozenset() if name in layout.labels else MISSING
 
     def convert(value: str) -> str:
         text = nfkc(unquote(value.strip()))
-        if text.casefold() in MISSING:
+        if text.casefold() in missing:
             return ""
         text = aliases.get(text.casefold(), text)
         if name in layout.numbers:

@@ -132,7 +132,9 @@ def fit_rct(
         raise _fail(f"--encoding must be utf-8, utf-8-sig or cp932, got {encoding!r}")
     cols = [c.strip() for c in features.split(",") if c.strip()] if features else None
     try:
-        result = run(read_table(_read(file)), treatment, outcome, control, cols, propensity,
+        # arm names are never read as missing values (a control arm called "none" or "NA")
+        frame = read_table(_read(file), labels=[treatment])
+        result = run(frame, treatment, outcome, control, cols, propensity,
                      seed, learner, folds,  # type: ignore[arg-type]
                      drop_missing_outcome=drop_missing_outcome)
     except RctInputError as exc:

@@ -21,7 +21,6 @@ from models.checkup_nudge import metrics as M
 from models.checkup_nudge.estimator import Experiment, UpliftModel, fit_uplift
 from models.checkup_nudge.schema import RosterInputError
 from models.checkup_nudge.schema import read_table as read_intake
-from models.intake import MISSING as MISSING_CODES
 
 TRUE = {"1", "1.0", "true", "yes"}
 FALSE = {"0", "0.0", "false", "no"}
@@ -93,13 +92,15 @@ class RctResult:
     model: UpliftModel
     encoding: Encoding
     policy: RctPolicy
+    fold_models: list[UpliftModel] = field(default_factory=list)
 
 
-def read_table(raw: bytes) -> pd.DataFrame:
+def read_table(raw: bytes, labels: Sequence[str] = ()) -> pd.DataFrame:
     """A CSV/TSV/xlsx upload (models.intake: any encoding, blank rows dropped, NFKC) as a frame
-    of strings."""
+    of strings. Missing-value tokens (NA, null, none, -) read as empty except in the `labels`
+    columns (the treatment and cluster columns: an arm called "none" or "NA" is a name)."""
     try:
-        frame = read_intake(raw, "one row per person").frame
+        frame = read_intake(raw, "one row per person", labels=labels).frame
     except RosterInputError as exc:
         raise RctInputError(str(exc)) from None
     if frame.empty:
@@ -140,15 +141,9 @@ def parse_arms(values: pd.Series, column: str, control: str) -> tuple[np.ndarray
     """Arm index per row with the control first; RctInputError for one arm or a missing control."""
     text = values.astype(str).str.strip()
     empty = np.flatnonzero((text == "").to_numpy())
-    if control.strip().casefold() in MISSING_CODES and control not in set(text):
-        # the file reader (models.intake) turns such cells into empty ones
-        where = f" {_rows(empty)}" if len(empty) else ""
-        raise RctInputError(f"column '{column}'{where}: the control value {control!r} reads as "
-                            "a missing value (as do NA, null, none, -); rename that arm in the "
-                            "file, e.g. to 'control', and pass --control control")
     if len(empty):
-        raise RctInputError(f"column '{column}' {_rows(empty)}: empty treatment (values such as "
-                            "NA, null, none and - read as empty; name every arm)")
+        raise RctInputError(f"column '{column}' {_rows(empty)}: empty treatment (name every "
+                            "arm)")
     found = sorted(text.unique())
     if control not in found:
         raise RctInputError(f"column '{column}': control value {control!r} not found; "
@@ -400,7 +395,8 @@ def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds:
         "messages": _messages(decision, arms_cmp, data.arms[best]),
     }
     policy = RctPolicy(decision["recommended"], best, tree)
-    return RctResult(report, model, data.encoding, policy)
+    members = [cf.models[name][f] for f, name in enumerate(decision["learner_by_fold"])]
+    return RctResult(report, model, data.encoding, policy, members)
 
 
 def _messages(decision: dict[str, Any], arms_cmp: dict[str, Any], best: str) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -173,7 +174,8 @@ ROSTER_LAYOUT = intake.Layout(
 # Campaign logs and generic tables: the same rules, no roster aliases.
 TABLE_LAYOUT = intake.Layout(ids=frozenset({"resident_id"}),
                              numbers=frozenset({*INT_COLUMNS, *FLOAT_COLUMNS}),
-                             values={c: YES_NO for c in BINARY_COLUMNS}, pad={"tenant_code": 6})
+                             values={c: YES_NO for c in BINARY_COLUMNS}, pad={"tenant_code": 6},
+                             labels=frozenset({"arm"}))  # the control arm is called "none"
 
 # 特定健康診査及び特定保健指導の実施に関する基準 第1条: those insured on 1 April who reach ages
 # 40-75 during the fiscal year, while under 75. So by age at fiscal-year end (年度末年齢) 40-75;
@@ -195,9 +197,17 @@ def read_csv_text(text: str) -> pd.DataFrame:
     return csvfile.read_csv_text(text, RosterInputError)
 
 
-def read_table(raw: bytes, rows: str = "rows", name: str = "") -> intake.Table:
-    """A campaign log or any per-person table through the shared intake (no roster aliases)."""
-    return intake.read_table(raw, TABLE_LAYOUT, name=name, rows=rows, error=RosterInputError)
+def read_table(raw: bytes, rows: str = "rows", name: str = "",
+               labels: Sequence[str] = ()) -> intake.Table:
+    """A campaign log or any per-person table through the shared intake (no roster aliases).
+
+    `labels` name columns whose values are names never read as missing (an arm called "none").
+    """
+    layout = TABLE_LAYOUT
+    if labels:
+        layout = replace(TABLE_LAYOUT, labels=TABLE_LAYOUT.labels | {
+            TABLE_LAYOUT.canonical(c) for c in labels})
+    return intake.read_table(raw, layout, name=name, rows=rows, error=RosterInputError)
 
 
 Lines = int | np.ndarray  # an offset (position + offset = row) or each row's Excel row number

@@ -106,8 +106,6 @@ def test_cli_report_and_scores(tmp_path: Path) -> None:
     (["--outcome", "nope"], "missing column 'nope'"),
     (["--outcome", "age"], "column 'age' rows 2, 3, 4, 5, 6 (and 195 more): outcome must be"),
     (["--control", "Q"], "control value 'Q' not found"),
-    # the shared reader turns 'none' (checkup_nudge's own control arm) into an empty cell
-    (["--control", "none"], "control value 'none' reads as a missing value"),
 ])
 def test_cli_errors_exit_2(tmp_path: Path, args: list[str], pattern: str) -> None:
     data = _write(tmp_path / "rct.csv", experiment(200, ["A", "B"]))
@@ -175,14 +173,28 @@ def test_default_features_leave_out_post_treatment_columns() -> None:
     assert set(r["excluded_columns"]) == {"spend", "opened"}
 
 
-def test_cli_control_named_none_says_to_rename_it(tmp_path: Path) -> None:
-    """checkup_nudge's own campaign logs call the control 'none', which the reader empties."""
-    data = _write(tmp_path / "rct.csv", experiment(200, ["none", "B"]))
-    res = CliRunner().invoke(nudge_app, ["fit-rct", str(data), "--treatment", "arm",
-                                         "--outcome", "y", "--control", "none"])
-    assert res.exit_code == 2
-    assert "column 'arm' rows " in res.output and "reads as a missing value" in res.output
-    assert "--control control" in res.output
+def test_cli_arms_named_none_and_na_are_arms_not_missing(tmp_path: Path) -> None:
+    """Missing-value tokens apply to covariates and the outcome, never to arm names: a control
+    called 'none' (checkup_nudge's own) and an arm called 'NA' are read as written."""
+    df = experiment(600, ["none", "NA", "B"])
+    df.loc[3, "age"] = "NA"  # a covariate: missing
+    df.loc[5, "y"] = "none"  # the outcome: missing, dropped on request
+    data = _write(tmp_path / "rct.csv", df.rename(columns={"arm": "message"}))
+    frame = read_table(data.read_bytes(), labels=["message"])
+    assert set(frame["message"]) == {"none", "NA", "B"}
+    assert frame.loc[3, "age"] == "" and frame.loc[5, "y"] == ""
+    assert "NA" not in set(read_table(data.read_bytes())["message"])  # not a label column
+    out = tmp_path / "pred.csv"
+    res = CliRunner().invoke(nudge_app, ["fit-rct", str(data), "--treatment", "message",
+                                         "--outcome", "y", "--control", "none",
+                                         "--drop-missing-outcome", "--learner", "t",
+                                         "--score", str(data), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "arms: none (" in res.output and "NA (" in res.output
+    assert "dropped 1 row with a missing outcome" in res.output
+    pred = pd.read_csv(out, keep_default_na=False)
+    assert {"p_none", "p_NA", "uplift_NA", "uplift_B"} <= set(pred.columns)
+    assert set(pred["arm"]) <= {"none", "NA", "B"}
 
 
 def test_a_frame_may_name_its_control_none() -> None:

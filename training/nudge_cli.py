@@ -47,6 +47,9 @@ def _fmt(v: dict[str, float]) -> str:
 def _print_report(r: dict[str, Any]) -> None:
     arms = ", ".join(f"{a} ({n})" for a, n in r["arms"].items())
     typer.echo(f"rows: {r['rows']}; arms: {arms}")
+    if r.get("clusters"):
+        typer.echo(f"clusters: {r['clusters']} (folds keep a cluster together; CIs resample "
+                   "whole clusters)")
     dropped = r["dropped_missing_outcome"]
     if dropped:
         typer.echo(f"dropped {dropped} row{'s' if dropped > 1 else ''} with a missing outcome")
@@ -104,6 +107,11 @@ def fit_rct(
     propensity: Annotated[str | None, typer.Option(
         help="Column with each row's assignment probability (default: arm shares, "
              "cross-fitted).")] = None,
+    cluster: Annotated[str | None, typer.Option(
+        help="Column with the unit that was randomised when it is not the row (a household "
+             "id: GGL 2008 mailed households). Rows of one cluster share a cross-fitting fold "
+             "and every 95% CI resamples whole clusters (cluster bootstrap); the column is not "
+             "a feature. Without it every row is its own unit.")] = None,
     drop_missing_outcome: Annotated[bool, typer.Option(
         help="Leave out rows whose outcome is empty/NA (the count is printed); without it a "
              "missing outcome is an error naming the row.")] = False,
@@ -133,10 +141,10 @@ def fit_rct(
     cols = [c.strip() for c in features.split(",") if c.strip()] if features else None
     try:
         # arm names are never read as missing values (a control arm called "none" or "NA")
-        frame = read_table(_read(file), labels=[treatment])
+        frame = read_table(_read(file), labels=[treatment, *([cluster] if cluster else [])])
         result = run(frame, treatment, outcome, control, cols, propensity,
                      seed, learner, folds,  # type: ignore[arg-type]
-                     drop_missing_outcome=drop_missing_outcome)
+                     drop_missing_outcome=drop_missing_outcome, cluster=cluster)
     except RctInputError as exc:
         raise _fail(f"{file}: {exc}") from exc
     try:

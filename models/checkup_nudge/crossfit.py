@@ -194,18 +194,18 @@ def policy_report(cf: CrossFit, policies: FoldPolicies, groups: np.ndarray,
                   personalised: Sequence[str] = ("policy_tree", "model")) -> dict[str, Any]:
     """Cross-fitted value of every candidate, gains over the best single arm, the decision.
 
-    Values are mean outcomes per person (DR). The decision follows the module's rule; the
+    Values are mean outcomes per row (DR); CIs resample whole `groups` (clusters: households,
+    or a person's campaigns). The decision follows the module's rule; the
     returned 'recommended' names a key of 'values'.
     """
     rows = np.arange(len(cf.fold))
     names = [f"everyone_{a}" for a in arms] + list(policies.assign)
     cols = [cf.gamma[:, k] for k in range(len(arms))]
     cols += [cf.gamma[rows, a] for a in policies.assign.values()]
-    _, person = np.unique(groups, return_inverse=True)
-    per, seen = M.per_person(np.column_stack(cols), person, int(person.max()) + 1)
-    values = M.policy_values(per[seen], names, scale=1.0, n_boot=n_boot, seed=seed,
-                             compare=None)
-    point, draws = M.bootstrap(per[seen], 1.0, n_boot, seed)
+    table = np.column_stack(cols)
+    values = M.policy_values(table, names, scale=1.0, n_boot=n_boot, seed=seed, compare=None,
+                             groups=groups)
+    point, draws = M.cluster_bootstrap(table, groups, 1.0, n_boot, seed)
     base = names.index("best_single_arm")
     gains = {p: M.interval(point[names.index(p)] - point[base],
                            draws[:, names.index(p)] - draws[:, base]) for p in personalised}
@@ -227,9 +227,7 @@ def arm_comparison(gamma: np.ndarray, arm: np.ndarray, y: np.ndarray, groups: np
     'too_small' when an arm has fewer than MIN_EVENTS_PER_ARM events or the best arm cannot
     be told apart from another (its pairwise 95% CI includes zero).
     """
-    _, person = np.unique(groups, return_inverse=True)
-    per, seen = M.per_person(gamma, person, int(person.max()) + 1)
-    point, draws = M.bootstrap(per[seen], 1.0, n_boot, seed)
+    point, draws = M.cluster_bootstrap(gamma, groups, 1.0, n_boot, seed)
     events = {a: int(y[arm == k].sum()) for k, a in enumerate(arms)}
     pairs, tied = {}, []
     for i in range(len(arms)):

@@ -62,6 +62,31 @@ def bootstrap(values: np.ndarray, scale: float, n_boot: int, seed: int,
     return point, draws * scale
 
 
+def cluster_bootstrap(values: np.ndarray, groups: np.ndarray, scale: float, n_boot: int,
+                      seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row means (scale x column means of values (n, k)) and bootstrap draws that resample
+    whole clusters (households, or a person's campaigns): each draw is the resampled clusters'
+    sum over their row count, so the estimand stays the mean per row (person) while rows of a
+    cluster move together (cluster-robust). With every row its own cluster it is `bootstrap`
+    (the same draws for the same seed)."""
+    values = np.asarray(values, float)
+    _, g = np.unique(groups, return_inverse=True)
+    n_groups = int(g.max()) + 1 if len(g) else 0
+    if n_groups == len(values):  # one row per cluster: rows in cluster order
+        order = np.argsort(g, kind="stable")
+        return bootstrap(values[order], scale, n_boot, seed)
+    sums = np.zeros((n_groups, values.shape[1]))
+    np.add.at(sums, g, values)
+    counts = np.bincount(g, minlength=n_groups).astype(float)
+    rng = np.random.default_rng(seed)
+    point = values.mean(axis=0) * scale
+    draws = np.empty((n_boot, values.shape[1]))
+    for b in range(n_boot):
+        idx = rng.integers(0, n_groups, n_groups)
+        draws[b] = sums[idx].sum(axis=0) / counts[idx].sum()
+    return point, draws * scale
+
+
 def interval(point: float, draws: np.ndarray) -> dict[str, float]:
     """Estimate with its 95% percentile interval."""
     lo, hi = np.percentile(draws, [2.5, 97.5]) if len(draws) else (point, point)
@@ -70,9 +95,14 @@ def interval(point: float, draws: np.ndarray) -> dict[str, float]:
 
 
 def policy_values(values: np.ndarray, names: Sequence[str], scale: float, n_boot: int,
-                  seed: int, compare: str | None = None) -> dict[str, dict[str, float]]:
-    """Each policy's value with a CI, and (if `compare`) its difference to every other."""
-    point, draws = bootstrap(values, scale, n_boot, seed)
+                  seed: int, compare: str | None = None, groups: np.ndarray | None = None,
+                  ) -> dict[str, dict[str, float]]:
+    """Each policy's value with a CI, and (if `compare`) its difference to every other.
+
+    `groups` (n,): resample whole clusters (cluster_bootstrap) instead of rows.
+    """
+    point, draws = (bootstrap(values, scale, n_boot, seed) if groups is None
+                    else cluster_bootstrap(values, groups, scale, n_boot, seed))
     out = {name: interval(point[j], draws[:, j]) for j, name in enumerate(names)}
     if compare is not None:
         c = list(names).index(compare)

@@ -59,11 +59,13 @@ class RctData:
     dropped_rows: int = 0
     excluded: dict[str, str] = field(default_factory=dict)
     known_propensity: bool = False
+    clusters: np.ndarray | None = None  # (n,) cluster code per row (households), or None
 
     def experiment(self, rows: np.ndarray | slice = slice(None)) -> Experiment:
-        """The rows as an Experiment (each row its own person)."""
+        """The rows as an Experiment: groups are the clusters, else each row its own."""
         idx = np.arange(len(self.y))[rows]
-        return Experiment(self.X[idx], self.arm[idx], self.y[idx], self.prop[idx], idx,
+        groups = idx if self.clusters is None else self.clusters[idx]
+        return Experiment(self.X[idx], self.arm[idx], self.y[idx], self.prop[idx], groups,
                           len(self.arms))
 
 
@@ -269,18 +271,32 @@ def encode(frame: pd.DataFrame, enc: Encoding) -> np.ndarray:
     return np.column_stack(cols).astype(np.float32)
 
 
+def parse_clusters(values: pd.Series, column: str) -> np.ndarray:
+    """Cluster code per row (rows with the same value share a cluster); RctInputError naming
+    the rows whose cluster is empty."""
+    text = values.astype(str).str.strip()
+    empty = np.flatnonzero((text == "").to_numpy())
+    if len(empty):
+        raise RctInputError(f"column '{column}' {_rows(empty)}: empty cluster id (every row "
+                            "needs its household or other randomisation unit)")
+    return pd.factorize(text)[0].astype(np.int64)
+
+
 def prepare(frame: pd.DataFrame, treatment: str, outcome: str, control: str,
             features: Sequence[str] | None = None, propensity: str | None = None,
-            drop_missing_outcome: bool = False) -> RctData:
+            drop_missing_outcome: bool = False, cluster: str | None = None) -> RctData:
     """Parse and check an experiment frame (strings) into model inputs.
 
     A missing outcome (empty, NA, null, ...) is an error naming the rows unless
     `drop_missing_outcome`, which drops those rows (counted in `dropped_rows`). Without
-    `features`, outcome-like and arm-imbalanced columns are left out (`excluded`).
+    `features`, outcome-like and arm-imbalanced columns are left out (`excluded`), and so is
+    the `cluster` column (the unit randomised, e.g. a household id: rows of one cluster share
+    a fold and are resampled together in every CI).
     """
     if frame.empty:
         raise RctInputError("the file has a header but no rows")
-    _require(frame, [treatment, outcome, *([propensity] if propensity else [])])
+    _require(frame, [treatment, outcome, *([propensity] if propensity else []),
+                     *([cluster] if cluster else [])])
     gone = missing_outcome(frame[outcome])
     if gone.any() and not drop_missing_outcome:
         raise RctInputError(f"column '{outcome}' {_rows(np.flatnonzero(gone))}: outcome is "
@@ -298,7 +314,7 @@ def prepare(frame: pd.DataFrame, treatment: str, outcome: str, control: str,
     _check_outcome_per_arm(y, arm, arms, treatment)
     excluded: dict[str, str] = {}
     if features is None:
-        cols = [c for c in frame.columns if c not in (treatment, outcome, propensity)]
+        cols = [c for c in frame.columns if c not in (treatment, outcome, propensity, cluster)]
         features, excluded = screen_features(frame, cols, y, arm)
         enc = learn_encoding(frame, None, [c for c in frame.columns if c not in features])
     else:
@@ -306,6 +322,8 @@ def prepare(frame: pd.DataFrame, treatment: str, outcome: str, control: str,
     data = RctData(encode(frame, enc), arm, y, prop, arms, enc)
     data.dropped_rows, data.excluded = int(gone.sum()), excluded
     data.known_propensity = propensity is not None
+    if cluster:
+        data.clusters = parse_clusters(frame[cluster], cluster)
     return data
 
 
@@ -336,19 +354,25 @@ def best_single_arm(data: Experiment) -> int:
 def fit_rct(frame: pd.DataFrame, treatment: str, outcome: str, control: str,
             features: Sequence[str] | None = None, propensity: str | None = None, seed: int = 0,
             learner: Literal["auto", "t", "s", "dr"] = "auto", folds: int = CF.FOLDS,
-            n_boot: int = 200, drop_missing_outcome: bool = False) -> RctResult:
-    """Cross-fitted report on every row, then the policy refitted on every row for scoring."""
+            n_boot: int = 200, drop_missing_outcome: bool = False,
+            cluster: str | None = None) -> RctResult:
+    """Cross-fitted report on every row, then the policy refitted on every row for scoring.
+
+    `cluster`: the column with the unit that was randomised (household id) when it is not the
+    row; folds keep a cluster together and every CI is a cluster bootstrap.
+    """
     data = prepare(frame, treatment, outcome, control, features, propensity,
-                   drop_missing_outcome)
+                   drop_missing_outcome, cluster)
     try:
         return _fit_and_report(data, control, seed, learner, folds, n_boot)
     except ValueError as exc:  # too few rows of an arm or outcome left in a fold
         raise RctInputError(f"cannot fit: {exc}") from exc
 
 
-def _policy_values(cf: CF.CrossFit, pol: CF.FoldPolicies, chosen: np.ndarray, n_boot: int,
-                   seed: int) -> dict[str, dict[str, float]]:
-    """DR mean outcome of the recommendation vs the other candidates (cross-fitted, CIs)."""
+def _policy_values(cf: CF.CrossFit, pol: CF.FoldPolicies, chosen: np.ndarray,
+                   groups: np.ndarray, n_boot: int, seed: int) -> dict[str, dict[str, float]]:
+    """DR mean outcome of the recommendation vs the other candidates (cross-fitted, CIs that
+    resample whole `groups`)."""
     rows = np.arange(len(chosen))
     values = np.column_stack([cf.gamma[rows, chosen], cf.gamma[rows, pol.assign["model"]],
                               cf.gamma[rows, pol.assign["policy_tree"]],
@@ -356,7 +380,7 @@ def _policy_values(cf: CF.CrossFit, pol: CF.FoldPolicies, chosen: np.ndarray, n_
                               cf.gamma.mean(axis=1), cf.gamma[:, 0]])
     names = ["recommended", "model", "policy_tree", "best_single_arm", "random_arm", "control"]
     return M.policy_values(values, names, scale=1.0, n_boot=n_boot, seed=seed,
-                           compare="recommended")
+                           compare="recommended", groups=groups)
 
 
 def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds: int,
@@ -378,6 +402,7 @@ def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds:
     best = int(cf.gamma.mean(0).argmax())
     report = {
         "rows": len(data.y), "dropped_missing_outcome": data.dropped_rows,
+        "clusters": None if data.clusters is None else len(np.unique(data.clusters)),
         "arms": {a: int((data.arm == k).sum()) for k, a in enumerate(data.arms)},
         "control": control, "features": data.encoding.features,
         "excluded_columns": data.excluded, "learner": final_learner,
@@ -386,7 +411,7 @@ def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds:
             "policy were not fitted or chosen on; --score uses models refitted on every row"),
         "best_single_arm": data.arms[best],
         "qini": M.qini_summary(M.qini_by_arm(cf.mu, exp.arm, exp.y, cf.prop, data.arms)),
-        "policy_value": _policy_values(cf, pol, chosen, n_boot, seed),
+        "policy_value": _policy_values(cf, pol, chosen, exp.groups, n_boot, seed),
         "decision": decision, "arm_comparison": arms_cmp,
         "policy_tree_rules": CF.tree_rules(tree, data.encoding.features, data.arms,
                                             data.encoding.levels),

@@ -43,3 +43,27 @@ def test_policy_tree_finds_the_segment_and_reads_as_rules() -> None:
     assert (assign == (X[:, 0] > 50)).mean() > 0.95
     rules = CF.tree_rules(tree, ["age", "group"], ["A", "B"], {"group": ["a", "b", "c"]})
     assert any(r.startswith("age <= 50") and r.endswith("-> A") for r in rules)
+
+
+def test_cluster_bootstrap_resamples_whole_clusters() -> None:
+    """One row per cluster: the row bootstrap, draw for draw. Each row copied 4 times (a
+    household voting as one): the row bootstrap's CI shrinks by ~2, the cluster one does not."""
+    from models.checkup_nudge import metrics as M
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(2000, 2))
+    p1, d1 = M.cluster_bootstrap(v, np.arange(2000), 1.0, 200, 3)
+    p0, d0 = M.bootstrap(v, 1.0, 200, 3)
+    assert np.allclose(p1, p0) and np.allclose(d1, d0)
+    dup, hh = np.repeat(v, 4, axis=0), np.repeat(np.arange(2000), 4)
+    pc, dc = M.cluster_bootstrap(dup, hh, 1.0, 400, 3)
+    _, dr = M.bootstrap(dup, 1.0, 400, 3)
+    assert np.allclose(pc, p0)
+    ratio = dc.std(axis=0) / dr.std(axis=0)
+    assert ((ratio > 1.7) & (ratio < 2.3)).all(), ratio
+    assert np.allclose(dc.std(axis=0), d0.std(axis=0), rtol=0.2)
+    # unequal clusters: the estimand stays the mean per row (not per cluster)
+    sizes = np.where(np.arange(2000) % 2 == 0, 1, 5)
+    rows = np.repeat(np.arange(2000), sizes)
+    pu, _ = M.cluster_bootstrap(v[rows], rows, 1.0, 50, 3)
+    assert np.allclose(pu, v[rows].mean(axis=0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -203,3 +204,33 @@ def test_a_frame_may_name_its_control_none() -> None:
     frame = experiment(300, ["A", "B"]).assign(arm=lambda d: d["arm"].replace("A", "none"))
     result = fit_rct(frame.astype(str), "arm", "y", "none", seed=1, folds=2, n_boot=20)
     assert result.model.arms[0] == "none"
+
+
+def test_cluster_keeps_households_together_and_widens_the_ci(tmp_path: Path) -> None:
+    """Households of 3 that share arm and outcome: without --cluster the CIs treat 3 copies as
+    3 persons; with it they are about sqrt(3) wider, the household id is no feature, and an
+    empty household id names its row."""
+    base = experiment(700, ["A", "B"], seed=2)
+    df = base.loc[base.index.repeat(3)].reset_index(drop=True)
+    df["hh"] = np.repeat([f"h{i}" for i in range(len(base))], 3)
+    df["id"] = [f"p{i}" for i in range(len(df))]
+
+    def width(r: dict) -> float:
+        ci = r["arm_comparison"]["pairwise"]["A_minus_B"]
+        return ci["ci_high"] - ci["ci_low"]
+
+    plain = fit_rct(df.drop(columns=["hh"]), "arm", "y", "A", seed=0, folds=2, n_boot=200,
+                    learner="t").report
+    data = _write(tmp_path / "hh.csv", df)
+    res = CliRunner().invoke(nudge_app, ["fit-rct", str(data), "--treatment", "arm",
+                                         "--outcome", "y", "--control", "A", "--cluster", "hh",
+                                         "--folds", "2", "--learner", "t", "--json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.output)
+    assert r["clusters"] == 700 and "hh" not in r["features"]
+    assert 1.4 < width(r) / width(plain) < 2.2
+    df.loc[4, "hh"] = "NA"  # a household id is a name, not a missing value
+    bad = _write(tmp_path / "bad.csv", df.assign(hh=df["hh"].where(df.index != 9, "")))
+    res = CliRunner().invoke(nudge_app, ["fit-rct", str(bad), "--treatment", "arm",
+                                         "--outcome", "y", "--control", "A", "--cluster", "hh"])
+    assert res.exit_code == 2 and "column 'hh' row 11: empty cluster id" in res.output

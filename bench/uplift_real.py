@@ -56,9 +56,11 @@ TEST_SHARE = 0.3
 N_BOOT = 300
 # repeated splits per dataset (`--repeats=N` sets all); the null set is mostly "no reliable
 # difference" (a trivial coverage), so fewer of its repeats are spent
-REPEATS = {"ggl2008": 50, "nsw": 50, "synthetic_hetero": 50, "synthetic_null": 20}
+REPEATS = {"ggl2008": 50, "ggl2008_households": 20, "nsw": 50, "synthetic_hetero": 50,
+           "synthetic_null": 20}
 # persons the product is fitted on in a repeated split; None = 70% of the dataset
-TRAIN_ROWS: dict[str, int | None] = {"ggl2008": 20_000, "nsw": None, "synthetic_hetero": 20_000,
+TRAIN_ROWS: dict[str, int | None] = {"ggl2008": 20_000, "ggl2008_households": 20_000,
+                                     "nsw": None, "synthetic_hetero": 20_000,
                                      "synthetic_null": 20_000}
 HELD_OUT_MAX = 100_000  # held-out persons per repeat (5x the training part: a precise estimate)
 # persons the main split trains on where not 70% of the dataset (the semi-synthetic pool is
@@ -77,7 +79,36 @@ def load_ggl() -> tuple[pd.DataFrame, dict[str, Any]] | None:
         return None
     df = pd.read_csv(path, dtype=str)
     return df, {"treatment": "treatment", "outcome": "voted", "control": "control",
-                "truth": None}
+                "truth": None, "cluster": None}
+
+
+def household_ids(hh_size: np.ndarray, arm: np.ndarray) -> np.ndarray:
+    """GGL's household per row: the file keeps the replication data's household order, so
+    households are consecutive blocks of hh_size rows (all 344,084 rows fall into 180,002
+    blocks of one size and one arm: the published household count). ValueError otherwise."""
+    ids = np.empty(len(hh_size), np.int64)
+    i = n = 0
+    while i < len(hh_size):
+        k = int(hh_size[i])
+        block = slice(i, i + k)
+        if k < 1 or i + k > len(hh_size) or (hh_size[block] != k).any() \
+                or (arm[block] != arm[i]).any():
+            raise ValueError(f"row {i}: not a household block of {k} rows with one arm")
+        ids[block] = n
+        n, i = n + 1, i + k
+    return ids
+
+
+def load_ggl_households() -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """GGL 2008 with its household id (`hh_id`, see household_ids): fit-rct --cluster hh_id,
+    splits by household, held-out CIs cluster-robust."""
+    loaded = load_ggl()
+    if loaded is None:
+        return None
+    df, meta = loaded
+    df["hh_id"] = household_ids(df["hh_size"].astype(int).to_numpy(),
+                                df["treatment"].to_numpy()).astype(str)
+    return df, {**meta, "cluster": "hh_id"}
 
 
 def load_nsw() -> tuple[pd.DataFrame, dict[str, Any]] | None:
@@ -88,7 +119,7 @@ def load_nsw() -> tuple[pd.DataFrame, dict[str, Any]] | None:
         return None
     df = pd.read_csv(path, dtype=str)
     return df, {"treatment": "treat", "outcome": "employed78", "control": "control",
-                "truth": None}
+                "truth": None, "cluster": None}
 
 
 def load_synthetic(null: bool, n: int = SYNTH_POOL) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -103,7 +134,8 @@ def load_synthetic(null: bool, n: int = SYNTH_POOL) -> tuple[pd.DataFrame, dict[
     if null:  # same average effect for everyone: nothing to personalise
         truth = np.clip(truth[:, [0]] + (truth - truth[:, [0]]).mean(axis=0), 0, 1)
     df = res[SYNTH_FEATURES].astype(object).where(res[SYNTH_FEATURES].notna(), "").astype(str)
-    meta = {"treatment": "arm", "outcome": "attended", "control": "none", "truth": truth}
+    meta = {"treatment": "arm", "outcome": "attended", "control": "none", "truth": truth,
+            "cluster": None}
     return redraw(df, meta, 0), meta
 
 
@@ -122,29 +154,39 @@ def redraw(df: pd.DataFrame, meta: dict[str, Any], seed: int) -> pd.DataFrame:
     return out
 
 
-def holdout(arm: pd.Series, share: float, seed: int) -> np.ndarray:
-    """Boolean mask of held-out rows, the same share of every arm."""
-    u = np.random.default_rng(seed).random(len(arm))
+def holdout(arm: pd.Series, share: float, seed: int,
+            groups: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of held-out rows, the same share of every arm; with `groups` (one arm per
+    group, households) whole groups are held out."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        u = rng.random(len(arm))
+    else:
+        _, inverse = np.unique(groups, return_inverse=True)
+        u = rng.random(int(inverse.max()) + 1)[inverse]
     return pd.Series(u).groupby(arm.to_numpy()).rank(pct=True).to_numpy() <= share
 
 
 def train_sample(arm: pd.Series, rows: int, seed: int, held_max: int | None = None,
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (train, held out): `rows` persons drawn at random (arm-stratified) to
-    train on, and the others held out, at most `held_max` of them (drawn at random)."""
-    train = holdout(arm, rows / len(arm), seed)
+    train on, and the others held out, at most `held_max` of them (drawn at random); with
+    `groups`, whole groups on each side."""
+    train = holdout(arm, rows / len(arm), seed, groups)
     held = ~train
     if held_max is not None and held.sum() > held_max:
-        idx = np.flatnonzero(held)
-        keep = np.random.default_rng([seed, 1]).choice(idx, held_max, replace=False)
-        held = np.zeros(len(arm), bool)
-        held[keep] = True
+        unit = np.arange(len(arm)) if groups is None else np.asarray(groups)
+        units = np.unique(unit[held])
+        order = np.random.default_rng([seed, 1]).permutation(units)
+        size = pd.Series(unit[held]).value_counts().reindex(order).to_numpy()
+        held = np.isin(unit, order[np.cumsum(size) <= held_max]) & held
     return train, held
 
 
-def split_70_30(arm: pd.Series, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks (train, held out): 70% / 30% of every arm."""
-    held = holdout(arm, TEST_SHARE, seed)
+def split_70_30(arm: pd.Series, seed: int, groups: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks (train, held out): 70% / 30% of every arm (of whole groups)."""
+    held = holdout(arm, TEST_SHARE, seed, groups)
     return ~held, held
 
 
@@ -168,13 +210,21 @@ def dr_columns(arm: np.ndarray, y: np.ndarray, P: np.ndarray, assigns: dict[str,
     return np.column_stack([gamma[rows, a] for a in assigns.values()])
 
 
-def clt(values: np.ndarray, names: list[str], base: str) -> dict[str, Any]:
-    """Mean per policy and each policy minus `base`: estimate, 95% normal CI and its SE."""
+def clt(values: np.ndarray, names: list[str], base: str,
+        groups: np.ndarray | None = None) -> dict[str, Any]:
+    """Mean per policy and each policy minus `base`: estimate, 95% normal CI and its SE
+    (with `groups`, the cluster-robust SE of the mean: residuals summed per group)."""
     n = len(values)
     b = names.index(base)
+    inverse = None if groups is None else np.unique(groups, return_inverse=True)[1]
 
     def ci(col: np.ndarray) -> dict[str, float]:
-        est, se = float(col.mean()), float(col.std(ddof=1) / np.sqrt(n))
+        est = float(col.mean())
+        if inverse is None:
+            se = float(col.std(ddof=1) / np.sqrt(n))
+        else:
+            g = np.bincount(inverse, weights=col - est)
+            se = float(np.sqrt((g ** 2).sum() * len(g) / (len(g) - 1)) / n)
         return {"estimate": round(est, 5), "ci_low": round(est - 1.96 * se, 5),
                 "ci_high": round(est + 1.96 * se, 5), "se": round(se, 6)}
 
@@ -216,7 +266,10 @@ def one_split(df: pd.DataFrame, meta: dict[str, Any], seed: int,
         raise ValueError("training and held-out rows overlap")
     train, test = df[fit_rows].reset_index(drop=True), df[held].reset_index(drop=True)
     t0 = time.perf_counter()
-    result = fit_rct(train, meta["treatment"], meta["outcome"], meta["control"], seed=seed)
+    cluster = meta.get("cluster")
+    result = fit_rct(train, meta["treatment"], meta["outcome"], meta["control"], seed=seed,
+                     cluster=cluster)
+    groups = test[cluster].to_numpy() if cluster else None
     seconds = time.perf_counter() - t0
     rep, arms = result.report, result.model.arms
     arm = pd.Categorical(test[meta["treatment"]], categories=list(arms)).codes.astype(int)
@@ -228,10 +281,12 @@ def one_split(df: pd.DataFrame, meta: dict[str, Any], seed: int,
                "best_arm_on_training_part": np.full(len(y), train_best),
                **{f"everyone_{a}": np.full(len(y), k) for k, a in enumerate(arms)}}
     names, base = list(assigns), "best_arm_on_training_part"
-    ipw = clt(ipw_columns(arm, y, assigns, len(arms)), names, base)
-    dr = clt(dr_columns(arm, y, P, assigns, len(arms)), names, base)
-    own = rep["policy_value"]["recommended_minus_best_single_arm"]
-    own_model = rep["decision"]["gain_over_best_single_arm"]["model"]
+    ipw = clt(ipw_columns(arm, y, assigns, len(arms)), names, base, groups)
+    dr = clt(dr_columns(arm, y, P, assigns, len(arms)), names, base, groups)
+    # the product's own CIs for the policies as served (refitted on every row)
+    own = rep["decision"]["recommended_gain_served"]
+    own_model = rep["decision"]["served_gain_over_best_single_arm"]["model"]
+    own_model_cf = rep["decision"]["gain_over_best_single_arm"]["model"]
     true: dict[str, float | None] = {"product": None, "model": None}
     if meta["truth"] is not None:
         # the truth's columns are in ARMS order; the model's arms put the control first and
@@ -248,6 +303,11 @@ def one_split(df: pd.DataFrame, meta: dict[str, Any], seed: int,
                      for ev, held in (("ipw", ipw), ("dr", dr))},
             "model_candidate_gain": {
                 ev: _check(own_model, held[f"minus_{base}"]["model"], true["model"])
+                for ev, held in (("ipw", ipw), ("dr", dr))},
+            # before issue 16's last step: the cross-fitted CI (policies learned on 4/5 of the
+            # rows) against the served policy (refitted on all of them)
+            "model_candidate_gain_cross_fitted_ci": {
+                ev: _check(own_model_cf, held[f"minus_{base}"]["model"], true["model"])
                 for ev, held in (("ipw", ipw), ("dr", dr))},
             "messages": rep["messages"], "arm_comparison_too_small":
                 rep["arm_comparison"]["too_small"], "tied_with_best":
@@ -284,19 +344,20 @@ def coverage(splits: list[dict[str, Any]], part: str) -> dict[str, Any]:
 
 
 def run_dataset(name: str, df: pd.DataFrame, meta: dict[str, Any], repeats: int,
-                save: Any = None) -> dict[str, Any]:
+                save: Any = None, main_split: bool = True) -> dict[str, Any]:
     """Repeated splits for coverage, then the main split (70/30 of the real trials,
     MAIN_TRAIN_ROWS of the semi-synthetic pool). `save(summary)` is called after every step
     with what is done so far (a long run leaves a usable partial report)."""
     reps: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {"rows": len(df)}
+    summary: dict[str, Any] = {"rows": len(df), "cluster": meta.get("cluster")}
+    groups = df[meta["cluster"]].to_numpy() if meta.get("cluster") else None
     for r in range(repeats):
         seed = SEED + 1 + r
         trial = redraw(df, meta, seed) if meta["truth"] is not None else df
         rows = TRAIN_ROWS[name]
-        masks = (train_sample(trial[meta["treatment"]], rows, seed, HELD_OUT_MAX) if rows
-                 and rows < (1 - TEST_SHARE) * len(df)
-                 else split_70_30(trial[meta["treatment"]], seed))
+        masks = (train_sample(trial[meta["treatment"]], rows, seed, HELD_OUT_MAX, groups)
+                 if rows and rows < (1 - TEST_SHARE) * len(df)
+                 else split_70_30(trial[meta["treatment"]], seed, groups))
         reps.append(one_split(trial, meta, seed, masks))
         s = reps[-1]
         say(f"{name}: repeat {r + 1}/{repeats} ({s['rows_train']} train, {s['rows_test']} "
@@ -304,10 +365,12 @@ def run_dataset(name: str, df: pd.DataFrame, meta: dict[str, Any], repeats: int,
         summary.update(_repeat_summary(reps))
         if save is not None:
             save({**summary, "partial": True})
+    if not main_split:
+        return summary
     say(f"{name}: {len(df)} rows, main split")
     arm = df[meta["treatment"]]
     main = one_split(df, meta, SEED, train_sample(arm, MAIN_TRAIN_ROWS[name], SEED)
-                     if name in MAIN_TRAIN_ROWS else split_70_30(arm, SEED))
+                     if name in MAIN_TRAIN_ROWS else split_70_30(arm, SEED, groups))
     summary.update({"main_split": main, "target_met_main_split": target_met(main)})
     if save is not None:
         save(summary)
@@ -323,6 +386,8 @@ def _repeat_summary(reps: list[dict[str, Any]]) -> dict[str, Any]:
                 for ev in ("dr", "ipw")},
             "coverage_recommended_gain": coverage(reps, "gain"),
             "coverage_model_candidate_gain": coverage(reps, "model_candidate_gain"),
+            "coverage_model_candidate_gain_cross_fitted_ci": coverage(
+                reps, "model_candidate_gain_cross_fitted_ci"),
             "recommended_over_repeats": {k: [s["recommended"] for s in reps].count(k)
                                          for k in sorted({s["recommended"] for s in reps})},
             "fit_seconds_over_repeats": [s["fit_seconds"] for s in reps],
@@ -337,8 +402,10 @@ def main() -> None:
     if args and args[0].startswith("--repeats="):
         repeats = dict.fromkeys(REPEATS, int(args[0].split("=", 1)[1]))
         args = args[1:]
+    main_split = not (args and args[0] == "--no-main-split")  # repeats only (a quick check)
+    args = args[int(not main_split):]
     only = set(args)
-    loaders = {"ggl2008": load_ggl, "nsw": load_nsw,
+    loaders = {"ggl2008": load_ggl, "ggl2008_households": load_ggl_households, "nsw": load_nsw,
                "synthetic_hetero": lambda: load_synthetic(False),
                "synthetic_null": lambda: load_synthetic(True)}
     sets = {name: load() for name, load in loaders.items() if not only or name in only}
@@ -370,7 +437,7 @@ def main() -> None:
             report["datasets"][name] = summary
             write()
 
-        run_dataset(name, *loaded, repeats[name], save)
+        run_dataset(name, *loaded, repeats[name], save, main_split)
     write()
     say(f"wrote {OUT} in {report['seconds']} s")
 

@@ -76,8 +76,12 @@ def _print_report(r: dict[str, Any]) -> None:
               "recommended_minus_control": "recommended - control"}
     for key, label in labels.items():
         typer.echo(f"  {label:<40}{_fmt(pv[key])}")
-    typer.echo("\nGain over 'everyone gets the best arm' (cross-fitted, 95% CI)")
+    typer.echo("\nGain over 'everyone gets the best arm' (cross-fitted, 95% CI; decides)")
     for name, g in r["decision"]["gain_over_best_single_arm"].items():
+        typer.echo(f"  {name:<40}{_fmt(g)}")
+    typer.echo("Gain as served by --score (refitted on every row: cross-fitted gain plus the "
+               "learning curve's next step)")
+    for name, g in r["decision"]["served_gain_over_best_single_arm"].items():
         typer.echo(f"  {name:<40}{_fmt(g)}")
     if r["decision"]["recommended"] == "policy_tree":
         typer.echo("\nPolicy tree rules (refitted on every row):")
@@ -87,8 +91,9 @@ def _print_report(r: dict[str, Any]) -> None:
         typer.secho(f"\n{message}", fg="yellow")
 
 
-SCORE_HELP = ("Another CSV to score with the models refitted on every row of FILE (the printed "
-              "figures are cross-fitted estimates for that same procedure). Output columns: "
+SCORE_HELP = ("Another CSV to score with the model and policy tree refitted on every row of "
+              "FILE (the 'as served' gains are for these; the other figures are cross-fitted, "
+              "for the same procedure on (K-1)/K of the rows). Output columns: "
               "the input, p_<arm> = P(outcome) under each arm, uplift_<arm> = p_<arm> - "
               "p_<control> per treated arm, and arm = the recommended policy's arm (input columns "
               "with one of these names are kept with the suffix _input).")

@@ -393,6 +393,15 @@ def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds:
     cf = CF.crossfit(exp, data.arms, learners, params, seed, folds, cat, data.known_propensity)
     pol = CF.fold_policies(cf, exp.X, len(data.arms), seed)
     decision = CF.policy_report(cf, pol, exp.groups, data.arms, n_boot, seed)
+    # the served model and tree are refitted on every row: their gain is the cross-fitted one
+    # plus the learning curve's next step (issue 16: the CI is for the policy served)
+    small_params = _params(int(len(exp.y) * (folds - 1) / folds * CF.SMALLER_SHARE),
+                           len(data.arms))
+    smaller = CF.smaller_policies(cf, exp, data.arms, pol, small_params, seed, cat)
+    served = CF.served_gains(cf, pol, smaller, exp.groups, n_boot, seed)
+    zero = {"estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    decision["served_gain_over_best_single_arm"] = served
+    decision["recommended_gain_served"] = served.get(decision["recommended"], zero)
     chosen = pol.assign[decision["recommended"]]
     arms_cmp = CF.arm_comparison(cf.gamma, exp.arm, exp.y, exp.groups, data.arms, n_boot, seed)
     final_learner = max(learners, key=decision["learner_by_fold"].count)
@@ -408,7 +417,9 @@ def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds:
         "excluded_columns": data.excluded, "learner": final_learner,
         "learner_candidates": list(learners), "estimation": (
             f"{folds}-fold cross-fitting: every figure is valued on folds the models and the "
-            "policy were not fitted or chosen on; --score uses models refitted on every row"),
+            "policy were not fitted or chosen on, by policies learned on "
+            f"{folds - 1}/{folds} of the rows; --score uses the model and tree refitted on "
+            "every row, whose gain ('as served') adds the learning curve's next step"),
         "best_single_arm": data.arms[best],
         "qini": M.qini_summary(M.qini_by_arm(cf.mu, exp.arm, exp.y, cf.prop, data.arms)),
         "policy_value": _policy_values(cf, pol, chosen, exp.groups, n_boot, seed),

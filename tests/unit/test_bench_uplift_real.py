@@ -44,3 +44,25 @@ def test_redraw_is_a_new_uniform_trial_from_the_truth() -> None:
     assert (one["arm"] != two["arm"]).mean() > 0.8  # independent repeats
     rates = one.assign(y=one["y"].astype(int)).groupby("arm")["y"].mean()
     assert np.allclose([rates[a] for a in ARMS], truth[0], atol=0.02)
+
+
+def test_households_stay_whole_and_widen_the_held_out_se() -> None:
+    """GGL households: blocks of hh_size rows with one arm; splits keep them whole; copies
+    of a row within a household widen the cluster-robust SE by ~sqrt(size)."""
+    size = np.array([2, 2, 1, 3, 3, 3])
+    arm = np.array(["a", "a", "b", "a", "a", "a"])
+    assert U.household_ids(size, arm).tolist() == [0, 0, 1, 2, 2, 2]
+    with pytest.raises(ValueError, match="row 0"):
+        U.household_ids(size, np.array(["a", "b", "b", "a", "a", "a"]))
+    rng = np.random.default_rng(0)
+    hh = np.repeat(np.arange(10_000), 3)
+    arms = pd.Series(np.repeat(rng.choice(["a", "b"], 10_000), 3))
+    train, held = U.train_sample(arms, 6_000, seed=2, held_max=9_000, groups=hh)
+    assert not (train & held).any() and 0 < held.sum() <= 9_000
+    assert not set(hh[train]) & set(hh[held])
+    for mask in (train, held):  # a household is all in or all out
+        assert (pd.Series(mask).groupby(hh).nunique() == 1).all()
+    v = np.repeat(rng.normal(size=(10_000, 2)), 3, axis=0)
+    plain = U.clt(v, ["p", "q"], "q")["value"]["p"]["se"]
+    robust = U.clt(v, ["p", "q"], "q", hh)["value"]["p"]["se"]
+    assert robust / plain == pytest.approx(np.sqrt(3), rel=0.05)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models.checkup_nudge import crossfit as CF
 
@@ -67,3 +68,30 @@ def test_cluster_bootstrap_resamples_whole_clusters() -> None:
     rows = np.repeat(np.arange(2000), sizes)
     pu, _ = M.cluster_bootstrap(v[rows], rows, 1.0, 50, 3)
     assert np.allclose(pu, v[rows].mean(axis=0))
+
+
+def test_served_gain_adds_the_learning_curve_step() -> None:
+    """The served (refitted) policy's gain: the cross-fitted one plus 3/K learning-curve
+    steps; the CI keeps its lower bound and widens upwards; no step when the smaller policies
+    assign the same arms."""
+    rng = np.random.default_rng(1)
+    n, k = 4000, 5
+    gamma = rng.normal(0.3, 0.5, size=(n, 2))
+    gamma[:, 1] += np.where(np.arange(n) % 2 == 0, 0.2, -0.1)  # arm 1 helps even rows
+    fold = np.arange(n) % k
+    cf = CF.CrossFit(fold, gamma, {}, np.full(n, 0.5), gamma)
+    full = (np.arange(n) % 2 == 0).astype(int)  # learned: arm 1 for even rows
+    pol = CF.FoldPolicies({"best_single_arm": np.zeros(n, int), "model": full,
+                           "policy_tree": full}, [0] * k, ["t"] * k)
+    worse = np.where(np.arange(n) % 4 == 0, 1, 0)  # on fewer rows: half the even rows
+    same = CF.served_gains(cf, pol, {"model": full}, np.arange(n), 100, 0)["model"]
+    assert same["learning_curve_step"] == 0
+    assert {k_: same[k_] for k_ in ("estimate", "ci_low", "ci_high")} == {
+        k_: same["cross_fitted"][k_] for k_ in ("estimate", "ci_low", "ci_high")}
+    out = CF.served_gains(cf, pol, {"model": worse}, np.arange(n), 100, 0)["model"]
+    step, cfg = out["learning_curve_step"], out["cross_fitted"]
+    assert step == pytest.approx((gamma[2::4, 1] - gamma[2::4, 0]).sum() / n, abs=1e-4)
+    assert step > 0.03
+    assert out["estimate"] == pytest.approx(cfg["estimate"] + 3 / k * step, abs=1e-4)
+    assert out["ci_low"] == cfg["ci_low"]
+    assert out["ci_high"] == pytest.approx(cfg["ci_high"] + step, abs=1e-4)

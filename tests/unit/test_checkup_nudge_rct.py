@@ -96,6 +96,7 @@ def test_cli_report_and_scores(tmp_path: Path) -> None:
                                          str(other), "--out", str(out), "--learner", "t"])
     assert res.exit_code == 0, res.output
     assert "recommended - random arm" in res.output and "features used: age, group" in res.output
+    assert "Gain as served by --score" in res.output
     raw = out.read_bytes()
     assert not raw.startswith(b"\xef\xbb\xbf") and b"\r\n" not in raw  # no BOM, LF
     pred = pd.read_csv(out)

@@ -77,7 +77,12 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for col in _text_columns(out):
         # vectorised: only the risky cells are rewritten (a per-cell map took ~1 s per
         # 300,000-row outreach list); non-text cells in an object column never match
-        risky = out[col].astype(object).str.match(_RISKY.pattern, na=False).to_numpy(bool)
+        text = out[col]
+        if pd.api.types.infer_dtype(text, skipna=True) == "string":  # Arrow's regex, in C++
+            text = text.astype("string[pyarrow]")
+        risky = text.astype(object).str.match(_RISKY.pattern, na=False).to_numpy(bool) \
+            if text.dtype == object else text.str.match(_RISKY.pattern).fillna(False)\
+            .to_numpy(bool)
         if risky.any():
             out[col] = out[col].mask(risky, "'" + out[col][risky].astype(str))
     return out

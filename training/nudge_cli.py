@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -205,7 +206,9 @@ def plan(
             residents, assets, residents.attrs["lines"])
         if problem:
             raise _fail(f"{roster}: {problem} (--allow-new-districts)")
-        scored = score_residents(residents, assets, OnnxArmPredictor(session))
+        # the arms' ONNX runs on every core: the CLI has the machine to itself
+        predictor = OnnxArmPredictor(session, workers=os.cpu_count() or 1)
+        scored = score_residents(residents, assets, predictor)
         yen = budget if budget is not None else assets["budget_yen_per_resident"] * len(scored)
         listing, summary = plan_outreach(scored, yen, assets["costs"], assets.get("policy"))
     except (RosterInputError, ValueError) as exc:

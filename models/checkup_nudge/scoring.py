@@ -31,6 +31,9 @@ class OnnxArmPredictor:
 
     session: Any  # onnxruntime.InferenceSession
     arms: tuple[str, ...] = ARMS
+    # S-learner: arms scored by this many threads at once (session.run releases the GIL and is
+    # thread-safe); 1 for serving, whose workers share the cores; the CLI uses every core
+    workers: int = 1
 
     def __post_init__(self) -> None:
         names = {o.name for o in self.session.get_outputs()}
@@ -52,14 +55,28 @@ class OnnxArmPredictor:
         return combine_outputs(self.learner, self.arms, out, len(X))
 
     def _s_learner(self, X: np.ndarray) -> np.ndarray:
-        """One run per arm on X with that arm's one-hot set (no 6x copy of a large roster)."""
-        Z = np.hstack([X, np.zeros((len(X), len(self.arms) - 1), np.float32)])
+        """One run per arm on X with that arm's one-hot set (no 6x copy of a large roster:
+        one buffer per worker thread)."""
         P = np.empty((len(X), len(self.arms)))
-        for k in range(len(self.arms)):
-            Z[:, X.shape[1]:] = 0.0
-            if k:
-                Z[:, X.shape[1] + k - 1] = 1.0
-            P[:, k] = self.session.run(self.outputs, {"input": Z})[0][:, 1]
+        workers = max(1, min(self.workers, len(self.arms)))
+        buffers = [np.hstack([X, np.zeros((len(X), len(self.arms) - 1), np.float32)])
+                   for _ in range(workers)]
+
+        def run(w: int) -> None:
+            Z = buffers[w]
+            for k in range(w, len(self.arms), workers):
+                Z[:, X.shape[1]:] = 0.0
+                if k:
+                    Z[:, X.shape[1] + k - 1] = 1.0
+                P[:, k] = self.session.run(self.outputs, {"input": Z})[0][:, 1]
+
+        if workers == 1:
+            run(0)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(run, range(workers)))
         return P
 
 

@@ -144,6 +144,10 @@ def test_onnx_parity_and_serving_path(models: dict[str, NudgeModel],
     scored = score_residents(test["residents"], assets, OnnxArmPredictor(session))
     from models.checkup_nudge.features import build_features
 
+    X = build_features(test["residents"], assets)
+    # the CLI scores the arms on several threads: the same numbers
+    assert np.array_equal(OnnxArmPredictor(session, workers=4)(X), OnnxArmPredictor(session)(X))
+
     expected = model.predict(build_features(test["residents"], model.assets))
     diff = np.abs(scored[[f"p_{a}" for a in ARMS]].to_numpy() - expected)
     assert (diff > 1e-4).mean() <= 0.001  # float32 thresholds in ONNX: rare boundary rows

@@ -205,7 +205,7 @@ def smaller_policies(cf: CrossFit, data: Experiment, arms: Sequence[str],
 
 
 def served_gains(cf: CrossFit, policies: FoldPolicies, smaller: Mapping[str, np.ndarray],
-                 groups: np.ndarray, n_boot: int, seed: int) -> dict[str, dict[str, float]]:
+                 groups: np.ndarray, n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
     """Gain over the best single arm of each personalised candidate AS SERVED (relearned on
     every row), from its cross-fitted gain (learned on (K-1)/K of the rows) plus the learning
     curve's next step.

@@ -214,7 +214,8 @@ def served_gains(cf: CrossFit, policies: FoldPolicies, smaller: Mapping[str, np.
     of their rows (paired, cross-fitted DR). If value grows like a - b / rows, going from
     (K-1)/K of the rows to all of them adds 3 / K steps (SMALLER_SHARE = 3/4): the estimate
     adds that; the CI keeps the cross-fitted lower bound (the served policy learns from more
-    rows) and its upper bound grows by max(1, 3 / K) steps. Negative steps count as 0.
+    rows) and its upper bound is the 97.5th percentile of bootstrap draws of gain + max(1, 3/K)
+    steps (each draw's step, so the step's own noise widens it). Negative steps count as 0.
     """
     k = int(cf.fold.max()) + 1
     rows = np.arange(len(cf.fold))
@@ -228,9 +229,13 @@ def served_gains(cf: CrossFit, policies: FoldPolicies, smaller: Mapping[str, np.
     for j, p in enumerate(smaller):
         gain = M.interval(point[2 * j], draws[:, 2 * j])
         step = max(float(point[2 * j + 1]), 0.0)
+        # the upper bound from joint draws of gain + steps: the step's own noise counts (a
+        # step estimated at 0 can still be positive)
+        upper = draws[:, 2 * j] + max(1.0, 3 / k) * np.maximum(draws[:, 2 * j + 1], 0.0)
+        high = max(gain["ci_high"], float(np.percentile(upper, 97.5))) if len(upper) \
+            else gain["ci_high"]
         out[p] = {"estimate": round(gain["estimate"] + 3 / k * step, 5),
-                  "ci_low": gain["ci_low"],
-                  "ci_high": round(gain["ci_high"] + max(1.0, 3 / k) * step, 5),
+                  "ci_low": gain["ci_low"], "ci_high": round(high, 5),
                   "cross_fitted": gain, "learning_curve_step": round(step, 5)}
     return out
 

@@ -87,11 +87,12 @@ def test_served_gain_adds_the_learning_curve_step() -> None:
     same = CF.served_gains(cf, pol, {"model": full}, np.arange(n), 100, 0)["model"]
     assert same["learning_curve_step"] == 0
     assert {k_: same[k_] for k_ in ("estimate", "ci_low", "ci_high")} == {
-        k_: same["cross_fitted"][k_] for k_ in ("estimate", "ci_low", "ci_high")}
+        k_: same["cross_fitted"][k_] for k_ in ("estimate", "ci_low", "ci_high")}  # no noise
     out = CF.served_gains(cf, pol, {"model": worse}, np.arange(n), 100, 0)["model"]
     step, cfg = out["learning_curve_step"], out["cross_fitted"]
     assert step == pytest.approx((gamma[2::4, 1] - gamma[2::4, 0]).sum() / n, abs=1e-4)
     assert step > 0.03
     assert out["estimate"] == pytest.approx(cfg["estimate"] + 3 / k * step, abs=1e-4)
     assert out["ci_low"] == cfg["ci_low"]
-    assert out["ci_high"] == pytest.approx(cfg["ci_high"] + step, abs=1e-4)
+    # the upper bound moves by about one step (plus the step's own noise)
+    assert cfg["ci_high"] + 0.8 * step < out["ci_high"] < cfg["ci_high"] + 1.6 * step

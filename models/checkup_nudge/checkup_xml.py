@@ -83,7 +83,10 @@ RESULT_CODES: dict[str, str] = {
 }
 FIELDS = ("bmi", "sbp", "hba1c", "ldl")
 
-# ZIP limits: a municipality's year is tens of thousands of documents of some 10-50 kB.
+# Limits per read_results call (one HTTP request, one CLI run), over all its files together:
+# a municipality's year is thousands to tens of thousands of documents of some 5-50 kB, i.e.
+# well under 2 GB uncompressed; reading runs at about 400 documents (8 MB) a second on one
+# busy core (20 kB documents), so a 20,000-person year takes about a minute.
 MAX_MEMBERS = 200_000
 MAX_MEMBER_BYTES = 5_000_000
 MAX_TOTAL_BYTES = 4_000_000_000
@@ -270,10 +273,45 @@ def parse_document(raw: bytes, name: str, tenant_code: str,
     return row, unknown, "result"
 
 
-def _members(raw: bytes, label: str, limits: tuple[int, int, int],
-             ) -> Iterable[tuple[str, bytes | None]]:
-    """(name, bytes) of a ZIP's .xml files, (name, None) for other files; limits enforced."""
-    max_members, max_member, max_total = limits
+@dataclass
+class _Budget:
+    """What one read_results call may still expand: member count and uncompressed bytes are
+    counted over every file of the call (a request of 200 ZIPs gets one budget, not 200)."""
+
+    max_members: int
+    max_member: int
+    max_total: int
+    members: int = 0
+    total: int = 0
+
+    def add_files(self, label: str, count: int) -> None:
+        self.members += count
+        if self.members > self.max_members:
+            raise CheckupXmlTooLarge(
+                f"'{label}': ファイル数が合わせて {self.members:,} 個になり、上限 "
+                f"{self.max_members:,} 個を超えます。年度を分けて送ってください / '{label}': "
+                f"{self.members:,} files in all; at most {self.max_members:,} per upload")
+
+    def check_declared(self, label: str, declared: int) -> None:
+        if self.total + declared > self.max_total:
+            raise CheckupXmlTooLarge(
+                f"'{label}': 展開後 {self.total + declared:,} バイトになり、上限 "
+                f"{self.max_total:,} バイトを超えます / '{label}' expands to "
+                f"{self.total + declared:,} bytes in all; at most {self.max_total:,}")
+
+    def add_bytes(self, label: str, size: int) -> None:
+        self.total += size
+        if size > self.max_member or self.total > self.max_total:
+            raise CheckupXmlTooLarge(
+                f"'{label}': 展開後のサイズが上限を超えています（1ファイル "
+                f"{self.max_member:,} バイト、合計 {self.max_total:,} バイトまで） / "
+                f"'{label}': uncompressed size over the limit ({self.max_member:,} bytes per "
+                f"file, {self.max_total:,} in all)")
+
+
+def _members(raw: bytes, label: str, budget: _Budget) -> Iterable[tuple[str, bytes | None]]:
+    """(name, bytes) of a ZIP's .xml files, (name, None) for other files; limits enforced
+    on the declared sizes first and again on the bytes read (a header may lie)."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(raw))
     except (zipfile.BadZipFile, ValueError) as exc:
@@ -281,38 +319,26 @@ def _members(raw: bytes, label: str, limits: tuple[int, int, int],
                               f"ZIP: {exc}") from None
     with zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
-        if len(infos) > max_members:
-            raise CheckupXmlTooLarge(
-                f"'{label}': ファイル数 {len(infos):,} が上限 {max_members:,} を超えています / "
-                f"'{label}' holds {len(infos):,} files; at most {max_members:,} per upload")
-        declared = sum(i.file_size for i in infos)
-        if declared > max_total:
-            raise CheckupXmlTooLarge(
-                f"'{label}': 展開後 {declared:,} バイトが上限 {max_total:,} を超えています / "
-                f"'{label}' expands to {declared:,} bytes; at most {max_total:,}")
-        total = 0
+        budget.add_files(label, len(infos))
+        budget.check_declared(label, sum(i.file_size for i in infos))
         for info in infos:
             inner = f"{label}/{info.filename}"
             if not info.filename.lower().endswith(".xml"):
                 yield inner, None
                 continue
-            if info.file_size > max_member:
+            if info.file_size > budget.max_member:
                 raise CheckupXmlTooLarge(
-                    f"'{inner}': 展開後 {info.file_size:,} バイトが上限 {max_member:,} を超えて"
-                    f"います / '{inner}' expands to {info.file_size:,} bytes; at most "
-                    f"{max_member:,} per file")
+                    f"'{inner}': 展開後 {info.file_size:,} バイトが上限 {budget.max_member:,} "
+                    f"バイトを超えています / '{inner}' expands to {info.file_size:,} bytes; "
+                    f"at most {budget.max_member:,} per file")
             try:
                 with zf.open(info) as handle:
-                    data = handle.read(max_member + 1)  # the header's size may lie
+                    data = handle.read(budget.max_member + 1)  # the header's size may lie
             except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError,
                     RuntimeError) as exc:  # corrupt, truncated, encrypted or unknown method
                 raise CheckupXmlError(f"'{inner}': ZIP から取り出せません / cannot extract "
                                       f"'{inner}': {exc}") from None
-            total += len(data)
-            if len(data) > max_member or total > max_total:
-                raise CheckupXmlTooLarge(
-                    f"'{inner}': 展開後のサイズが上限を超えています / '{inner}': uncompressed "
-                    f"size over the limit ({max_member:,} bytes per file, {max_total:,} in all)")
+            budget.add_bytes(inner, len(data))
             yield inner, data
 
 
@@ -322,14 +348,21 @@ def read_results(files: Sequence[tuple[str, bytes]], tenant_code: str, *,
     """XML files and ZIPs of them -> CheckupResults keyed by checkup_key (see module doc).
 
     CheckupXmlError (422) for a malformed or unsafe XML file, naming it (ZIP/member.xml);
-    CheckupXmlTooLarge (413) for a ZIP over the limits (module constants by default).
+    CheckupXmlTooLarge (413) when the files of this call together pass the limits (module
+    constants by default): member count over all ZIPs and loose files, bytes per file, and
+    uncompressed bytes in all.
     """
-    limits = (max_members or MAX_MEMBERS, max_member_bytes or MAX_MEMBER_BYTES,
-              max_total_bytes or MAX_TOTAL_BYTES)
+    budget = _Budget(max_members or MAX_MEMBERS, max_member_bytes or MAX_MEMBER_BYTES,
+                     max_total_bytes or MAX_TOTAL_BYTES)
     rows: list[dict[str, object]] = []
     out = CheckupResults(pd.DataFrame())
     for name, raw in files:
-        members = _members(raw, name, limits) if raw.startswith(ZIP_MAGIC) else [(name, raw)]
+        if raw.startswith(ZIP_MAGIC):
+            members: Iterable[tuple[str, bytes | None]] = _members(raw, name, budget)
+        else:
+            budget.add_files(name, 1)
+            budget.add_bytes(name, len(raw))
+            members = [(name, raw)]
         for inner, data in members:
             if data is None:
                 out.skipped_files.append(inner)

@@ -184,3 +184,29 @@ def test_a_corrupt_member_is_named() -> None:
     raw[start + 10:start + 40] = b"\x00" * 30  # damage the deflated data, keep the directory
     with pytest.raises(CheckupXmlError, match=r"c\.zip/DATA/a\.xml"):
         read_results([("c.zip", bytes(raw))], NAHA)
+
+
+def test_limits_hold_for_all_files_of_a_call_together() -> None:
+    """Two ZIPs each under the limits but over them together: a 413, not 2 x the budget."""
+    doc = (FIXTURES / "h0000047099920260001.xml").read_bytes()
+    half = zipped({f"DATA/h{i:04d}.xml": doc for i in range(15)})
+    assert read_results([("a.zip", half)], NAHA, max_members=20).documents == 15
+    with pytest.raises(CheckupXmlTooLarge, match=r"'b\.zip'.*30.*20"):
+        read_results([("a.zip", half), ("b.zip", half)], NAHA, max_members=20)
+    size = 15 * len(doc)
+    read_results([("a.zip", half)], NAHA, max_total_bytes=size + 10)
+    with pytest.raises(CheckupXmlTooLarge, match="上限"):
+        read_results([("a.zip", half), ("b.zip", half)], NAHA, max_total_bytes=size + 10)
+    # loose XML files count too
+    loose = [(f"h{i}.xml", doc) for i in range(5)]
+    with pytest.raises(CheckupXmlTooLarge, match=r"h4\.xml"):
+        read_results([("a.zip", half), *loose], NAHA, max_members=19)
+
+
+def test_the_page_refuses_the_same_number_of_files_as_the_api() -> None:
+    """The checkup page checks the form's file limit before uploading: same number."""
+    from serving.uploads import MAX_FILES
+
+    page = (Path(__file__).parents[2] / "serving/static/checkup_nudge.html").read_text()
+    assert f"const MAX_FORM_FILES = {MAX_FILES};" in page
+    assert f"名簿を含めて{MAX_FILES}個まで" in page

@@ -6,26 +6,48 @@ as a ZIP holding the documents beside index/summary/claim files and XSDs (those 
 counted). Each result is an `observation` whose `code/@code` is a JLAC10 17-digit result code in
 code system OID 1.2.392.200119.6.1005 and whose `value` (xsi:type PQ) holds the number.
 
-Result codes used (the MHLW 特定健診 XML code table, 「健診項目コード表」 of the standard; only
-codes stated here with confidence; every other code of the 1005 system is ignored and counted
-under `unknown_codes`):
+Result codes (「XML用特定健診項目情報」of the standard; 17-digit JLAC10-style codes). CODE_TABLE
+below holds the codes of the items a roster uses and of their neighbours, each with its item and
+measurement; the roster fields are filled from these:
 
 =====  ==================  ========================================================
-field  roster column       JLAC10 codes (siblings differ by measurement or method)
+field  roster column       codes (siblings by measurement or method)
 =====  ==================  ========================================================
 bmi    BMI                 9N011000000000001
-sbp    収縮期血圧           9A751000000000001, 9A752000000000001, 9A755000000000001
-                           (その他 / 2回目 / 1回目 readings)
-hba1c  HbA1c (NGSP)        3D046000001906202, 3D046000001920402, 3D046000001927102,
-                           3D046000001999902 (by method: 免疫学的方法, HPLC, 酵素法, その他)
-ldl    LDLコレステロール     3F077000002327101, 3F077000002327201, 3F077000002399901
-                           (by method: 可視吸光光度法, 紫外吸光光度法, その他)
+sbp    収縮期血圧           9A751000000000001 1回目, 9A752000000000001 2回目,
+                           9A755000000000001 その他
+hba1c  HbA1c (NGSP)        3D046000001906202 免疫学的方法, 3D046000001920402 HPLC,
+                           3D046000001927102 酵素法, 3D046000001999902 その他
+ldl    LDLコレステロール     3F077000002327101 可視吸光光度法, 3F077000002327201 紫外吸光光度法,
+                           3F077000002391901 計算法 (第4期), 3F077000002399901 その他
 =====  ==================  ========================================================
 
-When a document holds several codes of one field (two blood-pressure readings), the value is
-their mean: 特定健康診査 takes the mean of the readings when blood pressure is measured twice,
-and this does not depend on which sibling is the 1st or the 2nd reading. Values with a
-nullFlavor or no number are skipped. When one person has several documents, the latest
+Known codes the roster has no column for (腹囲 9N0161601/2/3..., 拡張期血圧 9A761/762/765...,
+中性脂肪 空腹時 3F015000002327101/2327201/2399901 and 随時 3F0151299023..., HDL 3F070000002...,
+Non-HDL 3F069000002391901, 空腹時血糖 3D010000001926101/2227101/1927201/1999901, 随時血糖
+3D010129901926101/902227101/901927201/901999901, HbA1c JDS値 3D045... before 2013) are counted
+under `unused_codes`; codes outside CODE_TABLE under `unknown_codes`. Neither is an error.
+
+Sources (SOURCES; the transcribed excerpt with a source per code is
+tests/fixtures/tokutei_xml/jlac10_code_table_excerpt.csv and tests/unit/test_checkup_xml.py checks
+CODE_TABLE against it): the MHLW code table itself could not be read here (no network); the codes
+were checked against (1) MHLW「標準的な健診・保健指導プログラム（令和6年度版）」(案) 別紙,
+code table p.179 (blood glucose codes) as mirrored at
+https://wic-net.com/material/document/8096/179 (公開元
+https://www.mhlw.go.jp/stf/newpage_31652.html, program revision WG 第2回 3/7), (2) the JMA ORCA
+project's 日医特定健康診査システム, which implements the 第3期 table (JConstantString.java in
+github.com/orcacvsmirror/tokutei master @ 260c570cc63fbbe927c0311fdf75f3b5aa84443c, 2018-03-06;
+read only, nothing copied: its licence forbids redistributing modified master data), (3) for the
+第4期 (2024-) additions LDL 計算法 3F077000002391901, Non-HDL and 随時中性脂肪: secondary public
+sources only (JAMI CLINS 検体検査項目セット; public 第4期 exam-item seeds). Re-check against the
+current MHLW 「XML用特定健診項目情報」 CSV when it can be downloaded.
+
+Several codes of one field in one document: 収縮期血圧 その他 (9A755, the value the examiner
+reports when not the two-reading protocol, or their mean) wins when present, as the ORCA
+system does; otherwise the mean of the 1回目 and 2回目 readings (特定健康診査 takes the mean of
+two measurements). For the method siblings of HbA1c and LDL (normally one per document) the mean
+is taken. Values with a nullFlavor or no number are skipped.
+When one person has several documents, the latest
 examination (serviceEvent effectiveTime, else the document's) wins.
 
 Join key. The person is identified by the insured card (recordTarget/patientRole/id): root
@@ -74,13 +96,59 @@ SYMBOL_ROOT = "1.2.392.200119.6.204."  # 被保険者証等記号, insurer numbe
 NUMBER_ROOT = "1.2.392.200119.6.205."  # 被保険者証等番号
 GENDER_OID = "1.2.392.200119.6.1104"  # 1 男, 2 女 (as the roster's sex)
 
-RESULT_CODES: dict[str, str] = {
-    "9N011000000000001": "bmi",
-    "9A751000000000001": "sbp", "9A752000000000001": "sbp", "9A755000000000001": "sbp",
-    "3D046000001906202": "hba1c", "3D046000001920402": "hba1c",
-    "3D046000001927102": "hba1c", "3D046000001999902": "hba1c",
-    "3F077000002327101": "ldl", "3F077000002327201": "ldl", "3F077000002399901": "ldl",
+SOURCES = {
+    "mhlw-r6": "MHLW 標準的な健診・保健指導プログラム（令和6年度版）(案) 別紙 p.179, "
+               "https://wic-net.com/material/document/8096/179 (公開元 "
+               "https://www.mhlw.go.jp/stf/newpage_31652.html)",
+    "orca": "日医特定健康診査システム JConstantString.java, github.com/orcacvsmirror/tokutei "
+            "master @ 260c570cc63fbbe927c0311fdf75f3b5aa84443c (2018-03-06, 第3期)",
+    "p4": "第4期 (2024-) additions, secondary public sources only (JAMI CLINS; 第4期 seeds)",
 }
+# code -> (item, measurement, roster field or ""): see the module docstring
+CODE_TABLE: dict[str, tuple[str, str, str]] = {
+    "9N011000000000001": ("BMI", "", "bmi"),
+    "9N016160100000001": ("腹囲", "実測", ""),
+    "9N016160200000001": ("腹囲", "自己測定", ""),
+    "9N016160300000001": ("腹囲", "自己申告", ""),
+    "9A751000000000001": ("収縮期血圧", "1回目", "sbp"),
+    "9A752000000000001": ("収縮期血圧", "2回目", "sbp"),
+    "9A755000000000001": ("収縮期血圧", "その他", "sbp"),
+    "9A761000000000001": ("拡張期血圧", "1回目", ""),
+    "9A762000000000001": ("拡張期血圧", "2回目", ""),
+    "9A765000000000001": ("拡張期血圧", "その他", ""),
+    "3F015000002327101": ("中性脂肪（空腹時）", "可視吸光光度法", ""),
+    "3F015000002327201": ("中性脂肪（空腹時）", "紫外吸光光度法", ""),
+    "3F015000002399901": ("中性脂肪（空腹時）", "その他", ""),
+    "3F015129902327101": ("中性脂肪（随時）", "可視吸光光度法", ""),
+    "3F015129902327201": ("中性脂肪（随時）", "紫外吸光光度法", ""),
+    "3F015129902399901": ("中性脂肪（随時）", "その他", ""),
+    "3F070000002327101": ("HDLコレステロール", "可視吸光光度法", ""),
+    "3F070000002327201": ("HDLコレステロール", "紫外吸光光度法", ""),
+    "3F070000002399901": ("HDLコレステロール", "その他", ""),
+    "3F077000002327101": ("LDLコレステロール", "可視吸光光度法（直接法）", "ldl"),
+    "3F077000002327201": ("LDLコレステロール", "紫外吸光光度法（直接法）", "ldl"),
+    "3F077000002391901": ("LDLコレステロール", "計算法", "ldl"),
+    "3F077000002399901": ("LDLコレステロール", "その他", "ldl"),
+    "3F069000002391901": ("Non-HDLコレステロール", "計算法", ""),
+    "3D010000001926101": ("空腹時血糖", "電位差法", ""),
+    "3D010000002227101": ("空腹時血糖", "可視吸光光度法", ""),
+    "3D010000001927201": ("空腹時血糖", "紫外吸光光度法", ""),
+    "3D010000001999901": ("空腹時血糖", "その他", ""),
+    "3D010129901926101": ("随時血糖", "電位差法", ""),
+    "3D010129902227101": ("随時血糖", "可視吸光光度法", ""),
+    "3D010129901927201": ("随時血糖", "紫外吸光光度法", ""),
+    "3D010129901999901": ("随時血糖", "その他", ""),
+    "3D046000001906202": ("HbA1c（NGSP値）", "免疫学的方法", "hba1c"),
+    "3D046000001920402": ("HbA1c（NGSP値）", "HPLC", "hba1c"),
+    "3D046000001927102": ("HbA1c（NGSP値）", "酵素法", "hba1c"),
+    "3D046000001999902": ("HbA1c（NGSP値）", "その他", "hba1c"),
+    "3D045000001906202": ("HbA1c（JDS値、2013年度まで）", "免疫学的方法", ""),
+    "3D045000001920402": ("HbA1c（JDS値、2013年度まで）", "HPLC", ""),
+    "3D045000001927102": ("HbA1c（JDS値、2013年度まで）", "酵素法", ""),
+    "3D045000001999902": ("HbA1c（JDS値、2013年度まで）", "その他", ""),
+}
+RESULT_CODES: dict[str, str] = {code: f for code, (_, _, f) in CODE_TABLE.items() if f}
+SBP_OTHER = "9A755000000000001"  # 収縮期血圧 その他: wins over the 1回目/2回目 readings
 FIELDS = ("bmi", "sbp", "hba1c", "ldl")
 
 # Limits per read_results call (one HTTP request, one CLI run), over all its files together:
@@ -112,7 +180,8 @@ class CheckupResults:
     frame: pd.DataFrame
     documents: int = 0
     skipped_files: list[str] = field(default_factory=list)
-    unknown_codes: dict[str, int] = field(default_factory=dict)  # code -> observations
+    unknown_codes: dict[str, int] = field(default_factory=dict)  # not in CODE_TABLE -> count
+    unused_codes: dict[str, int] = field(default_factory=dict)  # in it, no roster column
     without_key: list[str] = field(default_factory=list)  # files without 記号・番号
     older_dropped: int = 0
 
@@ -122,6 +191,7 @@ class CheckupResults:
                 "skipped_files": len(self.skipped_files),
                 "unknown_codes": sum(self.unknown_codes.values()),
                 "unknown_code_list": sorted(self.unknown_codes)[:50],
+                "unused_codes": sum(self.unused_codes.values()),
                 "without_key": len(self.without_key), "older_dropped": self.older_dropped}
 
 
@@ -214,7 +284,8 @@ def _as_utf8(raw: bytes, name: str) -> bytes:
 
 def parse_document(raw: bytes, name: str, tenant_code: str,
                    ) -> tuple[dict[str, object] | None, dict[str, int], str]:
-    """One XML file -> (person row or None, unknown codes, kind): kind "result", "no_key"
+    """One XML file -> (person row or None, codes not read into a field -> count, with "+"
+    before the known ones of CODE_TABLE, kind): kind "result", "no_key"
     (a CDA document without 記号・番号) or "other" (not a CDA document: index, summary).
     CheckupXmlError naming `name` when the XML is malformed or unsafe."""
     raw = _as_utf8(raw, name)
@@ -235,8 +306,9 @@ def parse_document(raw: bytes, name: str, tenant_code: str,
             symbol, insurer = ident.get("extension", ""), oid[len(SYMBOL_ROOT):]
         elif oid.startswith(NUMBER_ROOT):
             number, insurer = ident.get("extension", ""), insurer or oid[len(NUMBER_ROOT):]
-    unknown: dict[str, int] = {}
+    unknown: dict[str, int] = {}  # codes outside CODE_TABLE; unused ones are counted as "+"
     readings: dict[str, list[float]] = {f: [] for f in FIELDS}
+    sbp_other: list[float] = []
     for obs in root.iter(f"{HL7}observation"):
         code = obs.find(f"{HL7}code")
         if code is None or code.get("codeSystem") != JLAC10_OID:
@@ -244,11 +316,14 @@ def parse_document(raw: bytes, name: str, tenant_code: str,
         key = code.get("code", "")
         target = RESULT_CODES.get(key)
         if target is None:
-            unknown[key] = unknown.get(key, 0) + 1
+            tag = key if key not in CODE_TABLE else f"+{key}"
+            unknown[tag] = unknown.get(tag, 0) + 1
             continue
         number_value = _value(obs)
         if number_value is not None:
-            readings[target].append(number_value)
+            (sbp_other if key == SBP_OTHER else readings[target]).append(number_value)
+    if sbp_other:
+        readings["sbp"] = sbp_other
     if not symbol and not number:
         return None, unknown, "no_key"
     gender = root.find(f"{HL7}recordTarget/{HL7}patientRole/{HL7}patient/"
@@ -368,8 +443,10 @@ def read_results(files: Sequence[tuple[str, bytes]], tenant_code: str, *,
                 out.skipped_files.append(inner)
                 continue
             row, unknown, kind = parse_document(data, inner, tenant_code)
-            for code, n in unknown.items():
-                out.unknown_codes[code] = out.unknown_codes.get(code, 0) + n
+            for tag, n in unknown.items():
+                counts = out.unused_codes if tag.startswith("+") else out.unknown_codes
+                code = tag.lstrip("+")
+                counts[code] = counts.get(code, 0) + n
             if row is None:
                 (out.without_key if kind == "no_key" else out.skipped_files).append(inner)
                 continue

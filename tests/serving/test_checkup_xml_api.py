@@ -50,7 +50,8 @@ def test_a_zip_of_xml_with_the_roster_fills_the_results(nudge: TestClient,
     assert r.status_code == 200, r.text
     report = r.json()["summary"]["checkup_xml"]
     assert report["matched"] == 3 and report["filled"]["hba1c"] == 3
-    assert report["unknown_codes"] == 2 and report["persons"] == 3
+    assert report["unused_codes"] == 2 and report["unknown_codes"] == 0
+    assert report["persons"] == 3
     assert r.json()["summary"]["residents"] == 10
     # neither the card numbers nor the key built from them are stored by the service
     with sqlite3.connect(nudge_root / "state" / "kyodo.db") as conn:

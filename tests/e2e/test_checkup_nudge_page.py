@@ -245,7 +245,8 @@ def test_checkup_xml_fills_the_roster(server: str, page: Page, nudge_root: Path,
     expect(note).to_be_visible(timeout=60_000)
     expect(note).to_contain_text("3 件（3 人分）を読み込み、名簿の 3 人と照合しました")
     expect(note).to_contain_text("HbA1c 3 人")
-    expect(note).to_contain_text("対象外の検査コード 2 件")  # 拡張期血圧 and 中性脂肪
+    # 拡張期血圧 and HDL: known codes without a roster column
+    expect(note).to_contain_text("名簿に列のない検査項目（腹囲・拡張期血圧・HDLなど）2 件")
     expect(page.get_by_test_id("alert-message")).to_contain_text("特定健診XML")
     expect(page.get_by_test_id("sum-residents")).to_have_text("10 人")
 

@@ -228,7 +228,10 @@ async def outreach(request: Request, tenant: Subscriber, rt: Rt,
     model = champion(rt, TASK)
     limits = rt.platform.serving
     if int(request.headers.get("content-length") or 0) > limits.max_upload_mb * 1_000_000:
-        raise HTTPException(413, f"upload larger than {limits.max_upload_mb} MB")
+        raise HTTPException(413, f"file: 送信データが上限 {limits.max_upload_mb} MB を超えて"
+                                 "います。特定健診XMLはZIPにまとめるか、年度の全件は "
+                                 "kyodo nudge import-xml で読み込んでください / upload larger "
+                                 f"than {limits.max_upload_mb} MB (serving.max_upload_mb)")
     with metered(rt, tenant, TASK, "outreach", model.version) as meter:
         residents, body = await _roster(request, tenant)
         meter["rows"] = len(residents)

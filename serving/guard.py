@@ -43,8 +43,9 @@ class BodyTooLarge(HTTPException):
     """413 raised from `receive` once a body passes its limit (FastAPI re-raises it as is)."""
 
     def __init__(self, what: str):
-        super().__init__(413, f"request body larger than {what}; send a smaller file or split "
-                              "it (リクエストが大きすぎます)")
+        super().__init__(413, f"送信データが上限 {what} を超えています。ファイルを分けるか小さく"
+                              f"してください / request body larger than {what}; send a "
+                              "smaller file or split it")
 
 
 class BodyLimit:

@@ -28,11 +28,15 @@ class ConfigError(ValueError):
     """A configuration file that is missing, unparsable or invalid (names file, key and reason)."""
 
 
-@cache
 def task_labels(path: Path = TASKS_FILE) -> dict[str, str]:
     """Every task of the code base, name -> Japanese label, in the file's order: the `tasks`
     mapping of configs/platform.yaml. ConfigError naming the file and key when it is missing, or
     a name is not a lower-case Python identifier (it names a package) or a label is empty."""
+    return dict(_read_tasks(path))
+
+
+@cache
+def _read_tasks(path: Path) -> tuple[tuple[str, str], ...]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -46,7 +50,7 @@ def task_labels(path: Path = TASKS_FILE) -> dict[str, str]:
                               "identifier (models/<name>/ is its package)")
         if not (isinstance(label, str) and label.strip()):
             raise ConfigError(f"{path}: key 'tasks.{name}': give the Japanese label pages show")
-    return dict(tasks)
+    return tuple(tasks.items())
 
 
 def task_names() -> tuple[str, ...]:

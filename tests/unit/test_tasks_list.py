@@ -15,8 +15,16 @@ from pathlib import Path
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
-from models.configs import ConfigError, load_config, task_labels, task_names
+from models.configs import (
+    ConfigError,
+    CostsConfig,
+    Tenant,
+    load_config,
+    task_labels,
+    task_names,
+)
 from models.task import registry
 from serving.api import PAGES, TaskWiringError, app, task_router
 from tests.conftest import REPO, SMALL_CONFIGS
@@ -68,6 +76,15 @@ def test_a_bad_list_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("tasks:\n  Claim-Screening: レセプト点検\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="lower-case Python identifier"):
         task_labels(path)
+
+
+def test_tenants_and_costs_accept_only_listed_tasks() -> None:
+    raw = yaml.safe_load((REPO / "configs" / "tenants.yaml").read_text(encoding="utf-8"))
+    tenant = {**raw["tenants"][0], "tasks": ["claim_screening", "toy"]}
+    with pytest.raises(ValidationError, match=r"unknown task 'toy'.*configs/platform\.yaml"):
+        Tenant.model_validate(tenant)
+    with pytest.raises(ValidationError, match="unknown task 'toy'"):
+        CostsConfig.model_validate({"development_yen": {"toy": 1.0}})
 
 
 def test_an_unlisted_router_module_is_an_error() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import (
@@ -190,6 +190,14 @@ class ServingLimits(Strict):
     heavy_per_tenant: int = Field(default=2, gt=0, le=64)
     heavy_retry_after_s: int = Field(default=10, gt=0)
     port: int = Field(default=3000, gt=0, lt=65536)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tasks_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tasks" in data:
+            raise ValueError("serving.tasks is now the top-level `tasks` of platform.yaml (one "
+                             "line `name: Japanese label` per task; README: Adding a task)")
+        return data
 
 
 class UsageWeights(Strict):

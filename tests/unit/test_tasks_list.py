@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from models.configs import (
     ConfigError,
     CostsConfig,
+    PlatformConfig,
     Tenant,
     load_config,
     task_labels,
@@ -76,6 +77,13 @@ def test_a_bad_list_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("tasks:\n  Claim-Screening: レセプト点検\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="lower-case Python identifier"):
         task_labels(path)
+
+
+def test_the_old_serving_tasks_key_says_where_the_list_went(tmp_path: Path) -> None:
+    path = tmp_path / "platform.yaml"
+    path.write_text("serving:\n  tasks: [claim_screening]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="top-level `tasks`"):
+        load_config(path, PlatformConfig)
 
 
 def test_tenants_and_costs_accept_only_listed_tasks() -> None:

@@ -5,6 +5,7 @@ Makefile; a listed task without its router or page stops the service at start (i
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -67,6 +68,14 @@ def test_every_listed_task_has_package_config_route_page_cli_and_stages() -> Non
     assert set(FEEDBACK) <= set(task_names())
     assert sorted(_stages(REPO)) == sorted(f"{s}@{t}" for s in ("train", "export")
                                            for t in task_names())
+
+
+def test_the_contract_imports_no_task_package() -> None:
+    """models/task.py loads tasks by import path (no import cycle with the task packages)."""
+    tree = ast.parse((REPO / "models" / "task.py").read_text(encoding="utf-8"))
+    imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported for t in task_names() if m.startswith(f"models.{t}")}
 
 
 def test_a_bad_list_is_a_config_error(tmp_path: Path) -> None:

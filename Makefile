@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 3000
-TASKS := claim_screening checkup_nudge road_damage care_plan
+# configs/platform.yaml's `tasks` (the one list; read when a recipe needs it, after setup)
+TASKS = $(shell $(BIN)/python -c 'from models.configs import task_names; print(*task_names())')
 
 export KYODO_ROOT := $(CURDIR)
 export BENTOML_HOME := $(CURDIR)/.bentoml

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from models.task import registry
+from models.configs import task_names
 from training.console import workspace
 
 report_app = typer.Typer(help="Reports across tenants: pooling gain, input drift.",
@@ -24,7 +24,7 @@ def pooling(
     from training.pooling import task_report, write_report
 
     ws = workspace()
-    names = sorted(registry()) if task == "all" else [task]
+    names = sorted(task_names()) if task == "all" else [task]
     trained = [n for n in names if (ws.root / "build" / n / "model.pkl").is_file()]
     if not trained:
         typer.secho(f"no trained model for {', '.join(names)}; run `kyodo train` first",

@@ -12,8 +12,9 @@ import typer
 if TYPE_CHECKING:
     import pandas as pd
 
-nudge_app = typer.Typer(help="特定健診 reminders and generic RCT uplift (checkup_nudge).",
-                        no_args_is_help=True, pretty_exceptions_enable=False)
+nudge_app = typer.Typer(help="checkup_nudge tools: outreach plans from the CLI, uplift on any RCT "
+                        "CSV.", no_args_is_help=True, pretty_exceptions_enable=False)
+app, GROUP = nudge_app, "nudge"  # `kyodo nudge ...` (training/cli.py finds it by the task's name)
 
 Encoding = Annotated[str, typer.Option(help="Output encoding: utf-8-sig (Excel) or cp932.")]
 

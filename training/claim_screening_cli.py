@@ -13,6 +13,7 @@ claims_app = typer.Typer(help="claim_screening data: national masters, レセ電
 masters_app = typer.Typer(help="The 支払基金 code masters (s, y, b, t, c) as a compact table.",
                           no_args_is_help=True)
 claims_app.add_typer(masters_app, name="masters")
+app, GROUP = claims_app, "claims"  # `kyodo claims ...` (training/cli.py finds it by task name)
 
 
 def _fail(message: str) -> typer.Exit:

@@ -25,8 +25,8 @@ from models.road_damage.position import outside_warning
 from serving.bounds import Index, RequestModel
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download, geojson_download
-from serving.files import FileStoreError
 from serving.runtime import LoadedModel, Runtime
+from serving.store.files import FileStoreError
 
 TASK = "road_damage"
 NO_LEVEL_JA = "判定なし"  # a photo without a level (not a road photo, or unlike the training data)

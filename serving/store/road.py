@@ -2,9 +2,9 @@
 
 Mixed into serving.store.Store; the tables are created on first use, so databases written
 before road_damage existed gain them without a migration step. The photos and overlays
-themselves live in the store's file store (serving/files.py); the database keeps their key, size,
-sha256 and content type (road_file). Databases written before the file store kept them as blobs
-in road_photo (overlay, image): those are still read, and deleted with their rows.
+themselves live in the store's file store (serving/store/files.py); the database keeps their key,
+size, sha256 and content type (road_file). Databases written before the file store kept them as
+blobs in road_photo (overlay, image): those are still read, and deleted with their rows.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from contextlib import suppress
 from typing import Any
 
-from serving.files import FileStore, FileStoreError, StoredFile, describe
+from serving.store.files import FileStore, FileStoreError, StoredFile, describe
 
 ROAD_SCHEMA = """
 CREATE TABLE IF NOT EXISTS road_batch (

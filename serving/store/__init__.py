@@ -1,6 +1,7 @@
 """Durable service records in SQLite (WAL), or PostgreSQL when KYODO_DATABASE_URL is set
-(serving/sqldb.py): usage metering, review queues, reviewer feedback, audit trail. Files (road
-photos and overlays) go to the file store (serving/files.py), the database keeps their metadata.
+(serving/store/sqldb.py): usage metering, review queues, reviewer feedback, audit trail. Files
+(road photos and overlays) go to the file store (serving/store/files.py), the database keeps
+their metadata.
 
 Only pseudonyms are stored, never raw patient identifiers. Every write is one transaction.
 """
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from models.drift import merge_counts
-from serving.files import FileStore, open_files
-from serving.road_store import RoadStore
-from serving.sqldb import open_database
+from serving.store.files import FileStore, open_files
+from serving.store.road import RoadStore
+from serving.store.sqldb import open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (

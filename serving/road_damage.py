@@ -265,7 +265,7 @@ def geojson(photos: list[dict[str, Any]]) -> dict[str, Any]:
 def export(batch_id: str, tenant: Subscriber, rt: Rt,
            format: Literal["geojson", "csv", "csv_cp932", "xlsx"] = "geojson") -> Response:
     """The batch for GIS: GeoJSON points, CSV or xlsx (lat, lon, level, types, photo, warnings),
-    all through the formula-safe download writer (serving/downloads.py)."""
+    all through the formula-safe download writer (models/downloads.py)."""
     photos = _batch(rt, tenant, batch_id)
     if format == "geojson":
         return geojson_download(geojson(photos), f"road-{batch_id}")

@@ -37,9 +37,8 @@ def costs(
         help="Also export the table (csv, csv_cp932 or xlsx) next to the JSON.")] = None,
 ) -> None:
     """Each tenant's bill by task, stand-alone estimate and saving; writes reports/costs/."""
-    from models.costs import bill_table
-    from serving.costs import monthly_bills
-    from serving.downloads import DownloadError, table_bytes
+    from models.costs import bill_table, monthly_bills
+    from models.downloads import DownloadError, table_bytes
 
     ws = _workspace()
     try:

@@ -39,7 +39,7 @@ class _Part(Generic[P, R]):
         self.part, self.method = part, method.__name__
 
     def __get__(self, store: Store, owner: type | None = None) -> Callable[P, R]:
-        return getattr(getattr(store, self.part), self.method)  # type: ignore[no-any-return]
+        return getattr(getattr(store, self.part), self.method)
 
 
 class Store:

@@ -63,7 +63,8 @@ class AuditTrail:
                 task: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """A tenant's audit trail, newest first, filtered by time (Unix seconds, start <= ts <
         end), subject (a pseudonym in the record's subjects), model version and task."""
-        sql, args = [f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit WHERE tenant=?"], [tenant]
+        sql = [f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit WHERE tenant=?"]
+        args: list[Any] = [tenant]
         for clause, value in (("ts >= ?", start), ("ts < ?", end),
                               ("model_version = ?", model_version), ("task = ?", task),
                               ("EXISTS (SELECT 1 FROM json_each(audit.subjects) "

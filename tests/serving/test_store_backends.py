@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from models.configs import PlatformConfig, TenantsConfig, load_config
-from models.costs import month_range
-from serving.costs import monthly_bills
+from models.costs import month_range, monthly_bills
 from serving.metering import Meter, request_record
 from serving.store import Store
 from serving.store.sqldb import DATABASE_URL, open_database, to_postgres

@@ -15,7 +15,7 @@ from tests.conftest import REPO
 
 HTTP_STACK = ("fastapi", "starlette", "bentoml", "uvicorn")
 # sqlite_master (type, name, tbl_name, sql) of a store with every table, as written by the
-# store before it became a package (serving/store.py + road_store.py at main d0ea1e6)
+# store before it became a package (serving/store.py + road_store.py at main c32f3fc)
 SCHEMA = REPO / "tests" / "fixtures" / "store_schema.json"
 
 LOAD = """

@@ -59,7 +59,7 @@ report: setup ## Pooling-gain report for every trained task (reports/pooling.jso
 serve: setup ## Serve the promoted champions, API and pages on :$(PORT)
 	$(BIN)/kyodo serve --port $(PORT)
 
-test: setup ## ruff, mypy (models/, training/), then the fast tests (incl. one real bentoml serve)
+test: setup ## ruff, mypy (models/, training/, serving/store/), then the fast tests (incl. one real bentoml serve)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q

@@ -14,6 +14,7 @@ import numpy as np
 MAX_BINS = 10
 SAMPLE_ROWS = 5000  # rows counted per scoring call: PSI needs a sample, not every claim
 EPS = 1e-4  # floor on bin shares so an empty bin gives a large but finite PSI
+REFERENCE = "drift.json"  # a packaged model's reference bins (written at export)
 
 
 def _edges(col: np.ndarray) -> list[float]:

@@ -21,7 +21,7 @@ Encoding = Annotated[str, typer.Option(help="Output encoding: utf-8-sig (Excel) 
 
 def _write(table: pd.DataFrame, out: Path, encoding: str, line_end: str = "\r\n") -> None:
     """The table as staff open it, through the one formula-safe download writer."""
-    from serving.downloads import DownloadError, write_table
+    from models.downloads import DownloadError, write_table
 
     try:
         write_table(table, out, encoding, line_end)

@@ -653,7 +653,8 @@ def _validated(lines: pd.DataFrame, named: list[tuple[str, UkeResult]]) -> pd.Da
             try:
                 validate_lines(r.lines, row_offset=1)
             except ClaimsInputError as one:  # row N: the file's Nth SY/SI/IY line
-                raise ClaimsInputError(f"{name} (row N = the Nth SY/SI/IY line of the file): "
+                raise ClaimsInputError(f"{name} (row N = the Nth SY/SI/IY line of the file; "
+                                       "of a 調剤 file, its Nth CZ fee code or IY line): "
                                        f"{one}") from None
         raise ClaimsInputError(f"UKE files together: {exc}") from None
 

@@ -96,10 +96,13 @@ def _master_table() -> pd.DataFrame:
     if s is not None and not s.empty:
         ages = [C.age_limits(lo, hi) for lo, hi in zip(s["min_age_years"], s["max_age_years"],
                                                        strict=True)]
+        # 上限回数 in the unit the masters give it, as what one month may hold (Masters.limits)
+        limits = masters.limits().set_index("code").reindex(s["code"])
         parts.append(pd.DataFrame({
             "code": s["code"], "unit_points": s["points"],
-            "max_per_month": s["max_count"].where(s["max_count"] > 0, 99),
-            "every_months": 1, "only_sex": 0, "min_age": [a[0] for a in ages],
+            "max_per_month": limits["max_per_month"].fillna(99).astype(int).to_numpy(),
+            "every_months": limits["every_months"].fillna(1).astype(int).to_numpy(),
+            "only_sex": 0, "min_age": [a[0] for a in ages],
             "max_age": [a[1] for a in ages], "max_qty": 99, "max_days": 999,
             "section": [section_id("procedure", v) for v in s["section"]]}))
     y = masters.tables.get("y")
@@ -322,7 +325,9 @@ def _indication_hits(view: ClaimLines, pharmacy: np.ndarray, patient_month: np.n
 
 
 def _frequency_3m(view: ClaimLines, patient: np.ndarray, month: np.ndarray) -> np.ndarray:
-    """Lines of 3-monthly procedures billed again within the two previous months (縦覧).
+    """Lines of procedures limited to once in N months (every_months N > 1: 3-monthly PSA, a
+    2月/6月/12月 unit of the 算定回数テーブル) billed again within the N - 1 previous months
+    (縦覧).
 
     patient (a code) and month (months since 1970-01) are per claim.
     """
@@ -336,7 +341,8 @@ def _frequency_3m(view: ClaimLines, patient: np.ndarray, month: np.ndarray) -> n
     order = np.lexsort((rows, m, code, who))
     who, code, m, rows = who[order], code[order], m[order], rows[order]
     gap = np.diff(m)
-    again = (who[1:] == who[:-1]) & (code[1:] == code[:-1]) & (gap >= 1) & (gap <= 2)
+    span = ATTRIBUTES["every_months"][code[1:]]
+    again = (who[1:] == who[:-1]) & (code[1:] == code[:-1]) & (gap >= 1) & (gap < span)
     out[rows[1:][again]] = True
     return out
 

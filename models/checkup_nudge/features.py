@@ -8,7 +8,7 @@ rate when unseen ("other"), and to the pooled rate for an unseen tenant.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,8 @@ def fit_encodings(residents: pd.DataFrame) -> dict[str, Any]:
                               zip(district["district"], district_rate, strict=True)}}
 
 
-Columns = pd.DataFrame | Mapping[str, Any]  # a validated roster, or its columns as arrays
+# a validated roster, or its columns as arrays (schema.plain_roster)
+Columns: TypeAlias = pd.DataFrame | Mapping[str, Any]
 
 
 def _rates(keys: Sequence[str], table: Mapping[str, float]) -> np.ndarray:
@@ -71,7 +72,7 @@ def _rates(keys: Sequence[str], table: Mapping[str, float]) -> np.ndarray:
 
 def _text(residents: Columns, name: str) -> list[str]:
     """A column's values as text (as pandas' astype(str) writes them)."""
-    return [str(v) for v in np.asarray(residents[name], dtype=object)]
+    return [str(v) for v in np.asarray(residents[name]).tolist()]
 
 
 def build_features(residents: Columns, assets: dict[str, Any]) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -467,20 +467,28 @@ def check_roster(frame: pd.DataFrame, lines: np.ndarray, year: int | None = None
 _FAST_AGE_KEYS = ("birth_date", "age_fy_end")  # other age bases: the fiscal-year rule applies
 
 
-def _column_check(column: pa.Column) -> Any:
+def _between(lo: Any, hi: Any, measure: Callable[[Any], Any]) -> Callable[[Any], bool]:
+    return lambda v: bool(lo <= measure(v) <= hi)
+
+
+def _matches(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+    return lambda v: pattern.match(v) is not None
+
+
+def _column_check(column: pa.Column) -> Callable[[Any], bool]:
     """A predicate on one Python value implementing `column`'s checks (KeyError for a check
     kind this fast path does not know: RESIDENTS then needs a matching case here)."""
-    tests = []
+    tests: list[Callable[[Any], bool]] = []
     for check in column.checks:
         s = check.statistics
         if check.name == "in_range" and s["include_min"] and s["include_max"]:
-            tests.append(lambda v, lo=s["min_value"], hi=s["max_value"]: lo <= v <= hi)
+            tests.append(_between(s["min_value"], s["max_value"], lambda v: v))
         elif check.name == "isin":
-            tests.append(lambda v, ok=frozenset(s["allowed_values"]): v in ok)
+            tests.append(frozenset(s["allowed_values"]).__contains__)
         elif check.name == "str_length" and s["exact_value"] is None:
-            tests.append(lambda v, lo=s["min_value"], hi=s["max_value"]: lo <= len(v) <= hi)
+            tests.append(_between(s["min_value"], s["max_value"], len))
         elif check.name == "str_matches":
-            tests.append(lambda v, p=re.compile(s["pattern"]): p.match(v) is not None)
+            tests.append(_matches(re.compile(s["pattern"])))
         else:
             raise KeyError(f"fast roster path: no case for check {check.name} {s}")
     return lambda v: all(t(v) for t in tests)
@@ -492,7 +500,7 @@ def _kind(column: pa.Column) -> str:
 
 
 # name -> (kind, nullable, predicate)
-FAST_COLUMNS: dict[str, tuple[str, bool, Any]] = {
+FAST_COLUMNS: dict[str, tuple[str, bool, Callable[[Any], bool]]] = {
     name: (_kind(col), col.nullable, _column_check(col))
     for name, col in RESIDENTS.columns.items()}
 _NUMPY = {"int": np.int64, "float": np.float64, "str": object}

@@ -51,6 +51,7 @@ class ObservedSession:
     def __init__(self, session: Any, reference: dict[str, Any] | None):
         self._session = session
         self._reference = reference
+        self._table = drift.reference_table(reference) if reference is not None else None
         self._outputs = [o.name for o in session.get_outputs()]
 
     def run(self, output_names: list[str] | None, feeds: dict[str, Any], *args: Any,
@@ -62,7 +63,8 @@ class ObservedSession:
             try:
                 outputs = dict(zip(output_names or self._outputs, out, strict=True))
                 X = np.asarray(next(iter(feeds.values())))
-                add_counts(box, drift.observe(self._reference, X, drift.score_of(outputs)))
+                add_counts(box, drift.observe(self._reference, X, drift.score_of(outputs),
+                                                self._table))
             except Exception:  # drift is a report; the prediction matters more
                 log.exception("drift counting failed")
         return out

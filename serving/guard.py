@@ -74,9 +74,10 @@ class BodyLimit:
             if done:  # after the body, receive waits for a disconnect: no deadline then
                 return await receive()
             left = deadline - time.monotonic()
-            try:
-                message = await asyncio.wait_for(receive(), max(0.0, min(
-                    limits.body_timeout_s, left)))
+            try:  # asyncio.timeout, not wait_for: no task per piece of the body, so a large
+                # body takes half the event-loop turns while other requests share the loop
+                async with asyncio.timeout(max(0.0, min(limits.body_timeout_s, left))):
+                    message = await receive()
             except TimeoutError:
                 if left <= limits.body_timeout_s:
                     raise HTTPException(408, f"request body not complete after "

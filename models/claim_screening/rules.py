@@ -234,8 +234,11 @@ def month_numbers(codes: np.ndarray, months: Sequence) -> np.ndarray:
     return np.array([_month_number(m) for m in months], np.int64)[codes]
 
 
-def _take(column: pd.Series, rows: np.ndarray) -> Any:
-    """Values of a column at row positions, in the column's dtype."""
+def _take(column: pd.Series | np.ndarray, rows: np.ndarray) -> Any:
+    """Values of a column (a Series, or an array of a column mapping) at row positions, in the
+    column's dtype."""
+    if isinstance(column, np.ndarray):
+        return column[rows]
     values = column.array.take(rows)
     # a DataFrame built from a bare object array would infer str
     return pd.Series(values, dtype=object) if column.dtype == object else values
@@ -249,7 +252,9 @@ class ClaimLines:
     fields are those of its first line (every line repeats them; the schema checks that).
     """
 
-    lines: pd.DataFrame
+    # the line table: a DataFrame, or its columns as arrays (serving's JSON path: no DataFrame
+    # for one claim; strings as object arrays, numbers as int or float arrays)
+    lines: pd.DataFrame | Mapping[str, np.ndarray]
     ids: Any  # claim_id per claim: the header column apply_rules returns
     claim: np.ndarray  # (lines,) claim index
     first: np.ndarray  # (claims,) position of each claim's first line
@@ -262,8 +267,9 @@ class ClaimLines:
     points: np.ndarray  # float
 
     @classmethod
-    def read(cls, lines: pd.DataFrame) -> ClaimLines:
-        """Factorise claim ids, codes and kinds once; all later work is array indexing."""
+    def read(cls, lines: pd.DataFrame | Mapping[str, np.ndarray]) -> ClaimLines:
+        """Factorise claim ids, codes and kinds once; all later work is array indexing.
+        `lines`: the line table (LINE_COLUMNS) as a DataFrame or a mapping of column arrays."""
         claim, _ = factorize(lines["claim_id"])
         # a claim's first line has a higher claim index than every line before it
         seen = np.maximum.accumulate(claim[:-1])
@@ -275,8 +281,9 @@ class ClaimLines:
         to_kind = np.array([_KIND_ID.get(k, len(_KIND_ID)) for k in kinds], np.int8)
         return cls(lines=lines, ids=_take(lines["claim_id"], first), claim=claim, first=first,
                    code=to_id[raw_code], raw_code=raw_code, code_names=code_names,
-                   kind=to_kind[kind], count=lines["count"].to_numpy(),
-                   days=lines["days"].to_numpy(), points=lines["points"].to_numpy().astype(float))
+                   kind=to_kind[kind], count=np.asarray(lines["count"]),
+                   days=np.asarray(lines["days"]),
+                   points=np.asarray(lines["points"]).astype(float))
 
     @property
     def n_claims(self) -> int:
@@ -357,7 +364,7 @@ def _duplicates(view: ClaimLines, header: np.ndarray) -> np.ndarray:
     if not repeated.any():
         return repeated
     rows = np.flatnonzero(repeated[view.claim])
-    content = view.lines[["code", "count", "days"]].iloc[rows]
+    content = pd.DataFrame({c: _take(view.lines[c], rows) for c in ("code", "count", "days")})
     sig = pd.util.hash_pandas_object(content, index=False).groupby(view.claim[rows]).sum()
     claims = sig.index.to_numpy()  # ascending claim index: first-seen order
     key = pd.DataFrame({"header": header[claims], "content": sig.to_numpy()})

@@ -168,8 +168,8 @@ def run_month(url: str, calls: list[Call]) -> tuple[dict[str, float], list[str]]
 
 
 def _bills(store: Path, costs: Any, tenants: Any, month: str) -> dict[str, Any]:
-    """The month's bills from the metered usage in the store, as serving/costs.py computes."""
-    from serving.costs import monthly_bills
+    """The month's bills from the metered usage in the store, as the service computes them."""
+    from models.costs import monthly_bills
     from serving.store import Store
 
     return monthly_bills(Store(store), costs, tenants, month)["bills"]

@@ -6,7 +6,9 @@ checkup_nudge champions in a throw-away workspace and starts `bentoml serve`, on
 worker and once with the service's default (one per core), then:
 - GET /v1/models (the floor: no model, no body) and POST /v1/claim_screening/score with one
   claim, at concurrency 1 and 32, each for KYODO_BENCH_SERVING_S seconds (default 10) in
-  each of KYODO_BENCH_ROUNDS rounds (default 3): the median round and the spread (min-max);
+  each of KYODO_BENCH_ROUNDS rounds (default 3): the median round and the spread (min-max),
+  the workers' CPU time per request and the claim's throughput as a share of the floor's
+  (both move much less with the host's other work than latencies do);
 - POST /v1/checkup_nudge/score with one resident at concurrency 1 (the default workers only);
 - tenant B (伊予市) scoring one claim at concurrency 8, alone and while tenant A (糸島市) sends
   20 MB JSON bodies (a Content-Length one and a chunked one, in turn): B's p99 and the time
@@ -29,7 +31,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -83,8 +87,45 @@ def build(root: Path) -> Path:
     return build_champion(make_workspace(root, "checkup_nudge", NUDGE), "checkup_nudge", say)
 
 
-def rounds(rec: Recorder, label: str, loads: list[Load], target_key: tuple[str, int]) -> None:
-    """The median round's throughput, p50 and p99, with the spread over rounds in the note."""
+@dataclass
+class Measured:
+    """One load run with what the service's workers spent on it and the host's load."""
+
+    load: Load
+    cpu_ms: float  # worker CPU (user + system) per completed request, ms
+    loadavg: tuple[float, float, float]  # os.getloadavg() when the run ended
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.load, name)
+
+
+def measured(url: str, send: Send, concurrency: int, headers: dict[str, str],
+             workers: list[int]) -> Measured:
+    """run_load for SECONDS, with the CPU time of the worker processes `workers` per request:
+    on a host shared with other work, latencies move with everyone's load, CPU per request
+    much less."""
+    import psutil
+
+    procs = [psutil.Process(p) for p in workers]
+
+    def cpu() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+    before = cpu()
+    ld = run_load(url, send, 10_000_000, concurrency, headers, SECONDS)
+    spent = cpu() - before
+    return Measured(ld, 1000 * spent / max(len(ld.latencies), 1), os.getloadavg())
+
+
+def _loads(runs: list[Measured]) -> str:
+    return "; host load average (1, 5, 15 min) per round: " + ", ".join(
+        "(" + " ".join(f"{v:.1f}" for v in m.loadavg) + ")" for m in runs)
+
+
+def rounds(rec: Recorder, label: str, loads: list[Measured], target_key: tuple[str, int],
+           ) -> None:
+    """The median round's throughput, p50 and p99, with the spread over rounds in the note,
+    the workers' CPU per request and the host's load average."""
     def spread(values: list[float], unit: str) -> str:
         return f"rounds: {', '.join(f'{v:.4g}' for v in values)} {unit}"
 
@@ -94,7 +135,10 @@ def rounds(rec: Recorder, label: str, loads: list[Load], target_key: tuple[str, 
     rec.add(f"{label}: throughput", statistics.median(rps), "req/s",
             TARGETS.get((*target_key, "throughput")),
             f"median of {len(loads)} rounds of {SECONDS:g} s; {spread(rps, 'req/s')}; {n} "
-            f"requests, {errors} non-200")
+            f"requests, {errors} non-200{_loads(loads)}")
+    cpu = [m.cpu_ms for m in loads]
+    rec.add(f"{label}: worker CPU per request", statistics.median(cpu), "ms",
+            note=f"{spread(cpu, 'ms')}; user + system time of the worker processes / requests")
     rec.add(f"{label}: p50", statistics.median(p50), "ms", TARGETS.get((*target_key, "p50")),
             spread(p50, "ms"))
     rec.add(f"{label}: p99", statistics.median(p99), "ms", TARGETS.get((*target_key, "p99")),
@@ -102,21 +146,29 @@ def rounds(rec: Recorder, label: str, loads: list[Load], target_key: tuple[str, 
     rec.add(f"{label}: errors", errors, "requests", 0)
 
 
-def throughput(rec: Recorder, url: str, workers: str) -> None:
-    """Floor and one claim at each concurrency, the two interleaved round by round."""
+def throughput(rec: Recorder, url: str, workers: str, pids: list[int]) -> None:
+    """Floor and one claim at each concurrency, the two interleaved round by round; the
+    claim's throughput as a share of the floor's (the host is shared: the ratio of two runs
+    side by side moves less than either)."""
     requests = plan()
     check_server(url, requests, KEY)
     for concurrency in CONCURRENCY:
-        loads: dict[str, list[Load]] = {name: [] for name in requests}
+        loads: dict[str, list[Measured]] = {name: [] for name in requests}
         for r in range(ROUNDS):
             for name, send in requests.items():
                 say(f"http ({workers}): {name} at concurrency {concurrency}, round {r + 1}")
-                loads[name].append(run_load(url, send, 10_000_000, concurrency, KEY, SECONDS))
+                loads[name].append(measured(url, send, concurrency, KEY, pids))
         for name, got in loads.items():
             rounds(rec, f"{workers}, c={concurrency} {name}", got, (name, concurrency))
         rec.add(f"{workers}, c={concurrency} score 1 claim p50 / GET /v1/models p50",
                 statistics.median(ld.p(50) for ld in loads["score 1 claim"])
                 / statistics.median(ld.p(50) for ld in loads["GET /v1/models"]), "x")
+        ratios = [c.rps / f.rps for c, f in zip(loads["score 1 claim"],
+                                                loads["GET /v1/models"], strict=True)]
+        rec.add(f"{workers}, c={concurrency} score 1 claim throughput / GET /v1/models "
+                "throughput", statistics.median(ratios), "x",
+                note=f"per round: {', '.join(f'{v:.3f}' for v in ratios)}; issue 17's "
+                     "200 req/s next to today's floor of ~450-550 req/s is ~0.4")
 
 
 def _ones(total: int, chunk: int = 1 << 16) -> Iterator[bytes]:
@@ -161,18 +213,20 @@ def isolation(rec: Recorder, url: str) -> None:
     finally:
         stop.set()
         attacker.join(120)
+    load = "host load average (1, 5, 15 min) " + " ".join(f"{v:.1f}" for v in os.getloadavg())
     rec.add("tenant B c=8 score 1 claim, alone: p99", alone.p(99), "ms",
             note=f"{len(alone.latencies)} requests, p50 {alone.p(50):.1f} ms, {alone.errors} "
                  "non-200")
     rec.add(f"tenant B c=8 score 1 claim, during tenant A's {HOSTILE_MB} MB bodies: p99",
             during.p(99), "ms", "<= 500 ms",
             f"{len(during.latencies)} requests, p50 {during.p(50):.1f} ms, {during.errors} "
-            "non-200")
+            f"non-200; {load}")
     took = [s for s, _ in refused]
     outcomes = sorted({o for _, o in refused})
     rec.add(f"tenant A's {HOSTILE_MB} MB body: refused after (max)", max(took) * 1000, "ms",
             "< 1000 ms", f"{len(refused)} bodies (Content-Length and chunked in turn), median "
-                         f"{statistics.median(took) * 1000:.0f} ms; answers: {outcomes}")
+                         f"{statistics.median(took) * 1000:.0f} ms; answers: {outcomes}; "
+                         f"{load}")
 
 
 def slowloris(rec: Recorder, url: str, connections: int = 300) -> None:
@@ -236,7 +290,7 @@ def kills(rec: Recorder, env: dict[str, str], log: Path) -> None:
 
 def run(rec: Recorder, tmp: Path) -> None:
     """One worker, then the default workers: throughput, nudge, isolation and kills."""
-    from serving.launcher import bentoml_serve
+    from serving.launcher import served, worker_pids
 
     home = isolate_stores(tmp)
     rec.add("host load average (1 min) at start", os.getloadavg()[0], "procs",
@@ -245,11 +299,11 @@ def run(rec: Recorder, tmp: Path) -> None:
     env = {"KYODO_ROOT": str(root), "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
     for workers, label in ((1, "1 worker"), (None, f"{os.cpu_count()} workers (default)")):
         say(f"http: starting bentoml serve, {label} ...")
-        with bentoml_serve(env, root / "bentoml-serve.log", workers=workers) as url:
-            throughput(rec, url, label)
+        with served(env, root / "bentoml-serve.log", workers=workers) as (url, proc):
+            pids = worker_pids(proc)
+            throughput(rec, url, label, pids)
             if workers is None:
-                nudge = [run_load(url, nudge_send(), 10_000_000, 1, NUDGE_KEY, SECONDS)
-                         for _ in range(ROUNDS)]
+                nudge = [measured(url, nudge_send(), 1, NUDGE_KEY, pids) for _ in range(ROUNDS)]
                 rounds(rec, f"{label}, c=1 score 1 resident (checkup_nudge)", nudge,
                        ("score 1 resident", 1))
                 isolation(rec, url)

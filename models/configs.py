@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,14 +18,55 @@ from pydantic import (
     model_validator,
 )
 
-TASK_NAMES = ("care_plan", "checkup_nudge", "road_damage", "claim_screening")
-TaskName = Literal["care_plan", "checkup_nudge", "road_damage", "claim_screening"]
-
 M = TypeVar("M", bound=BaseModel)
+# The one list of tasks: `tasks` in the code's own configs/platform.yaml, which dvc.yaml's
+# foreach reads too (README: Adding a task).
+TASKS_FILE = Path(__file__).resolve().parents[1] / "configs" / "platform.yaml"
 
 
 class ConfigError(ValueError):
     """A configuration file that is missing, unparsable or invalid (names file, key and reason)."""
+
+
+def task_labels(path: Path = TASKS_FILE) -> dict[str, str]:
+    """Every task of the code base, name -> Japanese label, in the file's order: the `tasks`
+    mapping of configs/platform.yaml. ConfigError naming the file and key when it is missing, or
+    a name is not a lower-case Python identifier (it names a package) or a label is empty."""
+    return dict(_read_tasks(path))
+
+
+@cache
+def _read_tasks(path: Path) -> tuple[tuple[str, str], ...]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the task list ({exc})") from exc
+    tasks = raw.get("tasks") if isinstance(raw, dict) else None
+    if not isinstance(tasks, dict) or not tasks:
+        raise ConfigError(f"{path}: key 'tasks': expected a mapping task name -> Japanese label")
+    for name, label in tasks.items():
+        if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
+            raise ConfigError(f"{path}: key 'tasks.{name}': a task name is a lower-case Python "
+                              "identifier (models/<name>/ is its package)")
+        if not (isinstance(label, str) and label.strip()):
+            raise ConfigError(f"{path}: key 'tasks.{name}': give the Japanese label pages show")
+    return tuple(tasks.items())
+
+
+def task_names() -> tuple[str, ...]:
+    """Every task's name, in configs/platform.yaml's order (see task_labels)."""
+    return tuple(task_labels())
+
+
+def known_task(name: str) -> str:
+    """`name` if it is a listed task, else a ValueError listing them."""
+    if name not in task_labels():
+        raise ValueError(f"unknown task {name!r}; tasks (configs/platform.yaml): "
+                         f"{', '.join(task_names())}")
+    return name
+
+
+TaskName = Annotated[str, AfterValidator(known_task)]  # a task listed in configs/platform.yaml
 
 
 class Strict(BaseModel):
@@ -146,10 +189,15 @@ class ServingLimits(Strict):
     # flight at once across all workers; one more is a 429 with Retry-After
     heavy_per_tenant: int = Field(default=2, gt=0, le=64)
     heavy_retry_after_s: int = Field(default=10, gt=0)
-    # /readyz is 503 until each of these that a tenant subscribes to has a loaded champion
-    tasks: tuple[TaskName, ...] = ("care_plan", "checkup_nudge", "road_damage",
-                                   "claim_screening")
     port: int = Field(default=3000, gt=0, lt=65536)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tasks_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tasks" in data:
+            raise ValueError("serving.tasks is now the top-level `tasks` of platform.yaml (one "
+                             "line `name: Japanese label` per task; README: Adding a task)")
+        return data
 
 
 class UsageWeights(Strict):
@@ -214,6 +262,8 @@ class PlatformConfig(Strict):
 
     seed: int = 20261126
     paths: Paths = Paths()
+    # name -> Japanese label; /readyz is 503 until each one a tenant subscribes to has a champion
+    tasks: dict[TaskName, str] = Field(default_factory=task_labels)
     mlflow_tracking_uri: str = "sqlite:///mlflow/mlflow.db"
     onnx_opset: int = Field(default=15, ge=9, le=15)
     serving: ServingLimits = ServingLimits()

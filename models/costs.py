@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -144,6 +144,31 @@ def allocate(costs: CostsConfig, tenants: Sequence[Tenant],
         bill["allocated_share_of_standalone"] = round(
             bill["allocated_yen"] / bill["standalone_yen"], 4) if bill["standalone_yen"] else None
     return bills
+
+
+class UsageSource(Protocol):
+    """Where metered usage is read from (serving.store.Store)."""
+
+    def usage_between(self, start: float, end: float) -> list[dict[str, Any]]:
+        """Billable usage per tenant and task with start <= ts < end (UsageRecord fields)."""
+        ...
+
+
+def monthly_bills(store: UsageSource, costs: CostsConfig, tenants: Sequence[Tenant],
+                  month: str) -> dict[str, Any]:
+    """Every tenant's bill for a month (YYYY-MM, Japan time) from the metered usage in the
+    store: {month, currency, bills (allocate), pools_yen, total_yen, standalone_total_yen}.
+    Raises ValueError for a malformed month."""
+    start, end = month_range(month)
+    usage = [UsageRecord(**u) for u in store.usage_between(start, end)]
+    # usage of a task the tenant no longer subscribes to is not billed (no pool to share)
+    known = {(t.code, task) for t in tenants for task in t.tasks}
+    bills = allocate(costs, tenants, [u for u in usage if (u.tenant, u.task) in known])
+    pools = task_pools(costs, [t for t in tenants if t.tasks])
+    return {"month": month, "currency": "JPY", "bills": bills,
+            "pools_yen": {k: round(v) for k, v in pools.items()},
+            "total_yen": sum(b["allocated_yen"] for b in bills.values()),
+            "standalone_total_yen": sum(b["standalone_yen"] for b in bills.values())}
 
 
 def bill_table(bills: dict[str, dict[str, Any]]) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The Task contract every kyodo task implements, and the explicit registry of tasks.
+"""The Task contract every kyodo task implements, and the registry of the listed tasks.
 
 training/ and serving/ only talk to tasks through this protocol. Data moves as a `Frames`
 mapping (frame name -> DataFrame, e.g. {"lines", "labels"}), each frame carrying a
@@ -8,10 +8,15 @@ frames may carry binary files beside them (road photos and masks): a `FilesFrame
 Each task class subclasses `Task[its Config, its fitted model]`, so it inherits the optional
 hooks' defaults (`file_columns`, `pooling_metric`) and a type checker holds its methods to the
 protocol; training/ code generic in `C` and `M` keeps a task's config and model types together.
+
+The registry holds no task: it imports `models.<name>.task` by import path for each name in
+configs/platform.yaml's `tasks` (models/configs.py task_names), so this module imports no task
+package and a new task is one folder and one line in that list (README: Adding a task).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
@@ -20,7 +25,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from models.configs import Tenant
+from models.configs import Tenant, known_task, task_names
 from models.split import select_tenants
 
 if TYPE_CHECKING:
@@ -110,20 +115,31 @@ class Task(Protocol[C, M]):
 AnyTask = Task[Any, Any]  # a task from the registry: each has its own config and model types
 
 
-def registry() -> dict[str, AnyTask]:
-    """Every task by name; imports lazily so serving only loads what it serves."""
-    from models.care_plan.task import CarePlan
-    from models.checkup_nudge.task import CheckupNudge
-    from models.claim_screening.task import ClaimScreening
-    from models.road_damage.task import RoadDamage
+def task_module(name: str) -> str:
+    """Import path of a task's module by convention: models/<name>/task.py."""
+    return f"models.{name}.task"
 
-    return {"claim_screening": ClaimScreening(), "checkup_nudge": CheckupNudge(),
-            "care_plan": CarePlan(), "road_damage": RoadDamage()}
+
+def load_task(name: str) -> AnyTask:
+    """The task `name` from its module, imported by path: the one `Task` subclass defined there
+    whose `name` is `name`. ValueError for an unlisted name (listing the tasks); ImportError
+    naming the module and the convention when the package or the class is missing."""
+    known_task(name)
+    module = importlib.import_module(task_module(name))
+    found = [v for v in vars(module).values() if isinstance(v, type) and Task in v.__mro__
+             and v.__module__ == module.__name__ and getattr(v, "name", None) == name]
+    if len(found) != 1:
+        raise ImportError(f"{module.__file__}: expected one Task subclass with name = {name!r}, "
+                          f"found {len(found)} (README: Adding a task)")
+    return found[0]()
+
+
+def registry() -> dict[str, AnyTask]:
+    """Every listed task by name, in configs/platform.yaml's order. Each task's modules are
+    imported only here, so a process that never calls it (serving) loads no task code."""
+    return {name: load_task(name) for name in task_names()}
 
 
 def get_task(name: str) -> AnyTask:
-    """The task called `name`, or a ValueError listing the known ones."""
-    tasks = registry()
-    if name not in tasks:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(tasks))}")
-    return tasks[name]
+    """The task called `name`, or a ValueError listing the known ones. Imports only that task."""
+    return load_task(name)

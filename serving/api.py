@@ -1,13 +1,20 @@
-"""The HTTP surface (FastAPI, mounted in the BentoML service): auth, errors, shared routes."""
+"""The HTTP surface (FastAPI, mounted in the BentoML service): auth, errors, shared routes.
+
+Each task in configs/platform.yaml's `tasks` is wired by convention: its routes are the `router`
+of serving/<task>.py (prefix /v1/<task>) and its page is static/<task>.html (/ui/<task>). A listed
+task missing either stops the import with an error naming the file, never a silent 404.
+"""
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -15,16 +22,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from models.configs import ServingLimits, Tenant
-from serving import (
-    care_plan,
-    checkup_nudge,
-    claim_screening,
-    insights,
-    operations,
-    pages,
-    road_damage,
-)
+from models.configs import ServingLimits, Tenant, task_labels, task_names
+from serving import insights, operations, pages
 from serving.deps import current_tenant, get_runtime, runtime_of
 from serving.downloads import MEDIA
 from serving.guard import HEAVY, BodyLimit, HeavyLimit
@@ -33,8 +32,44 @@ from serving.runtime import Runtime
 
 log = logging.getLogger("kyodo")
 STATIC = Path(__file__).parent / "static"
-PAGES = ("claim_screening", "checkup_nudge", "costs", "operations", "care_plan", "road_damage")
+PAGES = (*task_names(), "costs", "operations")
 ASSETS = {"kyodo.css": "text/css; charset=utf-8", "kyodo.js": "text/javascript; charset=utf-8"}
+# kyodo.js's task labels (TASK_JA) are filled in from configs/platform.yaml where it has this
+TASK_LABELS_SLOT = b"{/*kyodo:task-labels*/}"
+
+
+class TaskWiringError(RuntimeError):
+    """A listed task without its router or page (README: Adding a task)."""
+
+
+def task_router(task: str) -> APIRouter:
+    """serving/<task>.py's `router`, whose routes all lie under /v1/<task>; TaskWiringError
+    naming the file and the convention otherwise."""
+    where = f"serving/{task}.py"
+    try:
+        module = importlib.import_module(f"serving.{task}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"serving.{task}":
+            raise
+        raise TaskWiringError(f"task {task!r} is listed in configs/platform.yaml but {where} "
+                              "does not exist (it must define `router`)") from exc
+    router = getattr(module, "router", None)
+    if not isinstance(router, APIRouter) or not router.routes:
+        raise TaskWiringError(f"{where} defines no `router` (a fastapi.APIRouter with routes)")
+    stray = [r.path for r in router.routes if isinstance(r, APIRoute)
+             and not r.path.startswith(f"/v1/{task}/")]
+    if stray:
+        raise TaskWiringError(f"{where}: routes outside /v1/{task}/: {', '.join(stray)}")
+    return router
+
+
+def _check_pages() -> None:
+    missing = [f"serving/static/{p}.html" for p in PAGES if not (STATIC / f"{p}.html").is_file()]
+    if missing:
+        raise TaskWiringError(f"pages missing for listed tasks: {', '.join(missing)}")
+
+
+_check_pages()
 
 app = FastAPI(
     title="kyodo API",
@@ -131,8 +166,13 @@ def ui_asset(name: str) -> Response:
     """Stylesheet and script shared by the pages (kyodo.css, kyodo.js)."""
     if name not in ASSETS:
         raise HTTPException(404, f"no asset {name!r}")
-    return Response((STATIC / name).read_bytes(), media_type=ASSETS[name],
-                    headers={"Cache-Control": "no-cache"})
+    return Response(_asset(name), media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+
+
+def _asset(name: str) -> bytes:
+    """The asset's bytes, kyodo.js with the task labels of configs/platform.yaml filled in."""
+    labels = json.dumps(task_labels(), ensure_ascii=False).encode("utf-8")
+    return (STATIC / name).read_bytes().replace(TASK_LABELS_SLOT, labels)
 
 
 @app.get("/ui/{task}", include_in_schema=False)
@@ -169,8 +209,7 @@ ERRORS = _errors(400, 401, 403, 404, 408, 413, 415, 422, 503)
 # an upload over the tenant's concurrent limit (serving/guard.py HeavyLimit)
 BUSY = {429: {"model": ErrorOut, "description": HTTPStatus(429).phrase, "headers": {
     "Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}}}
-for _router in (claim_screening.router, checkup_nudge.router, care_plan.router,
-                operations.router, insights.router, road_damage.router):
+for _router in (*(task_router(t) for t in task_names()), operations.router, insights.router):
     for _route in _router.routes:
         if isinstance(_route, APIRoute) and _route.path in HEAVY:
             _route.responses = {**BUSY, **_route.responses}

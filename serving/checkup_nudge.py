@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -20,12 +21,18 @@ from models.checkup_nudge.checkup_xml import (
     looks_like_zip_of_xml,
     read_results,
 )
-from models.checkup_nudge.schema import RosterInputError, check_roster, read_roster
+from models.checkup_nudge.schema import (
+    RosterInputError,
+    check_roster,
+    plain_roster,
+    read_roster,
+)
 from models.checkup_nudge.scoring import (
     OnnxArmPredictor,
     gain_curve,
     list_table,
     plan_outreach,
+    score_matrix,
     score_residents,
     unknown_districts,
 )
@@ -106,30 +113,53 @@ def _scored(model: LoadedModel, residents: pd.DataFrame) -> pd.DataFrame:
     return score_residents(residents, model.assets[ASSETS], OnnxArmPredictor(model.session))
 
 
+# a small roster whose values are plain (schema.plain_roster) is scored on the event loop: about
+# a millisecond, less than the hop to a worker thread; others take the full check in a thread
+INLINE_ROWS = 32
+NONE_EXCLUDED = {"count": 0, "rows": [], "message": ""}
+
+
 @router.post("/score")
-def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+async def score(body: ScoreRequest, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
     """Per resident: P(attend) under every message type, uplift over none, the best type.
     Residents outside the 特定健診 ages are left out and listed under `excluded` (0-based)."""
     model = champion(rt, TASK)
+    plain = (plain_roster(body.residents, tenant.code)
+             if len(body.residents) <= INLINE_ROWS else None)
+    if plain is not None:
+        return _score(rt, tenant, model, body, plain)
+    return await run_in_threadpool(_score, rt, tenant, model, body, None)
+
+
+def _score(rt: Runtime, tenant: Tenant, model: LoadedModel, body: ScoreRequest,
+           plain: dict[str, np.ndarray] | None) -> dict[str, Any]:
+    """Score the residents: `plain` when schema.plain_roster took them as they are (the same
+    columns check_roster gives them), else through check_roster (`_frame`)."""
     with metered(rt, tenant, TASK, "score", model.version) as meter:
-        residents = _frame(body.residents, tenant)
+        if plain is None:
+            frame = _frame(body.residents, tenant)
+            residents, lines, excluded = frame, frame.attrs["lines"], frame.attrs["excluded"]
+        else:
+            residents = plain
+            lines, excluded = np.arange(len(body.residents)), dict(NONE_EXCLUDED, rows=[])
         if not body.allow_new_districts:
-            check_districts(residents, model.assets[ASSETS], residents.attrs["lines"])
-        scored = _scored(model, residents)
-        meter["rows"] = len(scored)
-        meter["subjects"] = subjects(tenant.code, scored["resident_id"])
-        meter["summary"] = {"residents": len(scored),
-                            "best_arm": scored["best_arm"].value_counts().to_dict()}
+            check_districts(residents, model.assets[ASSETS], lines)
+        P, arm, up = score_matrix(residents, model.assets[ASSETS],
+                                  OnnxArmPredictor(model.session))
+        ids = np.asarray(residents["resident_id"], dtype=object)
+        best = [ARMS[k] for k in arm]
+        meter["rows"] = len(ids)
+        meter["subjects"] = subjects(tenant.code, ids)
+        meter["summary"] = {"residents": len(ids), "best_arm": dict(Counter(best).most_common())}
     results = []
-    for row in scored.to_dict("records"):
-        p = {a: round(float(row[f"p_{a}"]), 5) for a in ARMS}
-        results.append({"resident_id": row["resident_id"], "probabilities": p,
+    for i, resident in enumerate(ids):
+        p = {a: round(float(P[i, k]), 5) for k, a in enumerate(ARMS)}
+        results.append({"resident_id": resident, "probabilities": p,
                         "uplift": {a: round(p[a] - p["none"], 5) for a in ARMS[1:]},
-                        "best_arm": row["best_arm"], "best_arm_ja": ARM_LABELS_JA[row["best_arm"]],
-                        "best_uplift": round(float(row["uplift"]), 5)})
+                        "best_arm": best[i], "best_arm_ja": ARM_LABELS_JA[best[i]],
+                        "best_uplift": round(float(up[i]), 5)})
     return {"task": TASK, "model_version": model.version, "arms": list(ARMS),
-            "arm_labels_ja": ARM_LABELS_JA, "results": results,
-            "excluded": residents.attrs["excluded"]}
+            "arm_labels_ja": ARM_LABELS_JA, "results": results, "excluded": excluded}
 
 
 def _budget(budget_yen: float | None, postcards: int | None, costs: dict[str, float],
@@ -228,7 +258,10 @@ async def outreach(request: Request, tenant: Subscriber, rt: Rt,
     model = champion(rt, TASK)
     limits = rt.platform.serving
     if int(request.headers.get("content-length") or 0) > limits.max_upload_mb * 1_000_000:
-        raise HTTPException(413, f"upload larger than {limits.max_upload_mb} MB")
+        raise HTTPException(413, f"file: 送信データが上限 {limits.max_upload_mb} MB を超えて"
+                                 "います。特定健診XMLはZIPにまとめるか、年度の全件は "
+                                 "kyodo nudge import-xml で読み込んでください / upload larger "
+                                 f"than {limits.max_upload_mb} MB (serving.max_upload_mb)")
     with metered(rt, tenant, TASK, "outreach", model.version) as meter:
         residents, body = await _roster(request, tenant)
         meter["rows"] = len(residents)

@@ -136,26 +136,40 @@ class FeedbackRequest(RequestModel):
     items: list[FeedbackItem] = Field(min_length=1, max_length=10_000)
 
 
-def claims_to_lines(claims: list[ClaimIn], tenant: str) -> pd.DataFrame:
-    """JSON claims as the flat line table the scorer reads; duplicate claim ids are a 422."""
+def _line_rows(claims: list[ClaimIn], tenant: str) -> list[tuple[Any, ...]]:
+    """JSON claims as line tuples (LINE_COLUMNS); duplicate claim ids are a 422."""
     ids = [c.claim_id for c in claims]
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
         dup = next(i for i, c in enumerate(ids) if c in seen or seen.add(c))
         raise HTTPException(422, f"claims.{dup}.claim_id: duplicate claim_id {ids[dup]!r} "
                                  f"({len(ids) - len(set(ids))} duplicates in the request)")
-    rows = [(c.claim_id, tenant, c.patient_id, c.age, c.sex, c.service_month, c.provider_id,
+    return [(c.claim_id, tenant, c.patient_id, c.age, c.sex, c.service_month, c.provider_id,
              c.claim_type, c.total_points, c.insured_until, no, ln.line_kind, ln.code, ln.count,
              ln.days, ln.points)
             for c in claims for no, ln in enumerate(c.lines, start=1)]
-    return pd.DataFrame(rows, columns=LINE_COLUMNS)
 
 
-def _scored(model: LoadedModel, lines: pd.DataFrame) -> tuple[Scored, Any]:
+def claims_to_lines(claims: list[ClaimIn], tenant: str) -> pd.DataFrame:
+    """JSON claims as the flat line table the scorer reads; duplicate claim ids are a 422."""
+    return pd.DataFrame(_line_rows(claims, tenant), columns=LINE_COLUMNS)
+
+
+def claims_to_columns(claims: list[ClaimIn], tenant: str) -> dict[str, np.ndarray]:
+    """claims_to_lines as a dict of column arrays (text as object arrays, numbers as int64),
+    which the scorer reads alike (models/claim_screening/rules.py ClaimLines): the JSON /score
+    path, where building a DataFrame cost more than scoring one claim."""
+    columns = zip(*_line_rows(claims, tenant), strict=True)
+    return {name: np.array(values, dtype=object if isinstance(values[0], str) else np.int64)
+            for name, values in zip(LINE_COLUMNS, columns, strict=True)}
+
+
+def _scored(model: LoadedModel, lines: pd.DataFrame | dict[str, np.ndarray],
+            as_frame: bool = True) -> tuple[Scored, Any]:
     assets = model.assets["reference.json"]
     predictor = for_features(OnnxPredictor(model.session), assets["features"])
     reference = Reference.from_dict(assets["reference"])
-    return score_claims(lines, reference, predictor), predictor
+    return score_claims(lines, reference, predictor, as_frame), predictor
 
 
 def _explain(model: LoadedModel, scored: Scored, rows: np.ndarray, predictor: Any,
@@ -198,34 +212,50 @@ async def score(request: Request, tenant: Subscriber, rt: Rt,
     expected recoverable points, priority, reasons, contributions."""
     model = champion(rt, TASK)
     body, raw = await json_or_csv(request, ScoreRequest)
+    lines: pd.DataFrame | dict[str, np.ndarray]
     if body is not None:
-        lines, explain, intake = claims_to_lines(body.claims, tenant.code), body.explain, {}
+        lines, explain, intake = claims_to_columns(body.claims, tenant.code), body.explain, {}
+        n_claims = len(body.claims)
     else:
         lines, intake = await _read_upload(request, raw, tenant)
-    if lines["claim_id"].nunique() > rt.platform.serving.max_claims_json:
+        n_claims = lines["claim_id"].nunique()
+    if n_claims > rt.platform.serving.max_claims_json:
         raise HTTPException(413, f"claims: at most {rt.platform.serving.max_claims_json} claims "
                                  "per score call; use /queue for a month's claims")
-    result = await run_in_threadpool(_score, rt, tenant, model, lines, explain)
+    if len(lines["claim_id"]) <= INLINE_LINES and not explain:
+        result = _score(rt, tenant, model, lines, explain)
+    else:
+        result = await run_in_threadpool(_score, rt, tenant, model, lines, explain)
     result.update(intake)
     return Response(json.dumps(result, ensure_ascii=False), media_type="application/json")
 
 
-def _score(rt: Runtime, tenant: Tenant, model: LoadedModel, lines: pd.DataFrame,
-           explain: bool) -> dict[str, Any]:
+# a score of this many lines or fewer, without explanations, runs on the event loop (about a
+# millisecond, less than the hop to a worker thread costs); larger ones run in a thread
+INLINE_LINES = 64
+
+
+def _score(rt: Runtime, tenant: Tenant, model: LoadedModel,
+           lines: pd.DataFrame | dict[str, np.ndarray], explain: bool) -> dict[str, Any]:
+    """Score the lines (a DataFrame from an upload, or claims_to_columns' arrays: the same
+    scores), in the order given."""
     with metered(rt, tenant, TASK, "score", model.version) as meter:
-        scored, predictor = _scored(model, lines)
-        rows = np.arange(len(scored.frame))
+        scored, predictor = _scored(model, lines, as_frame=False)
+        table = scored.frame
+        rows = np.arange(len(scored))
         meter["rows"] = len(rows)
-        meter["subjects"] = subjects(tenant.code, scored.frame["patient_id"])
+        meter["subjects"] = subjects(tenant.code, table["patient_id"])
         meter["summary"] = {"claims": len(rows),
-                            "max_score": round(float(scored.frame["score"].max()), 4)}
+                            "max_score": round(float(scored.column("score").max()), 4)}
         explained = _explain(model, scored, rows, predictor) if explain else [None] * len(rows)
+        records = [dict(zip(table, values, strict=True)) for values in zip(*table.values(),
+                                                                            strict=True)]
         results = [_item(row, reasons, why, unknown) for row, reasons, why, unknown in zip(
-            scored.frame.to_dict("records"), reasons_at(scored, rows), explained,
-            unknown_codes_at(scored, rows), strict=True)]
+            records, reasons_at(scored, rows), explained, unknown_codes_at(scored, rows),
+            strict=True)]
+    months = sorted(set(np.asarray(lines["service_month"], dtype=object).tolist()))
     return {"model_version": model.version, "task": TASK, "results": results,
-            "flags": flag_summary(scored),
-            **masters.version_info(sorted(lines["service_month"].unique()))}
+            "flags": flag_summary(scored), **masters.version_info(months)}
 
 
 async def _read_upload(request: Request, raw: bytes, tenant: Tenant,

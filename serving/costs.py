@@ -7,32 +7,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from models.configs import CostsConfig, Tenant
-from models.costs import UsageRecord, allocate, bill_table, month_of, month_range, task_pools
+from models.configs import Tenant
+from models.costs import bill_table, month_of, month_range, monthly_bills
 from serving.deps import admin, current_tenant, get_runtime
 from serving.downloads import download
 from serving.runtime import Runtime
-from serving.store import Store
 
 router = APIRouter(tags=["platform"])
 Rt = Annotated[Runtime, Depends(get_runtime)]
 Month = Annotated[str | None, Query(description="YYYY-MM (Japan time); default this month")]
 Format = Annotated[Literal["json", "csv", "csv_cp932", "xlsx"], Query()]
-
-
-def monthly_bills(store: Store, costs: CostsConfig, tenants: tuple[Tenant, ...],
-                  month: str) -> dict[str, Any]:
-    """Every tenant's bill for a month from the metered usage in the store."""
-    start, end = month_range(month)
-    usage = [UsageRecord(**u) for u in store.usage_between(start, end)]
-    # usage of a task the tenant no longer subscribes to is not billed (no pool to share)
-    known = {(t.code, task) for t in tenants for task in t.tasks}
-    bills = allocate(costs, tenants, [u for u in usage if (u.tenant, u.task) in known])
-    pools = task_pools(costs, [t for t in tenants if t.tasks])
-    return {"month": month, "currency": "JPY", "bills": bills,
-            "pools_yen": {k: round(v) for k, v in pools.items()},
-            "total_yen": sum(b["allocated_yen"] for b in bills.values()),
-            "standalone_total_yen": sum(b["standalone_yen"] for b in bills.values())}
 
 
 def _month(month: str | None) -> str:

@@ -5,7 +5,6 @@ record; reports compare the last N days of a tenant's requests with the referenc
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -14,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from models import drift
+from models.drift import REFERENCE
 
 log = logging.getLogger("kyodo.drift")
 _BOX: ContextVar[dict[str, Any] | None] = ContextVar("kyodo_drift_box", default=None)
-REFERENCE = "drift.json"
 
 
 @contextmanager
@@ -52,6 +51,7 @@ class ObservedSession:
     def __init__(self, session: Any, reference: dict[str, Any] | None):
         self._session = session
         self._reference = reference
+        self._table = drift.reference_table(reference) if reference is not None else None
         self._outputs = [o.name for o in session.get_outputs()]
 
     def run(self, output_names: list[str] | None, feeds: dict[str, Any], *args: Any,
@@ -63,7 +63,8 @@ class ObservedSession:
             try:
                 outputs = dict(zip(output_names or self._outputs, out, strict=True))
                 X = np.asarray(next(iter(feeds.values())))
-                add_counts(box, drift.observe(self._reference, X, drift.score_of(outputs)))
+                add_counts(box, drift.observe(self._reference, X, drift.score_of(outputs),
+                                                self._table))
             except Exception:  # drift is a report; the prediction matters more
                 log.exception("drift counting failed")
         return out
@@ -72,30 +73,13 @@ class ObservedSession:
         return getattr(self._session, name)
 
 
-def tenant_drift(store: Any, reference: dict[str, Any], tenant: str, task: str, version: str,
-                 days: float, threshold: float, min_rows: int = 0) -> dict[str, Any]:
-    """PSI per feature and score for one tenant's last `days` of requests to one version."""
-    counts = store.drift_counts(tenant, task, version, time.time() - days * 86400)
-    rows = drift.report(reference, counts, threshold, min_rows)
-    scored = max((r["rows"] for r in rows), default=0)
-    return {"task": task, "tenant": tenant, "model_version": version, "days": days,
-            "rows_counted": scored, "flagged": [r["feature"] for r in rows if r["flag"]],
-            "features": rows}
-
-
 def drift_report(rt: Any, days: float, tenants: list[str] | None = None,
                  ) -> list[dict[str, Any]]:
-    """Every (task, tenant) pair with requests to the champion in the window."""
+    """Every (task, tenant) pair with requests to a loaded champion in the window (the store's
+    AuditTrail.drift_report with the champions' reference bins and the configured threshold)."""
     ops = rt.platform.operations
-    threshold = ops.drift_psi_threshold
-    since = time.time() - days * 86400
-    out = []
-    for task, model in sorted(rt.models.items()):
-        reference = model.assets.get(REFERENCE)
-        if reference is None:
-            continue
-        for tenant in rt.store.drift_tenants(task, model.version, since):
-            if tenants is None or tenant in tenants:
-                out.append(tenant_drift(rt.store, reference, tenant, task, model.version, days,
-                                        threshold, ops.drift_min_rows))
-    return out
+    references = {task: (model.version, model.assets[REFERENCE])
+                  for task, model in rt.models.items()
+                  if model.assets.get(REFERENCE) is not None}
+    return rt.store.audit_trail.drift_report(references, days, ops.drift_psi_threshold,
+                                             ops.drift_min_rows, tenants)

@@ -43,8 +43,9 @@ class BodyTooLarge(HTTPException):
     """413 raised from `receive` once a body passes its limit (FastAPI re-raises it as is)."""
 
     def __init__(self, what: str):
-        super().__init__(413, f"request body larger than {what}; send a smaller file or split "
-                              "it (リクエストが大きすぎます)")
+        super().__init__(413, f"送信データが上限 {what} を超えています。ファイルを分けるか小さく"
+                              f"してください / request body larger than {what}; send a "
+                              "smaller file or split it")
 
 
 class BodyLimit:
@@ -73,9 +74,10 @@ class BodyLimit:
             if done:  # after the body, receive waits for a disconnect: no deadline then
                 return await receive()
             left = deadline - time.monotonic()
-            try:
-                message = await asyncio.wait_for(receive(), max(0.0, min(
-                    limits.body_timeout_s, left)))
+            try:  # asyncio.timeout, not wait_for: no task per piece of the body, so a large
+                # body takes half the event-loop turns while other requests share the loop
+                async with asyncio.timeout(max(0.0, min(limits.body_timeout_s, left))):
+                    message = await receive()
             except TimeoutError:
                 if left <= limits.body_timeout_s:
                     raise HTTPException(408, f"request body not complete after "

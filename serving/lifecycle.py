@@ -16,15 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.configs import TaskName
+from models.configs import task_names
 
 log = logging.getLogger("kyodo.lifecycle")
 Stamp = tuple[int, int, int]
-TASKS: tuple[str, ...] = get_args(TaskName)
+TASKS: tuple[str, ...] = task_names()
 
 
 class ChampionWatcher:

@@ -124,13 +124,15 @@ def _observe_http(route: str, method: str, status: int, seconds: float) -> None:
 def check_scraper(request: Request) -> None:
     """/metrics is for the operator: the admin key or KYODO_METRICS_TOKEN (a scrape-only
     secret for Prometheus), else 401 (no or unknown key) or 403 (a municipality's key)."""
-    from serving.deps import bearer, get_runtime, runtime_of
+    from serving.deps import NOT_LOADED, bearer, runtime_of
 
     key = bearer(request)
     token = os.environ.get("KYODO_METRICS_TOKEN", "")
     if token and hmac.compare_digest(key.encode(), token.encode()):
         return
-    rt = runtime_of(request.app) or get_runtime()
+    rt = runtime_of(request.app)
+    if rt is None:
+        raise HTTPException(503, NOT_LOADED)
     if rt.is_admin(key):
         return
     if rt.tenant_for(key) is not None:

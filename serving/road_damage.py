@@ -25,8 +25,8 @@ from models.road_damage.position import outside_warning
 from serving.bounds import Index, RequestModel
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download, geojson_download
-from serving.files import FileStoreError
 from serving.runtime import LoadedModel, Runtime
+from serving.store.files import FileStoreError
 
 TASK = "road_damage"
 NO_LEVEL_JA = "判定なし"  # a photo without a level (not a road photo, or unlike the training data)
@@ -265,7 +265,7 @@ def geojson(photos: list[dict[str, Any]]) -> dict[str, Any]:
 def export(batch_id: str, tenant: Subscriber, rt: Rt,
            format: Literal["geojson", "csv", "csv_cp932", "xlsx"] = "geojson") -> Response:
     """The batch for GIS: GeoJSON points, CSV or xlsx (lat, lon, level, types, photo, warnings),
-    all through the formula-safe download writer (serving/downloads.py)."""
+    all through the formula-safe download writer (models/downloads.py)."""
     photos = _batch(rt, tenant, batch_id)
     if format == "geojson":
         return geojson_download(geojson(photos), f"road-{batch_id}")

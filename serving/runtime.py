@@ -83,11 +83,11 @@ class Runtime:
             self.watcher.poll(self.models)
 
     def readiness(self) -> dict[str, Any]:
-        """/readyz: ready when every task in serving.tasks that a tenant subscribes to has a
-        loaded champion; `tasks` says per task "ready", "degraded" (served, but the newest
+        """/readyz: ready when every task in platform.yaml's `tasks` that a tenant subscribes to
+        has a loaded champion; `tasks` says per task "ready", "degraded" (served, but the newest
         champions.json entry failed) or "missing" with the reason."""
         problems = self.watcher.problems if self.watcher else {}
-        wanted = [t for t in self.platform.serving.tasks if self.tenants.subscribers(t)]
+        wanted = [t for t in self.platform.tasks if self.tenants.subscribers(t)]
         tasks: dict[str, dict[str, Any]] = {}
         for task in wanted:
             model = self.models.get(task)

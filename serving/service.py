@@ -17,7 +17,7 @@ import bentoml
 from models.configs import PlatformConfig, ServingLimits, load_config
 from serving import connections
 from serving.api import app, installed_runtime
-from serving.deps import Provides, get_runtime
+from serving.deps import install
 from serving.guard import ProductErrors, ReadyProbe
 from serving.runtime import Runtime, workspace_root
 
@@ -56,7 +56,7 @@ class Kyodo:
 
     def __init__(self) -> None:
         self.runtime = Runtime.load()
-        app.dependency_overrides[get_runtime] = Provides(self.runtime)
+        install(app, self.runtime)
 
 
 def _readiness() -> dict[str, Any] | None:

@@ -35,41 +35,46 @@ SMALL_ROAD = {"generate": {"total_photos": 24, "min_photos": 5}, "grid": {"long_
                                             "hidden_sizes": [8, 16, 16, 16],
                                             "embedding_size": 8, "threads": 1},
               "real": {"train": False}}
+# Each listed task's config shrunk for tests, by task name (tests/unit/test_tasks_list.py
+# checks every task in configs/platform.yaml has one)
+SMALL_CONFIGS = {"claim_screening": SMALL, "checkup_nudge": SMALL_NUDGE, "care_plan": SMALL_CARE,
+                 "road_damage": SMALL_ROAD}
 
 
 def make_workspace(root: Path, overrides: dict | None = None,
                    task: str = "claim_screening") -> Path:
     """A workspace with the repo's configs, the task's config shrunk for tests."""
-    default = SMALL if task == "claim_screening" else SMALL_NUDGE
-    return sandbox.make_workspace(root, task, default if overrides is None else overrides)
+    return sandbox.make_workspace(root, task, SMALL_CONFIGS[task] if overrides is None
+                                  else overrides)
+
+
+def champion(factory: pytest.TempPathFactory, task: str) -> Path:
+    """`task` trained and promoted on tiny data (SMALL_CONFIGS) in a new workspace."""
+    return sandbox.build_champion(make_workspace(factory.mktemp(f"ws-{task}"), task=task), task)
 
 
 @pytest.fixture(scope="session")
 def trained_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """claim_screening trained and promoted on tiny data; returns the workspace root."""
-    return sandbox.build_champion(make_workspace(tmp_path_factory.mktemp("ws")),
-                                  "claim_screening")
+    return champion(tmp_path_factory, "claim_screening")
 
 
 @pytest.fixture(scope="session")
 def nudge_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """checkup_nudge trained and promoted on tiny data; returns the workspace root."""
-    root = make_workspace(tmp_path_factory.mktemp("ws-nudge"), task="checkup_nudge")
-    return sandbox.build_champion(root, "checkup_nudge")
+    return champion(tmp_path_factory, "checkup_nudge")
 
 
 @pytest.fixture(scope="session")
 def care_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """care_plan trained and promoted on tiny data; returns the workspace root."""
-    root = sandbox.make_workspace(tmp_path_factory.mktemp("ws-care"), "care_plan", SMALL_CARE)
-    return sandbox.build_champion(root, "care_plan")
+    return champion(tmp_path_factory, "care_plan")
 
 
 @pytest.fixture(scope="session")
 def road_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """road_damage trained and promoted on tiny data; returns the workspace root."""
-    root = sandbox.make_workspace(tmp_path_factory.mktemp("ws-road"), "road_damage", SMALL_ROAD)
-    return sandbox.build_champion(root, "road_damage")
+    return champion(tmp_path_factory, "road_damage")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

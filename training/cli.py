@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,13 +13,10 @@ from typing import Annotated
 
 import typer
 
-from models.task import registry
-from training.claims_cli import claims_app
+from models.configs import task_names
 from training.console import workspace as _ws
-from training.nudge_cli import nudge_app
 from training.ops_cli import register as register_ops
 from training.report_cli import report_app
-from training.road_cli import road_app
 
 app = typer.Typer(help="kyodo: shared cloud AI for municipalities. Run from the repository root.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -28,18 +27,30 @@ tenants_app = typer.Typer(help="Tenants and their demo API keys.", no_args_is_he
 app.add_typer(data_app, name="data")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(tenants_app, name="tenants")
-app.add_typer(nudge_app, name="nudge",
-              help="checkup_nudge tools: outreach plans from the CLI, uplift on any RCT CSV.")
-app.add_typer(road_app, name="road")
 register_ops(app, tenants_app)  # costs, purge, audit purge, tenants delete-data
 app.add_typer(report_app, name="report")
-app.add_typer(claims_app, name="claims")
+
+
+def task_groups() -> dict[str, typer.Typer]:
+    """Each listed task's own command group, if it has one, by convention: training/<task>_cli.py
+    exposing `app` (a Typer) and `GROUP`, its command name (default: the task's name)."""
+    groups: dict[str, typer.Typer] = {}
+    for task in task_names():
+        if importlib.util.find_spec(f"training.{task}_cli") is None:
+            continue  # optional: train, export, promote, data ... cover every task already
+        module = importlib.import_module(f"training.{task}_cli")
+        groups[getattr(module, "GROUP", task)] = module.app
+    return groups
+
+
+for _group, _app in task_groups().items():
+    app.add_typer(_app, name=_group)
 
 TaskArg = Annotated[str, typer.Argument(help="Task name, e.g. claim_screening.")]
 
 
 def _tasks(name: str) -> list[str]:
-    known = sorted(registry())
+    known = sorted(task_names())
     if name == "all":
         return known
     if name not in known:

@@ -37,9 +37,8 @@ def costs(
         help="Also export the table (csv, csv_cp932 or xlsx) next to the JSON.")] = None,
 ) -> None:
     """Each tenant's bill by task, stand-alone estimate and saving; writes reports/costs/."""
-    from models.costs import bill_table
-    from serving.costs import monthly_bills
-    from serving.downloads import DownloadError, table_bytes
+    from models.costs import bill_table, monthly_bills
+    from models.downloads import DownloadError, table_bytes
 
     ws = _workspace()
     try:
@@ -96,7 +95,7 @@ def _cutoff(before: str | None, days: int) -> tuple[float, str]:
 def _files_or_exit(work: Callable[[], dict[str, int]]) -> dict[str, int]:
     """work(), or exit 1 saying the file store failed (rows already deleted stay deleted: the
     files left behind are named by no row; rerun when the store is back)."""
-    from serving.files import FileStoreError
+    from serving.store.files import FileStoreError
 
     try:
         return work()
@@ -191,7 +190,7 @@ def files_migrate(vacuum: Annotated[bool, typer.Option(
         = False) -> None:
     """Move photos and overlays that older stores kept as blobs in the database to the file
     store (they are served either way; afterwards the database holds metadata only)."""
-    from serving.sqldb import SQLiteDB
+    from serving.store.sqldb import SQLiteDB
 
     ws = _workspace()
     store = _store(ws)

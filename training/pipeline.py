@@ -119,7 +119,7 @@ def export(ws: Workspace, task: Task, progress: bool = True) -> dict[str, Any]:
     package = out / "onnx"
     package.mkdir(parents=True, exist_ok=True)
     (package / "model.onnx").write_bytes(onnx_model.SerializeToString())
-    assets = {**task.assets(model), "drift.json": drift_reference(task, model, inputs, session)}
+    assets = {**task.assets(model), drift.REFERENCE: drift_reference(task, model, inputs, session)}
     for name, blob in assets.items():
         (package / name).write_bytes(blob)
     with mlflow.start_run(run_id=evaluation["run_id"]):

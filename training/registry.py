@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,28 +26,50 @@ def _version_value(task: str, version: str) -> tuple[float, str]:
     return float(mv.tags["headline_value"]), mv.tags.get("holdout", "")
 
 
-def _champion_on(ws: Workspace, task: Task, version: str, holdout: str) -> float:
-    """The champion's headline on the candidate's holdout, re-evaluating if holdouts differ."""
+def _champion_on(ws: Workspace, task: Task, version: str, holdout: str) -> float | str:
+    """The champion's headline on the candidate's holdout, re-evaluating if holdouts differ.
+
+    Returns the value, or a reason (str) when the champion cannot be scored with the current
+    code at all: a champion exported before a feature or output change (e.g. claims 38 → 47
+    features, road 5 → 6 ONNX outputs) fails inside its own evaluation. Such a champion could
+    not be served by this code either, so the caller promotes without a comparison and logs why.
+
+    Raises:
+        PromotionRefused: the candidate's holdout is not the current data's (retrain first).
+    """
     value, its_holdout = _version_value(task.name, version)
     if its_holdout == holdout:
         return value
-    import mlflow
-
-    run_id = tracking.client().get_model_version(task.name, version).tags["run_id"]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="native/model.pkl",
-                                                   dst_path=tmp)
-        model = pickle.loads(Path(path).read_bytes())
     cfg = ws.task_config(task)
     _, test = task.split(cfg, D.load_pooled(ws, task, progress=False))
     if holdout_fingerprint(test, task) != holdout:
         raise PromotionRefused("the candidate's holdout is not the current data's; retrain first")
-    return float(task.evaluate(cfg, model, test)["headline"]["value"])
+    try:
+        model = _native_model(task.name, version)
+        return float(task.evaluate(cfg, model, test)["headline"]["value"])
+    except Exception as exc:  # any failure means "not comparable"; the caller logs it
+        return (f"champion {version} cannot be scored by the current code "
+                f"({type(exc).__name__}: {str(exc)[:200]})")
+
+
+def _native_model(task: str, version: str) -> Any:
+    """The version's pickled native model, from its MLflow run's artifacts."""
+    import mlflow
+
+    run_id = tracking.client().get_model_version(task, version).tags["run_id"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="native/model.pkl",
+                                                   dst_path=tmp)
+        return pickle.loads(Path(path).read_bytes())
 
 
 def promote(ws: Workspace, task: Task, version: str | None = None, who: str = "cli",
             ) -> dict[str, Any]:
-    """Move alias 'champion' to `version` (default: latest) if it beats the current champion."""
+    """Move alias 'champion' to `version` (default: latest) if it beats the current champion.
+
+    A champion that the current code cannot score (see `_champion_on`) is replaced without a
+    comparison; the history entry then carries `compared: false` and the reason.
+    """
     tracking.setup(ws, task.name)
     client = tracking.client()
     versions = client.search_model_versions(f"name='{task.name}'")
@@ -59,15 +82,20 @@ def promote(ws: Workspace, task: Task, version: str | None = None, who: str = "c
     if current == version:
         package.publish(ws, task.name, version, history)
         return {"promoted": False, "version": version, "reason": "already champion"}
+    uncompared: dict[str, Any] = {}
     if current is not None:
         incumbent = _champion_on(ws, task, current, holdout)
-        if value <= incumbent:
+        if isinstance(incumbent, str):
+            uncompared = {"compared": False, "reason": incumbent}
+            print(f"{task.name}: {incumbent}; promoting version {version} without a comparison",
+                  file=sys.stderr)
+        elif value <= incumbent:
             raise PromotionRefused(f"version {version} ({value:.4g}) does not beat champion "
                                    f"{current} ({incumbent:.4g}) on the same holdout")
     client.set_registered_model_alias(task.name, tracking.CHAMPION, version)
     entry = {"version": version, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "by": who,
              "metric": client.get_model_version(task.name, version).tags["headline_metric"],
-             "value": value}
+             "value": value, **uncompared}
     tracking.set_champion_history(task.name, [*history, entry])
     package.publish(ws, task.name, version, [*history, entry])
     return {"promoted": True, **entry, "previous": current}

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from models.task import registry
+from models.configs import task_names
 from training.console import workspace
+from training.workspace import Workspace
+
+if TYPE_CHECKING:
+    from serving.store.audit import References
 
 report_app = typer.Typer(help="Reports across tenants: pooling gain, input drift.",
                          no_args_is_help=True)
@@ -24,7 +29,7 @@ def pooling(
     from training.pooling import task_report, write_report
 
     ws = workspace()
-    names = sorted(registry()) if task == "all" else [task]
+    names = sorted(task_names()) if task == "all" else [task]
     trained = [n for n in names if (ws.root / "build" / n / "model.pkl").is_file()]
     if not trained:
         typer.secho(f"no trained model for {', '.join(names)}; run `kyodo train` first",
@@ -53,7 +58,29 @@ def _n(v: float | None) -> str:
     return f"{'-':>12}" if v is None else f"{v:>12,.3f}"
 
 
+def _references(ws: Workspace) -> References:
+    """task -> (version, reference bins) of each promoted champion (state/champions.json) as
+    packaged in the BentoML store; a champion that cannot be read is named and skipped, as
+    serving skips a package it cannot load."""
+    import bentoml
 
+    from models.drift import REFERENCE
+    from training.registry import read_champions
+
+    out: References = {}
+    for task, entry in read_champions(ws).items():
+        try:
+            path = Path(bentoml.models.get(entry["tag"]).path)
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            reference = path / REFERENCE
+            if reference.is_file():
+                out[task] = (str(meta.get("version", "")),
+                             json.loads(reference.read_text(encoding="utf-8")))
+        except (bentoml.exceptions.BentoMLException, OSError, ValueError, KeyError,
+                TypeError) as exc:
+            typer.secho(f"{task}: cannot read its champion {entry!r} ({exc}); skipped",
+                        fg="yellow", err=True)
+    return out
 
 
 @report_app.command("drift")
@@ -61,13 +88,14 @@ def drift(days: Annotated[float | None, typer.Option(
         min=0.01, help="Window of requests (default: operations.drift_days).")] = None,
           ) -> None:
     """PSI per task, tenant and input feature: the champion's reference vs recent requests."""
-    from serving.drift import drift_report
-    from serving.runtime import Runtime
+    from serving.store import Store
 
-    rt = Runtime.load(workspace().root)  # the configs are validated (and errors told) first
-    window = days or rt.platform.operations.drift_days
-    rows = drift_report(rt, window)
-    threshold = rt.platform.operations.drift_psi_threshold
+    ws = workspace()  # the configs are validated (and errors told) first
+    ops = ws.platform.operations
+    window = days or ops.drift_days
+    rows = Store(ws.path("state") / "kyodo.db").audit_trail.drift_report(
+        _references(ws), window, ops.drift_psi_threshold, ops.drift_min_rows)
+    threshold = ops.drift_psi_threshold
     typer.echo(f"PSI over the last {window:g} days (flag at >= {threshold:g})")
     for r in rows:
         top = ", ".join(f"{f['feature']} {f['psi']:.3f}" for f in r["features"][:3]
@@ -77,7 +105,7 @@ def drift(days: Annotated[float | None, typer.Option(
                    f"{r['rows_counted']:>9,} rows  {flag}  (top: {top})")
     if not rows:
         typer.echo("  no requests to the current champions in the window")
-    out = rt.root / rt.platform.paths.reports / "drift.json"
+    out = ws.path("reports") / "drift.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"days": window, "threshold": threshold, "drift": rows},
                               indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -23,7 +23,7 @@ from training.workspace import Workspace
 def _store_file(ws: Workspace) -> Path | None:
     """The service's SQLite file, or None when the service has recorded nothing yet (with
     KYODO_DATABASE_URL set, Store uses that database whatever the path)."""
-    from serving.sqldb import database_url
+    from serving.store.sqldb import database_url
 
     db = ws.path("state") / "kyodo.db"
     return db if db.is_file() or database_url() else None

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from models.configs import task_labels
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -29,12 +31,13 @@ def make_workspace(root: Path, task: str, overrides: dict[str, Any]) -> Path:
 
 def _serve_only(path: Path, task: str) -> None:
     """The workspace's service is ready (/readyz) with the champions of the tasks made in this
-    workspace alone, not all four (configs/.sandbox-tasks remembers them across calls)."""
+    workspace alone, not every listed task (configs/.sandbox-tasks remembers them across
+    calls)."""
     made = path.parent / ".sandbox-tasks"
     tasks = sorted({*(made.read_text().split() if made.is_file() else []), task})
     made.write_text("\n".join(tasks) + "\n")
     cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    cfg.setdefault("serving", {})["tasks"] = tasks
+    cfg["tasks"] = {t: task_labels()[t] for t in tasks}  # the repo's list, cut to these
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
 
 

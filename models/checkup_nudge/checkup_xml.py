@@ -6,26 +6,48 @@ as a ZIP holding the documents beside index/summary/claim files and XSDs (those 
 counted). Each result is an `observation` whose `code/@code` is a JLAC10 17-digit result code in
 code system OID 1.2.392.200119.6.1005 and whose `value` (xsi:type PQ) holds the number.
 
-Result codes used (the MHLW 特定健診 XML code table, 「健診項目コード表」 of the standard; only
-codes stated here with confidence; every other code of the 1005 system is ignored and counted
-under `unknown_codes`):
+Result codes (「XML用特定健診項目情報」of the standard; 17-digit JLAC10-style codes). CODE_TABLE
+below holds the codes of the items a roster uses and of their neighbours, each with its item and
+measurement; the roster fields are filled from these:
 
 =====  ==================  ========================================================
-field  roster column       JLAC10 codes (siblings differ by measurement or method)
+field  roster column       codes (siblings by measurement or method)
 =====  ==================  ========================================================
 bmi    BMI                 9N011000000000001
-sbp    収縮期血圧           9A751000000000001, 9A752000000000001, 9A755000000000001
-                           (その他 / 2回目 / 1回目 readings)
-hba1c  HbA1c (NGSP)        3D046000001906202, 3D046000001920402, 3D046000001927102,
-                           3D046000001999902 (by method: 免疫学的方法, HPLC, 酵素法, その他)
-ldl    LDLコレステロール     3F077000002327101, 3F077000002327201, 3F077000002399901
-                           (by method: 可視吸光光度法, 紫外吸光光度法, その他)
+sbp    収縮期血圧           9A751000000000001 1回目, 9A752000000000001 2回目,
+                           9A755000000000001 その他
+hba1c  HbA1c (NGSP)        3D046000001906202 免疫学的方法, 3D046000001920402 HPLC,
+                           3D046000001927102 酵素法, 3D046000001999902 その他
+ldl    LDLコレステロール     3F077000002327101 可視吸光光度法, 3F077000002327201 紫外吸光光度法,
+                           3F077000002391901 計算法 (第4期), 3F077000002399901 その他
 =====  ==================  ========================================================
 
-When a document holds several codes of one field (two blood-pressure readings), the value is
-their mean: 特定健康診査 takes the mean of the readings when blood pressure is measured twice,
-and this does not depend on which sibling is the 1st or the 2nd reading. Values with a
-nullFlavor or no number are skipped. When one person has several documents, the latest
+Known codes the roster has no column for (腹囲 9N0161601/2/3..., 拡張期血圧 9A761/762/765...,
+中性脂肪 空腹時 3F015000002327101/2327201/2399901 and 随時 3F0151299023..., HDL 3F070000002...,
+Non-HDL 3F069000002391901, 空腹時血糖 3D010000001926101/2227101/1927201/1999901, 随時血糖
+3D010129901926101/902227101/901927201/901999901, HbA1c JDS値 3D045... before 2013) are counted
+under `unused_codes`; codes outside CODE_TABLE under `unknown_codes`. Neither is an error.
+
+Sources (SOURCES; the transcribed excerpt with a source per code is
+tests/fixtures/tokutei_xml/jlac10_code_table_excerpt.csv and tests/unit/test_checkup_xml.py checks
+CODE_TABLE against it): the MHLW code table itself could not be read here (no network); the codes
+were checked against (1) MHLW「標準的な健診・保健指導プログラム（令和6年度版）」(案) 別紙,
+code table p.179 (blood glucose codes) as mirrored at
+https://wic-net.com/material/document/8096/179 (公開元
+https://www.mhlw.go.jp/stf/newpage_31652.html, program revision WG 第2回 3/7), (2) the JMA ORCA
+project's 日医特定健康診査システム, which implements the 第3期 table (JConstantString.java in
+github.com/orcacvsmirror/tokutei master @ 260c570cc63fbbe927c0311fdf75f3b5aa84443c, 2018-03-06;
+read only, nothing copied: its licence forbids redistributing modified master data), (3) for the
+第4期 (2024-) additions LDL 計算法 3F077000002391901, Non-HDL and 随時中性脂肪: secondary public
+sources only (JAMI CLINS 検体検査項目セット; public 第4期 exam-item seeds). Re-check against the
+current MHLW 「XML用特定健診項目情報」 CSV when it can be downloaded.
+
+Several codes of one field in one document: 収縮期血圧 その他 (9A755, the value the examiner
+reports when not the two-reading protocol, or their mean) wins when present, as the ORCA
+system does; otherwise the mean of the 1回目 and 2回目 readings (特定健康診査 takes the mean of
+two measurements). For the method siblings of HbA1c and LDL (normally one per document) the mean
+is taken. Values with a nullFlavor or no number are skipped.
+When one person has several documents, the latest
 examination (serviceEvent effectiveTime, else the document's) wins.
 
 Join key. The person is identified by the insured card (recordTarget/patientRole/id): root
@@ -74,16 +96,65 @@ SYMBOL_ROOT = "1.2.392.200119.6.204."  # 被保険者証等記号, insurer numbe
 NUMBER_ROOT = "1.2.392.200119.6.205."  # 被保険者証等番号
 GENDER_OID = "1.2.392.200119.6.1104"  # 1 男, 2 女 (as the roster's sex)
 
-RESULT_CODES: dict[str, str] = {
-    "9N011000000000001": "bmi",
-    "9A751000000000001": "sbp", "9A752000000000001": "sbp", "9A755000000000001": "sbp",
-    "3D046000001906202": "hba1c", "3D046000001920402": "hba1c",
-    "3D046000001927102": "hba1c", "3D046000001999902": "hba1c",
-    "3F077000002327101": "ldl", "3F077000002327201": "ldl", "3F077000002399901": "ldl",
+SOURCES = {
+    "mhlw-r6": "MHLW 標準的な健診・保健指導プログラム（令和6年度版）(案) 別紙 p.179, "
+               "https://wic-net.com/material/document/8096/179 (公開元 "
+               "https://www.mhlw.go.jp/stf/newpage_31652.html)",
+    "orca": "日医特定健康診査システム JConstantString.java, github.com/orcacvsmirror/tokutei "
+            "master @ 260c570cc63fbbe927c0311fdf75f3b5aa84443c (2018-03-06, 第3期)",
+    "p4": "第4期 (2024-) additions, secondary public sources only (JAMI CLINS; 第4期 seeds)",
 }
+# code -> (item, measurement, roster field or ""): see the module docstring
+CODE_TABLE: dict[str, tuple[str, str, str]] = {
+    "9N011000000000001": ("BMI", "", "bmi"),
+    "9N016160100000001": ("腹囲", "実測", ""),
+    "9N016160200000001": ("腹囲", "自己測定", ""),
+    "9N016160300000001": ("腹囲", "自己申告", ""),
+    "9A751000000000001": ("収縮期血圧", "1回目", "sbp"),
+    "9A752000000000001": ("収縮期血圧", "2回目", "sbp"),
+    "9A755000000000001": ("収縮期血圧", "その他", "sbp"),
+    "9A761000000000001": ("拡張期血圧", "1回目", ""),
+    "9A762000000000001": ("拡張期血圧", "2回目", ""),
+    "9A765000000000001": ("拡張期血圧", "その他", ""),
+    "3F015000002327101": ("中性脂肪（空腹時）", "可視吸光光度法", ""),
+    "3F015000002327201": ("中性脂肪（空腹時）", "紫外吸光光度法", ""),
+    "3F015000002399901": ("中性脂肪（空腹時）", "その他", ""),
+    "3F015129902327101": ("中性脂肪（随時）", "可視吸光光度法", ""),
+    "3F015129902327201": ("中性脂肪（随時）", "紫外吸光光度法", ""),
+    "3F015129902399901": ("中性脂肪（随時）", "その他", ""),
+    "3F070000002327101": ("HDLコレステロール", "可視吸光光度法", ""),
+    "3F070000002327201": ("HDLコレステロール", "紫外吸光光度法", ""),
+    "3F070000002399901": ("HDLコレステロール", "その他", ""),
+    "3F077000002327101": ("LDLコレステロール", "可視吸光光度法（直接法）", "ldl"),
+    "3F077000002327201": ("LDLコレステロール", "紫外吸光光度法（直接法）", "ldl"),
+    "3F077000002391901": ("LDLコレステロール", "計算法", "ldl"),
+    "3F077000002399901": ("LDLコレステロール", "その他", "ldl"),
+    "3F069000002391901": ("Non-HDLコレステロール", "計算法", ""),
+    "3D010000001926101": ("空腹時血糖", "電位差法", ""),
+    "3D010000002227101": ("空腹時血糖", "可視吸光光度法", ""),
+    "3D010000001927201": ("空腹時血糖", "紫外吸光光度法", ""),
+    "3D010000001999901": ("空腹時血糖", "その他", ""),
+    "3D010129901926101": ("随時血糖", "電位差法", ""),
+    "3D010129902227101": ("随時血糖", "可視吸光光度法", ""),
+    "3D010129901927201": ("随時血糖", "紫外吸光光度法", ""),
+    "3D010129901999901": ("随時血糖", "その他", ""),
+    "3D046000001906202": ("HbA1c（NGSP値）", "免疫学的方法", "hba1c"),
+    "3D046000001920402": ("HbA1c（NGSP値）", "HPLC", "hba1c"),
+    "3D046000001927102": ("HbA1c（NGSP値）", "酵素法", "hba1c"),
+    "3D046000001999902": ("HbA1c（NGSP値）", "その他", "hba1c"),
+    "3D045000001906202": ("HbA1c（JDS値、2013年度まで）", "免疫学的方法", ""),
+    "3D045000001920402": ("HbA1c（JDS値、2013年度まで）", "HPLC", ""),
+    "3D045000001927102": ("HbA1c（JDS値、2013年度まで）", "酵素法", ""),
+    "3D045000001999902": ("HbA1c（JDS値、2013年度まで）", "その他", ""),
+}
+RESULT_CODES: dict[str, str] = {code: f for code, (_, _, f) in CODE_TABLE.items() if f}
+SBP_OTHER = "9A755000000000001"  # 収縮期血圧 その他: wins over the 1回目/2回目 readings
 FIELDS = ("bmi", "sbp", "hba1c", "ldl")
 
-# ZIP limits: a municipality's year is tens of thousands of documents of some 10-50 kB.
+# Limits per read_results call (one HTTP request, one CLI run), over all its files together:
+# a municipality's year is thousands to tens of thousands of documents of some 5-50 kB, i.e.
+# well under 2 GB uncompressed; reading runs at about 400 documents (8 MB) a second on one
+# busy core (20 kB documents), so a 20,000-person year takes about a minute.
 MAX_MEMBERS = 200_000
 MAX_MEMBER_BYTES = 5_000_000
 MAX_TOTAL_BYTES = 4_000_000_000
@@ -109,7 +180,8 @@ class CheckupResults:
     frame: pd.DataFrame
     documents: int = 0
     skipped_files: list[str] = field(default_factory=list)
-    unknown_codes: dict[str, int] = field(default_factory=dict)  # code -> observations
+    unknown_codes: dict[str, int] = field(default_factory=dict)  # not in CODE_TABLE -> count
+    unused_codes: dict[str, int] = field(default_factory=dict)  # in it, no roster column
     without_key: list[str] = field(default_factory=list)  # files without 記号・番号
     older_dropped: int = 0
 
@@ -119,6 +191,7 @@ class CheckupResults:
                 "skipped_files": len(self.skipped_files),
                 "unknown_codes": sum(self.unknown_codes.values()),
                 "unknown_code_list": sorted(self.unknown_codes)[:50],
+                "unused_codes": sum(self.unused_codes.values()),
                 "without_key": len(self.without_key), "older_dropped": self.older_dropped}
 
 
@@ -211,7 +284,8 @@ def _as_utf8(raw: bytes, name: str) -> bytes:
 
 def parse_document(raw: bytes, name: str, tenant_code: str,
                    ) -> tuple[dict[str, object] | None, dict[str, int], str]:
-    """One XML file -> (person row or None, unknown codes, kind): kind "result", "no_key"
+    """One XML file -> (person row or None, codes not read into a field -> count, with "+"
+    before the known ones of CODE_TABLE, kind): kind "result", "no_key"
     (a CDA document without 記号・番号) or "other" (not a CDA document: index, summary).
     CheckupXmlError naming `name` when the XML is malformed or unsafe."""
     raw = _as_utf8(raw, name)
@@ -232,8 +306,9 @@ def parse_document(raw: bytes, name: str, tenant_code: str,
             symbol, insurer = ident.get("extension", ""), oid[len(SYMBOL_ROOT):]
         elif oid.startswith(NUMBER_ROOT):
             number, insurer = ident.get("extension", ""), insurer or oid[len(NUMBER_ROOT):]
-    unknown: dict[str, int] = {}
+    unknown: dict[str, int] = {}  # codes outside CODE_TABLE; unused ones are counted as "+"
     readings: dict[str, list[float]] = {f: [] for f in FIELDS}
+    sbp_other: list[float] = []
     for obs in root.iter(f"{HL7}observation"):
         code = obs.find(f"{HL7}code")
         if code is None or code.get("codeSystem") != JLAC10_OID:
@@ -241,11 +316,14 @@ def parse_document(raw: bytes, name: str, tenant_code: str,
         key = code.get("code", "")
         target = RESULT_CODES.get(key)
         if target is None:
-            unknown[key] = unknown.get(key, 0) + 1
+            tag = key if key not in CODE_TABLE else f"+{key}"
+            unknown[tag] = unknown.get(tag, 0) + 1
             continue
         number_value = _value(obs)
         if number_value is not None:
-            readings[target].append(number_value)
+            (sbp_other if key == SBP_OTHER else readings[target]).append(number_value)
+    if sbp_other:
+        readings["sbp"] = sbp_other
     if not symbol and not number:
         return None, unknown, "no_key"
     gender = root.find(f"{HL7}recordTarget/{HL7}patientRole/{HL7}patient/"
@@ -270,10 +348,45 @@ def parse_document(raw: bytes, name: str, tenant_code: str,
     return row, unknown, "result"
 
 
-def _members(raw: bytes, label: str, limits: tuple[int, int, int],
-             ) -> Iterable[tuple[str, bytes | None]]:
-    """(name, bytes) of a ZIP's .xml files, (name, None) for other files; limits enforced."""
-    max_members, max_member, max_total = limits
+@dataclass
+class _Budget:
+    """What one read_results call may still expand: member count and uncompressed bytes are
+    counted over every file of the call (a request of 200 ZIPs gets one budget, not 200)."""
+
+    max_members: int
+    max_member: int
+    max_total: int
+    members: int = 0
+    total: int = 0
+
+    def add_files(self, label: str, count: int) -> None:
+        self.members += count
+        if self.members > self.max_members:
+            raise CheckupXmlTooLarge(
+                f"'{label}': ファイル数が合わせて {self.members:,} 個になり、上限 "
+                f"{self.max_members:,} 個を超えます。年度を分けて送ってください / '{label}': "
+                f"{self.members:,} files in all; at most {self.max_members:,} per upload")
+
+    def check_declared(self, label: str, declared: int) -> None:
+        if self.total + declared > self.max_total:
+            raise CheckupXmlTooLarge(
+                f"'{label}': 展開後 {self.total + declared:,} バイトになり、上限 "
+                f"{self.max_total:,} バイトを超えます / '{label}' expands to "
+                f"{self.total + declared:,} bytes in all; at most {self.max_total:,}")
+
+    def add_bytes(self, label: str, size: int) -> None:
+        self.total += size
+        if size > self.max_member or self.total > self.max_total:
+            raise CheckupXmlTooLarge(
+                f"'{label}': 展開後のサイズが上限を超えています（1ファイル "
+                f"{self.max_member:,} バイト、合計 {self.max_total:,} バイトまで） / "
+                f"'{label}': uncompressed size over the limit ({self.max_member:,} bytes per "
+                f"file, {self.max_total:,} in all)")
+
+
+def _members(raw: bytes, label: str, budget: _Budget) -> Iterable[tuple[str, bytes | None]]:
+    """(name, bytes) of a ZIP's .xml files, (name, None) for other files; limits enforced
+    on the declared sizes first and again on the bytes read (a header may lie)."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(raw))
     except (zipfile.BadZipFile, ValueError) as exc:
@@ -281,38 +394,26 @@ def _members(raw: bytes, label: str, limits: tuple[int, int, int],
                               f"ZIP: {exc}") from None
     with zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
-        if len(infos) > max_members:
-            raise CheckupXmlTooLarge(
-                f"'{label}': ファイル数 {len(infos):,} が上限 {max_members:,} を超えています / "
-                f"'{label}' holds {len(infos):,} files; at most {max_members:,} per upload")
-        declared = sum(i.file_size for i in infos)
-        if declared > max_total:
-            raise CheckupXmlTooLarge(
-                f"'{label}': 展開後 {declared:,} バイトが上限 {max_total:,} を超えています / "
-                f"'{label}' expands to {declared:,} bytes; at most {max_total:,}")
-        total = 0
+        budget.add_files(label, len(infos))
+        budget.check_declared(label, sum(i.file_size for i in infos))
         for info in infos:
             inner = f"{label}/{info.filename}"
             if not info.filename.lower().endswith(".xml"):
                 yield inner, None
                 continue
-            if info.file_size > max_member:
+            if info.file_size > budget.max_member:
                 raise CheckupXmlTooLarge(
-                    f"'{inner}': 展開後 {info.file_size:,} バイトが上限 {max_member:,} を超えて"
-                    f"います / '{inner}' expands to {info.file_size:,} bytes; at most "
-                    f"{max_member:,} per file")
+                    f"'{inner}': 展開後 {info.file_size:,} バイトが上限 {budget.max_member:,} "
+                    f"バイトを超えています / '{inner}' expands to {info.file_size:,} bytes; "
+                    f"at most {budget.max_member:,} per file")
             try:
                 with zf.open(info) as handle:
-                    data = handle.read(max_member + 1)  # the header's size may lie
+                    data = handle.read(budget.max_member + 1)  # the header's size may lie
             except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError,
                     RuntimeError) as exc:  # corrupt, truncated, encrypted or unknown method
                 raise CheckupXmlError(f"'{inner}': ZIP から取り出せません / cannot extract "
                                       f"'{inner}': {exc}") from None
-            total += len(data)
-            if len(data) > max_member or total > max_total:
-                raise CheckupXmlTooLarge(
-                    f"'{inner}': 展開後のサイズが上限を超えています / '{inner}': uncompressed "
-                    f"size over the limit ({max_member:,} bytes per file, {max_total:,} in all)")
+            budget.add_bytes(inner, len(data))
             yield inner, data
 
 
@@ -322,21 +423,30 @@ def read_results(files: Sequence[tuple[str, bytes]], tenant_code: str, *,
     """XML files and ZIPs of them -> CheckupResults keyed by checkup_key (see module doc).
 
     CheckupXmlError (422) for a malformed or unsafe XML file, naming it (ZIP/member.xml);
-    CheckupXmlTooLarge (413) for a ZIP over the limits (module constants by default).
+    CheckupXmlTooLarge (413) when the files of this call together pass the limits (module
+    constants by default): member count over all ZIPs and loose files, bytes per file, and
+    uncompressed bytes in all.
     """
-    limits = (max_members or MAX_MEMBERS, max_member_bytes or MAX_MEMBER_BYTES,
-              max_total_bytes or MAX_TOTAL_BYTES)
+    budget = _Budget(max_members or MAX_MEMBERS, max_member_bytes or MAX_MEMBER_BYTES,
+                     max_total_bytes or MAX_TOTAL_BYTES)
     rows: list[dict[str, object]] = []
     out = CheckupResults(pd.DataFrame())
     for name, raw in files:
-        members = _members(raw, name, limits) if raw.startswith(ZIP_MAGIC) else [(name, raw)]
+        if raw.startswith(ZIP_MAGIC):
+            members: Iterable[tuple[str, bytes | None]] = _members(raw, name, budget)
+        else:
+            budget.add_files(name, 1)
+            budget.add_bytes(name, len(raw))
+            members = [(name, raw)]
         for inner, data in members:
             if data is None:
                 out.skipped_files.append(inner)
                 continue
             row, unknown, kind = parse_document(data, inner, tenant_code)
-            for code, n in unknown.items():
-                out.unknown_codes[code] = out.unknown_codes.get(code, 0) + n
+            for tag, n in unknown.items():
+                counts = out.unused_codes if tag.startswith("+") else out.unknown_codes
+                code = tag.lstrip("+")
+                counts[code] = counts.get(code, 0) + n
             if row is None:
                 (out.without_key if kind == "no_key" else out.skipped_files).append(inner)
                 continue

@@ -7,7 +7,8 @@ rate when unseen ("other"), and to the pooled rate for an unseen tenant.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -60,27 +61,50 @@ def fit_encodings(residents: pd.DataFrame) -> dict[str, Any]:
                               zip(district["district"], district_rate, strict=True)}}
 
 
-def build_features(residents: pd.DataFrame, assets: dict[str, Any]) -> np.ndarray:
-    """Feature matrix (n, len(FEATURE_NAMES)) float32 from a validated roster and nudge.json."""
+# a validated roster, or its columns as arrays (schema.plain_roster)
+Columns: TypeAlias = pd.DataFrame | Mapping[str, Any]
+
+
+def _rates(keys: Sequence[str], table: Mapping[str, float]) -> np.ndarray:
+    """table[key] per key as float, NaN where the table has none."""
+    return np.array([table.get(k, np.nan) for k in keys], dtype=float)
+
+
+def _text(residents: Columns, name: str) -> list[str]:
+    """A column's values as text (as pandas' astype(str) writes them)."""
+    return [str(v) for v in np.asarray(residents[name]).tolist()]
+
+
+def build_features(residents: Columns, assets: dict[str, Any]) -> np.ndarray:
+    """Feature matrix (n, len(FEATURE_NAMES)) float32 from a validated roster (a DataFrame, or
+    schema.plain_roster's dict of column arrays: the same numbers) and nudge.json."""
     enc = assets["encodings"]
-    hist = residents[list(HISTORY)].to_numpy(np.float32)
-    chronic = residents[["has_hypertension", "has_diabetes", "has_dyslipidemia"]].to_numpy(
-        np.float32)
-    results = residents[["bmi", "sbp", "hba1c", "ldl"]].to_numpy(np.float32)
+
+    def col(name: str) -> np.ndarray:
+        return np.asarray(residents[name], dtype=np.float32)
+
+    n = len(residents["resident_id"])
+    if not n:
+        return np.zeros((0, len(FEATURE_NAMES)), np.float32)
+    hist = np.column_stack([col(c) for c in HISTORY])
+    chronic = np.column_stack([col(c) for c in
+                               ("has_hypertension", "has_diabetes", "has_dyslipidemia")])
+    results = np.column_stack([col(c) for c in ("bmi", "sbp", "hba1c", "ldl")])
     seen = ~np.isnan(results).all(axis=1)
     results = np.nan_to_num(results, nan=0.0)  # has_results tells "never attended" apart
-    q = residents["questionnaire_type"].astype(str).to_numpy()
-    tenant_rate = residents["tenant_code"].astype(str).map(enc["tenant_rate"]).astype(float)
-    tenant_rate = tenant_rate.fillna(enc["global_rate"]).to_numpy()
-    district = _district_key(residents).map(enc["district_rate"]).astype(float).to_numpy()
-    household = residents["household_size"].to_numpy(np.float32)
+    q = np.array(_text(residents, "questionnaire_type"), dtype=object)
+    tenants = _text(residents, "tenant_code")
+    tenant_rate = _rates(tenants, enc["tenant_rate"])
+    tenant_rate = np.where(np.isnan(tenant_rate), enc["global_rate"], tenant_rate)
+    district = _rates([f"{t}|{d}" for t, d in zip(tenants, _text(residents, "district"),
+                                                   strict=True)], enc["district_rate"])
+    household = col("household_size")
     columns = [
-        residents["age"].to_numpy(np.float32), (residents["sex"].to_numpy() == 1),
+        col("age"), (np.asarray(residents["sex"]) == 1),
         *hist.T, hist.sum(axis=1), seen, *results.T,
-        residents["outpatient_visits"].to_numpy(np.float32), *chronic.T, chronic.sum(axis=1),
-        residents["distance_km"].to_numpy(np.float32), household, household == 1,
+        col("outpatient_visits"), *chronic.T, chronic.sum(axis=1),
+        col("distance_km"), household, household == 1,
         *(q == t for t in Q_FEATURES), q != "unknown",
         np.where(np.isnan(district), tenant_rate, district), tenant_rate,
     ]
-    return np.column_stack([np.asarray(c, dtype=np.float32) for c in columns]) if len(
-        residents) else np.zeros((0, len(FEATURE_NAMES)), np.float32)
+    return np.column_stack([np.asarray(c, dtype=np.float32) for c in columns])

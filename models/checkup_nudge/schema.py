@@ -15,7 +15,8 @@ tenant's rate ("other"), so a new or renamed district is never an error.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -464,3 +465,109 @@ def check_roster(frame: pd.DataFrame, lines: np.ndarray, year: int | None = None
     out = validate_residents(frame, row_offset=lines)
     out.attrs["lines"], out.attrs["excluded"] = lines, excluded
     return out
+
+
+# ---- the fast path for small JSON rosters (serving's single-resident /score) ----
+# check_roster costs ~30 ms for one resident (a DataFrame, Arrow casts, pandera); a resident
+# whose values are already of their type and inside RESIDENTS' checks comes out of it unchanged,
+# so for such rows the checks below (read from RESIDENTS itself, not restated) give the same
+# typed columns. Anything else (text for a number, a value out of range, an age the fiscal-year
+# rule would clip or exclude, birth dates, a duplicate id) goes through check_roster, which
+# gives the same result or names the problem: the fast path never decides an error.
+_FAST_AGE_KEYS = ("birth_date", "age_fy_end")  # other age bases: the fiscal-year rule applies
+
+
+def _between(lo: Any, hi: Any, measure: Callable[[Any], Any]) -> Callable[[Any], bool]:
+    return lambda v: bool(lo <= measure(v) <= hi)
+
+
+def _matches(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+    return lambda v: pattern.match(v) is not None
+
+
+def _column_check(column: pa.Column) -> Callable[[Any], bool]:
+    """A predicate on one Python value implementing `column`'s checks (KeyError for a check
+    kind this fast path does not know: RESIDENTS then needs a matching case here)."""
+    tests: list[Callable[[Any], bool]] = []
+    for check in column.checks:
+        s = check.statistics
+        if check.name == "in_range" and s["include_min"] and s["include_max"]:
+            tests.append(_between(s["min_value"], s["max_value"], lambda v: v))
+        elif check.name == "isin":
+            tests.append(frozenset(s["allowed_values"]).__contains__)
+        elif check.name == "str_length" and s["exact_value"] is None:
+            tests.append(_between(s["min_value"], s["max_value"], len))
+        elif check.name == "str_matches":
+            tests.append(_matches(re.compile(s["pattern"])))
+        else:
+            raise KeyError(f"fast roster path: no case for check {check.name} {s}")
+    return lambda v: all(t(v) for t in tests)
+
+
+def _kind(column: pa.Column) -> str:
+    kind = str(column.dtype)
+    return "int" if kind.startswith("int") else "float" if kind.startswith("float") else "str"
+
+
+# name -> (kind, nullable, predicate)
+FAST_COLUMNS: dict[str, tuple[str, bool, Callable[[Any], bool]]] = {
+    name: (_kind(col), col.nullable, _column_check(col))
+    for name, col in RESIDENTS.columns.items()}
+_NUMPY = {"int": np.int64, "float": np.float64, "str": object}
+
+
+def _plain_text(v: Any) -> bool:
+    """A string no strip (Python's or Arrow's) would change."""
+    return isinstance(v, str) and (not v or all(
+        c.isprintable() and not c.isspace() for c in (v[0], v[-1])))
+
+
+def _plain_value(v: Any, kind: str, nullable: bool) -> Any:
+    """The value as check_roster would type it, or _NOT_PLAIN."""
+    if kind == "str":
+        return v if _plain_text(v) else _NOT_PLAIN
+    if v is None and nullable:
+        return np.nan
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
+        return _NOT_PLAIN
+    if kind == "int":
+        return int(v) if float(v).is_integer() else _NOT_PLAIN
+    return float(v)
+
+
+_NOT_PLAIN = object()
+
+
+def plain_roster(rows: Sequence[dict[str, Any]], tenant_code: str,
+                 ) -> dict[str, np.ndarray] | None:
+    """check_roster's columns (ROSTER_COLUMNS, typed) for JSON residents that it would pass
+    unchanged, keeping everyone; None when any row needs check_roster itself (then call it).
+
+    A row qualifies when it has every roster column but tenant_code (which comes from
+    `tenant_code`), no birth_date/age_fy_end, numbers as JSON numbers (None only for the
+    optional results), strings without surrounding spaces, every value inside RESIDENTS'
+    checks, an age of 40-74 and a resident_id not seen before; an empty questionnaire_type
+    reads as unknown, as in validate_residents.
+    """
+    wanted = [c for c in ROSTER_COLUMNS if c != "tenant_code"]
+    out: dict[str, list[Any]] = {c: [] for c in wanted}
+    for row in rows:
+        if "tenant_code" in row or any(k in row for k in _FAST_AGE_KEYS):
+            return None
+        for name in wanted:
+            if name not in row:
+                return None
+            kind, nullable, ok = FAST_COLUMNS[name]
+            v = row[name]
+            if name == "questionnaire_type" and v == "":
+                v = "unknown"
+            v = _plain_value(v, kind, nullable)
+            if v is _NOT_PLAIN or not (v != v or ok(v)):  # NaN: an optional result left empty
+                return None
+            out[name].append(v)
+    if len(set(out["resident_id"])) != len(rows) or not FAST_COLUMNS["tenant_code"][2](
+            tenant_code):
+        return None
+    columns = {name: np.array(out[name], dtype=_NUMPY[FAST_COLUMNS[name][0]]) for name in wanted}
+    columns["tenant_code"] = np.array([tenant_code] * len(rows), dtype=object)
+    return {name: columns[name] for name in ROSTER_COLUMNS}

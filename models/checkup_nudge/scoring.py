@@ -15,10 +15,10 @@ import pandas as pd
 from models.checkup_nudge import outreach as O
 from models.checkup_nudge.arms import ARM_LABELS_JA, ARMS, check_costs
 from models.checkup_nudge.estimator import combine_outputs
-from models.checkup_nudge.features import FEATURE_NAMES, build_features
+from models.checkup_nudge.features import FEATURE_NAMES, Columns, build_features
 
 __all__ = ["FEATURE_NAMES", "OnnxArmPredictor", "build_features", "gain_curve", "plan_outreach",
-           "score_residents"]
+           "score_matrix", "score_residents"]
 
 # X (n, d) float32 -> P(attend) under every arm, shape (n, len(ARMS))
 ArmPredictor = Callable[[np.ndarray], np.ndarray]
@@ -85,11 +85,20 @@ def _cost_vector(costs: Mapping[str, float]) -> np.ndarray:
     return np.array([float(costs[a]) for a in ARMS])
 
 
+def score_matrix(residents: Columns, assets: dict[str, Any], predict: ArmPredictor,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(P (n, arms), best mailable arm index (n,), its uplift over none (n,)) for a validated
+    roster: a DataFrame or schema.plain_roster's columns (serving's single-resident path)."""
+    n = len(residents["resident_id"])
+    P = predict(build_features(residents, assets)) if n else np.zeros((0, len(ARMS)))
+    arm, up = O.best_arm(P, np.zeros(len(ARMS)))
+    return P, arm, up
+
+
 def score_residents(residents: pd.DataFrame, assets: dict[str, Any], predict: ArmPredictor,
                     ) -> pd.DataFrame:
     """Per resident: P(attend) under every arm, the best mailable arm and its uplift over none."""
-    P = predict(build_features(residents, assets)) if len(residents) else np.zeros((0, len(ARMS)))
-    arm, up = O.best_arm(P, np.zeros(len(ARMS)))
+    P, arm, up = score_matrix(residents, assets, predict)
     out = pd.DataFrame(P, columns=list(P_COLUMNS))
     out.insert(0, "resident_id", residents["resident_id"].to_numpy())
     out["best_arm"] = np.array(ARMS)[arm]
@@ -198,23 +207,25 @@ def list_table(listing: pd.DataFrame, include_all: bool = False) -> pd.DataFrame
     return table.rename(columns=LIST_COLUMNS_JA)
 
 
-def unknown_districts(residents: pd.DataFrame, assets: dict[str, Any],
+def unknown_districts(residents: Columns, assets: dict[str, Any],
                       row_offset: int | np.ndarray = 2) -> str | None:
     """Why the roster's districts are not all known to the model for their municipality, or None.
 
     Typos would otherwise fall back silently to the municipality's average attendance.
-    `row_offset`: position + offset is the row, or each row's Excel row number.
+    `residents`: a roster DataFrame or its columns (schema.plain_roster). `row_offset`:
+    position + offset is the row, or each row's Excel row number.
     """
     rates = assets["encodings"]["district_rate"]
-    keys = residents["tenant_code"].astype(str) + "|" + residents["district"].astype(str)
+    tenants = [str(t) for t in np.asarray(residents["tenant_code"], dtype=object)]
+    districts = [str(d) for d in np.asarray(residents["district"], dtype=object)]
     tenants_known = {k.split("|", 1)[0] for k in rates}
-    checked = residents["tenant_code"].astype(str).isin(tenants_known).to_numpy()
-    unknown = checked & ~keys.isin(set(rates)).to_numpy()
+    unknown = np.array([t in tenants_known and f"{t}|{d}" not in rates
+                        for t, d in zip(tenants, districts, strict=True)], bool)
     if not unknown.any():
         return None
     idx = np.flatnonzero(unknown)[:5]
     nums = idx + row_offset if isinstance(row_offset, int) else np.asarray(row_offset)[idx]
     rows = ", ".join(str(int(n)) for n in nums)
-    names = ", ".join(sorted(set(residents["district"][unknown]))[:5])
+    names = ", ".join(sorted({districts[i] for i in np.flatnonzero(unknown)})[:5])
     return (f"district: unknown district(s) {names} in rows {rows} ({int(unknown.sum())} rows); "
             "allow new districts to score them with the municipality's average instead")

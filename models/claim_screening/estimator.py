@@ -10,12 +10,14 @@ import pandas as pd
 
 from models import lgbm
 from models.claim_screening.features import (
+    PROVIDER_COLUMNS,
     Reference,
-    build_features,
     build_reference,
+    feature_matrix,
     out_of_fold_provider_stats,
+    provider_features,
 )
-from models.claim_screening.rules import apply_rules
+from models.claim_screening.rules import ClaimLines, apply_rules, factorize
 
 if TYPE_CHECKING:
     from lightgbm import LGBMClassifier, LGBMRegressor
@@ -57,7 +59,7 @@ def fit_model(lines: pd.DataFrame, labels: pd.DataFrame, params: dict, seed: int
     reference = build_reference(lines, hits)
     oof = out_of_fold_provider_stats(lines, hits, reference, seed,
                                      unseen_share=unseen_provider_share)
-    X = build_features(lines, hits, reference, oof).to_numpy(np.float32)
+    X = feature_matrix(ClaimLines.read(lines), hits, reference, oof)  # writable float32
     y = labels.set_index("claim_id").reindex(hits["claim_id"].values)
     err = (y["recoverable_points"].fillna(0).to_numpy() > 0)
     common: dict[str, Any] = {"random_state": seed, "n_jobs": 2, "verbose": -1,
@@ -69,6 +71,8 @@ def fit_model(lines: pd.DataFrame, labels: pd.DataFrame, params: dict, seed: int
     target = np.log1p(y["recoverable_points"].fillna(0).to_numpy(float))
     rows = err if err.sum() >= 20 else np.ones(len(err), bool)  # tiny data: learn from all
     reg = lgbm.fit(reg, X[rows], target[rows])
-    # medians are occlusion baselines for explanations: those of the rows as serving builds them
-    served = build_features(lines, hits, reference).to_numpy(np.float32)
-    return ClaimModel(clf, reg, reference, np.median(served, axis=0).astype(np.float32))
+    # medians are occlusion baselines for explanations: those of the rows as serving builds them,
+    # which differ from X only in the provider columns (reference instead of out-of-fold stats)
+    provider, providers = factorize(hits["provider_id"])
+    X[:, PROVIDER_COLUMNS] = provider_features(provider, providers, reference)
+    return ClaimModel(clf, reg, reference, np.median(X, axis=0).astype(np.float32))

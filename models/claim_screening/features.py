@@ -359,6 +359,22 @@ def known_providers(provider: Any, ref: Reference) -> np.ndarray:
     return np.array([str(n) in ref.provider for n in names], bool)[codes]
 
 
+PROVIDER_FEATURES = ("provider_points_vs_norm", "provider_rule_rate", "provider_injury_share",
+                     "provider_rehab_mean", "log_provider_claims")
+# their columns in the feature matrix: the only ones out-of-fold provider statistics change
+PROVIDER_COLUMNS = [FEATURE_NAMES.index(name) for name in PROVIDER_FEATURES]
+
+
+def provider_features(provider: np.ndarray, providers: Sequence, ref: Reference,
+                      provider_stats: np.ndarray | None = None) -> np.ndarray:
+    """(claims, 5) PROVIDER_FEATURES: the four provider means shrunk to the prior and log1p of
+    the provider's claim count, from the reference (or `provider_stats`, raw means and counts
+    such as out_of_fold_provider_stats). provider: per claim, a code into `providers`."""
+    raw = _provider_stats(provider, providers, ref) if provider_stats is None else provider_stats
+    stats = shrink_provider_stats(raw, ref.prior or [0.0] * N_PROVIDER_STATS, ref.shrink)
+    return np.column_stack([stats, np.log1p(raw[:, 4])])
+
+
 def feature_matrix(view: ClaimLines, hits: Mapping[str, Any] | pd.DataFrame, ref: Reference,
                    provider_stats: np.ndarray | None = None) -> np.ndarray:
     """build_features as a float32 array, from apply_rules' frame or its dict of columns.
@@ -386,13 +402,8 @@ def feature_matrix(view: ClaimLines, hits: Mapping[str, Any] | pd.DataFrame, ref
     key, keys = _norm_keys(hits["claim_type"], shape["key_code"], shape["code_names"])
     f["points_vs_norm"] = resid = _residual(logp, key, keys, ref.norm, ref.global_norm)
     provider, providers = factorize(hits["provider_id"])
-    raw = _provider_stats(provider, providers, ref) if provider_stats is None else provider_stats
-    stats = shrink_provider_stats(raw, ref.prior or [0.0] * N_PROVIDER_STATS, ref.shrink)
-    f["provider_points_vs_norm"] = stats[:, 0]
-    f["provider_rule_rate"] = stats[:, 1]
-    f["provider_injury_share"] = stats[:, 2]
-    f["provider_rehab_mean"] = stats[:, 3]
-    f["log_provider_claims"] = np.log1p(raw[:, 4])
+    f.update(zip(PROVIDER_FEATURES, provider_features(provider, providers, ref, provider_stats).T,
+                 strict=True))
     month, months = factorize(hits["service_month"])
     provider_month = combine(provider, month)
     f["month_provider_points_vs_norm"] = _group_mean(provider_month, resid)

@@ -96,10 +96,13 @@ def _master_table() -> pd.DataFrame:
     if s is not None and not s.empty:
         ages = [C.age_limits(lo, hi) for lo, hi in zip(s["min_age_years"], s["max_age_years"],
                                                        strict=True)]
+        # 上限回数 in the unit the masters give it, as what one month may hold (Masters.limits)
+        limits = masters.limits().set_index("code").reindex(s["code"])
         parts.append(pd.DataFrame({
             "code": s["code"], "unit_points": s["points"],
-            "max_per_month": s["max_count"].where(s["max_count"] > 0, 99),
-            "every_months": 1, "only_sex": 0, "min_age": [a[0] for a in ages],
+            "max_per_month": limits["max_per_month"].fillna(99).astype(int).to_numpy(),
+            "every_months": limits["every_months"].fillna(1).astype(int).to_numpy(),
+            "only_sex": 0, "min_age": [a[0] for a in ages],
             "max_age": [a[1] for a in ages], "max_qty": 99, "max_days": 999,
             "section": [section_id("procedure", v) for v in s["section"]]}))
     y = masters.tables.get("y")
@@ -231,8 +234,11 @@ def month_numbers(codes: np.ndarray, months: Sequence) -> np.ndarray:
     return np.array([_month_number(m) for m in months], np.int64)[codes]
 
 
-def _take(column: pd.Series, rows: np.ndarray) -> Any:
-    """Values of a column at row positions, in the column's dtype."""
+def _take(column: pd.Series | np.ndarray, rows: np.ndarray) -> Any:
+    """Values of a column (a Series, or an array of a column mapping) at row positions, in the
+    column's dtype."""
+    if isinstance(column, np.ndarray):
+        return column[rows]
     values = column.array.take(rows)
     # a DataFrame built from a bare object array would infer str
     return pd.Series(values, dtype=object) if column.dtype == object else values
@@ -246,7 +252,9 @@ class ClaimLines:
     fields are those of its first line (every line repeats them; the schema checks that).
     """
 
-    lines: pd.DataFrame
+    # the line table: a DataFrame, or its columns as arrays (serving's JSON path: no DataFrame
+    # for one claim; strings as object arrays, numbers as int or float arrays)
+    lines: pd.DataFrame | Mapping[str, np.ndarray]
     ids: Any  # claim_id per claim: the header column apply_rules returns
     claim: np.ndarray  # (lines,) claim index
     first: np.ndarray  # (claims,) position of each claim's first line
@@ -259,8 +267,9 @@ class ClaimLines:
     points: np.ndarray  # float
 
     @classmethod
-    def read(cls, lines: pd.DataFrame) -> ClaimLines:
-        """Factorise claim ids, codes and kinds once; all later work is array indexing."""
+    def read(cls, lines: pd.DataFrame | Mapping[str, np.ndarray]) -> ClaimLines:
+        """Factorise claim ids, codes and kinds once; all later work is array indexing.
+        `lines`: the line table (LINE_COLUMNS) as a DataFrame or a mapping of column arrays."""
         claim, _ = factorize(lines["claim_id"])
         # a claim's first line has a higher claim index than every line before it
         seen = np.maximum.accumulate(claim[:-1])
@@ -272,8 +281,9 @@ class ClaimLines:
         to_kind = np.array([_KIND_ID.get(k, len(_KIND_ID)) for k in kinds], np.int8)
         return cls(lines=lines, ids=_take(lines["claim_id"], first), claim=claim, first=first,
                    code=to_id[raw_code], raw_code=raw_code, code_names=code_names,
-                   kind=to_kind[kind], count=lines["count"].to_numpy(),
-                   days=lines["days"].to_numpy(), points=lines["points"].to_numpy().astype(float))
+                   kind=to_kind[kind], count=np.asarray(lines["count"]),
+                   days=np.asarray(lines["days"]),
+                   points=np.asarray(lines["points"]).astype(float))
 
     @property
     def n_claims(self) -> int:
@@ -322,7 +332,9 @@ def _indication_hits(view: ClaimLines, pharmacy: np.ndarray, patient_month: np.n
 
 
 def _frequency_3m(view: ClaimLines, patient: np.ndarray, month: np.ndarray) -> np.ndarray:
-    """Lines of 3-monthly procedures billed again within the two previous months (縦覧).
+    """Lines of procedures limited to once in N months (every_months N > 1: 3-monthly PSA, a
+    2月/6月/12月 unit of the 算定回数テーブル) billed again within the N - 1 previous months
+    (縦覧).
 
     patient (a code) and month (months since 1970-01) are per claim.
     """
@@ -336,7 +348,8 @@ def _frequency_3m(view: ClaimLines, patient: np.ndarray, month: np.ndarray) -> n
     order = np.lexsort((rows, m, code, who))
     who, code, m, rows = who[order], code[order], m[order], rows[order]
     gap = np.diff(m)
-    again = (who[1:] == who[:-1]) & (code[1:] == code[:-1]) & (gap >= 1) & (gap <= 2)
+    span = ATTRIBUTES["every_months"][code[1:]]
+    again = (who[1:] == who[:-1]) & (code[1:] == code[:-1]) & (gap >= 1) & (gap < span)
     out[rows[1:][again]] = True
     return out
 
@@ -351,7 +364,7 @@ def _duplicates(view: ClaimLines, header: np.ndarray) -> np.ndarray:
     if not repeated.any():
         return repeated
     rows = np.flatnonzero(repeated[view.claim])
-    content = view.lines[["code", "count", "days"]].iloc[rows]
+    content = pd.DataFrame({c: _take(view.lines[c], rows) for c in ("code", "count", "days")})
     sig = pd.util.hash_pandas_object(content, index=False).groupby(view.claim[rows]).sum()
     claims = sig.index.to_numpy()  # ascending claim index: first-seen order
     key = pd.DataFrame({"header": header[claims], "content": sig.to_numpy()})

@@ -5,7 +5,7 @@ No lightgbm or mlflow here: serving runs this with onnxruntime sessions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ SCORED_HEADER = ("claim_id", "patient_id", "provider_id", "service_month", "clai
                  "total_points")
 
 
-def _prepared(lines: pd.DataFrame, reference: Reference,
+def _prepared(lines: pd.DataFrame | Mapping[str, np.ndarray], reference: Reference,
               ) -> tuple[ClaimLines, dict[str, Any], np.ndarray]:
     """The lines read once, apply_rules' columns (as arrays) and the feature matrix."""
     view = ClaimLines.read(lines)
@@ -76,15 +76,33 @@ class Scored:
     filter or sort, which costs seconds on a million claims.
     """
 
-    frame: pd.DataFrame  # includes n_unknown_codes (int) and new_provider (bool)
+    # SCORED_COLUMNS: a DataFrame, or a dict of column arrays (score_claims(as_frame=False))
+    frame: pd.DataFrame | dict[str, np.ndarray]
     X: np.ndarray
     rules: np.ndarray  # (claims, rules) bool, RULE_CODES order
     unknown: dict[int, list[str]]  # row position -> codes unknown to table and training
 
+    def __len__(self) -> int:
+        """Number of claims."""
+        return len(self.X)
 
-def score_claims(lines: pd.DataFrame, reference: Reference, predict: Predictor) -> Scored:
+    def column(self, name: str) -> np.ndarray:
+        """One column of the table as an array, whichever form the table has."""
+        return np.asarray(self.frame[name])
+
+
+SCORED_COLUMNS = (*SCORED_HEADER, "score", "expected_points", "priority", "n_unknown_codes",
+                  "new_provider")
+
+
+def score_claims(lines: pd.DataFrame | Mapping[str, np.ndarray], reference: Reference,
+                 predict: Predictor, as_frame: bool = True) -> Scored:
     """Per claim: score = P(error), expected points at stake, priority = score x stake, rules,
-    and what the model has no history for: the count of unknown codes and a new provider."""
+    and what the model has no history for: the count of unknown codes and a new provider.
+
+    `lines`: the line table as a DataFrame or a mapping of column arrays (the same scores);
+    as_frame=False keeps the table as a dict of arrays (SCORED_COLUMNS), which saves building
+    a DataFrame for a request of a few claims."""
     view, hits, X = _prepared(lines, reference)
     p, stake = predict(X)
     score = p.astype(float)
@@ -92,11 +110,12 @@ def score_claims(lines: pd.DataFrame, reference: Reference, predict: Predictor) 
     unknown = unknown_codes(view, reference)
     n_unknown = np.zeros(len(score), np.int64)
     n_unknown[list(unknown)] = [len(v) for v in unknown.values()]
-    out = pd.DataFrame({**{c: hits[c] for c in SCORED_HEADER}, "score": score,
-                        "expected_points": expected, "priority": score * expected,
-                        "n_unknown_codes": n_unknown,
-                        "new_provider": ~known_providers(hits["provider_id"], reference)})
-    return Scored(out, X, columns(hits, RULE_CODES, bool), unknown)
+    out = {**{c: hits[c] for c in SCORED_HEADER}, "score": score,
+           "expected_points": expected, "priority": score * expected,
+           "n_unknown_codes": n_unknown,
+           "new_provider": ~known_providers(hits["provider_id"], reference)}
+    return Scored(pd.DataFrame(out) if as_frame else out, X, columns(hits, RULE_CODES, bool),
+                  unknown)
 
 
 def unknown_codes_at(scored: Scored, rows: np.ndarray) -> list[list[str]]:
@@ -108,17 +127,18 @@ def flag_summary(scored: Scored, rows: np.ndarray | None = None, examples: int =
                  ) -> dict[str, Any]:
     """How many of the claims (all, or those at the given row positions) carry a code unknown
     to the model or come from a provider without history, with a Japanese note for reviewers."""
-    frame = scored.frame if rows is None else scored.frame.iloc[rows]
-    positions = np.arange(len(scored.frame)) if rows is None else np.asarray(rows)
-    with_unknown = frame["n_unknown_codes"].to_numpy() > 0
-    new = frame["new_provider"].to_numpy(bool)
+    positions = np.arange(len(scored)) if rows is None else np.asarray(rows, dtype=np.intp)
+    with_unknown = scored.column("n_unknown_codes")[positions] > 0
+    new = scored.column("new_provider").astype(bool)[positions]
     codes = list(dict.fromkeys(c for r in positions[with_unknown]
                                for c in scored.unknown.get(int(r), [])))
-    providers = frame["provider_id"][new].nunique()
-    return {"claims": len(frame), "claims_with_unknown_codes": int(with_unknown.sum()),
+    providers = len({p for p in np.asarray(scored.frame["provider_id"], dtype=object)[
+        positions[new]] if not pd.isna(p)})
+    claims = len(positions)
+    return {"claims": claims, "claims_with_unknown_codes": int(with_unknown.sum()),
             "distinct_unknown_codes": len(codes), "unknown_code_examples": codes[:examples],
             "claims_new_provider": int(new.sum()), "new_providers": int(providers),
-            "note_ja": flag_note(len(frame), int(with_unknown.sum()), codes[:examples],
+            "note_ja": flag_note(claims, int(with_unknown.sum()), codes[:examples],
                                  len(codes), int(new.sum()), int(providers))}
 
 

@@ -19,8 +19,17 @@ IY → drug (count = 使用量 rounded to whole units, days = 回数). insured_u
 does not carry eligibility. TO/CO and other known records carry nothing the frame holds; they
 and unknown record types are counted, never fatal. 歯科 files (IR 点数表 3, レセプト種別 3xxx) are
 read too: HS (傷病名部位: 傷病名コード in field 5) → diagnosis, SS (歯科診療行為: 点数 and 回数 in
-fields 77 and 78, after 35 加算 pairs) → procedure. 調剤 files (YK header) have their own
-layout and are refused with a clear message.
+fields 77 and 78, after 35 加算 pairs) → procedure.
+
+調剤 (保険薬局) files have their own layout, 「記録条件仕様（調剤用）」 (支払基金 jiki_t01.pdf /
+国保中央会 R02bt1_4_kiroku_chozai.pdf): the first record is YK (薬局情報, 点数表 4), not IR, and a
+claim is RE (レセプト種別 4xxx, 調剤年月 in field 4), HO/KO (処方箋受付回数 in field 5), then per
+処方 an SH (処方基本: 剤形, 単位薬剤料) followed by CZ (調剤情報: 調剤数量, the 調剤料 code and
+点数, 薬剤料, 10 加算料 code/点数 pairs) and the IY (医薬品: code, 使用量 — no 点数 or 回数, unlike
+医科) of that 剤. Field positions are those of the specification as transcribed field by field
+in github.com/sosuke-hirayama/uke-parser `uke_parser_chozai.rb` (commit ff553ce), with the record
+set of github.com/HealthDataWorks/fhir-ig-jp-rezept-medication (input/pagecontent, commit
+6175e85); see DISPENSING_FIELDS. How 調剤 maps onto the claim frame is in `_DispensingReader`.
 """
 
 from __future__ import annotations
@@ -68,7 +77,42 @@ MIN_FIELDS = {"IR": 8, "RE": 7, "HO": 6, "KO": 6, "SY": 2, "SI": 7, "IY": 7, "GO
               "SS": 78}
 SS_POINTS, SS_TIMES = 76, 77  # 0-based: after 診療行為コード, 2 数量 and 35 加算コード/数量 pairs
 TABLES = {"1": "医科", "3": "歯科"}  # IR 点数表
-KNOWN_UNUSED = {"TO", "CO", "SN", "JD", "MF", "SJ", "TI", "GR", "ON", "KH", "NI"}
+DISPENSING_TABLE = "4"  # YK 点数表 of a 保険薬局
+TABLE_NAMES = {**TABLES, DISPENSING_TABLE: "調剤"}
+
+# 記録条件仕様（調剤用）: record -> field names by position (0-based, the record id first), as
+# transcribed in sosuke-hirayama/uke-parser uke_parser_chozai.rb (commit ff553ce) from 支払基金's
+# jiki_t01.pdf. RE fields 10-35 (処方医療機関, 保険医氏名 x20, 麻薬免許番号, 調剤録番号等) are not
+# read; CZ continues after the 10 加算料 with 一包化日数 and 分割調剤 fields, not read either.
+_CZ_ADDITIONS = tuple(f"{k}（加算料{i}）" for i in range(1, 11)
+                      for k in ("負担区分", "コード", "点数"))
+DISPENSING_FIELDS: dict[str, tuple[str, ...]] = {
+    "YK": ("レコード識別情報", "審査支払機関", "都道府県", "点数表", "薬局コード",
+           "薬局連絡先名称", "請求年月", "マルチボリューム識別情報", "電話番号"),
+    "RE": ("レコード識別情報", "レセプト番号", "レセプト種別", "調剤年月", "氏名", "男女区分",
+           "生年月日", "給付割合", "レセプト特記事項"),
+    "HO": ("レコード識別情報", "保険者番号", "被保険者証等の記号", "被保険者証等の番号",
+           "処方箋受付回数", "合計点数"),
+    "KO": ("レコード識別情報", "公費負担者番号", "公費受給者番号", "任意給付区分",
+           "処方箋受付回数", "合計点数"),
+    "SH": ("レコード識別情報", "No", "剤形コード", "用法コード", "特別指示", "単位薬剤料",
+           "単位薬剤料（第一公費）", "単位薬剤料（第二公費）", "単位薬剤料（第三公費）",
+           "単位薬剤料（第四公費）"),
+    "CZ": ("レコード識別情報", "医師番号", "処方月日", "調剤月日", "処方箋受付回", "調剤数量",
+           "負担区分（調剤料）", "算定区分（調剤料）", "算定先No（調剤料）", "コード（調剤料）",
+           "点数（調剤料）", "分割区分", "前回までの数量", "点数（薬剤料）", "予備",
+           *_CZ_ADDITIONS, "一包化日数"),
+    "IY": ("レコード識別情報", "負担区分", "医薬品コード", "使用量", "予備", "予備",
+           "混合区分コード", "混合区分枝", "配合不適区分", "1回用量"),
+    "GO": ("レコード識別情報", "総件数", "総合計点数", "マルチボリューム識別情報"),
+}
+DISPENSING_MIN_FIELDS = {"YK": 7, "RE": 7, "HO": 6, "KO": 6, "SH": 2, "CZ": 6, "IY": 4, "GO": 3}
+CZ_FEE_CODE, CZ_FEE_POINTS, CZ_DRUG_POINTS, CZ_ADDITION = 9, 10, 13, 15  # 0-based positions
+CZ_SLOTS = 11  # one 調剤料 and 10 加算料 (code, 点数) per CZ record
+# records of a 調剤 file that carry nothing the claim frame holds (skipped and counted, like any
+# other record type the reader has no handler for): TO 特定器材, CO/TK コメント・摘要, KI
+# 基本料・薬学管理料 (its field layout is not in the transcription cited above), ST 分割技術料,
+# SN 資格確認, JD 受診日等, MF 窓口負担額.
 UNCODED_DIAGNOSIS = "0000999"  # 未コード化傷病名: the name is written in 傷病名称
 
 
@@ -167,12 +211,12 @@ def _age(birth: dt.date, month: str) -> int:
 
 
 def _claim_type(receipt_type: str, table: str) -> str | None:
-    """医科入院 / 医科入院外 / 歯科 from a 4-digit レセプト種別 (1st digit 1 医科, 3 歯科; 4th
-    digit odd: 入院) that matches the file's 点数表; None otherwise."""
+    """医科入院 / 医科入院外 / 歯科 / 調剤 from a 4-digit レセプト種別 (1st digit 1 医科, 3 歯科,
+    4 調剤; 4th digit odd: 入院) that matches the file's 点数表; None otherwise."""
     if len(receipt_type) != 4 or not receipt_type.isdigit() or receipt_type[0] != table:
         return None
-    if table == "3":
-        return "歯科"
+    if table in ("3", DISPENSING_TABLE):
+        return TABLE_NAMES[table]
     return "医科入院" if int(receipt_type[3]) % 2 else "医科入院外"
 
 
@@ -191,7 +235,11 @@ class _Claim:
 
 
 class _Reader:
-    """One file's records -> claims; every error names the file, line and field."""
+    """One 医科 or 歯科 file's records -> claims; every error names the file, line and field."""
+
+    fields: dict[str, tuple[str, ...]] = FIELDS
+    min_fields: dict[str, int] = MIN_FIELDS
+    header = "IR"
 
     def __init__(self, name: str, tenant: str, masters: Masters | None) -> None:
         self.name, self.tenant, self.masters = name, tenant, masters
@@ -205,14 +253,14 @@ class _Reader:
     def fail(self, no: int, rec: str, pos: int | None, what: str) -> UkeError:
         if pos is None:
             return UkeError(self.name, no, what)
-        names = FIELDS.get(rec, ())
+        names = self.fields.get(rec, ())
         label = names[pos] if pos < len(names) else "?"
         return UkeError(self.name, no, what, f"{rec} field {pos + 1} ({label})")
 
     def need(self, no: int, rec: str, cells: list[str]) -> None:
-        want = MIN_FIELDS[rec]
+        want = self.min_fields[rec]
         if len(cells) < want:
-            names = FIELDS[rec]
+            names = self.fields[rec]
             raise self.fail(no, rec, len(cells), f"{rec} record has {len(cells)} fields, "
                             f"expected at least {want} (up to {names[want - 1]})")
 
@@ -229,14 +277,15 @@ class _Reader:
         rec = cells[0]
         if self.ended:
             raise self.fail(no, rec, None, f"{rec} record after GO (the file's last record)")
-        handler = getattr(self, f"_{rec.lower()}", None) if rec in FIELDS else None
+        handler = getattr(self, f"_{rec.lower()}", None) if rec in self.fields else None
         if handler is None:
             if not self.provider:
-                raise self.fail(no, rec, 0, f"the first record must be IR, got {rec!r}")
-            self.skipped[rec if rec in KNOWN_UNUSED or rec.isalnum() else "?"] += 1
+                raise self.fail(no, rec, 0, f"the first record must be {self.header}, got "
+                                f"{rec!r}")
+            self.skipped[rec if rec.isalnum() else "?"] += 1
             return
-        if rec != "IR" and not self.provider:
-            raise self.fail(no, rec, 0, f"the first record must be IR, got {rec!r}")
+        if rec != self.header and not self.provider:
+            raise self.fail(no, rec, 0, f"the first record must be {self.header}, got {rec!r}")
         self.need(no, rec, cells)
         handler(no, cells)
 
@@ -248,6 +297,9 @@ class _Reader:
     def _ir(self, no: int, cells: list[str]) -> None:
         if self.provider:
             raise self.fail(no, "IR", 0, "a second IR record (one file holds one 医療機関)")
+        if cells[3] == DISPENSING_TABLE:
+            raise self.fail(no, "IR", 3, "点数表 4 (調剤) belongs in a YK (薬局情報) record: a "
+                            "調剤 file starts with YK, not IR")
         if cells[3] not in TABLES:
             raise self.fail(no, "IR", 3, f"expected 1 (医科) or 3 (歯科), got {cells[3]!r}")
         for pos, size in ((2, 2), (4, 7)):
@@ -263,8 +315,9 @@ class _Reader:
         table = self.provider[2]
         claim_type = _claim_type(cells[2], table)
         if claim_type is None:
-            raise self.fail(no, "RE", 2, f"expected a {TABLES[table]} レセプト種別 (4 digits, "
-                            f"{table}xxx) as the IR 点数表 says, got {cells[2]!r}")
+            raise self.fail(no, "RE", 2, f"expected a {TABLE_NAMES[table]} レセプト種別 (4 "
+                            f"digits, {table}xxx) as the {self.header} 点数表 says, got "
+                            f"{cells[2]!r}")
         try:
             month = parse_month(cells[3])
         except ValueError as exc:
@@ -370,7 +423,142 @@ class _Reader:
                        c.claim_type, total, "", no, kind, code, count, days, points)
 
 
-def _decode_lines(raw: bytes, name: str) -> list[str]:
+
+class _DispensingReader(_Reader):
+    """One 調剤 file's records -> claims (layout: DISPENSING_FIELDS).
+
+    Mapping onto the claim frame: provider_id = 都道府県 + 点数表 4 + 薬局コード (10 digits);
+    claim_type 調剤; patient, age, sex, total_points as for 医科 (HO/KO, RE 生年月日 on the 1st of
+    the 調剤年月). Each CZ (one dispensing of the 処方 its SH opened) gives
+    - a procedure line (count 1) for its 調剤料 code (薬剤調製料 since 令和4年) and one for each
+      加算料 code, with the 点数 recorded next to it (a blank code slot is skipped);
+    - a drug line for each IY that follows it: count = 使用量 (rounded to whole units, as for
+      医科), days = the CZ's 調剤数量. The 記録条件仕様 records 薬剤料 per 剤, not per drug
+      (CZ 点数（薬剤料）, else SH 単位薬剤料 x 調剤数量); a 剤 of several drugs shares it in
+      proportion to 薬価 x 使用量 from the 医薬品マスター (equal shares where a price is
+      missing), largest remainders getting the odd points, so a claim's drug points add up to
+      its 薬剤料.
+    IY records between an SH and its first CZ belong to that CZ. 調剤 claims carry no 傷病名.
+    """
+
+    fields = DISPENSING_FIELDS
+    min_fields = DISPENSING_MIN_FIELDS
+    header = "YK"
+
+    def __init__(self, name: str, tenant: str, masters: Masters | None) -> None:
+        super().__init__(name, tenant, masters)
+        self.rx: list[str] | None = None  # the open SH's cells
+        self.group: tuple[int, int] | None = None  # the open CZ: (調剤数量, 薬剤料 or -1)
+        self.drugs: list[tuple[int, float]] = []  # the open 剤's drug lines: (index, 使用量)
+        self.prices = _drug_prices(masters)
+
+    def _yk(self, no: int, cells: list[str]) -> None:
+        if self.provider:
+            raise self.fail(no, "YK", 0, "a second YK record (one file holds one 保険薬局)")
+        if cells[3] != DISPENSING_TABLE:
+            raise self.fail(no, "YK", 3, f"expected 4 (調剤), got {cells[3]!r}")
+        for pos, size in ((2, 2), (4, 7)):
+            if len(cells[pos]) != size or not cells[pos].isdigit():
+                raise self.fail(no, "YK", pos, f"expected {size} digits, got {cells[pos]!r}")
+        try:
+            self.billed = parse_month(cells[6]).replace("-", "")
+        except ValueError as exc:
+            raise self.fail(no, "YK", 6, str(exc)) from None
+        self.provider = cells[2] + cells[3] + cells[4]
+
+    def _re(self, no: int, cells: list[str]) -> None:
+        self.close()
+        self.rx = None
+        super()._re(no, cells)
+
+    def _go(self, no: int, cells: list[str]) -> None:
+        self.close()
+        super()._go(no, cells)
+
+    def _sh(self, no: int, cells: list[str]) -> None:
+        self.current(no, "SH")
+        self.close()
+        self.number(no, "SH", cells, 5, default=0)  # 単位薬剤料: digits or empty
+        self.rx = cells
+
+    def _cz(self, no: int, cells: list[str]) -> None:
+        claim = self.current(no, "CZ")
+        if self.rx is None:
+            raise self.fail(no, "CZ", 0, "CZ record before any SH (処方基本) record of its claim")
+        waiting = self.drugs if self.group is None else []  # IY between SH and this CZ
+        self.close()
+        self.drugs = waiting
+        days = self.number(no, "CZ", cells, 5)
+        drug_points = self.number(no, "CZ", cells, CZ_DRUG_POINTS, default=-1)
+        self.group = (days, drug_points)
+        for code_at in (CZ_FEE_CODE, *range(CZ_ADDITION + 1, CZ_ADDITION + 30, 3)):
+            code = cells[code_at] if code_at < len(cells) else ""
+            if code == "":
+                continue
+            if len(code) != 9 or not code.isdigit():
+                raise self.fail(no, "CZ", code_at, f"expected a 9-digit code, got {code!r}")
+            points = self.number(no, "CZ", cells, code_at + 1, default=0)
+            claim.lines.append(("procedure", code, 1, 0, points))
+        for i, _ in self.drugs:  # earlier IY of this 剤 take its 調剤数量
+            kind, code, count, _, pts = claim.lines[i]
+            claim.lines[i] = (kind, code, count, days, pts)
+
+    def _iy(self, no: int, cells: list[str]) -> None:
+        claim = self.current(no, "IY")
+        if self.rx is None:
+            raise self.fail(no, "IY", 0, "IY record before any SH (処方基本) record of its claim")
+        code = cells[2]
+        if len(code) != 9 or not code.isdigit():
+            raise self.fail(no, "IY", 2, f"expected a 9-digit code, got {code!r}")
+        try:
+            qty = float(cells[3]) if cells[3] else 0.0
+        except ValueError:
+            raise self.fail(no, "IY", 3, f"expected a quantity, got {cells[3]!r}") from None
+        if qty != int(qty):
+            self.fractional += 1
+        days = self.group[0] if self.group is not None else 0
+        self.drugs.append((len(claim.lines), qty))
+        claim.lines.append(("drug", code, max(int(qty + 0.5), 0), days, 0))
+
+    def close(self) -> None:
+        """Share the open 剤's 薬剤料 among its drug lines (see the class docstring)."""
+        if self.group is None or not self.drugs:
+            self.group, self.drugs = None, []
+            return
+        days, total = self.group
+        if total < 0:  # no 点数（薬剤料）: 単位薬剤料 x 調剤数量
+            unit = self.rx[5] if self.rx is not None and len(self.rx) > 5 else ""
+            total = int(unit or 0) * days
+        claim = self.claims[-1]
+        weights = [self.prices.get(claim.lines[i][1], 0.0) * qty for i, qty in self.drugs]
+        if not all(w > 0 for w in weights):
+            weights = [1.0] * len(self.drugs)
+        for (i, _), pts in zip(self.drugs, _shares(total, weights), strict=True):
+            kind, code, count, d, _ = claim.lines[i]
+            claim.lines[i] = (kind, code, count, d, pts)
+        self.group, self.drugs = None, []
+
+
+def _shares(total: int, weights: list[float]) -> list[int]:
+    """`total` split in proportion to `weights` in whole points (largest remainders)."""
+    raw = [total * w / sum(weights) for w in weights]
+    out = [int(v) for v in raw]
+    for i in sorted(range(len(raw)), key=lambda k: out[k] - raw[k])[: total - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def _drug_prices(masters: Masters | None) -> dict[str, float]:
+    """医薬品コード -> 薬価 (yen per unit) of the y master in use; empty without one."""
+    tables = getattr(masters, "tables", None)
+    y = tables.get("y") if isinstance(tables, dict) else None
+    if y is None or y.empty:
+        return {}
+    return dict(zip(y["code"], y["price"].astype(float), strict=True))
+
+
+def _decode_lines(raw: bytes, name: str,
+                  fields: Mapping[str, tuple[str, ...]] = FIELDS) -> list[str]:
     """Text lines of a cp932 UKE file; a UTF-8 or undecodable line is an error naming it."""
     body = raw.rstrip(b"\r\n ")
     if body.endswith(EOF):
@@ -382,13 +570,13 @@ def _decode_lines(raw: bytes, name: str) -> list[str]:
             out.append(line.decode("ascii"))
             continue
         if _is_utf8(line):  # valid UTF-8 multibyte text is almost never valid cp932 prose
-            raise _encoding_error(name, no, line, _first_non_ascii_field(line),
+            raise _encoding_error(name, no, line, _first_non_ascii_field(line), fields,
                                   "this line is UTF-8 but a UKE file is Shift_JIS (cp932) "
                                   "throughout (mixed encodings)")
         try:
             out.append(line.decode("cp932"))
         except UnicodeDecodeError as exc:
-            raise _encoding_error(name, no, line, line[:exc.start].count(b","),
+            raise _encoding_error(name, no, line, line[:exc.start].count(b","), fields,
                                   f"not Shift_JIS (cp932) at byte {exc.start + 1}") from None
     return out
 
@@ -405,23 +593,25 @@ def _first_non_ascii_field(line: bytes) -> int:
     return next(i for i, f in enumerate(line.split(b",")) if not f.isascii())
 
 
-def _encoding_error(name: str, no: int, line: bytes, pos: int, what: str) -> UkeError:
+def _encoding_error(name: str, no: int, line: bytes, pos: int,
+                    fields: Mapping[str, tuple[str, ...]], what: str) -> UkeError:
     rec = line[:2].decode("ascii", "replace")
-    names = FIELDS.get(rec, ())
+    names = fields.get(rec, ())
     label = names[pos] if pos < len(names) else "?"
     return UkeError(name, no, what, f"{rec} field {pos + 1} ({label})")
 
 
 def read_uke(raw: bytes, name: str, tenant_code: str, masters: Masters | None = None,
              ) -> UkeResult:
-    """Claim lines (LINE_COLUMNS) of one 医科 UKE file; UkeError names file, line and field."""
-    if raw[:3] == b"YK,":
-        raise UkeError(name, 1, "調剤 UKE files (YK) are not supported yet; "
-                       "調剤レセプトは CSV で送ってください", "YK field 1 (レコード識別情報)")
+    """Claim lines (LINE_COLUMNS) of one 医科, 歯科 or 調剤 UKE file, told apart by the first
+    record (IR: 医科・歯科 by its 点数表; YK: 調剤); UkeError names file, line and field."""
     if not looks_like_uke(raw):
-        raise UkeError(name, 1, "not a UKE file: the first record must be IR")
-    reader = _Reader(name, tenant_code, masters)
-    lines = _decode_lines(raw.lstrip(b"\xef\xbb\xbf \r\n\t"), name)
+        raise UkeError(name, 1, "not a UKE file: the first record must be IR (医科・歯科) or YK "
+                       "(調剤)")
+    body = raw.lstrip(b"\xef\xbb\xbf \r\n\t")
+    reader = (_DispensingReader if body.startswith(b"YK,") else _Reader)(name, tenant_code,
+                                                                       masters)
+    lines = _decode_lines(body, name, reader.fields)
     for no, text in enumerate(lines, start=1):
         if text:
             reader.record(no, text.split(","))
@@ -463,7 +653,8 @@ def _validated(lines: pd.DataFrame, named: list[tuple[str, UkeResult]]) -> pd.Da
             try:
                 validate_lines(r.lines, row_offset=1)
             except ClaimsInputError as one:  # row N: the file's Nth SY/SI/IY line
-                raise ClaimsInputError(f"{name} (row N = the Nth SY/SI/IY line of the file): "
+                raise ClaimsInputError(f"{name} (row N = the Nth SY/SI/IY line of the file; "
+                                       "of a 調剤 file, its Nth CZ fee code or IY line): "
                                        f"{one}") from None
         raise ClaimsInputError(f"UKE files together: {exc}") from None
 
@@ -476,7 +667,8 @@ def read_validated(raw: bytes, name: str, tenant_code: str, masters: Masters | N
 
 # --- writing -------------------------------------------------------------------------------
 
-WRITTEN = ("医科入院", "医科入院外", "歯科")
+WRITTEN = ("医科入院", "医科入院外", "歯科", "調剤")
+TABLE_OF = {"歯科": "3", "調剤": DISPENSING_TABLE}  # else 1 (医科)
 
 
 @dataclass
@@ -485,28 +677,41 @@ class UkeExport:
 
     files: dict[str, bytes]
     claim_ids: dict[str, str]  # frame claim_id -> claim_id the reader will give it
-    providers: dict[str, str]  # 10-digit 医療機関コード written -> frame provider_id
+    providers: dict[str, str]  # 10-digit 医療機関コード / 薬局コード written -> frame provider_id
 
 
 def representable(lines: pd.DataFrame) -> pd.DataFrame:
-    """The 医科 and 歯科 claim lines as UKE can carry them (what `write_uke` then `read_uke`
-    returns).
+    """The claim lines as UKE can carry them (what `write_uke` then `read_uke` returns).
 
     UKE records integer points per 回 (per day for a drug) and no eligibility: a line's points
-    become round(points / 回数) × 回数 and insured_until is emptied. 調剤 claims are dropped:
-    their UKE layout is not written here.
+    become round(points / 回数) x 回数 and insured_until is emptied. 調剤 UKE has no 傷病名
+    records and one 回 per CZ fee slot: a 調剤 claim loses its diagnosis lines, a 調剤 procedure
+    line of count k becomes k lines of count 1, and its lines are numbered again from 1.
     """
     out = lines[lines["claim_type"].isin(WRITTEN)].copy()
     per = out["days"].where(out["line_kind"] == "drug", out["count"]).clip(lower=1)
     out["points"] = ((out["points"] / per).round().astype(int) * per).astype(int)
     out["insured_until"] = ""
+    rx = (out["claim_type"] == "調剤").to_numpy()
+    if not rx.any():
+        return out.reset_index(drop=True)
+    out = out[~(rx & (out["line_kind"] == "diagnosis").to_numpy())]
+    fee = ((out["claim_type"] == "調剤") & (out["line_kind"] == "procedure")).to_numpy()
+    slots = out["count"].clip(lower=1).where(fee, 1).to_numpy()
+    out["points"] = (out["points"] // slots).astype(int)
+    out = out.loc[out.index.repeat(slots)]
+    fee = ((out["claim_type"] == "調剤") & (out["line_kind"] == "procedure")).to_numpy()
+    out.loc[fee, "count"] = 1
+    rx = (out["claim_type"] == "調剤").to_numpy()
+    renumbered = out.groupby("claim_id", sort=False).cumcount().to_numpy() + 1
+    out["line_no"] = out["line_no"].where(~rx, renumbered)
     return out.reset_index(drop=True)
 
 
 def write_uke(lines: pd.DataFrame, icd_to_disease: Mapping[str, str],
               billed: str | None = None, wareki: bool = False) -> UkeExport:
-    """One UKE file (cp932, CRLF, 0x1A) per provider and 点数表 (医科 1, 歯科 3) from claim
-    lines (LINE_COLUMNS).
+    """One UKE file (cp932, CRLF, 0x1A) per provider and 点数表 (医科 1, 歯科 3: an IR file;
+    調剤 4: a YK file of the 調剤 layout) from claim lines (LINE_COLUMNS).
 
     icd_to_disease maps the frame's ICD-10 codes to 7-digit 傷病名コード (the inverse of the b
     master; a code without one is written as 未コード化傷病名 0000999 with the code as its name);
@@ -517,23 +722,26 @@ def write_uke(lines: pd.DataFrame, icd_to_disease: Mapping[str, str],
     med = representable(lines)
     billed = billed or _next_month(str(med["service_month"].max()))
     billed_w = _uke_date(dt.date(int(billed[:4]), int(billed[5:7]), 1), True, wareki)
-    med["table"] = (med["claim_type"] == "歯科").map({True: "3", False: "1"})
+    med["table"] = med["claim_type"].map(TABLE_OF).fillna("1")
     files, claim_ids, providers = {}, {}, {}
     groups = med.groupby(["provider_id", "table"], sort=True)
     for index, ((provider, table), group) in enumerate(groups, start=1):
         pref = str(group["tenant_code"].iloc[0])[:2]
         code10 = f"{pref}{table}{index:07d}"
         providers[code10] = str(provider)
-        records = [f"IR,2,{pref},{table},{index:07d},,医療機関{index},{billed_w},00,"]
+        rx = table == DISPENSING_TABLE
+        records = [f"YK,2,{pref},{table},{index:07d},薬局{index},{billed_w},00," if rx else
+                   f"IR,2,{pref},{table},{index:07d},,医療機関{index},{billed_w},00,"]
         total = 0
         for receipt_no, (claim_id, claim) in enumerate(
                 group.groupby("claim_id", sort=False), start=1):
             claim_ids[str(claim_id)] = f"{code10}-{billed.replace('-', '')}-{receipt_no:06d}"
-            records += _claim_records(receipt_no, claim, icd_to_disease, wareki)
+            records += (_dispensing_records(receipt_no, claim, wareki) if rx else
+                        _claim_records(receipt_no, claim, icd_to_disease, wareki))
             total += int(claim["total_points"].iloc[0])
         records.append(f"GO,{group['claim_id'].nunique()},{total},99")
-        files[f"RECEIPTC_{code10}.UKE"] = ("\r\n".join(records) + "\r\n").encode(
-            "cp932") + EOF
+        text = "\r\n".join(records) + "\r\n"
+        files[f"RECEIPT{'Y' if rx else 'C'}_{code10}.UKE"] = text.encode("cp932") + EOF
     return UkeExport(files, claim_ids, providers)
 
 
@@ -564,6 +772,58 @@ def _claim_records(receipt_no: int, claim: pd.DataFrame, icd: Mapping[str, str],
         else:
             days = max(int(ln.days), 1)
             out.append(f"IY,21,1,{ln.code},{int(ln.count)},{int(ln.points) // days},{days}")
+    return out
+
+
+def _dispensing_records(receipt_no: int, claim: pd.DataFrame, wareki: bool) -> list[str]:
+    """RE, HO and per drug line one 剤 (SH, CZ, IY) of a 調剤 claim, as `_DispensingReader`
+    reads them back: the drug's points per day as SH 単位薬剤料, its days as CZ 調剤数量 and its
+    points as CZ 点数（薬剤料）; procedure lines (調剤料, 加算料) fill the 11 fee slots of the next
+    drug's CZ (extra CZ records without IY where there are more, or after the last drug)."""
+    head = claim.iloc[0]
+    month = str(head["service_month"])
+    y, m = int(month[:4]), int(month[5:7])
+    first = dt.date(y, m, 1)
+    day = _uke_date(first, False, wareki)
+    birth = dt.date(y - int(head["age"]) - 1, m, 2)
+    out = [f"RE,{receipt_no},4112,{_uke_date(first, True, wareki)},患者{receipt_no},"
+           f"{int(head['sex'])},{_uke_date(birth, False, wareki)},,,,,,,",
+           f"HO,{head['tenant_code']},,{head['patient_id']},1,{int(head['total_points'])}"]
+    fees: list[tuple[str, int]] = []
+    rx_no = 0
+
+    def cz(days: int, drug_points: str, slots: list[tuple[str, int]]) -> str:
+        cells = ["CZ", "", day, day, "1", str(days), "1", "1", "01", "", "", "", "",
+                 drug_points, "", *[""] * 30]
+        for k, (code, points) in enumerate(slots):
+            at = CZ_FEE_CODE if k == 0 else CZ_ADDITION + 3 * (k - 1) + 1
+            cells[at - 1 if k else at - 3] = "1"  # 負担区分 (and 算定区分 for the 調剤料)
+            cells[at], cells[at + 1] = code, str(points)
+        while cells[-1] == "":
+            cells.pop()
+        return ",".join(cells)
+
+    def flush(days: int, keep: int) -> None:  # all but `keep` fee slots in CZ without IY
+        while len(fees) > keep:
+            take = min(CZ_SLOTS, len(fees) - keep)
+            out.append(cz(days, "", fees[:take]))
+            del fees[:take]
+
+    for ln in claim.itertuples(index=False):
+        if ln.line_kind == "procedure":
+            fees.append((str(ln.code), int(ln.points)))
+        elif ln.line_kind == "drug":
+            days = max(int(ln.days), 1)
+            rx_no += 1
+            out.append(f"SH,{rx_no:02d},1,,,{int(ln.points) // days}")
+            flush(days, (len(fees) - 1) % CZ_SLOTS + 1 if fees else 0)
+            out.append(cz(days, str(int(ln.points)), fees[:]))
+            fees.clear()
+            out.append(f"IY,1,{ln.code},{int(ln.count)}")
+    if fees:
+        if rx_no == 0:
+            out.append("SH,01,1,,,0")
+        flush(1, 0)
     return out
 
 

@@ -188,8 +188,8 @@ window.Kyodo = (function () {
 // or the operator's, task and metric names, labelled tables, the champion history ----
 Object.assign(window.Kyodo, (function (K) {
   const { $, el, clear, api, showAlert, fail, session, ApiError, wireKeyForm, KEY_STORE } = K;
-  const TASK_JA = { care_plan: "ケアプラン作成支援", checkup_nudge: "特定健診受診勧奨",
-                    road_damage: "道路損傷検知", claim_screening: "レセプト点検" };
+  // task name -> Japanese label: the service fills in configs/platform.yaml's `tasks` here
+  const TASK_JA = {/*kyodo:task-labels*/};
   const METRIC_JA = {
     recovered_points_at_5pct_capacity: "点検5%で見つかる誤り点数",
     mean_recovered_points_1_to_5pct_capacity: "点検1〜5%で見つかる誤り点数の平均",

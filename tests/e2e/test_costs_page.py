@@ -85,7 +85,7 @@ def test_operator_sees_every_municipality_and_downloads(server: str, page: Page,
         page.get_by_test_id("download-xlsx").click()
     table = pd.read_excel(info.value.path(), dtype={"団体コード": str})
     assert len(table) == 13 and "382108" in set(table["団体コード"])
-    # written by serving/downloads.py: no formula cells, codes as text ("012050"), yen as numbers
+    # written by models/downloads.py: no formula cells, codes as text ("012050"), yen as numbers
     sheet = xlsx_sheet(Path(info.value.path()).read_bytes())
     assert "012050" in xlsx_column(sheet, "団体コード")
     assert all(isinstance(v, int | float) for v in xlsx_column(sheet, "削減額（円）"))

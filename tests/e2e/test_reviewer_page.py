@@ -190,7 +190,7 @@ def test_page_shows_markup_as_text(server: str, page: Page, trained_root: Path,
 def test_csv_download_keeps_formula_ids_as_text(server: str, page: Page, trained_root: Path,
                                                 tmp_path: Path) -> None:
     """The page writes this CSV itself (it holds the outcomes recorded on screen): claim and
-    provider ids a spreadsheet would run come out quoted as serving/downloads.py quotes them,
+    provider ids a spreadsheet would run come out quoted as models/downloads.py quotes them,
     and the upload intake's one-quote strip gives the ids back exactly."""
     lines = pd.read_csv(trained_root / "data" / "claim_screening" / "402303.csv", dtype=str,
                         keep_default_na=False)

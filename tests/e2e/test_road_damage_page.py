@@ -126,7 +126,7 @@ def test_a_broken_file_is_named_in_japanese(server: str, phone: Page, tmp_path: 
 
 def test_exports_keep_formula_names_as_text(server: str, phone: Page, road_root: Path) -> None:
     """Photo file names are the crew's text: names a spreadsheet would run come out quoted in
-    the CSV and in the GeoJSON attributes the page downloads (serving/downloads.py)."""
+    the CSV and in the GeoJSON attributes the page downloads (models/downloads.py)."""
     photos = sorted((road_root / "data" / "road_damage" / "images" / "121002").glob("*.jpg"))
     # no '"' in a name: Windows forbids it and browsers send it as %22 (WHATWG multipart)
     names = ["=HYPERLINK(x).jpg", "@SUM(A1).jpg", "+81.jpg", "-5.jpg"]

@@ -94,3 +94,50 @@ def make_workspace_configs(root: Path, overrides: dict) -> None:
 
     shutil.rmtree(root / "configs")
     make_workspace(root, overrides)
+
+
+def test_champion_the_current_code_cannot_score_is_replaced_with_a_logged_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upgrade: the champion was exported by older code (38 features) and the new data's
+    holdout differs, so it must be re-scored; it cannot be, so the candidate is promoted with
+    `compared: false` and the reason, instead of the promote step crashing."""
+    import dataclasses
+
+    import lightgbm as lgb
+    import numpy as np
+
+    from tests.conftest import make_workspace
+    from training import registry
+    from training.data import write_generated
+    from training.pipeline import export, train
+
+    small = {"generate": {"total_claims": 6000}, "model": {"n_estimators": 20}}
+    root = make_workspace(tmp_path / "ws", small)
+    ws = Workspace.load(root)
+    task = ws.task("claim_screening")
+    write_generated(ws, task, progress=False)
+    train(ws, task, progress=False)
+    assert export(ws, task, progress=False)["version"] == "1"
+    assert promote(ws, task)["promoted"]
+
+    make_workspace_configs(root, {**small, "generate": {"total_claims": 7000}})
+    write_generated(ws, task, progress=False)  # new data: a new holdout, v1 must be re-scored
+    train(ws, task, progress=False)
+    assert export(ws, task, progress=False)["version"] == "2"
+
+    real_native = registry._native_model
+
+    def old_schema(name: str, version: str) -> object:
+        """v1 as older code pickled it: boosters fitted on 38 features, not today's."""
+        model = real_native(name, version)
+        rng = np.random.default_rng(0)
+        old = lgb.LGBMClassifier(n_estimators=2, verbose=-1).fit(
+            rng.normal(size=(50, 38)), rng.integers(0, 2, 50))
+        return dataclasses.replace(model, classifier=old)
+
+    monkeypatch.setattr(registry, "_native_model", old_schema)
+    result = promote(ws, task)
+    assert result["promoted"] and result["previous"] == "1" and result["version"] == "2"
+    assert result["compared"] is False
+    assert "champion 1 cannot be scored by the current code" in result["reason"]
+    assert read_champions(ws)["claim_screening"]["version"] == "2"

@@ -50,7 +50,8 @@ def test_a_zip_of_xml_with_the_roster_fills_the_results(nudge: TestClient,
     assert r.status_code == 200, r.text
     report = r.json()["summary"]["checkup_xml"]
     assert report["matched"] == 3 and report["filled"]["hba1c"] == 3
-    assert report["unknown_codes"] == 2 and report["persons"] == 3
+    assert report["unused_codes"] == 2 and report["unknown_codes"] == 0
+    assert report["persons"] == 3
     assert r.json()["summary"]["residents"] == 10
     # neither the card numbers nor the key built from them are stored by the service
     with sqlite3.connect(nudge_root / "state" / "kyodo.db") as conn:
@@ -108,3 +109,19 @@ def test_too_many_files_is_a_413_that_says_zip(nudge: TestClient, nudge_root: Pa
     r = post(nudge, [("roster.csv", roster(nudge_root)), *files])
     assert r.status_code == 413, r.text
     assert f"{MAX_FILES} 個まで" in r.json()["error"] and "ZIP" in r.json()["error"]
+
+
+def test_several_zips_share_one_limit(nudge: TestClient, nudge_root: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A year split into ZIPs: each under the member limit, together over it: 413 in Japanese
+    naming the ZIP where the count passed the limit; one ZIP of them alone goes through."""
+    monkeypatch.setattr(checkup_xml, "MAX_MEMBERS", 40)
+    good = (FIXTURES / "h0000047099920260001.xml").read_bytes()
+    part = zipped({f"DATA/h{i:04d}.xml": good for i in range(25)})
+    r = post(nudge, [("roster.csv", roster(nudge_root)), ("part1.zip", part)])
+    assert r.status_code == 200, r.text
+    r = post(nudge, [("roster.csv", roster(nudge_root)), ("part1.zip", part),
+                     ("part2.zip", part)])
+    assert r.status_code == 413, r.text
+    error = r.json()["error"]
+    assert "part2.zip" in error and "上限 40 個" in error and "50" in error

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 
+from models.configs import task_labels
 from serving.claim_screening import EXAMPLE_CLAIM
 from serving.launcher import bentoml_serve
 from tests.serving.conftest import ITOSHIMA
@@ -48,8 +49,8 @@ def hard_root(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     (root / "state").mkdir()
     platform = root / "configs" / "platform.yaml"
     cfg = yaml.safe_load(platform.read_text(encoding="utf-8"))
-    cfg["serving"].update(max_json_mb=1, max_upload_mb=2, max_csv_columns=100, body_timeout_s=1,
-                          tasks=["claim_screening", "road_damage", "care_plan"])
+    cfg["serving"].update(max_json_mb=1, max_upload_mb=2, max_csv_columns=100, body_timeout_s=1)
+    cfg["tasks"] = {t: task_labels()[t] for t in ("claim_screening", "road_damage", "care_plan")}
     platform.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     pointer = json.loads((trained_root / "state" / "champions.json").read_text())
     pointer["road_damage"] = {"version": "3"}

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from models.configs import PlatformConfig, TenantsConfig, load_config
-from serving.files import FileStoreError, LocalFiles, S3Files, check_key, open_files
 from serving.launcher import free_port
 from serving.store import Store
+from serving.store.files import FileStoreError, LocalFiles, S3Files, check_key, open_files
 from tests.conftest import REPO
 from tests.serving.conftest import bound_client
 from training import sandbox

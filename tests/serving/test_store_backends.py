@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 
 from models.configs import PlatformConfig, TenantsConfig, load_config
-from models.costs import month_range
-from serving.costs import monthly_bills
+from models.costs import month_range, monthly_bills
 from serving.metering import Meter, request_record
-from serving.sqldb import DATABASE_URL, open_database, to_postgres
 from serving.store import Store
+from serving.store.sqldb import DATABASE_URL, open_database, to_postgres
 from tests.conftest import REPO
 
 ITO, IYO, TASK = "402303", "382108", "claim_screening"

@@ -40,10 +40,10 @@ def test_uke_scores_equal_csv_scores(client: TestClient, trained_root: Path,
                                      book: dict[str, str]) -> None:
     lines = _claims(trained_root)
     export = uke.write_uke(lines, book)
-    same = uke.representable(lines)  # what UKE carries: 医科 and 歯科 claims, per-回 points
+    same = uke.representable(lines)  # what UKE carries: per-回 points, no 傷病名 on 調剤
     same["claim_id"] = same["claim_id"].map(export.claim_ids)
     same["provider_id"] = same["claim_id"].str[:10]  # the 医療機関コード the reader reports
-    assert set(same["claim_type"]) >= {"歯科", "医科入院外"}
+    assert set(same["claim_type"]) >= {"歯科", "医科入院外", "調剤"}
     by_csv = client.post("/v1/claim_screening/score?explain=false", headers=ITOSHIMA,
                          files={"file": ("c.csv", same.to_csv(index=False).encode(),
                                          "text/csv")})

@@ -159,7 +159,7 @@ def test_cli_plan_writes_the_outreach_list(models: dict[str, NudgeModel],
                                            parts: tuple[Frames, Frames], tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from training.nudge_cli import nudge_app
+    from training.checkup_nudge_cli import nudge_app
 
     model, test = models["s"], parts[1]
     (tmp_path / "model.onnx").write_bytes(combine_graphs(TASK.to_onnx(model, 15))
@@ -195,7 +195,7 @@ def test_cli_plan_names_unknown_districts(models: dict[str, NudgeModel],
                                           parts: tuple[Frames, Frames], tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from training.nudge_cli import nudge_app
+    from training.checkup_nudge_cli import nudge_app
 
     model, test = models["s"], parts[1]
     (tmp_path / "model.onnx").write_bytes(combine_graphs(TASK.to_onnx(model, 15))

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from models.checkup_nudge.rct import RctInputError, fit_rct, read_table, score_rct
-from training.nudge_cli import nudge_app
+from training.checkup_nudge_cli import nudge_app
 
 
 def experiment(n: int, arms: list[str], seed: int = 0) -> pd.DataFrame:

@@ -57,11 +57,55 @@ def test_values_are_mapped_from_jlac10_codes() -> None:
     assert not r.frame.astype(str).apply(lambda c: c.str.contains("1001")).any().any()
 
 
-def test_unknown_codes_are_ignored_and_counted() -> None:
+def test_codes_without_a_roster_column_are_counted_not_errors() -> None:
     r = results()
-    # 拡張期血圧 (1回目) in person 1 and 中性脂肪 (nullFlavor) in person 2: not roster fields
-    assert r.unknown_codes == {"9A765000000000001": 1, "3F070000002327101": 1}
-    assert r.summary()["unknown_codes"] == 2
+    # 拡張期血圧 (1回目) in person 1 and HDL (nullFlavor) in person 2: known, no roster field
+    assert r.unused_codes == {"9A761000000000001": 1, "3F070000002327101": 1}
+    assert r.unknown_codes == {}
+    assert r.summary()["unused_codes"] == 2 and r.summary()["unknown_codes"] == 0
+    text = (FIXTURES / "h0000047099920260002.xml").read_text(encoding="utf-8")
+    odd = text.replace("3F070000002327101", "9Z999000000000001")  # not in the code table
+    r = read_results([("odd.xml", odd.encode())], NAHA)
+    assert r.unknown_codes == {"9Z999000000000001": 1} and r.summary()["unknown_code_list"] == [
+        "9Z999000000000001"]
+
+
+EXCERPT = FIXTURES / "jlac10_code_table_excerpt.csv"
+
+
+def test_code_table_matches_the_committed_source_excerpt() -> None:
+    """CODE_TABLE (code, item, measurement, field) equals the hand-transcribed excerpt row for
+    row, every code has a source named in SOURCES, and every sibling of a used item maps to
+    the same field (a missing method sibling would leave a roster cell empty)."""
+    from models.checkup_nudge.checkup_xml import CODE_TABLE, RESULT_CODES, SOURCES
+
+    rows = pd.read_csv(EXCERPT, comment="#", dtype=str, keep_default_na=False)
+    assert rows["code"].is_unique and len(rows) == len(CODE_TABLE) == 40
+    for row in rows.itertuples():
+        assert len(row.code) == 17, row.code
+        assert CODE_TABLE[row.code] == (row.item, row.measurement, row.field), row.code
+        assert row.source and set(row.source.split()) <= set(SOURCES), row.code
+    by_item = rows.groupby("item")["field"].agg(set)
+    assert all(len(fields) == 1 for fields in by_item), by_item  # no item half-mapped
+    assert {f: sorted(c for c, x in RESULT_CODES.items() if x == f) for f in ("sbp", "ldl")} == {
+        "sbp": ["9A751000000000001", "9A752000000000001", "9A755000000000001"],
+        "ldl": ["3F077000002327101", "3F077000002327201", "3F077000002391901",
+                "3F077000002399901"]}
+    # the codes the issue quoted are where the standard puts them
+    assert RESULT_CODES["9N011000000000001"] == "bmi"
+    assert RESULT_CODES["3D046000001906202"] == "hba1c"
+    assert "3D045000001906202" not in RESULT_CODES  # JDS値: another scale, never mixed in
+
+
+def test_systolic_other_reading_wins_over_the_two_readings() -> None:
+    """1回目 132 + 2回目 128 -> 130 (their mean); with その他 140 too, その他 is the value."""
+    text = (FIXTURES / "h0000047099920260001.xml").read_text(encoding="utf-8")
+    assert read_results([("a.xml", text.encode())], NAHA).frame["sbp"].tolist() == [130.0]
+    obs = ('<entry><observation classCode="OBS" moodCode="EVN"><code code="9A755000000000001" '
+           'codeSystem="1.2.392.200119.6.1005"/><value xsi:type="PQ" value="140" unit="mmHg"/>'
+           '</observation></entry>')
+    other = text.replace("</section>", obs + "</section>", 1)
+    assert read_results([("b.xml", other.encode())], NAHA).frame["sbp"].tolist() == [140.0]
 
 
 def test_keys_are_per_tenant() -> None:
@@ -153,7 +197,7 @@ def test_cli_import_xml(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     text = out.read_text(encoding="utf-8-sig")
     assert text.startswith("健診キー,性別,生年月日,健診実施日,BMI") and "1001" not in text
-    assert '"persons": 3' in r.output and '"unknown_codes": 2' in r.output
+    assert '"persons": 3' in r.output and '"unused_codes": 2' in r.output
     roster = tmp_path / "roster.csv"
     roster.write_bytes(ROSTER)
     merged = tmp_path / "merged.csv"
@@ -184,3 +228,29 @@ def test_a_corrupt_member_is_named() -> None:
     raw[start + 10:start + 40] = b"\x00" * 30  # damage the deflated data, keep the directory
     with pytest.raises(CheckupXmlError, match=r"c\.zip/DATA/a\.xml"):
         read_results([("c.zip", bytes(raw))], NAHA)
+
+
+def test_limits_hold_for_all_files_of_a_call_together() -> None:
+    """Two ZIPs each under the limits but over them together: a 413, not 2 x the budget."""
+    doc = (FIXTURES / "h0000047099920260001.xml").read_bytes()
+    half = zipped({f"DATA/h{i:04d}.xml": doc for i in range(15)})
+    assert read_results([("a.zip", half)], NAHA, max_members=20).documents == 15
+    with pytest.raises(CheckupXmlTooLarge, match=r"'b\.zip'.*30.*20"):
+        read_results([("a.zip", half), ("b.zip", half)], NAHA, max_members=20)
+    size = 15 * len(doc)
+    read_results([("a.zip", half)], NAHA, max_total_bytes=size + 10)
+    with pytest.raises(CheckupXmlTooLarge, match="上限"):
+        read_results([("a.zip", half), ("b.zip", half)], NAHA, max_total_bytes=size + 10)
+    # loose XML files count too
+    loose = [(f"h{i}.xml", doc) for i in range(5)]
+    with pytest.raises(CheckupXmlTooLarge, match=r"h4\.xml"):
+        read_results([("a.zip", half), *loose], NAHA, max_members=19)
+
+
+def test_the_page_refuses_the_same_number_of_files_as_the_api() -> None:
+    """The checkup page checks the form's file limit before uploading: same number."""
+    from serving.uploads import MAX_FILES
+
+    page = (Path(__file__).parents[2] / "serving/static/checkup_nudge.html").read_text()
+    assert f"const MAX_FORM_FILES = {MAX_FILES};" in page
+    assert f"名簿を含めて{MAX_FILES}個まで" in page

@@ -6,6 +6,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from models.claim_screening import masters as M
@@ -115,3 +116,49 @@ def test_disease_codes_pick_current_codes_that_map_back() -> None:
     assert all(masters.icd10_of(code) == icd for icd, code in picked.items())
     b = masters.tables["b"].set_index("code")
     assert b.at[picked["I10"], "name"] == "本態性高血圧症"
+
+
+def test_limits_apply_the_unit_of_the_count() -> None:
+    """算定回数 per day, week, month, 3 months, 2 weeks, per patient; a special condition (999)
+    is no count. The month is the frame's unit (one count per code and claim month)."""
+    assert M.monthly_limit("121", 2) == (62, 1)  # 1日2回: at most 2 x 31 in a month
+    assert M.monthly_limit("138", 1) == (6, 1)  # weekly: a month touches at most 6 weeks
+    assert M.monthly_limit("142", 1) == (3, 1)
+    assert M.monthly_limit("131", 2) == (2, 1)
+    assert M.monthly_limit("144", 1) == (1, 3)  # once in 3 months: 縦覧 over 3 months
+    assert M.monthly_limit("144", 2) == (2, 1)  # twice in 3 months: only the month is checked
+    assert M.monthly_limit("053", 1) == (1, 1200)
+    assert M.monthly_limit("999", 1) is None and M.monthly_limit("131", 0) is None
+    table = "\r\n".join([
+        '0,"160000001","検査Ａ",121,"日",1,0,,,,,"20240601","99999999"',
+        '0,"160000001","検査Ａ",131,"月",4,0,,,,,"20240601","99999999"',  # tighter of the two
+        '0,"160000002","検査Ｂ",144,"３月",1,0,,,,,"20240601","99999999"',
+        '0,"160000003","処置Ｃ",138,"週",2,0,,,,,"20240601","99999999"',
+        '0,"160000004","指導Ｄ",999,"カスタム",1,1,,,,,"20240601","99999999"',
+    ]).encode("cp932")
+    limits = M.read_limits(table, "算定回数テーブル.csv")
+    assert limits["unit_code"].tolist() == ["121", "131", "144", "138", "999"]
+    s = pd.DataFrame({"code": ["160000001", "160000005"], "max_count": [9.0, 2.0]})
+    got = M.Masters({}, {"s": s, "limits": limits}).limits().set_index("code")
+    assert got.loc["160000001"].tolist() == [4, 1]
+    assert got.loc["160000002"].tolist() == [1, 3] and got.loc["160000003"].tolist() == [12, 1]
+    assert "160000004" not in got.index  # a condition, not a count
+    assert "160000005" not in got.index  # the 算定回数テーブル replaces the s master's counts
+    # without it, the s master's 上限回数 is a count per レセプト, i.e. per month
+    plain = M.Masters({}, {"s": s}).limits().set_index("code")
+    assert plain["max_per_month"].to_dict() == {"160000001": 9, "160000005": 2}
+    with pytest.raises(M.MasterError, match=r"t\.csv line 1: column 6 \(算定回数\) is 'x'"):
+        M.read_limits(b'0,"1","a",131,"m",x,0', "t.csv")
+
+
+def test_build_reads_the_limits_table_next_to_the_masters(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _write(src, "s_ALL20250307.csv", [_s_row("111000110", "初診料", "291")])
+    (src / "05算定回数テーブル.csv").write_bytes(
+        '0,"111000110","初診料",121,"日",1,0,,,,,"20240601","99999999"\r\n'.encode("cp932"))
+    manifest = M.build(src, tmp_path / "out")
+    assert manifest["kinds"]["limits"]["rows"] == 1
+    loaded = M.load(tmp_path / "out")
+    assert loaded.limits().to_dict("records") == [
+        {"code": "111000110", "max_per_month": 31, "every_months": 1}]

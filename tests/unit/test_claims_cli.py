@@ -80,4 +80,5 @@ def test_generate_writes_csv_with_icd10_and_uke_with_disease_codes(tmp_path: Pat
     masters = M.in_use()
     assert sy and {masters.icd10_of(code) for code in sy} <= dx
     ids = pd.read_csv(tmp_path / "uke_claim_ids.csv", dtype=str)
-    assert set(ids["claim_id"]) == set(lines.loc[lines["claim_type"] != "調剤", "claim_id"])
+    assert set(ids["claim_id"]) == set(lines["claim_id"])  # 調剤 claims as YK files too
+    assert any(f.name.startswith("RECEIPTY_") for f in files)

@@ -11,7 +11,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from serving.downloads import (
+from models.downloads import (
     DownloadError,
     geojson_bytes,
     neutralise,

@@ -273,3 +273,17 @@ def test_a_model_trained_before_a_feature_was_added_keeps_scoring() -> None:
     assert for_features(predict, FEATURE_NAMES) is predict
     with pytest.raises(ValueError, match="does not build: \\['retired'\\]"):
         for_features(predict, [*old, "retired"])
+
+
+def test_model_medians_are_those_of_the_served_features() -> None:
+    """fit_model takes the explanation baselines from its training matrix with the provider
+    columns recomputed from the reference: exactly the features serving builds."""
+    from models.claim_screening.estimator import fit_model
+    from models.claim_screening.features import build_features
+    from models.claim_screening.generate import GenerateSpec, generate
+
+    lines, truth = generate([("402303", 1)], GenerateSpec(total_claims=2000, months=4), 1)[
+        "402303"]
+    model = fit_model(lines, truth, {"n_estimators": 10, "min_child_samples": 5}, seed=0)
+    served = build_features(lines, apply_rules(lines), model.reference).to_numpy(np.float32)
+    np.testing.assert_array_equal(model.medians, np.median(served, axis=0).astype(np.float32))

@@ -80,6 +80,69 @@ LAYOUTS: dict[str, dict[str, int]] = {
     },
 }
 NUMERIC = {"points", "price", "cap_price", "cap_points", "max_count"}
+
+# 算定回数の単位. The 基本マスター's 医科診療行為マスター has no unit column: its 上限回数
+# (column 36, with 上限回数エラー処理 in 37) is the most 回 one レセプト may carry for the code,
+# i.e. a monthly count even where the 点数表 states another unit. The committed table shows it:
+# 外来リハビリテーション診療料１ (「7日間に1回」) has 5, 診療料２ (「14日間に1回」) 3,
+# 精神科訪問看護・指導料 up to the 3rd day of a week 15 (3 a week x 5), 特定疾患療養管理料 (月2回)
+# 2. The unit itself is in MHLW's 電子点数表, 算定回数テーブル (one row per code and unit:
+# 算定単位コード, 算定単位名称, 算定回数), with 算定単位コード 121 日, 131 月, 138 週, 141 一連,
+# 142 2週, 143 2月, 144 3月, 145 4月, 146 6月, 147 12月, 148 5年, 53 患者あたり and 997-999
+# (conditions such as 初診から1月, not counts). Such a table, where built (kind "limits",
+# `read_limits`), replaces the s master's monthly reading for its codes. A claim frame holds one
+# count per code and month, so a unit becomes what one month can hold (`monthly_limit`): a day
+# limit n allows n x 31, a week limit n x 6 (a month touches at most 6 Sunday-to-Saturday weeks),
+# a 2-week limit n x 3; a limit over N months allows n in the month and, where n is 1, no second
+# month within N (縦覧, rules R_FREQ_3M). Only certain excess is flagged: a day-limited code
+# billed 40 times in a month may still be within its limit on the days it was given, which the
+# frame does not hold.
+LIMIT_UNITS: dict[str, tuple[str, int, int]] = {  # code -> (name, months spanned, units a month)
+    "121": ("1日につき", 1, 31), "131": ("1月につき", 1, 1), "138": ("1週につき", 1, 6),
+    "141": ("一連につき", 1, 1), "142": ("2週につき", 1, 3), "143": ("2月につき", 2, 1),
+    "144": ("3月につき", 3, 1), "145": ("4月につき", 4, 1), "146": ("6月につき", 6, 1),
+    "147": ("12月につき", 12, 1), "148": ("5年につき", 60, 1), "53": ("患者あたり", 1200, 1),
+}
+MONTH_UNIT = "131"
+# 電子点数表 算定回数テーブル (MHLW 電子点数表 仕様, 算定回数テーブル: 変更区分, 診療行為コード,
+# 省略名称, 算定単位コード, 算定単位名称, 算定回数, 特例条件, ...): 0-based positions read. No
+# copy of it was reachable from the build machine, so the committed table has no kind "limits".
+LIMIT_LAYOUT = {"code": 1, "unit_code": 3, "count": 5}
+
+
+def monthly_limit(unit_code: str, count: int) -> tuple[int, int] | None:
+    """(most 回 in one month, months the limit spans for 縦覧) of a limit of `count` per unit
+    `unit_code` (LIMIT_UNITS), or None for a unit that is no count (997-999, unknown). A count
+    of 0 means no limit."""
+    unit = LIMIT_UNITS.get(str(unit_code).lstrip("0"))
+    if unit is None or count <= 0:
+        return None
+    _, span, per_month = unit
+    return count * per_month, span if count == 1 else 1
+
+
+def read_limits(raw: bytes, name: str = "limits") -> pd.DataFrame:
+    """code, unit_code, count of an 電子点数表 算定回数テーブル (cp932 CSV, LIMIT_LAYOUT);
+    MasterError names a line with too few columns or a count that is not a number."""
+    rows = []
+    need = max(LIMIT_LAYOUT.values()) + 1
+    for no, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            cells = [c.strip('"') for c in line.decode(ENCODING).split(",")]
+        except UnicodeDecodeError as exc:
+            raise MasterError(f"{name} line {no}: not Shift_JIS (cp932) at byte {exc.start}"
+                              ) from None
+        if len(cells) < need:
+            raise MasterError(f"{name} line {no}: {len(cells)} columns, the 算定回数テーブル "
+                              f"layout needs at least {need}")
+        code, unit, count = (cells[i] for i in LIMIT_LAYOUT.values())
+        if not count.isdigit():
+            raise MasterError(f"{name} line {no}: column 6 (算定回数) is {count!r}, expected "
+                              "a number")
+        rows.append((code, unit, int(count)))
+    return pd.DataFrame(rows, columns=["code", "unit_code", "count"])
 FILE_DATE = re.compile(r"^(?P<kind>[sybtc])_(?P<all>ALL)?(?P<date>\d{8})(?:_[A-Za-z0-9]+)?"
                        r"\.(?:csv|txt|zip)$", re.IGNORECASE)
 # 変更区分 (column 1) of a 差分 (update) record: 1 抹消 removes the code; 3 新規 is a whole record;
@@ -260,8 +323,18 @@ def build(source: Path, out: Path = TABLE_DIR) -> dict:
                        "rows": len(frame)}
     for stale in set(KINDS) - set(sources):
         (out / f"{stale}.parquet").unlink(missing_ok=True)
-    manifest = {"publisher": "社会保険診療報酬支払基金", "master_version": max(
-        k["date"] for k in kinds.values()), "kinds": kinds,
+    versions = [k["date"] for k in kinds.values()]
+    limit_files = sorted(q for q in source.iterdir() if "算定回数" in q.name
+                         and q.suffix.lower() == ".csv")
+    (out / "limits.parquet").unlink(missing_ok=True)
+    if limit_files:  # MHLW 電子点数表 算定回数テーブル (the newest name wins): units of 上限回数
+        raw = limit_files[-1].read_bytes()
+        limits = read_limits(raw, limit_files[-1].name)
+        limits.to_parquet(out / "limits.parquet", index=False, compression="zstd")
+        kinds["limits"] = {"name": "電子点数表 算定回数テーブル", "file": limit_files[-1].name,
+                           "sha256": hashlib.sha256(raw).hexdigest(), "rows": len(limits)}
+    manifest = {"publisher": "社会保険診療報酬支払基金", "master_version": max(versions),
+                "kinds": kinds,
         "missing": [k for k in KINDS if k not in sources]}
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
                                        encoding="utf-8")
@@ -320,6 +393,26 @@ class Masters:
             best = rank.sort_values(["name", "plain", "short"], ascending=False).index[0]
             out[category] = str(live.at[best, "code"])
         return out
+
+    def limits(self) -> pd.DataFrame:
+        """Per code with a count limit: max_per_month and every_months (`monthly_limit`).
+
+        From the 電子点数表 算定回数テーブル where built (kind "limits"; a code with several units
+        takes the tightest month count and the longest span), else from the s master's
+        上限回数, which is per レセプト (a month; see LIMIT_UNITS)."""
+        table = self.tables.get("limits")
+        if table is None or table.empty:
+            s = self.tables.get("s")
+            if s is None or s.empty:
+                return pd.DataFrame(columns=["code", "max_per_month", "every_months"])
+            table = pd.DataFrame({"code": s["code"], "unit_code": MONTH_UNIT,
+                                  "count": s["max_count"].astype(int)})
+        rows = [(code, *lim) for code, unit, n in zip(table["code"], table["unit_code"],
+                                                      table["count"], strict=True)
+                if (lim := monthly_limit(unit, int(n))) is not None]
+        out = pd.DataFrame(rows, columns=["code", "max_per_month", "every_months"])
+        return out.groupby("code", as_index=False, sort=True).agg(
+            max_per_month=("max_per_month", "min"), every_months=("every_months", "max"))
 
     def months_after(self, months: list[str]) -> list[str]:
         """Claim months (YYYY-MM) after the master version: scored against it, with a note."""

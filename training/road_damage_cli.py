@@ -17,6 +17,7 @@ road_app = typer.Typer(help="road_damage data: import photo datasets, export cor
 import_app = typer.Typer(help="Import a dataset into data/road_damage/ for one tenant.",
                          no_args_is_help=True)
 road_app.add_typer(import_app, name="import")
+app, GROUP = road_app, "road"  # `kyodo road ...` (training/cli.py finds it by the task's name)
 
 Tenant = Annotated[str, typer.Option(help="Municipality code the photos belong to.")]
 Append = Annotated[bool, typer.Option(help="Add to the tenant's photos instead of replacing.")]

@@ -1,10 +1,11 @@
-"""Store tables of road_damage: analysed batches (results), file metadata and corrections.
+"""The store's road_damage part: analysed batches (results), file metadata and corrections.
 
-Mixed into serving.store.Store; the tables are created on first use, so databases written
-before road_damage existed gain them without a migration step. The photos and overlays
-themselves live in the store's file store (serving/files.py); the database keeps their key, size,
-sha256 and content type (road_file). Databases written before the file store kept them as blobs
-in road_photo (overlay, image): those are still read, and deleted with their rows.
+A member of serving.store.Store (`store.road`); the tables are created on first use, so
+databases written before road_damage existed gain them without a migration step. The photos
+and overlays themselves live in the store's file store (serving/store/files.py); the database
+keeps their key, size, sha256 and content type (road_file). Databases written before the file
+store kept them as blobs in road_photo (overlay, image): those are still read, and deleted
+with their rows.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 from contextlib import suppress
 from typing import Any
 
-from serving.files import FileStore, FileStoreError, StoredFile, describe
+from serving.store.files import FileStore, FileStoreError, StoredFile, describe
+from serving.store.sqldb import Database
 
 ROAD_SCHEMA = """
 CREATE TABLE IF NOT EXISTS road_batch (
@@ -51,26 +53,28 @@ def photo_key(tenant: str, batch_id: str, index: int, role: str) -> str:
     return f"road_damage/{tenant}/{batch_id}/{index}-{FILE_ROLES[role][0]}"
 
 
-class RoadStore:
-    """road_damage batches and corrections (needs the host's `_conn()` transaction helper,
-    `db` and `files`)."""
+class RoadRecords:
+    """road_damage batches and corrections of one database (`db`: serving/store/sqldb.py),
+    their photos and overlays in `files` (serving/store/files.py)."""
 
-    _road_ready = False
-    # True for a road_photo table from before the file store (overlay/image blob columns)
-    _road_blobs = False
-    files: FileStore
-    db: Any
+    def __init__(self, db: Database, files: FileStore):
+        self.db = db
+        self.files = files
+        self._ready = False
+        # True for a road_photo table from before the file store (overlay/image blob columns)
+        self._blobs = False
 
-    def _road(self) -> Any:
-        if not self._road_ready:
-            with self._conn() as conn:
+    def _tables(self) -> Any:
+        """A transaction (db.transaction), the tables created first when this is the first."""
+        if not self._ready:
+            with self.db.transaction() as conn:
                 for stmt in filter(str.strip, ROAD_SCHEMA.split(";")):
                     conn.execute(stmt)
-            self._road_blobs = "overlay" in self.db.columns("road_photo")
-            self._road_ready = True
-        return self._conn()
+            self._blobs = "overlay" in self.db.columns("road_photo")
+            self._ready = True
+        return self.db.transaction()
 
-    def save_road_batch(self, batch_id: str, tenant: str, model_version: str,
+    def save_batch(self, batch_id: str, tenant: str, model_version: str,
                         results: list[dict[str, Any]]) -> None:
         """A batch's per-photo results in one transaction; its overlays and analysed images
         (`overlay`, `image`: bytes or None) go to the file store first, so a row never names a
@@ -94,12 +98,12 @@ class RoadStore:
                       results: list[dict[str, Any]], stored: list[tuple[int, str, StoredFile]],
                       ) -> None:
         now = time.time()
-        with self._road() as conn:
+        with self._tables() as conn:
             conn.execute("INSERT INTO road_batch VALUES (?,?,?,?,?)",
                          (batch_id, tenant, now, len(results), model_version))
             # a database from before the file store: its NOT NULL blob column gets b"" (the
             # bytes are in the file store; an empty overlay means "see road_file")
-            legacy = ", overlay" if self._road_blobs else ""
+            legacy = ", overlay" if self._blobs else ""
             conn.executemany(
                 f"INSERT INTO road_photo (batch_id, idx, tenant, name, result{legacy}) "
                 f"VALUES (?,?,?,?,?{',?' if legacy else ''})",
@@ -120,7 +124,7 @@ class RoadStore:
                            "AND tenant=?", (batch_id, index, role, tenant)).fetchone()
         if row is not None:
             return str(row[0])
-        if not self._road_blobs:
+        if not self._blobs:
             return None
         blob = conn.execute(f"SELECT {role} FROM road_photo WHERE batch_id=? AND idx=? AND "
                             "tenant=?", (batch_id, index, tenant)).fetchone()
@@ -129,17 +133,17 @@ class RoadStore:
     def _load(self, ref: str | bytes | None) -> bytes | None:
         return self.files.get(ref) if isinstance(ref, str) else ref
 
-    def road_batches(self, tenant: str) -> list[dict[str, Any]]:
+    def batches(self, tenant: str) -> list[dict[str, Any]]:
         """A tenant's batches, newest first."""
-        with self._road() as conn:
+        with self._tables() as conn:
             cur = conn.execute("SELECT batch_id, created, photos, model_version FROM road_batch "
                                "WHERE tenant=? ORDER BY created DESC", (tenant,))
             return [dict(zip(("batch_id", "created", "photos", "model_version"), r, strict=True))
                     for r in cur.fetchall()]
 
-    def road_photos(self, tenant: str, batch_id: str) -> list[dict[str, Any]] | None:
+    def photos(self, tenant: str, batch_id: str) -> list[dict[str, Any]] | None:
         """Results of one of the tenant's batches; None when it is not the tenant's."""
-        with self._road() as conn:
+        with self._tables() as conn:
             own = conn.execute("SELECT 1 FROM road_batch WHERE batch_id=? AND tenant=?",
                                (batch_id, tenant)).fetchone()
             if own is None:
@@ -148,15 +152,15 @@ class RoadStore:
                                "ORDER BY idx", (batch_id, tenant))
             return [json.loads(r) for (r,) in cur.fetchall()]
 
-    def road_overlay(self, tenant: str, batch_id: str, index: int) -> bytes | None:
+    def overlay(self, tenant: str, batch_id: str, index: int) -> bytes | None:
         """The overlay PNG of one of the tenant's photos."""
-        with self._road() as conn:
+        with self._tables() as conn:
             ref = self._photo_ref(conn, tenant, batch_id, index, "overlay")
         return self._load(ref)
 
-    def save_road_corrections(self, tenant: str, items: list[dict[str, Any]]) -> int:
+    def save_corrections(self, tenant: str, items: list[dict[str, Any]]) -> int:
         """Append staff verdicts (the latest per photo or tile wins on export)."""
-        with self._road() as conn:
+        with self._tables() as conn:
             versions = dict(conn.execute("SELECT batch_id, model_version FROM road_batch "
                                          "WHERE tenant=?", (tenant,)).fetchall())
             conn.executemany(
@@ -167,9 +171,9 @@ class RoadStore:
                   it.get("note") or "", versions.get(it["batch_id"])) for it in items])
         return len(items)
 
-    def road_corrections(self, tenant: str) -> list[dict[str, Any]]:
+    def corrections(self, tenant: str) -> list[dict[str, Any]]:
         """A tenant's corrections, newest first."""
-        with self._road() as conn:
+        with self._tables() as conn:
             cur = conn.execute(f"SELECT {', '.join(CORRECTION_COLUMNS)} FROM road_correction "
                                "WHERE tenant=? ORDER BY ts DESC, id DESC", (tenant,))
             rows = [dict(zip(CORRECTION_COLUMNS, r, strict=True)) for r in cur.fetchall()]
@@ -177,10 +181,10 @@ class RoadStore:
             r["labels"], r["correct"] = json.loads(r["labels"]), bool(r["correct"])
         return rows
 
-    def road_training_photos(self) -> list[dict[str, Any]]:
+    def training_photos(self) -> list[dict[str, Any]]:
         """Every corrected photo with its analysed image, result and corrections in the order
         they were made (all tenants: the training export, run by the operator)."""
-        with self._road() as conn:
+        with self._tables() as conn:
             fixes = conn.execute("SELECT tenant, batch_id, idx, tile_row, tile_col, correct, "
                                  "labels FROM road_correction ORDER BY ts, id").fetchall()
             by_photo: dict[tuple, list[tuple]] = {}
@@ -204,7 +208,7 @@ class RoadStore:
                             "corrections": corrections})
         return out
 
-    def delete_road(self, tenant: str | None = None, before: float | None = None,
+    def delete(self, tenant: str | None = None, before: float | None = None,
                     dry_run: bool = False) -> dict[str, int]:
         """Delete batches (of `tenant`, created before `before`, Unix seconds; None: any) with
         their photos' rows, files and corrections. Returns counts: batches, photos, files,
@@ -220,7 +224,7 @@ class RoadStore:
                 where.append(clause)
                 args.append(value)
         batches = f"SELECT batch_id FROM road_batch WHERE {' AND '.join(where)}"
-        with self._road() as conn:
+        with self._tables() as conn:
             files = conn.execute(f"SELECT key, size FROM road_file WHERE batch_id IN ({batches})",
                                  args).fetchall()
             counts = {name: conn.execute(f"SELECT COUNT(*) FROM {table} WHERE batch_id IN "
@@ -228,7 +232,7 @@ class RoadStore:
                       for name, table in (("batches", "road_batch"), ("photos", "road_photo"),
                                           ("corrections", "road_correction"))}
             blobs = 0
-            if self._road_blobs:
+            if self._blobs:
                 blobs = conn.execute("SELECT COALESCE(SUM(length(overlay) + "
                                      "COALESCE(length(image), 0)), 0) FROM road_photo WHERE "
                                      f"batch_id IN ({batches})", args).fetchone()[0]
@@ -241,18 +245,18 @@ class RoadStore:
                 self.files.delete_prefix(f"road_damage/{tenant}")
         return {**counts, "files": len(files), "bytes": int(blobs) + sum(s for _, s in files)}
 
-    def migrate_road_blobs(self, limit: int = 200) -> dict[str, int]:
+    def migrate_blobs(self, limit: int = 200) -> dict[str, int]:
         """Move photos and overlays kept as blobs in road_photo (stores from before the file
         store) to the file store, `limit` photos per transaction; returns photos, files and
         bytes moved. Safe to rerun or interrupt: each row's blobs are emptied in the
         transaction that records its files, after the files are written."""
         moved = {"photos": 0, "files": 0, "bytes": 0}
-        with self._road():
+        with self._tables():
             pass  # tables and the blob-column check
-        if not self._road_blobs:
+        if not self._blobs:
             return moved
         while True:
-            with self._conn() as conn:
+            with self.db.transaction() as conn:
                 rows = conn.execute(
                     "SELECT p.batch_id, p.idx, p.tenant, p.overlay, p.image, b.created FROM "
                     "road_photo p JOIN road_batch b ON b.batch_id = p.batch_id WHERE "
@@ -268,7 +272,7 @@ class RoadStore:
                                         FILE_ROLES[role][1])
                         self.files.put(meta.key, data, meta.content_type)
                         stored.append((meta, tenant, batch, idx, role, created))
-            with self._conn() as conn:
+            with self.db.transaction() as conn:
                 conn.executemany("INSERT OR IGNORE INTO road_file VALUES (?,?,?,?,?,?,?,?,?)", [
                     (m.key, tenant, batch, idx, role, m.size, m.sha256, m.content_type, created)
                     for m, tenant, batch, idx, role, created in stored])

@@ -13,6 +13,7 @@ claims_app = typer.Typer(help="claim_screening data: national masters, レセ電
 masters_app = typer.Typer(help="The 支払基金 code masters (s, y, b, t, c) as a compact table.",
                           no_args_is_help=True)
 claims_app.add_typer(masters_app, name="masters")
+app, GROUP = claims_app, "claims"  # `kyodo claims ...` (training/cli.py finds it by task name)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -59,7 +60,8 @@ def masters_show() -> None:
 
 @claims_app.command("import-uke")
 def import_uke(
-    files: Annotated[list[Path], typer.Argument(help="レセ電 files (医科・歯科), any extension.")],
+    files: Annotated[list[Path], typer.Argument(help="レセ電 files (医科・歯科・調剤), any "
+                                                     "extension.")],
     tenant: Annotated[str, typer.Option(help="Municipality code (6 digits) the claims "
                                              "belong to.")],
     out: Annotated[Path, typer.Option(help="Claim-lines CSV to write (UTF-8 with BOM).")],
@@ -88,15 +90,16 @@ def import_uke(
 @claims_app.command("export-uke")
 def export_uke(
     tenant: Annotated[str, typer.Option(help="Municipality code whose claims CSV to export.")],
-    out: Annotated[Path, typer.Option(help="Folder for the UKE files (one per 医療機関).")],
+    out: Annotated[Path, typer.Option(help="Folder for the UKE files (one per 医療機関 / 薬局).")],
     source: Annotated[Path | None, typer.Option(help="Claims CSV (default: the workspace's "
                                                      "data/claim_screening/<tenant>.csv).")
                       ] = None,
     month: Annotated[str | None, typer.Option(help="Only claims of this month (YYYY-MM).")
                      ] = None,
 ) -> None:
-    """Write claims as 医科・歯科 レセ電 files: 傷病名 from the masters' 傷病名マスター (ICD-10 ->
-    傷病名コード), procedures and drugs with their codes; 調剤 claims are left out."""
+    """Write claims as レセ電 files: 医科・歯科 (IR) with 傷病名 from the masters' 傷病名マスター
+    (ICD-10 -> 傷病名コード), procedures and drugs with their codes; 調剤 (YK) with a 剤 (SH, CZ,
+    IY) per drug line and 調剤料・加算料 in the CZ fee slots (no 傷病名: the layout has none)."""
     from models.claim_screening import codes as C
     from models.claim_screening import masters as M
     from models.claim_screening import uke
@@ -120,9 +123,7 @@ def export_uke(
     out.mkdir(parents=True, exist_ok=True)
     for name, raw in export.files.items():
         (out / name).write_bytes(raw)
-    left = lines["claim_id"].nunique() - len(export.claim_ids)
-    typer.echo(f"{len(export.claim_ids):,} claims -> {len(export.files)} UKE files in {out}"
-               f" ({left:,} 調剤 claims left out)")
+    typer.echo(f"{len(export.claim_ids):,} claims -> {len(export.files)} UKE files in {out}")
 
 
 @claims_app.command("generate")
@@ -134,8 +135,8 @@ def generate_claims(
     months: Annotated[int, typer.Option(help="Months of claims.", min=1, max=36)] = 12,
     start_month: Annotated[str, typer.Option(help="First month (YYYY-MM).")] = "2025-04",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    write_uke: Annotated[bool, typer.Option("--uke", help="Also write the 医科・歯科 claims as "
-                                                          "レセ電 files (one per 医療機関).")
+    write_uke: Annotated[bool, typer.Option("--uke", help="Also write the claims as レセ電 "
+                                                          "files (one per 医療機関 / 薬局).")
                          ] = False,
 ) -> None:
     """Synthetic claims drawn from the national masters (codes, 点数, 上限回数, ages): claims.csv
@@ -162,8 +163,8 @@ def generate_claims(
         with (out / "uke_claim_ids.csv").open("w", encoding="utf-8") as f:
             f.write("claim_id,uke_claim_id\n")
             f.writelines(f"{a},{b}\n" for a, b in export.claim_ids.items())
-        typer.echo(f"{len(export.claim_ids):,} 医科・歯科 claims -> {len(export.files)} UKE files "
-                   f"in {folder} (調剤 claims stay in the CSV only); ids in uke_claim_ids.csv")
+        typer.echo(f"{len(export.claim_ids):,} claims -> {len(export.files)} UKE files in "
+                   f"{folder} (調剤 as YK files); ids in uke_claim_ids.csv")
 
 
 def _workspace_data() -> Path:

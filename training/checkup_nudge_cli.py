@@ -13,15 +13,16 @@ import typer
 if TYPE_CHECKING:
     import pandas as pd
 
-nudge_app = typer.Typer(help="特定健診 reminders and generic RCT uplift (checkup_nudge).",
-                        no_args_is_help=True, pretty_exceptions_enable=False)
+nudge_app = typer.Typer(help="checkup_nudge tools: outreach plans from the CLI, uplift on any RCT "
+                        "CSV.", no_args_is_help=True, pretty_exceptions_enable=False)
+app, GROUP = nudge_app, "nudge"  # `kyodo nudge ...` (training/cli.py finds it by the task's name)
 
 Encoding = Annotated[str, typer.Option(help="Output encoding: utf-8-sig (Excel) or cp932.")]
 
 
 def _write(table: pd.DataFrame, out: Path, encoding: str, line_end: str = "\r\n") -> None:
     """The table as staff open it, through the one formula-safe download writer."""
-    from serving.downloads import DownloadError, write_table
+    from models.downloads import DownloadError, write_table
 
     try:
         write_table(table, out, encoding, line_end)

@@ -15,13 +15,13 @@ best simple policy has a 95% CI above zero; otherwise the best simple policy is 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from models.checkup_nudge import metrics as M
-from models.checkup_nudge.estimator import Experiment, UpliftModel, fit_uplift
+from models.checkup_nudge.estimator import Experiment, fit_uplift
 
 FOLDS = 5
 TREE_DEPTH = 2
@@ -40,8 +40,7 @@ class CrossFit:
 
     fold (n,) int; mu (n, n_arms) out-of-fold P(outcome | x, arm) averaged over learners;
     preds maps a learner to its own out-of-fold P; prop (n,) out-of-fold probability of the
-    received arm; gamma (n, n_arms) DR score of each arm; models maps a learner to its K fitted
-    models (models[name][f] was fitted without fold f).
+    received arm; gamma (n, n_arms) DR score of each arm.
     """
 
     fold: np.ndarray
@@ -49,7 +48,6 @@ class CrossFit:
     preds: dict[str, np.ndarray]
     prop: np.ndarray
     gamma: np.ndarray
-    models: dict[str, list[UpliftModel]] = field(default_factory=dict)
 
 
 def group_folds(groups: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -89,17 +87,15 @@ def crossfit(data: Experiment, arms: Sequence[str], learners: Sequence[str], par
     """
     fold = group_folds(data.groups, k, seed)
     preds = {name: np.zeros((len(data.y), len(arms))) for name in learners}
-    models: dict[str, list[UpliftModel]] = {name: [] for name in learners}
     for f in range(k):
         test = fold == f
         train = data.subset(~test)
         for name in learners:
             model = fit_uplift(train, arms, name, params, seed, categorical)
             preds[name][test] = model.predict(data.X[test])
-            models[name].append(model)
     mu = np.mean(list(preds.values()), axis=0)
     prop = data.prop if known_propensity else out_of_fold_shares(data.arm, fold, len(arms))
-    return CrossFit(fold, mu, preds, prop, dr_scores(mu, data.arm, data.y, prop), models)
+    return CrossFit(fold, mu, preds, prop, dr_scores(mu, data.arm, data.y, prop))
 
 
 def fit_policy_tree(X: np.ndarray, gamma: np.ndarray, depth: int = TREE_DEPTH,

@@ -94,7 +94,6 @@ class RctResult:
     model: UpliftModel
     encoding: Encoding
     policy: RctPolicy
-    fold_models: list[UpliftModel] = field(default_factory=list)
 
 
 def read_table(raw: bytes, labels: Sequence[str] = ()) -> pd.DataFrame:
@@ -431,8 +430,7 @@ def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds:
         "messages": _messages(decision, arms_cmp, data.arms[best]),
     }
     policy = RctPolicy(decision["recommended"], best, tree)
-    members = [cf.models[name][f] for f, name in enumerate(decision["learner_by_fold"])]
-    return RctResult(report, model, data.encoding, policy, members)
+    return RctResult(report, model, data.encoding, policy)
 
 
 def _messages(decision: dict[str, Any], arms_cmp: dict[str, Any], best: str) -> list[str]:

@@ -92,6 +92,11 @@ class ModelConfig(Strict):
 REAL_DATA = ("assets/road_real/DATA_CARD.md: Road Damage Dataset 2018 crops (Maeda et al.; "
              "CC BY-SA 4.0, sekilab/RoadDamageDetector) via hiroyamaeda/RoadDamageGAN 365a0e4")
 
+NONROAD_DATA = ("assets/road_nonroad/DATA_CARD.md: non-road sample photos from BVLC/caffe "
+                "(BSD-2), pjreddie/darknet (public domain), facebookresearch/segment-anything and "
+                "sam2 (Apache-2.0), matplotlib (grace_hopper, public domain) and scikit-learn "
+                "(china.jpg by danielbuechele, flower.jpg by vultilion, CC BY 2.0)")
+
 
 class RealConfig(Strict):
     """Real crops (assets/road_real) in training: the training cities' crack crops as positives
@@ -439,7 +444,8 @@ def make_assets(cfg: RoadDamageConfig, init: str, model: Any, thresholds: Cuts,
             "parameters": int(sum(p.numel() for p in model.parameters())),
             "parity_tiles": cfg.parity_tiles,
             # the model card's attribution: CC BY-SA 4.0 crops trained on (None: synthetic only)
-            "real_data": REAL_DATA if cfg.real.train else None}
+            "real_data": REAL_DATA if cfg.real.train else None,
+            "nonroad_data": NONROAD_DATA if cfg.real.nonroad_tiles else None}
 
 
 def familiarity(cfg: RoadDamageConfig, model: Any, fit_set: TileSet, val_set: TileSet,

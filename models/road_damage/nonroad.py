@@ -19,7 +19,7 @@ from models.road_damage.photo import Grid, tiles
 ROOT = Path(__file__).resolve().parents[2] / "assets" / "road_nonroad"
 # The photo resized to these multiples of the serving grid's long side: the serving view and
 # closer views, as a phone close-up of a surface would show it.
-SCALES = (1.0, 1.6, 2.5)
+SCALES = (1.0, 1.6)
 
 
 @functools.cache

@@ -32,9 +32,9 @@ from models.road_damage.photo import Grid, photo_tiles
 from models.road_damage.street import off_road
 from models.road_damage.task import _hash_share, familiarity, load_tiles
 
-# The defaults the road-defaults branch sets (pretrained EfficientNet-Lite0 + real crops), plus
-# the non-road experiment (1,200 windows of assets/road_nonroad; off by default, README),
-# spelled out so this bench measures that model whatever configs/road_damage.yaml says.
+# The defaults (pretrained EfficientNet-Lite0 + real crops + 1,200 windows of the real non-road
+# photos in assets/road_nonroad), spelled out so this bench measures that model whatever
+# configs/road_damage.yaml says.
 MODEL = {"architecture": "efficientnet_lite0", "init": "imagenet", "freeze_blocks": 10,
          "patience": 3, "batch_size": 64, "learning_rate": 0.001}
 REAL = {"train": True, "repeat": 2, "nonroad_tiles": 1200}

@@ -32,7 +32,8 @@ TASK = "road_damage"
 # Small data and few epochs: the served graph is the same; only its weights differ.
 # The architecture is configs/road_damage.yaml's; real crops would only lengthen the fit.
 WORKSPACE_OVERRIDES: dict[str, Any] = {"generate": {"total_photos": 40, "min_photos": 6},
-                                       "model": {"epochs": 2}, "real": {"train": False}}
+                                       "model": {"epochs": 2},
+                                       "real": {"train": False, "nonroad_tiles": 0}}
 TENANT = "121002"
 HEADERS = {"Authorization": f"Bearer kyodo-demo-{TENANT}"}
 TARGET_12MP_P95_S = 1.5

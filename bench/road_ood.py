@@ -32,11 +32,12 @@ from models.road_damage.photo import Grid, photo_tiles
 from models.road_damage.street import off_road
 from models.road_damage.task import _hash_share, familiarity, load_tiles
 
-# The defaults the road-defaults branch sets (pretrained EfficientNet-Lite0 + real crops),
-# spelled out so this bench measures that model whatever configs/road_damage.yaml says.
+# The defaults (pretrained EfficientNet-Lite0 + real crops + 1,200 windows of the real non-road
+# photos in assets/road_nonroad), spelled out so this bench measures that model whatever
+# configs/road_damage.yaml says.
 MODEL = {"architecture": "efficientnet_lite0", "init": "imagenet", "freeze_blocks": 10,
          "patience": 3, "batch_size": 64, "learning_rate": 0.001}
-REAL = {"train": True, "repeat": 2}
+REAL = {"train": True, "repeat": 2, "nonroad_tiles": 1200}
 # Photos from the scikit-image wheel (skimage/data/*): none is a road photo.
 SKIMAGE = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png",
            "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "moon.png",
@@ -67,6 +68,18 @@ def off_road_photos(n: int, seed: int = 12345) -> dict[str, bytes]:
         buf = io.BytesIO()
         effects(rng, off_road(rng, PHOTO)).save(buf, "JPEG", quality=85)
         out[f"off_road_{i}"] = buf.getvalue()
+    return out
+
+
+def nonroad_val_photos() -> dict[str, bytes]:
+    """The real non-road photos marked val in assets/road_nonroad (never trained on), as JPEG."""
+    from models.road_damage import nonroad
+
+    out = {}
+    for name, img in nonroad.load("val"):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "JPEG", quality=90)
+        out[name] = buf.getvalue()
     return out
 
 
@@ -133,6 +146,7 @@ def run(root: Path, photos: int, epochs: int) -> dict[str, Any]:
     block = task.evaluate_real(cfg, model)
     sk = analyse(task, model, skimage_photos())
     off = analyse(task, model, off_road_photos(30))
+    nr = analyse(task, model, nonroad_val_photos())
     crops, codes = crop_photos()
     cr = analyse(task, model, crops)
     no_hole = {k: v for k, v in cr.items() if codes[k] != "D40"}
@@ -155,6 +169,9 @@ def run(root: Path, photos: int, epochs: int) -> dict[str, Any]:
         "synthetic_off_road_fresh": {
             "photos": len(off), "level_given": share(off, lambda r: r["level"] is not None),
             "warned": share(off, warned)},
+        "real_nonroad_val_photos": {
+            "photos": len(nr), "level_given": share(nr, lambda r: r["level"] is not None),
+            "warned": share(nr, warned), "each": nr},
         "skimage_photos": {
             "photos": len(sk), "level_given": share(sk, lambda r: r["level"] is not None),
             "warned": share(sk, warned), "each": sk},
@@ -166,5 +183,8 @@ if __name__ == "__main__":
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "skimage_photos"}, indent=1))
+    print("skimage: level given", sum(v["level"] is not None
+                                      for v in report["skimage_photos"]["each"].values()),
+          "of", report["skimage_photos"]["photos"])
     print(json.dumps({k: (v["level"], v["pavement_share"], v["warnings"], v["distance"])
                       for k, v in report["skimage_photos"]["each"].items()}))

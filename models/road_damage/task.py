@@ -92,6 +92,11 @@ class ModelConfig(Strict):
 REAL_DATA = ("assets/road_real/DATA_CARD.md: Road Damage Dataset 2018 crops (Maeda et al.; "
              "CC BY-SA 4.0, sekilab/RoadDamageDetector) via hiroyamaeda/RoadDamageGAN 365a0e4")
 
+NONROAD_DATA = ("assets/road_nonroad/DATA_CARD.md: non-road sample photos from BVLC/caffe "
+                "(BSD-2), pjreddie/darknet (public domain), facebookresearch/segment-anything and "
+                "sam2 (Apache-2.0), matplotlib (grace_hopper, public domain) and scikit-learn "
+                "(china.jpg by danielbuechele, flower.jpg by vultilion, CC BY 2.0)")
+
 
 class RealConfig(Strict):
     """Real crops (assets/road_real) in training: the training cities' crack crops as positives
@@ -101,6 +106,9 @@ class RealConfig(Strict):
     train: bool = Field(default=False, description="add the training cities' real crops")
     repeat: int = Field(default=1, ge=1, le=20, description="copies of each real crop per "
                         "epoch: its weight against the synthetic tiles")
+    nonroad_tiles: int = Field(default=0, ge=0, le=20_000, description="tiles of the real "
+                               "non-road photos (assets/road_nonroad, their train split) added "
+                               "as not road surface; 0: none")
 
 
 class RoadCheckConfig(Strict):
@@ -248,12 +256,19 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         val_set = load_tiles(photos[val], train["tiles"], grid)
         model, init = net.build(cfg.model)
         X, Y, hard, n_real = with_real(cfg, fit_set.tiles, fit_set.targets, grid.window,
-                                       real_crops)
+                                       real_crops, seed)
         hist = net.train(model, X, Y.astype(np.float32), val_set.tiles,
                          val_set.targets.astype(np.float32), cfg.model, seed, progress, hard)
         road = fit_set.pavement
         baseline = calibrate(fit_set.tiles[road], _cracked(fit_set.labels[road]))
         cuts = hist.thresholds if cfg.threshold == "auto" else [cfg.threshold] * 4
+        if isinstance(cuts, dict) and len(val_set.tiles):
+            vp = net.predict_all(model, val_set.tiles)[0]
+            cuts = {**cuts, "class": [*cuts["class"]]}
+            k = CLASSES.index("D40")
+            cuts["class"][k - 1] = pothole_photo_cut(
+                vp[:, k], vp[:, len(CLASSES)] >= cfg.road_check.pavement_cut, val_set,
+                cuts["class"][k - 1])
         stats, check = familiarity(cfg, model, fit_set, val_set, grid.window, seed)
         assets = make_assets(cfg, init, model, cuts)
         assets["road_check"] = check
@@ -359,25 +374,63 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
 
 
 def with_real(cfg: RoadDamageConfig, tiles: np.ndarray, labels: np.ndarray, window: int,
-              crops: RealCrops | None = None,
+              crops: RealCrops | None = None, seed: int = 0,
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
-    """Training tiles with real crops appended `repeat` times (resized to the model window), the
-    flags of tiles trained every epoch (the real negatives) and how many distinct real crops were
-    added. `crops` defaults to the training cities' crops (real.split: never a held-out city's).
-    Unchanged when cfg.real.train is off."""
-    if not cfg.real.train:
-        return tiles, labels, None, 0
-    from models.road_damage import real
+    """Training tiles with real crops appended `repeat` times (resized to the model window) and
+    `cfg.real.nonroad_tiles` windows of the real non-road photos (nonroad.windows: no damage,
+    not road surface), the flags of tiles trained every epoch (the real negatives) and how many
+    distinct real crops were added. `crops` defaults to the training cities' crops (real.split:
+    never a held-out city's). The crops only with cfg.real.train; labels (n, len(OUTPUTS))."""
+    parts, labs, hards, n_crops = [tiles], [labels], [np.zeros(len(tiles), bool)], 0
+    if cfg.real.train:
+        from models.road_damage import real
 
-    own = real.split(real.load())[0] if crops is None else crops
-    own = own.subset(np.any(own.labels, axis=1))  # codes that are neither damage nor look-alike
-    windows = np.repeat(real.windows(own.images, window), cfg.real.repeat, axis=0)
-    lab = np.repeat(own.labels, cfg.real.repeat, axis=0)
-    # real crops are road surface: any further target columns (pavement) are 1
-    lab = np.column_stack([lab, np.ones((len(lab), labels.shape[1] - lab.shape[1]), np.int8)])
-    hard = np.concatenate([np.zeros(len(tiles), bool), lab[:, 0] == 1])
-    return (np.concatenate([tiles, windows]), np.concatenate([labels, lab]), hard,
-            len(own.labels))
+        own = real.split(real.load())[0] if crops is None else crops
+        own = own.subset(np.any(own.labels, axis=1))  # codes neither damage nor look-alike
+        win = np.repeat(real.windows(own.images, window), cfg.real.repeat, axis=0)
+        lab = np.repeat(own.labels, cfg.real.repeat, axis=0)
+        # real crops are road surface: any further target columns (pavement) are 1
+        lab = np.column_stack([lab, np.ones((len(lab), labels.shape[1] - lab.shape[1]),
+                                            np.int8)])
+        parts, labs, hards, n_crops = ([*parts, win], [*labs, lab], [*hards, lab[:, 0] == 1],
+                                       len(own.labels))
+    if cfg.real.nonroad_tiles and labels.shape[1] > len(CLASSES):
+        from models.road_damage import nonroad
+
+        grid = Grid(**cfg.grid.model_dump())
+        if grid.window != window:
+            raise ValueError(f"model window {window} differs from the grid's {grid.window}")
+        win = nonroad.windows(grid, cfg.real.nonroad_tiles, seed)
+        lab = np.zeros((len(win), labels.shape[1]), np.int8)
+        lab[:, 0] = 1  # no damage; pavement (the last column) 0
+        parts, labs, hards = [*parts, win], [*labs, lab], [*hards, np.zeros(len(win), bool)]
+    if len(parts) == 1:
+        return tiles, labels, None, 0
+    return (np.concatenate(parts), np.concatenate(labs), np.concatenate(hards), n_crops)
+
+
+# Share of validation road photos without a pothole that may show one (pothole_photo_cut): a
+# per-tile cut tuned for tile F1 still fires somewhere on ~17% of 48-tile photos.
+POTHOLE_PHOTO_FP = 0.03
+
+
+def pothole_photo_cut(p_hole: np.ndarray, paved: np.ndarray, val_set: TileSet, tile_cut: float,
+                      share: float = POTHOLE_PHOTO_FP, ceiling: float = 0.95) -> float:
+    """The pothole (D40) cut: the tile-F1 cut `tile_cut`, raised until at most `share` of the
+    validation photos without a pothole have a road-surface tile over it (a photo is reported
+    with a pothole when any tile is), never above `ceiling`. p_hole, paved (n,) per tile of
+    val_set. Photos-level false alarms are what staff see: a pothole on a sound road sends a
+    crew out."""
+    k = CLASSES.index("D40")
+    worst = []
+    for i in np.unique(val_set.photo):
+        m = val_set.photo == i
+        if not val_set.labels[m, k].any() and (m & paved).any():
+            worst.append(float(p_hole[m & paved].max()))
+    if not worst:
+        return tile_cut
+    q = float(np.quantile(worst, 1 - share, method="higher")) + 1e-3
+    return round(float(min(ceiling, max(tile_cut, q))), 4)
 
 
 def make_assets(cfg: RoadDamageConfig, init: str, model: Any, thresholds: Cuts,
@@ -391,7 +444,8 @@ def make_assets(cfg: RoadDamageConfig, init: str, model: Any, thresholds: Cuts,
             "parameters": int(sum(p.numel() for p in model.parameters())),
             "parity_tiles": cfg.parity_tiles,
             # the model card's attribution: CC BY-SA 4.0 crops trained on (None: synthetic only)
-            "real_data": REAL_DATA if cfg.real.train else None}
+            "real_data": REAL_DATA if cfg.real.train else None,
+            "nonroad_data": NONROAD_DATA if cfg.real.nonroad_tiles else None}
 
 
 def familiarity(cfg: RoadDamageConfig, model: Any, fit_set: TileSet, val_set: TileSet,

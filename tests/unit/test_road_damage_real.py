@@ -141,6 +141,9 @@ def test_model_card_attributes_the_real_crops_only_when_trained_on() -> None:
     net, _ = build(off.model)
     assert make_assets(off, "scratch", net, 0.5)["real_data"] is None
     assert "CC BY-SA 4.0" in make_assets(on, "scratch", net, 0.5)["real_data"]
+    assert make_assets(on, "scratch", net, 0.5)["nonroad_data"] is None
+    nr = task.Config.model_validate({"model": small, "real": {"nonroad_tiles": 10}})
+    assert "CC BY 2.0" in make_assets(nr, "scratch", net, 0.5)["nonroad_data"]
 
 
 def test_fit_with_real_train_never_sees_the_crops_its_real_block_scores(

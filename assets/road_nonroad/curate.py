@@ -1,0 +1,106 @@
+"""Rebuild assets/road_nonroad from its sources (DATA_CARD.md): real photos that are not road
+photos, resized to 640 px on the long side and re-encoded as JPEG (quality 85).
+
+    python assets/road_nonroad/curate.py MIRRORS    # MIRRORS/<owner>+<repo>/repo: git dirs
+
+The GitHub sources are read at the pinned commits with `git show`; matplotlib's and
+scikit-learn's sample photos come from the installed wheels. Writes the JPEGs and manifest.csv
+next to this file. Not run by the pipeline: the curated files are committed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+LONG_SIDE = 640
+# (file, split, source, commit or version, path, licence, what it shows). split: train photos
+# are trained on as non-road tiles; val photos only check the rule (never trained on).
+SOURCES = [
+    ("caffe_cat.jpg", "train", "github:BVLC/caffe", "9b891540183ddc834a02b2bd81b31afae71b2153",
+     "examples/images/cat.jpg", "BSD-2-Clause", "kitten on grass"),
+    ("caffe_fish-bike.jpg", "train", "github:BVLC/caffe",
+     "9b891540183ddc834a02b2bd81b31afae71b2153", "examples/images/fish-bike.jpg",
+     "BSD-2-Clause", "person on a fish-shaped bike, beach sand"),
+    ("darknet_eagle.jpg", "train", "github:pjreddie/darknet",
+     "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9", "data/eagle.jpg", "public domain (LICENSE)",
+     "eagle by water"),
+    ("darknet_giraffe.jpg", "train", "github:pjreddie/darknet",
+     "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9", "data/giraffe.jpg", "public domain (LICENSE)",
+     "giraffe and zebra, vegetation"),
+    ("darknet_horses.jpg", "val", "github:pjreddie/darknet",
+     "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9", "data/horses.jpg", "public domain (LICENSE)",
+     "horses on a grass field, sky"),
+    ("darknet_kite.jpg", "train", "github:pjreddie/darknet",
+     "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9", "data/kite.jpg", "public domain (LICENSE)",
+     "beach, sea, people, kites"),
+    ("darknet_person.jpg", "train", "github:pjreddie/darknet",
+     "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9", "data/person.jpg", "public domain (LICENSE)",
+     "person, dog and horse in a field"),
+    ("darknet_scream.jpg", "val", "github:pjreddie/darknet",
+     "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9", "data/scream.jpg", "public domain (LICENSE)",
+     "a painting (Munch, The Scream)"),
+    ("sa_dog.jpg", "train", "github:facebookresearch/segment-anything",
+     "dca509fe793f601edb92606367a655c15ac00fdf", "notebooks/images/dog.jpg", "Apache-2.0",
+     "dog indoors, tiled floor, person's legs"),
+    ("sa_dogs.jpg", "train", "github:facebookresearch/segment-anything",
+     "dca509fe793f601edb92606367a655c15ac00fdf", "demo/src/assets/data/dogs.jpg", "Apache-2.0",
+     "two dogs on a beach, sky"),
+    ("sam2_bedroom_00000.jpg", "train", "github:facebookresearch/sam2",
+     "2b90b9f5ceec907a1c18123530e92e794ad901a4", "notebooks/videos/bedroom/00000.jpg",
+     "Apache-2.0", "children in a bedroom (video frame)"),
+    ("sam2_bedroom_00080.jpg", "train", "github:facebookresearch/sam2",
+     "2b90b9f5ceec907a1c18123530e92e794ad901a4", "notebooks/videos/bedroom/00080.jpg",
+     "Apache-2.0", "children in a bedroom (video frame)"),
+    ("sam2_bedroom_00160.jpg", "val", "github:facebookresearch/sam2",
+     "2b90b9f5ceec907a1c18123530e92e794ad901a4", "notebooks/videos/bedroom/00160.jpg",
+     "Apache-2.0", "children in a bedroom (video frame)"),
+    ("mpl_grace_hopper.jpg", "train", "pypi:matplotlib", "wheel",
+     "matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+     "public domain (U.S. Navy photo); matplotlib licence for the file",
+     "portrait, flag"),
+    ("sklearn_china.jpg", "train", "pypi:scikit-learn", "wheel",
+     "sklearn/datasets/images/china.jpg", "CC BY 2.0 (danielbuechele, Flickr)",
+     "temple, trees, lake, sky"),
+    ("sklearn_flower.jpg", "val", "pypi:scikit-learn", "wheel",
+     "sklearn/datasets/images/flower.jpg", "CC BY 2.0 (vultilion, Flickr)",
+     "flower close-up, foliage"),
+]
+
+
+def read(source: str, commit: str, path: str, mirrors: Path) -> bytes:
+    """The source file's bytes: `git show` from a mirror, or the installed wheel's file."""
+    if source.startswith("github:"):
+        git = mirrors / source.removeprefix("github:").replace("/", "+") / "repo"
+        return subprocess.run(["git", "--git-dir", str(git), "show", f"{commit}:{path}"],
+                              check=True, capture_output=True).stdout
+    import importlib
+
+    pkg = importlib.import_module(path.split("/")[0])
+    return (Path(pkg.__file__).parent / Path(*path.split("/")[1:])).read_bytes()
+
+
+def main(mirrors: Path) -> None:
+    """Write the JPEGs and manifest.csv."""
+    rows = []
+    for name, split, source, commit, path, licence, shows in SOURCES:
+        img = Image.open(io.BytesIO(read(source, commit, path, mirrors))).convert("RGB")
+        img.thumbnail((LONG_SIDE, LONG_SIDE), Image.Resampling.LANCZOS)
+        img.save(HERE / name, "JPEG", quality=85)
+        rows.append({"file": name, "split": split, "source": source, "commit": commit,
+                     "path": path, "licence": licence, "shows": shows,
+                     "width": img.width, "height": img.height})
+    with open(HERE / "manifest.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

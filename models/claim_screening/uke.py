@@ -302,13 +302,22 @@ class _Reader:
                             "調剤 file starts with YK, not IR")
         if cells[3] not in TABLES:
             raise self.fail(no, "IR", 3, f"expected 1 (医科) or 3 (歯科), got {cells[3]!r}")
+        self._provider_header(no, cells, "IR", month_pos=7)
+
+    def _provider_header(self, no: int, cells: list[str], record: str, month_pos: int) -> None:
+        """The IR / YK fields both layouts share: 都道府県 (2 digits) and 医療機関・薬局コード
+        (7 digits) at 2 and 4 make the provider id with the 点数表 at 3; 請求年月 at `month_pos`.
+
+        Raises:
+            UkeError: wrong digits or an unreadable 請求年月, naming line and field.
+        """
         for pos, size in ((2, 2), (4, 7)):
             if len(cells[pos]) != size or not cells[pos].isdigit():
-                raise self.fail(no, "IR", pos, f"expected {size} digits, got {cells[pos]!r}")
+                raise self.fail(no, record, pos, f"expected {size} digits, got {cells[pos]!r}")
         try:
-            self.billed = parse_month(cells[7]).replace("-", "")
+            self.billed = parse_month(cells[month_pos]).replace("-", "")
         except ValueError as exc:
-            raise self.fail(no, "IR", 7, str(exc)) from None
+            raise self.fail(no, record, month_pos, str(exc)) from None
         self.provider = cells[2] + cells[3] + cells[4]
 
     def _re(self, no: int, cells: list[str]) -> None:
@@ -457,14 +466,7 @@ class _DispensingReader(_Reader):
             raise self.fail(no, "YK", 0, "a second YK record (one file holds one 保険薬局)")
         if cells[3] != DISPENSING_TABLE:
             raise self.fail(no, "YK", 3, f"expected 4 (調剤), got {cells[3]!r}")
-        for pos, size in ((2, 2), (4, 7)):
-            if len(cells[pos]) != size or not cells[pos].isdigit():
-                raise self.fail(no, "YK", pos, f"expected {size} digits, got {cells[pos]!r}")
-        try:
-            self.billed = parse_month(cells[6]).replace("-", "")
-        except ValueError as exc:
-            raise self.fail(no, "YK", 6, str(exc)) from None
-        self.provider = cells[2] + cells[3] + cells[4]
+        self._provider_header(no, cells, "YK", month_pos=6)
 
     def _re(self, no: int, cells: list[str]) -> None:
         self.close()

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from models.claim_screening.task import ClaimScreening, ClaimScreeningConfig, _metrics
-from models.configs import load_config
+from models.configs import load_task_config
 from models.task import Frames
 from training.workspace import Workspace
 
@@ -98,7 +98,7 @@ def run(claims: int | None, seed: int | None = None) -> dict[str, Any]:
     ws = Workspace.load(REPO)
     seed = ws.platform.seed if seed is None else seed
     task = ClaimScreening()
-    cfg = load_config(REPO / "configs" / "claim_screening.yaml", ClaimScreeningConfig)
+    cfg = load_task_config(REPO / "configs" / "claim_screening.yaml", ClaimScreeningConfig)
     if claims:
         cfg = cfg.model_copy(update={"generate": cfg.generate.model_copy(
             update={"total_claims": claims})})

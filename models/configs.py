@@ -279,9 +279,9 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_config(path: str | Path, model: type[M]) -> M:
-    """Load a YAML file into `model`; ConfigError names the file, key and reason."""
-    path = Path(path)
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping; ConfigError naming the file when it is missing,
+    unparsable or not a mapping."""
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
@@ -290,7 +290,53 @@ def load_config(path: str | Path, model: type[M]) -> M:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    return raw
+
+
+def _validate(path: Path, raw: dict[str, Any], model: type[M]) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from exc
+
+
+def load_config(path: str | Path, model: type[M]) -> M:
+    """Load a YAML file into `model`; ConfigError names the file, key and reason."""
+    path = Path(path)
+    return _validate(path, _read_mapping(path), model)
+
+
+# A task config's (configs/<task>.yaml) block of overrides that shrink it for tests and
+# benches; not part of the config the task validates.
+SMALL = "small"
+
+
+def load_task_config(path: str | Path, model: type[M]) -> M:
+    """A task's config file into its `model`, without its `small` block (see small_overrides);
+    ConfigError names the file, key and reason."""
+    path = Path(path)
+    raw = _read_mapping(path)
+    raw.pop(SMALL, None)
+    return _validate(path, raw, model)
+
+
+def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`raw` updated with `overrides` two levels deep: a mapping value updates the mapping
+    under its key (model: {epochs: 2} keeps the other model keys), anything else replaces."""
+    out = dict(raw)
+    for key, value in overrides.items():
+        old = out.get(key)
+        out[key] = {**old, **value} if isinstance(value, dict) and isinstance(old, dict) \
+            else value
+    return out
+
+
+def small_overrides(path: str | Path) -> dict[str, Any]:
+    """A task config's `small` block: the overrides (with_overrides) that shrink it to seconds
+    for tests and benches (tiny data, few trees or epochs), {} when it has none. ConfigError
+    when the block is not a mapping."""
+    path = Path(path)
+    small = _read_mapping(path).get(SMALL) or {}
+    if not isinstance(small, dict):
+        raise ConfigError(f"{path}: key '{SMALL}': expected a mapping of overrides")
+    return small

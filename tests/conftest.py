@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from models.configs import small_overrides, task_names
 from training import sandbox  # imports neither bentoml nor mlflow: the env below still applies
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,31 +22,18 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("KYODO_ROOT", None)
 os.environ.pop("KYODO_DATABASE_URL", None)  # the service store: each test picks its own
 
-SMALL = {"generate": {"total_claims": 8000}, "model": {"n_estimators": 80}}
-SMALL_NUDGE = {"generate": {"total_residents": 12000, "min_residents": 120}, "bootstrap": 20,
-               "learner": "s", "model": {"n_estimators": 30}}
-SMALL_CARE = {"generate": {"total_persons": 2400, "min_persons": 300}, "eval_persons": 200,
-              "model": {"n_estimators": 25, "num_leaves": 7, "min_child_samples": 20}}
-
-# 4 x 3 tiles of 64 px per photo, a few dozen photos, a tiny ResNet for two epochs, synthetic
-# tiles only (not the demo's ImageNet EfficientNet with real crops): seconds
-SMALL_ROAD = {"generate": {"total_photos": 24, "min_photos": 5}, "grid": {"long_side": 256},
-              "parity_tiles": 64, "model": {"architecture": "resnet", "init": "scratch",
-                                            "freeze_blocks": 0, "epochs": 2,
-                                            "hidden_sizes": [8, 16, 16, 16],
-                                            "embedding_size": 8, "threads": 1},
-              "real": {"train": False}}
-# Each listed task's config shrunk for tests, by task name (tests/unit/test_tasks_list.py
-# checks every task in configs/platform.yaml has one)
-SMALL_CONFIGS = {"claim_screening": SMALL, "checkup_nudge": SMALL_NUDGE, "care_plan": SMALL_CARE,
-                 "road_damage": SMALL_ROAD}
+# Each listed task's config shrunk for tests: the `small` block of its configs/<task>.yaml
+# (models/configs.py small_overrides), so a new task brings its own.
+SMALL_CONFIGS = {t: small_overrides(REPO / "configs" / f"{t}.yaml") for t in task_names()}
+SMALL = SMALL_CONFIGS["claim_screening"]
+SMALL_ROAD = SMALL_CONFIGS["road_damage"]
 
 
 def make_workspace(root: Path, overrides: dict | None = None,
                    task: str = "claim_screening") -> Path:
-    """A workspace with the repo's configs, the task's config shrunk for tests."""
-    return sandbox.make_workspace(root, task, SMALL_CONFIGS[task] if overrides is None
-                                  else overrides)
+    """A workspace with the repo's configs, the task's config shrunk for tests (its `small`
+    block unless overrides are given)."""
+    return sandbox.make_workspace(root, task, overrides)
 
 
 def champion(factory: pytest.TempPathFactory, task: str) -> Path:

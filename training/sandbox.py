@@ -12,18 +12,19 @@ from typing import Any
 
 import yaml
 
-from models.configs import task_labels
+from models.configs import small_overrides, task_labels, with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_workspace(root: Path, task: str, overrides: dict[str, Any]) -> Path:
-    """The repo's configs under root, configs/<task>.yaml updated with overrides (2 levels)."""
+def make_workspace(root: Path, task: str, overrides: dict[str, Any] | None = None) -> Path:
+    """The repo's configs under root, configs/<task>.yaml updated with overrides (2 levels;
+    models/configs.py with_overrides); None: the config's own `small` block (seconds)."""
     shutil.copytree(REPO / "configs", root / "configs", dirs_exist_ok=True)
     path = root / "configs" / f"{task}.yaml"
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for key, value in overrides.items():
-        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
+    if overrides is None:
+        overrides = small_overrides(path)
+    cfg = with_overrides(yaml.safe_load(path.read_text(encoding="utf-8")), overrides)
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     _serve_only(root / "configs" / "platform.yaml", task)
     return root

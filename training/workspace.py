@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.configs import PlatformConfig, Tenant, TenantsConfig, load_config
+from models.configs import PlatformConfig, Tenant, TenantsConfig, load_config, load_task_config
 from models.task import C, Task, get_task
 
 # Read once, before mlflow is imported: mlflow.set_tracking_uri() writes this variable itself,
@@ -37,7 +37,7 @@ class Workspace:
 
     def task_config(self, task: Task[C, Any]) -> C:
         """configs/<task>.yaml validated by the task's Config."""
-        return load_config(self.root / "configs" / f"{task.name}.yaml", task.Config)
+        return load_task_config(self.root / "configs" / f"{task.name}.yaml", task.Config)
 
     def task(self, name: str) -> Task:
         """A registered task by name."""

@@ -82,13 +82,13 @@ def shipped_policy(assets: dict[str, Any], config: Path | None = None) -> QueueP
             field = ".".join(map(str, first["loc"])) or "(root)"
             raise ValueError(f"{POLICY_ASSET}: {field}: {first['msg']}") from exc
     from models.claim_screening.task import ClaimScreeningConfig
-    from models.configs import ConfigError, load_config
+    from models.configs import ConfigError, load_task_config
 
     if config is None:
         raise ValueError(f"the package has no {POLICY_ASSET} (exported before it was shipped) "
                          "and no config to fall back to; re-export the model")
     try:
-        capacity = load_config(config, ClaimScreeningConfig).capacity
+        capacity = load_task_config(config, ClaimScreeningConfig).capacity
     except ConfigError as exc:
         raise ValueError(f"the package has no {POLICY_ASSET} and {config} is unusable: {exc}"
                          ) from exc

@@ -40,14 +40,14 @@ from models.care_plan.plans import (
 )
 from models.care_plan.schema import SurveyInputError, check_persons, person_inputs, read_persons
 from models.care_plan.task import CarePlanConfig
-from models.configs import load_config
+from models.configs import load_task_config
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def cfg() -> CarePlanConfig:
-    return load_config(REPO / "configs" / "care_plan.yaml", CarePlanConfig)
+    return load_task_config(REPO / "configs" / "care_plan.yaml", CarePlanConfig)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from models.checkup_nudge.arms import ARMS
 from models.checkup_nudge.scoring import OnnxArmPredictor, plan_outreach, score_residents
 from models.checkup_nudge.task import CheckupNudge, CheckupNudgeConfig, NudgeModel
-from models.configs import load_config
+from models.configs import load_task_config
 from models.task import Frames, get_task
 from tests.conftest import REPO
 from training.export import check_parity, combine_graphs
@@ -53,7 +53,7 @@ def models(parts: tuple[Frames, Frames]) -> dict[str, NudgeModel]:
 
 def test_registered_and_repo_config_loads() -> None:
     assert isinstance(get_task("checkup_nudge"), CheckupNudge)
-    cfg = load_config(REPO / "configs" / "checkup_nudge.yaml", CheckupNudgeConfig)
+    cfg = load_task_config(REPO / "configs" / "checkup_nudge.yaml", CheckupNudgeConfig)
     assert cfg.costs.costs()["standard"] == 100 and cfg.costs.costs()["none"] == 0
     with pytest.raises(ValueError, match="unknown arms"):
         CheckupNudgeConfig.model_validate({"costs": {"per_arm": {"sms": 3}}})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from models.configs import (
     ConfigError,
@@ -13,7 +14,11 @@ from models.configs import (
     check_digit,
     hash_api_key,
     load_config,
+    load_task_config,
+    small_overrides,
+    task_names,
     validate_municipality_code,
+    with_overrides,
 )
 from models.task import get_task
 from tests.conftest import REPO
@@ -46,7 +51,7 @@ def test_repo_tenants_load() -> None:
 def test_repo_platform_and_task_configs_load() -> None:
     assert load_config(REPO / "configs" / "platform.yaml", PlatformConfig).onnx_opset <= 15
     task = get_task("claim_screening")
-    cfg = load_config(REPO / "configs" / "claim_screening.yaml", task.Config)
+    cfg = load_task_config(REPO / "configs" / "claim_screening.yaml", task.Config)
     assert cfg.capacity == 0.05
 
 
@@ -83,3 +88,32 @@ def test_bad_value_and_bad_yaml_and_missing_file(tmp_path: Path) -> None:
 def test_unknown_task_lists_known_ones() -> None:
     with pytest.raises(ValueError, match="claim_screening"):
         get_task("nope")
+
+
+def test_a_task_configs_small_block_is_apart_from_the_config(tmp_path: Path) -> None:
+    task = get_task("claim_screening")
+    text = (REPO / "configs" / "claim_screening.yaml").read_text(encoding="utf-8")
+    small = small_overrides(REPO / "configs" / "claim_screening.yaml")
+    assert small["generate"] == {"total_claims": 8000}
+    cfg = load_task_config(write(tmp_path, text), task.Config)  # `small` is not a config key
+    assert cfg.generate.total_claims > 8000
+    with pytest.raises(ConfigError, match="small"):
+        load_config(write(tmp_path, text), task.Config)  # only the task loader drops it
+    with pytest.raises(ConfigError, match="key 'small': expected a mapping"):
+        small_overrides(write(tmp_path, "small: 3\n"))
+    assert small_overrides(write(tmp_path, "capacity: 0.1\n")) == {}
+
+
+def test_every_listed_tasks_small_block_makes_a_valid_config() -> None:
+    for name in task_names():
+        path = REPO / "configs" / f"{name}.yaml"
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw.pop("small")
+        get_task(name).Config.model_validate(with_overrides(raw, small_overrides(path)))
+
+
+def test_overrides_update_two_levels() -> None:
+    raw = {"model": {"epochs": 30, "lr": 0.1}, "bootstrap": 200}
+    assert with_overrides(raw, {"model": {"epochs": 2}, "bootstrap": 20}) == {
+        "model": {"epochs": 2, "lr": 0.1}, "bootstrap": 20}
+    assert raw["model"]["epochs"] == 30

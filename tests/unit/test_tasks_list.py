@@ -24,6 +24,7 @@ from models.configs import (
     PlatformConfig,
     Tenant,
     load_config,
+    load_task_config,
     task_labels,
     task_names,
 )
@@ -56,7 +57,7 @@ def test_every_listed_task_has_package_config_route_page_cli_and_stages() -> Non
     js = client.get("/ui/assets/kyodo.js").text
     for name, task in tasks.items():
         assert (REPO / "models" / name / "task.py").is_file() and task.name == name
-        load_config(REPO / "configs" / f"{name}.yaml", task.Config)
+        load_task_config(REPO / "configs" / f"{name}.yaml", task.Config)
         assert task_router(name).routes
         assert any(p.startswith(f"/v1/{name}/") for p in paths), name
         assert name in PAGES and client.get(f"/ui/{name}").status_code == 200

@@ -6,8 +6,9 @@ mapping (frame name -> DataFrame, e.g. {"lines", "labels"}), each frame carrying
 frames may carry binary files beside them (road photos and masks): a `FilesFrames`.
 
 Each task class subclasses `Task[its Config, its fitted model]`, so it inherits the optional
-hooks' defaults (`file_columns`, `pooling_metric`) and a type checker holds its methods to the
-protocol; training/ code generic in `C` and `M` keeps a task's config and model types together.
+hooks' defaults (`file_columns`, `pooling_metric`, `apply_feedback`) and a type checker holds
+its methods to the protocol; training/ code generic in `C` and `M` keeps a task's config and
+model types together.
 
 The registry holds no task: it imports `models.<name>.task` by import path for each name in
 configs/platform.yaml's `tasks` (models/configs.py task_names), so this module imports no task
@@ -31,6 +32,8 @@ from models.split import select_tenants
 if TYPE_CHECKING:
     import pandera.pandas as pa
 
+    from serving.store import Store  # the HTTP-free durable store (a type only: no import)
+
 Frames = Mapping[str, pd.DataFrame]
 C = TypeVar("C", bound=BaseModel)  # a task's config (configs/<task>.yaml validated)
 M = TypeVar("M")  # a task's fitted native model (what `fit` returns and build/<task>/model.pkl)
@@ -48,6 +51,24 @@ class FilesFrames(dict[str, pd.DataFrame]):
 def attached_files(frames: Frames) -> dict[str, bytes]:
     """The binary files a tenant's frames carry: a FilesFrames' files, else none."""
     return frames.files if isinstance(frames, FilesFrames) else {}
+
+
+class TaskData(Protocol):
+    """One task's data folder (data/<task>/) as a feedback hook writes it; training/data.py
+    TaskFolder is it for a workspace. Frames are text: every column str, as in the CSV."""
+
+    def read(self, frame: str, code: str) -> pd.DataFrame:
+        """A tenant's frame as text; FileNotFoundError naming the file when it is missing."""
+
+    def replace(self, frame: str, code: str, df: pd.DataFrame) -> None:
+        """Write a tenant's frame anew."""
+
+    def add(self, code: str, frames: Frames, keys: Mapping[str, list[str]]) -> None:
+        """Add rows (and a FilesFrames' files): a row whose `keys[frame]` columns match one
+        already there replaces it, so adding the same rows twice never duplicates them."""
+
+
+Feedback = dict[str, dict[str, int]]  # per tenant code: counts, "changed" among them
 
 
 class Task(Protocol[C, M]):
@@ -110,6 +131,12 @@ class Task(Protocol[C, M]):
         models) or costs too much for the bootstrap's hundreds of calls."""
         head = self.evaluate(cfg, model, test)["headline"]
         return str(head["metric"]), float(head["value"])
+
+    def apply_feedback(self, store: Store, data: TaskData) -> Feedback:
+        """Staff feedback the service recorded in `store` written into this task's data, first
+        step of `kyodo retrain` (training/retrain.py); per tenant code the counts, with
+        "changed" (rows added or altered). Default: the task takes no feedback ({})."""
+        return {}
 
 
 AnyTask = Task[Any, Any]  # a task from the registry: each has its own config and model types

@@ -8,6 +8,8 @@ paths, which read_frame makes absolute. Tasks without either are unaffected.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -49,7 +51,7 @@ def write_tenant(ws: Workspace, task: Task, code: str, frames: Frames) -> None:
 
 
 def append_tenant(ws: Workspace, task: Task, code: str, frames: Frames,
-                  keys: dict[str, list[str]]) -> None:
+                  keys: Mapping[str, list[str]]) -> None:
     """Add rows (and binary files) to a tenant's data: a row whose keys are already there
     replaces the old one, so re-adding the same photos or labels never duplicates them."""
     for name, df in frames.items():
@@ -66,12 +68,36 @@ def append_tenant(ws: Workspace, task: Task, code: str, frames: Frames,
         target.write_bytes(blob)
 
 
+@dataclass(frozen=True)
+class TaskFolder:
+    """A task's data folder in a workspace, as its feedback hook writes it (models/task.py
+    TaskData): frames as text, the first frame at the folder's top (frame_path)."""
+
+    ws: Workspace
+    task: Task
+
+    def read(self, frame: str, code: str) -> pd.DataFrame:
+        """A tenant's frame as text; FileNotFoundError naming the file when it is missing."""
+        path = frame_path(self.ws, self.task, frame, code)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing; run `kyodo data generate` or add the file")
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+    def replace(self, frame: str, code: str, df: pd.DataFrame) -> None:
+        """Write a tenant's frame anew."""
+        path = frame_path(self.ws, self.task, frame, code)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(path, index=False, lineterminator="\n")
+
+    def add(self, code: str, frames: Frames, keys: Mapping[str, list[str]]) -> None:
+        """append_tenant."""
+        append_tenant(self.ws, self.task, code, frames, keys)
+
+
 def read_frame(ws: Workspace, task: Task, frame: str, code: str) -> pd.DataFrame:
     """One tenant's frame, validated by the task's schema."""
     path = frame_path(ws, task, frame, code)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; run `kyodo data generate` or add the file")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = TaskFolder(ws, task).read(frame, code)
     try:
         df = task.validate(frame, df)
     except ValueError as exc:

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
-from models.task import Task
-from training.data import frame_path
+from models.task import Feedback, Task
+from training.data import TaskFolder
 from training.pipeline import export, train
 from training.registry import PromotionRefused, promote
 from training.workspace import Workspace
@@ -29,44 +27,13 @@ def _store_file(ws: Workspace) -> Path | None:
     return db if db.is_file() or database_url() else None
 
 
-def apply_claim_feedback(ws: Workspace, task: Task) -> dict[str, dict[str, int]]:
-    """Reviewer outcomes recorded by the service -> data/claim_screening/labels/<code>.csv."""
-    from models.claim_screening.feedback import merge_feedback
+def apply_feedback(ws: Workspace, task: Task) -> Feedback:
+    """The task's feedback hook (models/task.py Task.apply_feedback) over the service's store
+    and the workspace's data folder; {} when the service has recorded nothing yet."""
     from serving.store import Store
 
     db = _store_file(ws)
-    if db is None:
-        return {}
-    out: dict[str, dict[str, int]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for code in Store(db).export_labels(task.name, Path(tmp)):
-            path = frame_path(ws, task, "labels", code)
-            labels = pd.read_csv(path, dtype=str, keep_default_na=False)
-            feedback = pd.read_csv(Path(tmp) / f"{code}.csv", dtype=str, keep_default_na=False)
-            merged, out[code] = merge_feedback(labels, feedback)
-            merged.to_csv(path, index=False, lineterminator="\n")
-    return out
-
-
-def apply_road_corrections(ws: Workspace, task: Task) -> dict[str, dict[str, int]]:
-    """Road crews' corrections -> their photos and tile labels added to data/road_damage/
-    (a photo corrected again replaces its earlier rows)."""
-    from serving.store import Store
-    from training.data import append_tenant
-    from training.road_export import KEYS, corrections_frames
-
-    db = _store_file(ws)
-    if db is None:
-        return {}
-    photos = Store(db).road_training_photos()
-    out: dict[str, dict[str, int]] = {}
-    for code, frames in corrections_frames(photos).items():
-        append_tenant(ws, task, code, frames, KEYS)
-        out[code] = {"changed": len(frames["photos"]), "tiles": len(frames["tiles"])}
-    return out
-
-
-FEEDBACK = {"claim_screening": apply_claim_feedback, "road_damage": apply_road_corrections}
+    return {} if db is None else task.apply_feedback(Store(db), TaskFolder(ws, task))
 
 
 def data_version(ws: Workspace) -> str | None:
@@ -99,7 +66,7 @@ def retrain(ws: Workspace, task: Task, who: str = "cli", progress: bool = True,
             ) -> dict[str, Any]:
     """Feedback into the data, a new data version, train + export, and the promotion gate."""
     before = _metrics(ws, task)
-    feedback = FEEDBACK[task.name](ws, task) if task.name in FEEDBACK else {}
+    feedback = apply_feedback(ws, task)
     md5 = data_version(ws)
     evaluation, version = run_stages(ws, task, md5 is not None, progress)
     try:

@@ -31,8 +31,8 @@ def _workspace() -> Workspace:
 
 def _write(frames: FilesFrames, code: str, append: bool) -> None:
     """Write a tenant's imported frames and files into the workspace's data folder."""
+    from models.road_damage.corrections import KEYS
     from training.data import append_tenant, write_tenant
-    from training.road_export import KEYS
 
     ws = _workspace()
     task = ws.task("road_damage")
@@ -116,8 +116,8 @@ def export_corrections(out: Annotated[Path, typer.Option(help="Output folder (da
                        Path("feedback/road_damage")) -> None:
     """Corrected photos as training data: the analysed image, tile labels = the model's except
     where staff corrected a tile (or the whole photo)."""
+    from models.road_damage.corrections import corrections_frames
     from serving.store import Store
-    from training.road_export import corrections_frames
 
     ws = _workspace()
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pandas as pd
+
+from models.task import Feedback, TaskData
+
+if TYPE_CHECKING:
+    from serving.store import Store
 
 LABEL_COLUMNS = ["claim_id", "error_type", "recoverable_points"]
 
@@ -23,3 +32,15 @@ def merge_feedback(labels: pd.DataFrame, feedback: pd.DataFrame,
     counts = {"changed": changed, "unchanged": len(known) - changed,
               "unknown": len(fb) - len(known)}
     return merged.reset_index()[LABEL_COLUMNS], counts
+
+
+def apply_feedback(store: Store, data: TaskData, task: str = "claim_screening") -> Feedback:
+    """Reviewer outcomes recorded by the service -> data/claim_screening/labels/<code>.csv;
+    per tenant the counts of merge_feedback."""
+    out: Feedback = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for code in store.export_labels(task, Path(tmp)):
+            feedback = pd.read_csv(Path(tmp) / f"{code}.csv", dtype=str, keep_default_na=False)
+            merged, out[code] = merge_feedback(data.read("labels", code), feedback)
+            data.replace("labels", code, merged)
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,7 @@ from pydantic import Field
 from models.claim_screening import schema as S
 from models.claim_screening.estimator import ClaimModel, fit_model
 from models.claim_screening.features import FEATURE_NAMES
+from models.claim_screening.feedback import apply_feedback
 from models.claim_screening.generate import GenerateSpec, generate
 from models.claim_screening.metrics import capacity_metrics, recovery_curve
 from models.claim_screening.policy import POLICY_ASSET, QueuePolicy
@@ -22,7 +23,10 @@ from models.claim_screening.scoring import OnnxPredictor, prepare
 from models.configs import Strict, Tenant
 from models.figures import save_figure
 from models.split import select_tenants
-from models.task import Frames, Task
+from models.task import Feedback, Frames, Task, TaskData
+
+if TYPE_CHECKING:
+    from serving.store import Store
 
 
 class GenerateConfig(Strict):
@@ -207,6 +211,10 @@ class ClaimScreening(Task[ClaimScreeningConfig, ClaimModel]):
         policy = QueuePolicy(capacity=model.capacity).model_dump()
         return {"reference.json": json.dumps(payload, ensure_ascii=False).encode("utf-8"),
                 POLICY_ASSET: json.dumps(policy).encode("utf-8")}
+
+    def apply_feedback(self, store: Store, data: TaskData) -> Feedback:
+        """Reviewer outcomes -> labels/<code>.csv (models/claim_screening/feedback.py)."""
+        return apply_feedback(store, data, self.name)
 
 
 def _metrics(table: pd.DataFrame, capacity: float) -> dict[str, float]:

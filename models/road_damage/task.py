@@ -22,6 +22,7 @@ from models.road_damage.analyze import (
     tile_flags,
 )
 from models.road_damage.baseline import DarkLineDetector, calibrate, f1
+from models.road_damage.corrections import apply_corrections
 from models.road_damage.generate import Spec, generate
 from models.road_damage.labels import (
     CLASSES,
@@ -35,10 +36,11 @@ from models.road_damage.labels import (
 )
 from models.road_damage.photo import Grid, photo_tiles
 from models.split import hold_out
-from models.task import FilesFrames, Frames, Task
+from models.task import Feedback, FilesFrames, Frames, Task, TaskData
 
 if TYPE_CHECKING:
     from models.road_damage.real import RealCrops
+    from serving.store import Store
 
 
 class GenerateConfig(Strict):
@@ -371,6 +373,10 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
     def assets(self, model: RoadModel) -> dict[str, bytes]:
         """road.json: classes, labels, grid, threshold, levels."""
         return {"road.json": json.dumps(model.assets, ensure_ascii=False, indent=1).encode()}
+
+    def apply_feedback(self, store: Store, data: TaskData) -> Feedback:
+        """Road crews' corrections -> photos and tiles (models/road_damage/corrections.py)."""
+        return apply_corrections(store, data)
 
 
 def with_real(cfg: RoadDamageConfig, tiles: np.ndarray, labels: np.ndarray, window: int,

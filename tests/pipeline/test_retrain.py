@@ -58,7 +58,7 @@ def test_road_corrections_become_training_photos_once(tmp_path: Path) -> None:
     from serving.store import Store
     from tests.conftest import SMALL_ROAD
     from training.data import load_pooled, write_generated
-    from training.retrain import FEEDBACK
+    from training.retrain import apply_feedback
 
     ws = Workspace.load(sandbox.make_workspace(tmp_path, "road_damage", SMALL_ROAD))
     task = ws.task("road_damage")
@@ -73,8 +73,8 @@ def test_road_corrections_become_training_photos_once(tmp_path: Path) -> None:
     store.save_road_batch("b1", "121002", "1", [result])
     store.save_road_corrections("121002", [
         {"batch_id": "b1", "index": 0, "row": 1, "col": 2, "correct": False, "labels": ["D20"]}])
-    assert FEEDBACK["road_damage"](ws, task) == {"121002": {"changed": 1, "tiles": 12}}
-    assert FEEDBACK["road_damage"](ws, task) == {"121002": {"changed": 1, "tiles": 12}}
+    assert apply_feedback(ws, task) == {"121002": {"changed": 1, "tiles": 12}}
+    assert apply_feedback(ws, task) == {"121002": {"changed": 1, "tiles": 12}}
     after = load_pooled(ws, task, progress=False)  # validated by the task's schema
     assert len(after["photos"]) == len(before["photos"]) + 1  # added once, replaced after
     tiles = after["tiles"][after["tiles"]["photo_id"] == "121002-fb-b1-0"]

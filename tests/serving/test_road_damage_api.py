@@ -210,9 +210,9 @@ def test_crew_page_is_served_in_japanese(road: TestClient) -> None:
 
 def test_corrected_photos_export_as_training_data(road: TestClient, batch: dict,
                                                   road_root: Path) -> None:
+    from models.road_damage.corrections import corrections_frames
     from models.road_damage.schema import validate
     from serving.store import Store
-    from training.road_export import corrections_frames
 
     item = {"batch_id": batch["batch_id"], "index": 2, "row": 0, "col": 0, "correct": False,
             "labels": ["D40"]}

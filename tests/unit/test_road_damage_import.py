@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from models.road_damage.corrections import corrected_labels, corrections_frames
 from models.road_damage.importers import crack_class, import_folders, import_masks, import_voc
 from models.road_damage.labels import CLASSES
 from models.road_damage.photo import Grid
 from models.road_damage.schema import validate
-from training.road_export import corrected_labels, corrections_frames
 
 
 def _photo(path: Path, size: tuple[int, int] = (256, 192)) -> None:

@@ -3,6 +3,7 @@ them without probing (models/task.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -44,11 +45,28 @@ def test_defaults_of_the_optional_hooks() -> None:
     assert list(toy.select({"rows": rows}, ["1"])["rows"]["row_id"]) == ["a", "c"]
 
 
+class Untouchable:
+    """A TaskData that fails on any use: the default feedback hook must not write data."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the default apply_feedback used data.{name}")
+
+
+def test_the_default_feedback_hook_takes_no_feedback(tmp_path: Path) -> None:
+    from serving.store import Store
+
+    store = Store(tmp_path / "kyodo.db")
+    assert Toy().apply_feedback(store, Untouchable()) == {}
+
+
 def test_overrides_are_the_tasks_own() -> None:
     tasks = registry()
     assert tasks["road_damage"].file_columns == {"photos": ("file", "mask_file")}
     assert type(tasks["claim_screening"]).pooling_metric is not Task.pooling_metric
     assert type(tasks["care_plan"]).pooling_metric is Task.pooling_metric
+    own_feedback = {n for n, t in tasks.items() if type(t).apply_feedback
+                    is not Task.apply_feedback}
+    assert own_feedback == {"claim_screening", "road_damage"}  # `kyodo retrain` reads them
 
 
 def test_attached_files_only_from_files_frames() -> None:

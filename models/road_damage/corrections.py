@@ -1,14 +1,18 @@
-"""Staff corrections of road_damage results as training frames (same layout as data/)."""
+"""Staff corrections of road_damage results as training frames (same layout as data/), and the
+task's feedback hook that adds them to its data before `kyodo retrain`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from models.road_damage.labels import CLASSES, crack_ratio, mlit_level
-from models.task import FilesFrames
+from models.task import Feedback, FilesFrames, TaskData
+
+if TYPE_CHECKING:
+    from serving.store import Store
 
 KEYS = {"photos": ["photo_id"], "tiles": ["photo_id", "row", "col"]}  # a row's identity
 
@@ -62,3 +66,14 @@ def corrections_frames(photos: list[dict[str, Any]]) -> dict[str, FilesFrames]:
                      for k, lab in enumerate(labels))
     return {code: FilesFrames({"photos": pd.DataFrame(r), "tiles": pd.DataFrame(t)}, f)
             for code, (r, t, f) in out.items()}
+
+
+def apply_corrections(store: Store, data: TaskData) -> Feedback:
+    """Road crews' corrections recorded by the service -> their photos and tile labels added to
+    data/road_damage/ (a photo corrected again replaces its earlier rows); per tenant the
+    photos changed and their tiles."""
+    out: Feedback = {}
+    for code, frames in corrections_frames(store.road_training_photos()).items():
+        data.add(code, frames, KEYS)
+        out[code] = {"changed": len(frames["photos"]), "tiles": len(frames["tiles"])}
+    return out

@@ -43,10 +43,7 @@ demo: train ## Install, build data, train, register, promote, print keys, serve 
 	@$(BIN)/kyodo models
 	@echo; echo "Demo API keys (Authorization: Bearer <key>):"; $(BIN)/kyodo tenants keys
 	@echo; echo "API docs:      http://localhost:$(PORT)/v1/docs"
-	@echo "Reviewer page: http://localhost:$(PORT)/ui/claim_screening  (key kyodo-demo-402303)"
-	@echo "Outreach page: http://localhost:$(PORT)/ui/checkup_nudge    (key kyodo-demo-472018)"
-	@echo "Care plans:    http://localhost:$(PORT)/ui/care_plan        (key kyodo-demo-232017)"
-	@echo "Road photos:   http://localhost:$(PORT)/ui/road_damage      (key kyodo-demo-121002)"
+	@echo "Task pages (configs/platform.yaml tasks):"; $(BIN)/kyodo tenants pages --port $(PORT)
 	@echo "Costs page:    http://localhost:$(PORT)/ui/costs            (any key; kyodo-demo-admin: all)"
 	@echo "Operations:    http://localhost:$(PORT)/ui/operations       (any key; kyodo-demo-admin: all)"
 	@echo "Metrics:       http://localhost:$(PORT)/metrics     (key kyodo-demo-admin)"

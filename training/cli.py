@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from models.configs import task_names
+from models.configs import task_labels, task_names
 from training.console import workspace as _ws
 from training.ops_cli import register as register_ops
 from training.report_cli import report_app
@@ -192,6 +192,17 @@ def feedback_export(
         typer.echo(f"{code}: {n} labels -> {out / f'{code}.csv'}")
     if not written:
         typer.echo("no feedback recorded yet")
+
+
+@tenants_app.command("pages")
+def tenants_pages(port: Annotated[int, typer.Option(help="The service's port.")] = 3000) -> None:
+    """Each listed task's page (configs/platform.yaml `tasks`) with a subscriber's demo key: the
+    first municipality in configs/tenants.yaml that subscribes to it (any subscriber's works)."""
+    ws = _ws()
+    for name, label in task_labels().items():
+        first = next((t for t in ws.tenants.tenants if name in t.tasks), None)
+        key = f"key kyodo-demo-{first.code}, {first.name}" if first else "no subscriber"
+        typer.echo(f"{f'http://localhost:{port}/ui/{name}':<44} {label} ({key})")
 
 
 @tenants_app.command("keys")

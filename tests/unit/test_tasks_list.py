@@ -1,7 +1,8 @@
 """One list of tasks (configs/platform.yaml `tasks`): every listed task has its package, config,
 route, page, CLI and DVC stages, found by name; a fifth task added to a copy of the repository
-gets all of them without editing dvc.yaml, serving/api.py, training/cli.py, kyodo.js or the
-Makefile; a listed task without its router or page stops the service at start (issue 18)."""
+gets all of them (and its test size, retrain step, demo line and cost-bench entry) without
+editing any shared file; a listed task without its router or page stops the service at start
+(issue 18)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ from models.task import registry
 from serving.api import PAGES, TaskWiringError, app, task_router
 from tests.conftest import REPO, SMALL_CONFIGS
 from training.cli import _tasks, task_groups
-from training.retrain import FEEDBACK
 
 
 def _stages(root: Path) -> list[str]:
@@ -66,7 +66,6 @@ def test_every_listed_task_has_package_config_route_page_cli_and_stages() -> Non
     assert "kyodo:task-labels" not in js
     assert _tasks("all") == sorted(task_names())
     assert set(task_groups()) == {"claims", "nudge", "road"}  # care_plan has no own group
-    assert set(FEEDBACK) <= set(task_names())
     assert sorted(_stages(REPO)) == sorted(f"{s}@{t}" for s in ("train", "export")
                                            for t in task_names())
 
@@ -110,7 +109,9 @@ def test_an_unlisted_router_module_is_an_error() -> None:
         task_router("nope")
 
 
-# ---- a fifth task: one package, one config, one list line (plus its router and page) ----
+# ---- a fifth task: its package, its config, one list line; its router and page by name ----
+# (models/ stays free of HTTP, so the route and the page are the two serving files named
+# after the task; everything else is derived from the list)
 
 TOY_TASK = '''"""A toy task: a few numbered rows per tenant."""
 
@@ -148,6 +149,7 @@ class Toy(Task[ToyConfig, float]):
     def evaluate(self, cfg: ToyConfig, model: float, test: Frames) -> dict[str, Any]:
         return {"headline": {"metric": "x", "value": model}}
 '''
+TOY_CONFIG = "rows: 4\nsmall:\n  rows: 2\n"
 TOY_ROUTER = '''from fastapi import APIRouter
 
 router = APIRouter(prefix="/v1/toy", tags=["toy"])
@@ -162,14 +164,20 @@ CHECK = """
 import json
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
+from bench.costs import sent_tasks
 from models.task import get_task
 from serving.api import app
+from tests.conftest import SMALL_CONFIGS
 from training.cli import app as cli
+from training.retrain import apply_feedback
+from training.workspace import Workspace
 
 client = TestClient(app)
 runner = CliRunner()
 gen = runner.invoke(cli, ["data", "generate", "--task", "toy"])
 val = runner.invoke(cli, ["data", "validate", "--task", "toy"])
+pages = runner.invoke(cli, ["tenants", "pages", "--port", "3000"])
+ws = Workspace.load(".")
 print(json.dumps({
     "task": type(get_task("toy")).__name__,
     "route": client.get("/v1/toy/hello").json(),
@@ -177,15 +185,21 @@ print(json.dumps({
     "page": client.get("/ui/toy").status_code,
     "label": '"toy": "おもちゃ"' in client.get("/ui/assets/kyodo.js").text,
     "cli": [gen.exit_code, gen.output, val.exit_code, val.output],
+    "config": ws.task_config(ws.task("toy")).rows,
+    "small": SMALL_CONFIGS["toy"],
+    "feedback": apply_feedback(ws, ws.task("toy")),
+    "demo_line": [line for line in pages.output.splitlines() if "/ui/toy" in line],
+    "costs_bench": "toy" in sent_tasks(),
 }, ensure_ascii=False))
 """
 
 
 def _copy_repo(dst: Path) -> Path:
     skip = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for part in ("models", "serving", "training", "configs"):
+    for part in ("models", "serving", "training", "configs", "bench"):
         shutil.copytree(REPO / part, dst / part, ignore=skip)
-    for part in ("dvc.yaml", "Makefile"):
+    for part in ("dvc.yaml", "Makefile", "tests/__init__.py", "tests/conftest.py"):
+        (dst / part).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / part, dst / part)
     return dst
 
@@ -199,11 +213,12 @@ def _python(root: Path, code: str) -> subprocess.CompletedProcess[str]:
 def test_a_fifth_task_gets_stage_route_page_and_cli(tmp_path: Path) -> None:
     root = _copy_repo(tmp_path / "repo")
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    # the one config and the one list line (and a municipality subscribing, to generate data)
+    # its package, its config (with its test size), the one list line (and a municipality
+    # subscribing, to generate data)
     (root / "models" / "toy").mkdir()
     (root / "models" / "toy" / "__init__.py").write_text("", encoding="utf-8")
     (root / "models" / "toy" / "task.py").write_text(TOY_TASK, encoding="utf-8")
-    (root / "configs" / "toy.yaml").write_text("rows: 4\n", encoding="utf-8")
+    (root / "configs" / "toy.yaml").write_text(TOY_CONFIG, encoding="utf-8")
     platform = root / "configs" / "platform.yaml"
     text = platform.read_text(encoding="utf-8")
     platform.write_text(text.replace("  road_damage: 道路損傷検知\n",
@@ -230,6 +245,12 @@ def test_a_fifth_task_gets_stage_route_page_and_cli(tmp_path: Path) -> None:
     gen_code, gen_out, val_code, val_out = got["cli"]
     assert gen_code == 0 and "toy: 4 rows for 1 tenants" in gen_out, gen_out
     assert val_code == 0 and "toy: OK (rows: 4 rows)" in val_out, val_out
+    assert got["config"] == 4 and got["small"] == {"rows": 2}  # tests shrink it by its block
+    assert got["feedback"] == {}  # `kyodo retrain toy`: the Protocol's default hook
+    line, = got["demo_line"]  # printed by `make demo`
+    assert line.split() == ["http://localhost:3000/ui/toy", "おもちゃ", "(key",
+                            "kyodo-demo-232017,", "豊橋市)"]
+    assert got["costs_bench"] is False  # no month workload: reported as not sent
 
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=root,
                    check=True, timeout=120)
@@ -240,6 +261,13 @@ def test_a_fifth_task_gets_stage_route_page_and_cli(tmp_path: Path) -> None:
                            f"BIN={Path(sys.executable).parent}", "tasks"], cwd=root, text=True,
                           capture_output=True, timeout=60)
     assert make.stdout.split() == [*task_names(), "toy"], make.stderr  # `make train` promotes
-    # nothing else was edited: dvc.yaml, api.py, cli.py, kyodo.js, Makefile are as they were
+    # exactly what the toy touched: its package, its config, its router and page (by name),
+    # the list line and the subscription; dvc.yaml, api.py, cli.py, retrain.py, kyodo.js,
+    # bench/, the Makefile and the tests' conftest are as they were
     changed = sorted(str(p.relative_to(root)) for p, b in before.items() if p.read_bytes() != b)
     assert changed == ["configs/platform.yaml", "configs/tenants.yaml"]
+    skip = ("__pycache__", ".dvc", ".dvcignore", "data", "reports", "state", "mlflow", "build")
+    added = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
+                   and p not in before and not set(p.relative_to(root).parts) & set(skip))
+    assert added == ["configs/toy.yaml", "models/toy/__init__.py", "models/toy/task.py",
+                     "serving/static/toy.html", "serving/toy.py"]

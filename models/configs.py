@@ -300,6 +300,17 @@ def _validate(path: Path, raw: dict[str, Any], model: type[M]) -> M:
         raise ConfigError(f"{path}: {_describe(exc)}") from exc
 
 
+def validate_shipped(asset: str, raw: Any, model: type[M]) -> M:
+    """A packaged JSON asset's content (e.g. policy.json) as `model`; ValueError naming the
+    asset and its first bad field ("policy.json: capacity: Input should be ...")."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(map(str, first["loc"])) or "(root)"
+        raise ValueError(f"{asset}: {field}: {first['msg']}") from exc
+
+
 def load_config(path: str | Path, model: type[M]) -> M:
     """Load a YAML file into `model`; ConfigError names the file, key and reason."""
     path = Path(path)

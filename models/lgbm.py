@@ -11,6 +11,9 @@ from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
+from pydantic import Field
+
+from models.configs import Strict
 
 # Before lightgbm loads OpenMP (every estimator imports lightgbm inside its functions, after
 # this module): idle threads sleep instead of spinning. `kyodo` and `make` set it already; this
@@ -19,6 +22,15 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _CLIENT: ContextVar[Any] = ContextVar("kyodo_dask_client", default=None)
+
+
+class Bagging(Strict):
+    """The row and column sampling every task's LightGBM uses; a task's `model` config
+    subclasses it with its own trees, learning rate and leaves (their defaults differ)."""
+
+    subsample: float = Field(default=0.8, gt=0, le=1)
+    subsample_freq: int = Field(default=1, ge=0)
+    colsample_bytree: float = Field(default=0.8, gt=0, le=1)
 
 
 @contextmanager

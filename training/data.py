@@ -41,13 +41,8 @@ def write_generated(ws: Workspace, task: Task, progress: bool = True) -> dict[st
 def write_tenant(ws: Workspace, task: Task, code: str, frames: Frames) -> None:
     """One tenant's frames as CSV files, and its binary files (if any) beside them."""
     for frame, df in frames.items():
-        path = frame_path(ws, task, frame, code)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(path, index=False, lineterminator="\n")
-    for rel, blob in attached_files(frames).items():
-        path = ws.path("data") / task.name / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(blob)
+        _write_csv(frame_path(ws, task, frame, code), df)
+    _write_files(ws, task, frames)
 
 
 def append_tenant(ws: Workspace, task: Task, code: str, frames: Frames,
@@ -60,12 +55,21 @@ def append_tenant(ws: Workspace, task: Task, code: str, frames: Frames,
         new = df.astype(str)
         merged = new if old is None else pd.concat([old, new]).drop_duplicates(keys[name],
                                                                                keep="last")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        merged.to_csv(path, index=False, lineterminator="\n")
+        _write_csv(path, merged)
+    _write_files(ws, task, frames)
+
+
+def _write_csv(path: Path, df: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False, lineterminator="\n")
+
+
+def _write_files(ws: Workspace, task: Task, frames: Frames) -> None:
+    """A FilesFrames' binary files under data/<task>/ (none for plain frames)."""
     for rel, blob in attached_files(frames).items():
-        target = ws.path("data") / task.name / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(blob)
+        path = ws.path("data") / task.name / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(blob)
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,7 @@ class TaskFolder:
 
     def replace(self, frame: str, code: str, df: pd.DataFrame) -> None:
         """Write a tenant's frame anew."""
-        path = frame_path(self.ws, self.task, frame, code)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(path, index=False, lineterminator="\n")
+        _write_csv(frame_path(self.ws, self.task, frame, code), df)
 
     def add(self, code: str, frames: Frames, keys: Mapping[str, list[str]]) -> None:
         """append_tenant."""

@@ -24,6 +24,7 @@ from models.care_plan.items import CAPS_2019_10, CHANGE, LEVELS
 from models.care_plan.plans import Catalogue
 from models.care_plan.records import labels, plan_matrix, rows, typical_plans
 from models.configs import Strict, Tenant
+from models.lgbm import Bagging
 from models.split import hold_out, tenant_share
 from models.task import Frames, Task
 
@@ -55,16 +56,13 @@ class ServiceConfig(Strict):
         return v
 
 
-class ModelConfig(Strict):
+class ModelConfig(Bagging):
     """LightGBM hyper-parameters of every outcome model."""
 
     n_estimators: int = Field(default=80, ge=5)
     learning_rate: float = Field(default=0.1, gt=0, le=1)
     num_leaves: int = Field(default=15, ge=4)
     min_child_samples: int = Field(default=40, ge=1)
-    subsample: float = Field(default=0.8, gt=0, le=1)
-    subsample_freq: int = Field(default=1, ge=0)
-    colsample_bytree: float = Field(default=0.8, gt=0, le=1)
     reg_lambda: float = Field(default=1.0, ge=0)
 
 

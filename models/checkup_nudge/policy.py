@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.checkup_nudge.arms import ARMS
 from models.checkup_nudge.outreach import ROSTER, SIMPLE_ORDERS
+from models.configs import validate_shipped
 
 ASSET = "nudge.json"
 
@@ -56,9 +57,4 @@ def shipped_policy(assets: dict[str, Any]) -> OutreachPolicy:
     raw = assets.get(ASSET)
     if raw is None:
         raise ValueError(f"the package has no {ASSET}")
-    try:
-        return OutreachPolicy.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(map(str, first["loc"])) or "(root)"
-        raise ValueError(f"{ASSET}: {field}: {first['msg']}") from exc
+    return validate_shipped(ASSET, raw, OutreachPolicy)

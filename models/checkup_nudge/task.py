@@ -28,6 +28,7 @@ from models.checkup_nudge.features import FEATURE_LABELS, FEATURE_NAMES, build_f
 from models.checkup_nudge.features import fit_encodings as learn_encodings
 from models.checkup_nudge.generate import GenerateSpec, generate
 from models.configs import Strict, Tenant
+from models.lgbm import Bagging
 from models.split import hold_out, tenant_share
 from models.task import Frames, Task
 
@@ -71,16 +72,13 @@ class CostConfig(Strict):
         return arm_costs(self.postage_yen, self.printing_yen, self.per_arm)
 
 
-class ModelConfig(Strict):
+class ModelConfig(Bagging):
     """LightGBM hyper-parameters shared by every booster of the uplift learners."""
 
     n_estimators: int = Field(default=60, ge=10)
     learning_rate: float = Field(default=0.15, gt=0, le=1)
     num_leaves: int = Field(default=15, ge=4)
     min_child_samples: int = Field(default=200, ge=1)
-    subsample: float = Field(default=0.8, gt=0, le=1)
-    subsample_freq: int = Field(default=1, ge=0)
-    colsample_bytree: float = Field(default=0.8, gt=0, le=1)
     reg_lambda: float = Field(default=1.0, ge=0)
 
 

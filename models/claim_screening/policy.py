@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from models.configs import Strict
+from models.configs import Strict, validate_shipped
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,7 @@ def shipped_policy(assets: dict[str, Any], config: Path | None = None) -> QueueP
     """
     raw = assets.get(POLICY_ASSET)
     if raw is not None:
-        try:
-            return QueuePolicy.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(map(str, first["loc"])) or "(root)"
-            raise ValueError(f"{POLICY_ASSET}: {field}: {first['msg']}") from exc
+        return validate_shipped(POLICY_ASSET, raw, QueuePolicy)
     from models.claim_screening.task import ClaimScreeningConfig
     from models.configs import ConfigError, load_task_config
 

@@ -22,6 +22,7 @@ from models.claim_screening.rules import rules_priority
 from models.claim_screening.scoring import OnnxPredictor, prepare
 from models.configs import Strict, Tenant
 from models.figures import save_figure
+from models.lgbm import Bagging
 from models.split import select_tenants
 from models.task import Feedback, Frames, Task, TaskData
 
@@ -38,16 +39,13 @@ class GenerateConfig(Strict):
     error_rate: float = Field(default=0.03, gt=0, lt=0.5)
 
 
-class ModelConfig(Strict):
+class ModelConfig(Bagging):
     """LightGBM hyper-parameters (shared by the classifier and the stake regressor)."""
 
     n_estimators: int = Field(default=300, ge=10)
     learning_rate: float = Field(default=0.05, gt=0, le=1)
     num_leaves: int = Field(default=31, ge=4)
     min_child_samples: int = Field(default=40, ge=1)
-    subsample: float = Field(default=0.8, gt=0, le=1)
-    subsample_freq: int = Field(default=1, ge=0)
-    colsample_bytree: float = Field(default=0.8, gt=0, le=1)
 
 
 class ClaimScreeningConfig(Strict):

@@ -386,7 +386,7 @@ def normalise_column(column: pd.Series, name: str, layout: Layout) -> pd.Series:
     if all(a == b for a, b in zip(new, uniques, strict=True)):
         return column
     # the distinct values as strings, then gathered by code (in C, not per cell in Python)
-    values = pd.array(new, dtype=column.dtype).take(codes)
+    values = pd.Series(new, dtype=column.dtype).array.take(codes)
     return pd.Series(values, index=column.index, name=column.name)
 
 

@@ -82,6 +82,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element, ParseError
 
+import numpy as np
 import pandas as pd
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
@@ -490,7 +491,7 @@ def roster_keys(frame: pd.DataFrame, tenant_code: str | pd.Series) -> pd.Series 
     keys = pd.Series("", index=frame.index, dtype=object)
     for tenant in tenants[given].unique():  # the tenant's HMAC key derived once
         rows = given & (tenants == tenant).to_numpy()
-        keys[rows] = pseudonymise_many(tenant, raw[rows].tolist())
+        keys[rows] = np.array(pseudonymise_many(tenant, raw[rows].tolist()), dtype=object)
     return keys
 
 
@@ -521,7 +522,7 @@ def merge(frame: pd.DataFrame, results: CheckupResults, tenant_code: str | pd.Se
         cells = out[col].astype(object) if col in out.columns else pd.Series(
             "", index=out.index, dtype=object)
         idx = out.index[hit][given]
-        cells.loc[idx] = [f"{v:g}" for v in values[given]]
+        cells.loc[idx] = np.array([f"{v:g}" for v in values[given]], dtype=object)
         out[col] = cells.astype(str)
         filled[col] = int(given.sum())
     on_roster = set(keys[hit])

@@ -408,7 +408,7 @@ def eligible(frame: pd.DataFrame, lines: np.ndarray, year: int,
     if changed.any():
         ages = frame["age"].astype(object) if "age" in frame.columns else pd.Series(
             "", index=frame.index, dtype=object)
-        ages[changed] = [f"{a:g}" for a in clipped[changed]]
+        ages[changed] = np.array([f"{a:g}" for a in clipped[changed]], dtype=object)
         frame["age"] = ages.astype(str)
     return frame, lines, report
 

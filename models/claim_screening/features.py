@@ -244,12 +244,13 @@ def build_reference(lines: pd.DataFrame, hits: pd.DataFrame) -> Reference:
     """Learn point norms per (claim type, key code) and per (claim type, code group), and
     per-provider habits (raw means and claim counts) from training data."""
     shape = _shape(ClaimLines.read(lines), hits["claim_id"])
-    logp: pd.Series = np.log1p(hits["total_points"].astype(float))
+    logp = pd.Series(np.log1p(hits["total_points"].to_numpy(float)), index=hits.index)
     key, keys = _norm_keys(hits["claim_type"], shape["key_code"], shape["code_names"])
     per_claim = np.asarray(keys, dtype=object)[key]
     norm = logp.groupby(per_claim).median()
     groups = logp.groupby(np.array([_group_key(k) for k in per_claim], dtype=object)).median()
-    norms = {**{k: float(v) for k, v in groups.items()}, **{k: float(v) for k, v in norm.items()}}
+    norms = {**{str(k): float(v) for k, v in groups.items()},
+             **{str(k): float(v) for k, v in norm.items()}}
     global_norm = float(logp.median())
     values = _claim_provider_values(lines, hits, norms, global_norm)
     provider, names = factorize(hits["provider_id"])

@@ -222,7 +222,7 @@ def _check_code_formats(lines: pd.DataFrame, row_offset: int | np.ndarray) -> No
     if rows.size == 0:
         return
     parts = [f"列 'code' {_line(i, row_offset)}行目 / column 'code' row {_line(i, row_offset)}: "
-             f"{code_format_problem(lines['line_kind'].iat[i], lines['code'].iat[i])}"
+             f"{code_format_problem(str(lines['line_kind'].iat[i]), str(lines['code'].iat[i]))}"
              for i in rows[:3]]
     more = (f"; ほか{rows.size - 3}行 / and {rows.size - 3} more rows" if rows.size > 3
             else "")

@@ -38,6 +38,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -759,6 +760,7 @@ def _claim_records(receipt_no: int, claim: pd.DataFrame, icd: Mapping[str, str],
     out = [f"RE,{receipt_no},{kind},{_uke_date(first, True, wareki)},患者{receipt_no},"
            f"{int(head['sex'])},{_uke_date(birth, False, wareki)},,,,,,,",
            f"HO,{head['tenant_code']},,{head['patient_id']},1,{int(head['total_points'])}"]
+    ln: Any  # an itertuples row: its fields by column name
     for ln in claim.itertuples(index=False):
         if ln.line_kind == "diagnosis":  # no 傷病名コード known: 未コード化傷病名 with its name
             code, name = (icd[ln.code], "") if ln.code in icd else (UNCODED_DIAGNOSIS, ln.code)
@@ -811,6 +813,7 @@ def _dispensing_records(receipt_no: int, claim: pd.DataFrame, wareki: bool) -> l
             out.append(cz(days, "", fees[:take]))
             del fees[:take]
 
+    ln: Any  # an itertuples row: its fields by column name
     for ln in claim.itertuples(index=False):
         if ln.line_kind == "procedure":
             fees.append((str(ln.code), int(ln.points)))

@@ -177,6 +177,7 @@ def load_tiles(photos: pd.DataFrame, tiles: pd.DataFrame, grid: Grid) -> TileSet
     """Decode each photo as serving would (EXIF orientation, resize, tiling) and attach labels."""
     parts, labels, owner, paved = [], [], [], []
     by_photo = {pid: g.sort_values(["row", "col"]) for pid, g in tiles.groupby("photo_id")}
+    row: Any  # an itertuples row: its fields by column name
     for i, row in enumerate(photos.itertuples(index=False)):
         # a 1 x 1 photo is a tile dataset's image (class folders): the whole image is the tile
         g = Grid(grid.tile, grid.tile, grid.context) if row.rows == row.cols == 1 else grid

@@ -23,6 +23,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -277,7 +278,7 @@ def _typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         values = pd.to_numeric(frame[col].replace("", "0"), errors="coerce")
         bad = values.isna()
         if bad.any():
-            raise MasterError(f"{name} line {int(bad.idxmax()) + 1}: column {col!r} is "
+            raise MasterError(f"{name} line {cast(int, bad.idxmax()) + 1}: column {col!r} is "
                               f"{frame[col][bad].iloc[0]!r}, expected a number")
         frame[col] = values.astype("float64")
     for col in ("min_age", "max_age"):

@@ -18,7 +18,9 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from bench.costs import sent_tasks
 from models.configs import (
     ConfigError,
     CostsConfig,
@@ -33,6 +35,7 @@ from models.task import registry
 from serving.api import PAGES, TaskWiringError, app, task_router
 from tests.conftest import REPO, SMALL_CONFIGS
 from training.cli import _tasks, task_groups
+from training.cli import app as cli
 
 
 def _stages(root: Path) -> list[str]:
@@ -64,6 +67,11 @@ def test_every_listed_task_has_package_config_route_page_cli_and_stages() -> Non
         assert f'"{name}": "{task_labels()[name]}"' in js  # the pages' Japanese label
         assert name in SMALL_CONFIGS  # tests can build a tiny champion of it
     assert "kyodo:task-labels" not in js
+    pages = CliRunner().invoke(cli, ["tenants", "pages", "--port", "3000"])  # `make demo`
+    assert pages.exit_code == 0 and len(pages.output.splitlines()) == len(tasks), pages.output
+    for line, (name, label) in zip(pages.output.splitlines(), task_labels().items(), strict=True):
+        assert line.split()[:2] == [f"http://localhost:3000/ui/{name}", label]
+    assert sent_tasks() == task_names()  # bench/costs.py sends a month of every listed task
     assert _tasks("all") == sorted(task_names())
     assert set(task_groups()) == {"claims", "nudge", "road"}  # care_plan has no own group
     assert sorted(_stages(REPO)) == sorted(f"{s}@{t}" for s in ("train", "export")

@@ -11,7 +11,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from models.claim_screening import codes as C
 from models.claim_screening import masters, uke
@@ -228,6 +228,53 @@ async def score(request: Request, tenant: Subscriber, rt: Rt,
         result = await run_in_threadpool(_score, rt, tenant, model, lines, explain)
     result.update(intake)
     return Response(json.dumps(result, ensure_ascii=False), media_type="application/json")
+
+
+class Reason(BaseModel):
+    """A rule that fired, with its Japanese label and explanation."""
+
+    code: str
+    label: str
+    explanation: str
+
+
+class ClaimScore(BaseModel):
+    """One claim's score, as /score gives it without contributions."""
+
+    model_version: str
+    claim_id: str
+    patient_id: str
+    provider_id: str
+    service_month: str
+    claim_type: str
+    total_points: int
+    score: float = Field(description="P(error)")
+    expected_points: float = Field(description="expected recoverable points")
+    priority: float
+    reasons: list[Reason]
+    unknown_codes: list[str]
+    new_provider: bool
+
+
+SCORE_CLAIM = f"/v1/{TASK}/score_claim"
+
+
+@router.post("/score_claim", response_model=ClaimScore)
+async def score_claim(claim: ClaimIn, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """Score one claim (the body is the claim itself): /score's figures for a one-claim call
+    without contributions. Under `bentoml serve` with serving.batching on, BentoML's adaptive
+    batching serves this path (serving/service.py); the answer is the same."""
+    return score_one(rt, tenant, champion(rt, TASK), claim)
+
+
+def score_one(rt: Runtime, tenant: Tenant, model: LoadedModel, claim: ClaimIn,
+              ) -> dict[str, Any]:
+    """One claim scored and metered exactly as a one-claim /score without explanations
+    (ClaimScore's fields); HTTPException as /score raises it."""
+    out = _score(rt, tenant, model, claims_to_columns([claim], tenant.code), explain=False)
+    item = out["results"][0]
+    del item["contributions"]
+    return {"model_version": out["model_version"], **item}
 
 
 # a score of this many lines or fewer, without explanations, runs on the event loop (about a

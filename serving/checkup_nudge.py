@@ -42,7 +42,14 @@ from serving.bounds import MAX_ROSTER_CSV, MAX_ROWS_JSON, MAX_SCORE, RequestMode
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download
 from serving.runtime import LoadedModel, Runtime
-from serving.uploads import Upload, json_or_csv, parse_csv, uploaded_files
+from serving.uploads import (
+    CSV_UPLOAD,
+    Upload,
+    json_or_csv,
+    parse_csv,
+    request_body,
+    uploaded_files,
+)
 
 TASK = "checkup_nudge"
 ASSETS = "nudge.json"
@@ -277,11 +284,8 @@ async def _with_xml(tenant: Tenant, xml: list[tuple[str, bytes]],
                            "roster CSV")
 
 
-@router.post("/outreach", openapi_extra={"requestBody": {"content": {
-    "application/json": {"schema": OutreachRequest.model_json_schema()},
-    "text/csv": {"schema": {"type": "string"}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}}}}}}})
+@router.post("/outreach", openapi_extra=request_body({"application/json": OutreachRequest,
+                                                      **CSV_UPLOAD}))
 async def outreach(request: Request, tenant: Subscriber, rt: Rt,
                    budget_yen: Annotated[float | None,
                                          Query(ge=0, le=1e12, allow_inf_nan=False)] = None,

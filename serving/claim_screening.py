@@ -39,7 +39,14 @@ from serving.bounds import MAX_LINES, MAX_QUEUE_JSON, MAX_SCORE, Count, Days, Po
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import FileFormat, download
 from serving.runtime import LoadedModel, Runtime
-from serving.uploads import json_or_csv, parse_csv, uploaded_files
+from serving.uploads import (
+    CSV_UPLOAD,
+    UkeBody,
+    json_or_csv,
+    parse_csv,
+    request_body,
+    uploaded_files,
+)
 
 TASK = "claim_screening"
 router = APIRouter(prefix=f"/v1/{TASK}", tags=[TASK])
@@ -196,16 +203,12 @@ def _item(row: dict[str, Any], reasons: list[str], explained: list[dict] | None,
     }
 
 
-UPLOAD_BODY = {
-    "text/csv": {"schema": {"type": "string"}},
-    "application/octet-stream": {"schema": {"type": "string", "format": "binary",
-                                            "description": "a レセ電 (UKE) file"}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}}}}}
+# a claims CSV or レセ電 (UKE) files: raw, or in a form (several UKE files: several parts)
+UPLOADS = {**CSV_UPLOAD, "application/octet-stream": UkeBody}
 
 
-@router.post("/score", openapi_extra={"requestBody": {"content": {
-    "application/json": {"schema": ScoreRequest.model_json_schema()}, **UPLOAD_BODY}}})
+@router.post("/score", openapi_extra=request_body({"application/json": ScoreRequest,
+                                                   **UPLOADS}))
 async def score(request: Request, tenant: Subscriber, rt: Rt,
                 explain: Annotated[bool, Query()] = True) -> Response:
     """Score claims (JSON, a claims CSV or a レセ電 UKE file, recognised by content): P(error),
@@ -363,8 +366,8 @@ def _own_tenant(lines: pd.DataFrame, tenant: Tenant) -> None:
                                  "its own")
 
 
-@router.post("/queue", openapi_extra={"requestBody": {"content": {
-    "application/json": {"schema": QueueRequest.model_json_schema()}, **UPLOAD_BODY}}})
+@router.post("/queue", openapi_extra=request_body({"application/json": QueueRequest,
+                                                   **UPLOADS}))
 async def queue(request: Request, tenant: Subscriber, rt: Rt,
                 capacity: Annotated[float | None, Query(gt=0, le=1)] = None,
                 month: Annotated[str | None, Query(pattern=MONTH)] = None,

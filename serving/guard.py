@@ -40,12 +40,15 @@ def body_limit(path: str, limits: ServingLimits) -> tuple[int, str]:
 
 
 class BodyTooLarge(HTTPException):
-    """413 raised from `receive` once a body passes its limit (FastAPI re-raises it as is)."""
+    """413 raised from `receive` once a body passes its limit (FastAPI re-raises it as is).
+
+    The answer closes the connection: kept open, the server would read (and discard) the rest
+    of the body before the client, which sends its whole body before reading, sees the 413."""
 
     def __init__(self, what: str):
         super().__init__(413, f"送信データが上限 {what} を超えています。ファイルを分けるか小さく"
                               f"してください / request body larger than {what}; send a "
-                              "smaller file or split it")
+                              "smaller file or split it", headers={"Connection": "close"})
 
 
 class BodyLimit:

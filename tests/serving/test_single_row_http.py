@@ -21,6 +21,9 @@ from tests.serving.conftest import ITOSHIMA
 from tests.serving.test_fast_paths import json_claims
 
 PATH = "/v1/claim_screening/score_claim"
+# serving.batching is off by default (README: Single-row APIs): its own `bentoml serve` runs in
+# `make test-slow`; the default FastAPI routes are checked in test_fast_paths.py
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +94,7 @@ class Measured:
     load: Load
     cpu_ms: float  # worker CPU (user + system) per completed request, ms
     loadavg: tuple[float, float, float]  # os.getloadavg() when the run ended
+    client_cpu_ms: float = float("nan")  # the load client's own CPU per request, ms
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.load, name)
@@ -111,10 +112,12 @@ def measured(url: str, send: Send, concurrency: int, headers: dict[str, str],
     def cpu() -> float:
         return sum(sum(p.cpu_times()[:2]) for p in procs)
 
-    before = cpu()
+    me = psutil.Process()
+    before, mine = cpu(), sum(me.cpu_times()[:2])
     ld = run_load(url, send, 10_000_000, concurrency, headers, SECONDS)
-    spent = cpu() - before
-    return Measured(ld, 1000 * spent / max(len(ld.latencies), 1), os.getloadavg())
+    spent, client = cpu() - before, sum(me.cpu_times()[:2]) - mine
+    n = max(len(ld.latencies), 1)
+    return Measured(ld, 1000 * spent / n, os.getloadavg(), 1000 * client / n)
 
 
 def _loads(runs: list[Measured]) -> str:
@@ -139,6 +142,10 @@ def rounds(rec: Recorder, label: str, loads: list[Measured], target_key: tuple[s
     cpu = [m.cpu_ms for m in loads]
     rec.add(f"{label}: worker CPU per request", statistics.median(cpu), "ms",
             note=f"{spread(cpu, 'ms')}; user + system time of the worker processes / requests")
+    client = [m.client_cpu_ms for m in loads]
+    rec.add(f"{label}: load client CPU per request", statistics.median(client), "ms",
+            note=f"{spread(client, 'ms')}; the bench process's own user + system time / "
+                 "requests: it shares the host's cores with the workers")
     rec.add(f"{label}: p50", statistics.median(p50), "ms", TARGETS.get((*target_key, "p50")),
             spread(p50, "ms"))
     rec.add(f"{label}: p99", statistics.median(p99), "ms", TARGETS.get((*target_key, "p99")),
@@ -171,6 +178,98 @@ def throughput(rec: Recorder, url: str, workers: str, pids: list[int]) -> None:
                      "200 req/s next to today's floor of ~450-550 req/s is ~0.4")
 
 
+def single_row_plan() -> dict[str, tuple[Send, dict[str, str]]]:
+    """The floor, then per task the current fast path (/score with one row, scored on the
+    event loop) and the single-row API served by BentoML's adaptive batching (the workspace
+    has serving.batching on), each with the key of a subscriber."""
+    from serving.checkup_nudge import EXAMPLE_RESIDENT
+    from serving.claim_screening import EXAMPLE_CLAIM
+
+    headers = {"content-type": "application/json"}
+
+    def post(path: str, body: dict[str, Any]) -> Send:
+        data = json.dumps(body).encode()
+        return lambda c: c.post(path, content=data, headers=headers)
+
+    return {"GET /v1/models": (lambda c: c.get("/v1/models"), KEY),
+            "claim: /score fast path": (post(f"/v1/{TASK}/score", {
+                "claims": [EXAMPLE_CLAIM], "explain": False}), KEY),
+            "claim: /score_claim batched": (post(f"/v1/{TASK}/score_claim", EXAMPLE_CLAIM), KEY),
+            "resident: /score fast path": (post("/v1/checkup_nudge/score", {
+                "residents": [EXAMPLE_RESIDENT]}), NUDGE_KEY),
+            "resident: /score_resident batched": (post("/v1/checkup_nudge/score_resident", {
+                "resident": EXAMPLE_RESIDENT}), NUDGE_KEY)}
+
+
+def batching(rec: Recorder, url: str, workers: str, pids: list[int]) -> None:
+    """Side by side in one run, interleaved round by round: each single-row path scored on its
+    own (today's fast path) and through BentoML's adaptive batching, at concurrency 1 and 32,
+    next to the GET /v1/models floor; the batched one's throughput as a share of the fast
+    path's per round (the host is shared: the ratio moves less than either)."""
+    plan = single_row_plan()
+    for name, (send, key) in plan.items():  # each answers 200 before timing
+        with httpx.Client(base_url=url, headers=key, timeout=60) as client:
+            r = send(client)
+            if r.status_code != 200:
+                raise RuntimeError(f"{name}: HTTP {r.status_code}: {r.text[:300]}")
+    for concurrency in CONCURRENCY:
+        loads: dict[str, list[Measured]] = {name: [] for name in plan}
+        for r in range(ROUNDS):
+            for name, (send, key) in plan.items():
+                say(f"http ({workers}): {name} at concurrency {concurrency}, round {r + 1}")
+                loads[name].append(measured(url, send, concurrency, key, pids))
+        for name, got in loads.items():
+            rounds(rec, f"{workers}, c={concurrency} {name}", got, ("", concurrency))
+        for task in ("claim", "resident"):
+            fast, batched = (loads[f"{task}: /score fast path"],
+                             loads[next(n for n in plan if n.startswith(task) and "batched" in n)])
+            ratios = [b.rps / f.rps for b, f in zip(batched, fast, strict=True)]
+            rec.add(f"{workers}, c={concurrency} {task}: batched throughput / fast path "
+                    "throughput", statistics.median(ratios), "x",
+                    note=f"per round: {', '.join(f'{v:.3f}' for v in ratios)}; > 1: batching "
+                         "serves more")
+            rec.add(f"{workers}, c={concurrency} {task}: batched p99 / fast path p99",
+                    statistics.median(b.p(99) for b in batched)
+                    / statistics.median(f.p(99) for f in fast), "x")
+
+
+PARTS = {"batching": lambda rec, url, label, pids: batching(rec, url, label, pids),
+         "isolation": lambda rec, url, label, pids: isolation(rec, url)}
+
+
+def run_parts(parts: list[str]) -> Callable[[Recorder, Path], None]:
+    """`python -m bench.serving batching isolation`: only these parts (PARTS), on the default
+    workers; writes reports/bench/serving_<parts>.json."""
+    def run_some(rec: Recorder, tmp: Path) -> None:
+        from serving.launcher import served, worker_pids
+
+        home = isolate_stores(tmp)
+        rec.add("host load average (1 min) at start", os.getloadavg()[0], "procs",
+                note=f"{os.cpu_count()} CPUs; other work on the host skews every number here")
+        root = batched(build(tmp / "ws"))
+        env = {"KYODO_ROOT": str(root), "BENTOML_HOME": str(home),
+               "BENTOML_DO_NOT_TRACK": "True"}
+        label = f"{os.cpu_count()} workers (default)"
+        with served(env, root / "bentoml-serve.log", workers=None) as (url, proc):
+            for part in parts:
+                PARTS[part](rec, url, label, worker_pids(proc))
+        rec.add("host load average (1 min) after the load runs", os.getloadavg()[0], "procs")
+
+    return run_some
+
+
+def batched(root: Path) -> Path:
+    """The workspace with serving.batching on, so the single-row APIs batch (the rest of the
+    service is the same either way)."""
+    import yaml
+
+    path = root / "configs" / "platform.yaml"
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cfg["serving"]["batching"] = True
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return root
+
+
 def _ones(total: int, chunk: int = 1 << 16) -> Iterator[bytes]:
     """A JSON array of 1s, `total` bytes, streamed in chunks (httpx sends it chunked)."""
     yield b"["
@@ -181,13 +280,14 @@ def _ones(total: int, chunk: int = 1 << 16) -> Iterator[bytes]:
     yield b"1]"
 
 
-def hostile(url: str, stop: threading.Event, refused: list[tuple[float, str]]) -> None:
-    """Tenant A: 20 MB JSON bodies to /score until stopped, alternately declared by
-    Content-Length and chunked; records (seconds until refused, status or error)."""
+def hostile(url: str, stop: threading.Event, refused: list[tuple[float, str]],
+            bodies: int | None = None) -> None:
+    """Tenant A: 20 MB JSON bodies to /score until stopped (or `bodies` sent), alternately
+    declared by Content-Length and chunked; records (seconds until refused, outcome)."""
     total = HOSTILE_MB * 1_000_000
     declared = b"[" + b"1," * (total // 2 - 1) + b"1]"
     n = 0
-    while not stop.is_set():
+    while not stop.is_set() and (bodies is None or n < bodies):
         n += 1
         content = declared if n % 2 else _ones(total)
         t0 = time.perf_counter()
@@ -197,12 +297,16 @@ def hostile(url: str, stop: threading.Event, refused: list[tuple[float, str]]) -
             outcome = str(r.status_code)
         except httpx.TransportError as exc:  # closed while still sending: refused too
             outcome = type(exc).__name__
-        refused.append((time.perf_counter() - t0, outcome))
+        kind = "declared" if n % 2 else "chunked"
+        refused.append((time.perf_counter() - t0, f"{outcome} ({kind})"))
 
 
 def isolation(rec: Recorder, url: str) -> None:
-    """Tenant B's one-claim p99 at concurrency 8, alone and under tenant A's hostile bodies."""
+    """Tenant B's one-claim p99 at concurrency 8, alone and under tenant A's hostile bodies;
+    A's bodies also without B's load first (what the refusal costs by itself)."""
     send = plan()["score 1 claim"]
+    quiet: list[tuple[float, str]] = []
+    hostile(url, threading.Event(), quiet, bodies=8)
     alone = run_load(url, send, 10_000_000, 8, TENANT_B, SECONDS)
     stop, refused = threading.Event(), []
     attacker = threading.Thread(target=hostile, args=(url, stop, refused), daemon=True)
@@ -223,6 +327,12 @@ def isolation(rec: Recorder, url: str) -> None:
             f"non-200; {load}")
     took = [s for s, _ in refused]
     outcomes = sorted({o for _, o in refused})
+    for when, bodies in (("without B's load", quiet), ("during B's load", refused)):
+        chunked = [s for s, o in bodies if o.endswith("(chunked)")]
+        if chunked:
+            rec.add(f"tenant A's chunked {HOSTILE_MB} MB body {when}: refused after (max)",
+                    max(chunked) * 1000, "ms", "< 1000 ms", f"{len(chunked)} bodies, median "
+                    f"{statistics.median(chunked) * 1000:.0f} ms")
     rec.add(f"tenant A's {HOSTILE_MB} MB body: refused after (max)", max(took) * 1000, "ms",
             "< 1000 ms", f"{len(refused)} bodies (Content-Length and chunked in turn), median "
                          f"{statistics.median(took) * 1000:.0f} ms; answers: {outcomes}; "
@@ -295,7 +405,7 @@ def run(rec: Recorder, tmp: Path) -> None:
     home = isolate_stores(tmp)
     rec.add("host load average (1 min) at start", os.getloadavg()[0], "procs",
             note=f"{os.cpu_count()} CPUs; other work on the host skews every number here")
-    root = build(tmp / "ws")
+    root = batched(build(tmp / "ws"))
     env = {"KYODO_ROOT": str(root), "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
     for workers, label in ((1, "1 worker"), (None, f"{os.cpu_count()} workers (default)")):
         say(f"http: starting bentoml serve, {label} ...")
@@ -306,6 +416,7 @@ def run(rec: Recorder, tmp: Path) -> None:
                 nudge = [measured(url, nudge_send(), 1, NUDGE_KEY, pids) for _ in range(ROUNDS)]
                 rounds(rec, f"{label}, c=1 score 1 resident (checkup_nudge)", nudge,
                        ("score 1 resident", 1))
+                batching(rec, url, label, pids)
                 isolation(rec, url)
                 slowloris(rec, url)
     rec.add("host load average (1 min) after the load runs", os.getloadavg()[0], "procs")
@@ -313,4 +424,12 @@ def run(rec: Recorder, tmp: Path) -> None:
 
 
 if __name__ == "__main__":
-    bench_main("serving", run)
+    import sys
+
+    if sys.argv[1:]:
+        unknown = sorted(set(sys.argv[1:]) - set(PARTS))
+        if unknown:
+            raise SystemExit(f"unknown parts {unknown}; parts: {', '.join(PARTS)}")
+        bench_main("serving_" + "_".join(sys.argv[1:]), run_parts(sys.argv[1:]))
+    else:
+        bench_main("serving", run)

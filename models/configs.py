@@ -190,6 +190,13 @@ class ServingLimits(Strict):
     heavy_per_tenant: int = Field(default=2, gt=0, le=64)
     heavy_retry_after_s: int = Field(default=10, gt=0)
     port: int = Field(default=3000, gt=0, lt=65536)
+    # the single-row APIs (/v1/claim_screening/score_claim, /v1/checkup_nudge/score_resident)
+    # through BentoML's adaptive batching under `bentoml serve` (serving/batching.py); off: each
+    # request is scored on its own, as /score's fast path does. README: Single-row APIs
+    batching: bool = False
+    batch_max_size: int = Field(default=32, gt=0, le=1024)
+    # a request that would wait longer than this for its batch is a 503 (BentoML's dispatcher)
+    batch_max_latency_ms: int = Field(default=2000, gt=0, le=60_000)
 
     @model_validator(mode="before")
     @classmethod

@@ -220,8 +220,9 @@ for _route in app.routes:  # the platform routes above: same errors
 
 
 def openapi() -> dict[str, Any]:
-    """FastAPI's document with the `$defs` of hand-written request schemas (openapi_extra of
-    the upload endpoints) moved to components, so that every $ref resolves."""
+    """FastAPI's document with the `$defs` of the upload endpoints' request schemas (built from
+    pydantic models by serving/uploads.py request_body) moved to components, so that every
+    $ref resolves."""
     if app.openapi_schema is None:
         doc = FastAPI.openapi(app)
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})

@@ -29,7 +29,7 @@ from serving.bounds import MAX_PERSONS_CSV, MAX_ROWS_JSON, RequestModel
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download
 from serving.runtime import LoadedModel, Runtime
-from serving.uploads import json_or_csv, parse_csv
+from serving.uploads import CSV_UPLOAD, json_or_csv, parse_csv, request_body
 
 TASK = "care_plan"
 ASSETS = "plan.json"
@@ -211,11 +211,8 @@ def _csv_persons(raw: bytes, tenant: Tenant) -> tuple[np.ndarray, np.ndarray]:
     return frame["person_id"].astype(str).to_numpy(), encode_inputs(frame)
 
 
-@router.post("/batch", openapi_extra={"requestBody": {"content": {
-    "application/json": {"schema": BatchRequest.model_json_schema()},
-    "text/csv": {"schema": {"type": "string"}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}}}}}}})
+@router.post("/batch", openapi_extra=request_body({"application/json": BatchRequest,
+                                                   **CSV_UPLOAD}))
 async def batch(request: Request, tenant: Subscriber, rt: Rt,
                 format: Annotated[Literal["csv", "csv_cp932", "xlsx"], Query()] = "csv",
                 max_days_per_week: Annotated[int | None, Query(ge=0, le=7)] = None,

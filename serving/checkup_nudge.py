@@ -11,7 +11,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.checkup_nudge.arms import ARM_LABELS_JA, ARMS, arm_costs
 from models.checkup_nudge.checkup_xml import (
@@ -42,7 +42,14 @@ from serving.bounds import MAX_ROSTER_CSV, MAX_ROWS_JSON, MAX_SCORE, RequestMode
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download
 from serving.runtime import LoadedModel, Runtime
-from serving.uploads import Upload, json_or_csv, parse_csv, uploaded_files
+from serving.uploads import (
+    CSV_UPLOAD,
+    Upload,
+    json_or_csv,
+    parse_csv,
+    request_body,
+    uploaded_files,
+)
 
 TASK = "checkup_nudge"
 ASSETS = "nudge.json"
@@ -162,6 +169,49 @@ def _score(rt: Runtime, tenant: Tenant, model: LoadedModel, body: ScoreRequest,
             "arm_labels_ja": ARM_LABELS_JA, "results": results, "excluded": excluded}
 
 
+class ResidentScoreRequest(RequestModel):
+    """One resident to score (roster columns; tenant_code is taken from the API key)."""
+
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"resident": EXAMPLE_RESIDENT}]})
+    resident: dict[str, Any]
+    allow_new_districts: bool = False
+
+
+class ResidentScore(BaseModel):
+    """One resident's P(attend) per message type, as /score gives it."""
+
+    model_version: str
+    resident_id: str
+    probabilities: dict[str, float]
+    uplift: dict[str, float] = Field(description="over no message, per message type")
+    best_arm: str
+    best_arm_ja: str
+    best_uplift: float
+
+
+SCORE_RESIDENT = f"/v1/{TASK}/score_resident"
+
+
+@router.post("/score_resident", response_model=ResidentScore)
+async def score_resident(body: ResidentScoreRequest, tenant: Subscriber, rt: Rt,
+                         ) -> dict[str, Any]:
+    """Score one resident: /score's figures for a one-resident call (a resident outside the
+    特定健診 ages is a 422, as /score says when no one is left). Under `bentoml serve`
+    with serving.batching on, BentoML's adaptive batching serves this path
+    (serving/service.py); the answer is the same."""
+    return score_one(rt, tenant, champion(rt, TASK), body)
+
+
+def score_one(rt: Runtime, tenant: Tenant, model: LoadedModel, body: ResidentScoreRequest,
+              ) -> dict[str, Any]:
+    """One resident scored and metered exactly as a one-resident /score (ResidentScore's
+    fields); HTTPException as /score raises it."""
+    one = ScoreRequest(residents=[body.resident], allow_new_districts=body.allow_new_districts)
+    out = _score(rt, tenant, model, one, plain_roster(one.residents, tenant.code))
+    return {"model_version": out["model_version"], **out["results"][0]}
+
+
 def _budget(budget_yen: float | None, postcards: int | None, costs: dict[str, float],
             n: int, per_resident: float) -> tuple[float, str]:
     """Budget in yen and where it came from: given, postcards x the standard postcard, or the
@@ -234,11 +284,8 @@ async def _with_xml(tenant: Tenant, xml: list[tuple[str, bytes]],
                            "roster CSV")
 
 
-@router.post("/outreach", openapi_extra={"requestBody": {"content": {
-    "application/json": {"schema": OutreachRequest.model_json_schema()},
-    "text/csv": {"schema": {"type": "string"}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}}}}}}})
+@router.post("/outreach", openapi_extra=request_body({"application/json": OutreachRequest,
+                                                      **CSV_UPLOAD}))
 async def outreach(request: Request, tenant: Subscriber, rt: Rt,
                    budget_yen: Annotated[float | None,
                                          Query(ge=0, le=1e12, allow_inf_nan=False)] = None,

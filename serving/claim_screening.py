@@ -11,7 +11,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from models.claim_screening import codes as C
 from models.claim_screening import masters, uke
@@ -39,7 +39,14 @@ from serving.bounds import MAX_LINES, MAX_QUEUE_JSON, MAX_SCORE, Count, Days, Po
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import FileFormat, download
 from serving.runtime import LoadedModel, Runtime
-from serving.uploads import json_or_csv, parse_csv, uploaded_files
+from serving.uploads import (
+    CSV_UPLOAD,
+    UkeBody,
+    json_or_csv,
+    parse_csv,
+    request_body,
+    uploaded_files,
+)
 
 TASK = "claim_screening"
 router = APIRouter(prefix=f"/v1/{TASK}", tags=[TASK])
@@ -196,16 +203,12 @@ def _item(row: dict[str, Any], reasons: list[str], explained: list[dict] | None,
     }
 
 
-UPLOAD_BODY = {
-    "text/csv": {"schema": {"type": "string"}},
-    "application/octet-stream": {"schema": {"type": "string", "format": "binary",
-                                            "description": "a レセ電 (UKE) file"}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}}}}}
+# a claims CSV or レセ電 (UKE) files: raw, or in a form (several UKE files: several parts)
+UPLOADS = {**CSV_UPLOAD, "application/octet-stream": UkeBody}
 
 
-@router.post("/score", openapi_extra={"requestBody": {"content": {
-    "application/json": {"schema": ScoreRequest.model_json_schema()}, **UPLOAD_BODY}}})
+@router.post("/score", openapi_extra=request_body({"application/json": ScoreRequest,
+                                                   **UPLOADS}))
 async def score(request: Request, tenant: Subscriber, rt: Rt,
                 explain: Annotated[bool, Query()] = True) -> Response:
     """Score claims (JSON, a claims CSV or a レセ電 UKE file, recognised by content): P(error),
@@ -228,6 +231,53 @@ async def score(request: Request, tenant: Subscriber, rt: Rt,
         result = await run_in_threadpool(_score, rt, tenant, model, lines, explain)
     result.update(intake)
     return Response(json.dumps(result, ensure_ascii=False), media_type="application/json")
+
+
+class Reason(BaseModel):
+    """A rule that fired, with its Japanese label and explanation."""
+
+    code: str
+    label: str
+    explanation: str
+
+
+class ClaimScore(BaseModel):
+    """One claim's score, as /score gives it without contributions."""
+
+    model_version: str
+    claim_id: str
+    patient_id: str
+    provider_id: str
+    service_month: str
+    claim_type: str
+    total_points: int
+    score: float = Field(description="P(error)")
+    expected_points: float = Field(description="expected recoverable points")
+    priority: float
+    reasons: list[Reason]
+    unknown_codes: list[str]
+    new_provider: bool
+
+
+SCORE_CLAIM = f"/v1/{TASK}/score_claim"
+
+
+@router.post("/score_claim", response_model=ClaimScore)
+async def score_claim(claim: ClaimIn, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+    """Score one claim (the body is the claim itself): /score's figures for a one-claim call
+    without contributions. Under `bentoml serve` with serving.batching on, BentoML's adaptive
+    batching serves this path (serving/service.py); the answer is the same."""
+    return score_one(rt, tenant, champion(rt, TASK), claim)
+
+
+def score_one(rt: Runtime, tenant: Tenant, model: LoadedModel, claim: ClaimIn,
+              ) -> dict[str, Any]:
+    """One claim scored and metered exactly as a one-claim /score without explanations
+    (ClaimScore's fields); HTTPException as /score raises it."""
+    out = _score(rt, tenant, model, claims_to_columns([claim], tenant.code), explain=False)
+    item = out["results"][0]
+    del item["contributions"]
+    return {"model_version": out["model_version"], **item}
 
 
 # a score of this many lines or fewer, without explanations, runs on the event loop (about a
@@ -316,8 +366,8 @@ def _own_tenant(lines: pd.DataFrame, tenant: Tenant) -> None:
                                  "its own")
 
 
-@router.post("/queue", openapi_extra={"requestBody": {"content": {
-    "application/json": {"schema": QueueRequest.model_json_schema()}, **UPLOAD_BODY}}})
+@router.post("/queue", openapi_extra=request_body({"application/json": QueueRequest,
+                                                   **UPLOADS}))
 async def queue(request: Request, tenant: Subscriber, rt: Rt,
                 capacity: Annotated[float | None, Query(gt=0, le=1)] = None,
                 month: Annotated[str | None, Query(pattern=MONTH)] = None,

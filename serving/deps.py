@@ -84,11 +84,22 @@ def subscribed(task: str) -> Callable[..., Awaitable[Tenant]]:
     """Dependency: the tenant, which must subscribe to `task` (else 403)."""
 
     async def check(tenant: Tenant = Depends(current_tenant)) -> Tenant:
-        if task not in tenant.tasks:
-            raise HTTPException(403, f"{tenant.name} ({tenant.code}) does not subscribe to {task}")
-        return tenant
+        return subscriber(tenant, task)
 
     return check
+
+
+def subscriber(tenant: Tenant, task: str) -> Tenant:
+    """The tenant if it subscribes to `task`, else 403."""
+    if task not in tenant.tasks:
+        raise HTTPException(403, f"{tenant.name} ({tenant.code}) does not subscribe to {task}")
+    return tenant
+
+
+async def authorized(request: Request, rt: Runtime, task: str) -> Tenant:
+    """The subscribed tenant of the request's key (401, 403 as the routes' dependencies say),
+    for the single-row APIs outside FastAPI (serving/batching.py)."""
+    return subscriber(await current_tenant(bearer(request), rt), task)
 
 
 def champion(rt: Runtime, task: str) -> Any:

@@ -40,12 +40,15 @@ def body_limit(path: str, limits: ServingLimits) -> tuple[int, str]:
 
 
 class BodyTooLarge(HTTPException):
-    """413 raised from `receive` once a body passes its limit (FastAPI re-raises it as is)."""
+    """413 raised from `receive` once a body passes its limit (FastAPI re-raises it as is).
+
+    The answer closes the connection: kept open, the server would read (and discard) the rest
+    of the body before the client, which sends its whole body before reading, sees the 413."""
 
     def __init__(self, what: str):
         super().__init__(413, f"送信データが上限 {what} を超えています。ファイルを分けるか小さく"
                               f"してください / request body larger than {what}; send a "
-                              "smaller file or split it")
+                              "smaller file or split it", headers={"Connection": "close"})
 
 
 class BodyLimit:
@@ -64,7 +67,7 @@ class BodyLimit:
         limit, what = body_limit(scope["path"], limits)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _json(send, 413, {"error": BodyTooLarge(what).detail})
+            await json_response(send, 413, {"error": BodyTooLarge(what).detail})
             return
         seen, done = 0, False
         deadline = time.monotonic() + limits.body_deadline_s
@@ -115,7 +118,7 @@ class HeavyLimit:
         slot = slots.acquire(tenant.code)
         if slot is None:
             limits = rt.platform.serving
-            await _json(send, 429, {"error": (
+            await json_response(send, 429, {"error": (
                 f"{tenant.name} ({tenant.code}) already has {slots.limit} uploads in progress "
                 f"(serving.heavy_per_tenant); retry in {limits.heavy_retry_after_s} s "
                 f"(同時に処理できるアップロードは{slots.limit}件までです)")},
@@ -141,7 +144,7 @@ class ReadyProbe:
             return
         state = self.readiness() or {"ready": False, "tasks": {}, "degraded": [],
                                      "reason": "the service is still loading"}
-        await _json(send, 200 if state["ready"] else 503, state)
+        await json_response(send, 200 if state["ready"] else 503, state)
 
 
 class ProductErrors:
@@ -168,7 +171,7 @@ class ProductErrors:
             held["body"] += message.get("body", b"")
             if not message.get("more_body"):
                 text = held["body"].decode("utf-8", "replace").strip()
-                await _json(send, held["start"]["status"], {"error": text or "error"})
+                await json_response(send, held["start"]["status"], {"error": text or "error"})
 
         await self.app(scope, receive, sending)
 
@@ -197,7 +200,7 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _json(send: Send, status: int, body: dict[str, Any],
+async def json_response(send: Send, status: int, body: dict[str, Any],
                 headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     """Answer `body` as JSON; a 413 or 429 also closes the connection (its body is unread)."""
     data = json.dumps(body, ensure_ascii=False).encode()

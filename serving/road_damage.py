@@ -27,6 +27,7 @@ from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download, geojson_download
 from serving.runtime import LoadedModel, Runtime
 from serving.store.files import FileStoreError
+from serving.uploads import PhotoForm, request_body
 
 TASK = "road_damage"
 NO_LEVEL_JA = "判定なし"  # a photo without a level (not a road photo, or unlike the training data)
@@ -153,9 +154,7 @@ def _jpeg(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-@router.post("/analyze", openapi_extra={"requestBody": {"content": {
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
+@router.post("/analyze", openapi_extra=request_body({"multipart/form-data": PhotoForm}))
 async def analyze(request: Request, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
     """Photos (JPEG, PNG or iPhone HEIC, up to 20 of 20 MB each) -> per photo: damage types
     with confidence, crack ratio over road-surface tiles, `pavement_share` (share of tiles that

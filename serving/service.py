@@ -10,16 +10,24 @@ heavy-request slots (serving/slots.py) and the Prometheus multiprocess directory
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import bentoml
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from models.configs import PlatformConfig, ServingLimits, load_config
+from models.configs import PlatformConfig, ServingLimits, Tenant, load_config
+from serving import checkup_nudge as nudge
+from serving import claim_screening as claims
 from serving import connections
 from serving.api import app, installed_runtime
-from serving.deps import install
+from serving.batching import TENANT, Batcher, SingleRowGate
+from serving.deps import champion, install
 from serving.guard import ProductErrors, ReadyProbe
-from serving.runtime import Runtime, workspace_root
+from serving.runtime import LoadedModel, Runtime, workspace_root
 
 WORKERS = "KYODO_WORKERS"
 
@@ -41,6 +49,8 @@ def worker_count(limits: ServingLimits) -> int | str:
 
 
 _LIMITS = serving_limits()
+# the tasks with a single-row API: their router modules' score_one (serving/batching.py)
+SINGLE_ROW = {claims.TASK: claims, nudge.TASK: nudge} if _LIMITS.batching else {}
 # uvicorn builds its protocol after this module is imported, in every worker
 connections.install(_LIMITS.header_timeout_s, _LIMITS.keep_alive_s)
 
@@ -52,11 +62,49 @@ connections.install(_LIMITS.header_timeout_s, _LIMITS.keep_alive_s)
                  metrics={"enabled": False}, workers=worker_count(_LIMITS))
 @bentoml.asgi_app(app, path="/")
 class Kyodo:
-    """Loads tenants, the store and the champion models once per worker process."""
+    """Loads tenants, the store and the champion models once per worker process.
+
+    With serving.batching on, the two single-row paths are typed BentoML APIs whose requests
+    are scored in adaptive batches (serving/batching.py); they are matched before the mounted
+    FastAPI app, whose routes of the same paths, types and answers serve them otherwise."""
 
     def __init__(self) -> None:
         self.runtime = Runtime.load()
         install(app, self.runtime)
+        size, latency = _LIMITS.batch_max_size, _LIMITS.batch_max_latency_ms
+        self.batchers = {task: Batcher(partial(_one, module.score_one, self.runtime), size,
+                                       latency) for task, module in SINGLE_ROW.items()}
+
+    if _LIMITS.batching:
+        @bentoml.api(route=claims.SCORE_CLAIM)
+        async def score_claim(self, claim: claims.ClaimIn, /,
+                              ctx: bentoml.Context) -> claims.ClaimScore:
+            """Score one claim (the body is the claim): /score's figures without
+            contributions, scored in an adaptive batch."""
+            return await self._batched(claims.TASK, claim, ctx, claims.ClaimScore)
+
+        @bentoml.api(route=nudge.SCORE_RESIDENT)
+        async def score_resident(self, body: nudge.ResidentScoreRequest, /,
+                                 ctx: bentoml.Context) -> nudge.ResidentScore:
+            """Score one resident: /score's figures, scored in an adaptive batch."""
+            return await self._batched(nudge.TASK, body, ctx, nudge.ResidentScore)
+
+    async def _batched(self, task: str, row: Any, ctx: bentoml.Context,
+                       answer: type[BaseModel]) -> Any:
+        """The row's `answer` from its task's batcher, or an error in the product's shape."""
+        tenant = ctx.request.scope["state"][TENANT]  # set by SingleRowGate
+        try:
+            job = (tenant, champion(self.runtime, task), row)
+            return answer.model_validate(await self.batchers[task](job))
+        except HTTPException as exc:
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                                headers=getattr(exc, "headers", None))
+
+
+def _one(score: Callable[..., dict[str, Any]], rt: Runtime,
+         job: tuple[Tenant, LoadedModel, Any]) -> dict[str, Any]:
+    """A batch job: the task's own single-row scoring (metered per request)."""
+    return score(rt, *job)
 
 
 def _readiness() -> dict[str, Any] | None:
@@ -64,5 +112,9 @@ def _readiness() -> dict[str, Any] | None:
     return rt.readiness() if rt is not None else None
 
 
+if _LIMITS.batching:
+    Kyodo.add_asgi_middleware(SingleRowGate, runtime=installed_runtime, limits=lambda: _LIMITS,
+                              paths={claims.SCORE_CLAIM: claims.TASK,
+                                     nudge.SCORE_RESIDENT: nudge.TASK})
 Kyodo.add_asgi_middleware(ProductErrors)
 Kyodo.add_asgi_middleware(ReadyProbe, readiness=_readiness)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, RootModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.configs import ServingLimits
@@ -18,6 +18,40 @@ T = TypeVar("T")
 MAX_FILES = 200  # UKE months arrive as one file per 医療機関, sent together in one form
 CSV_TYPES = ("text/csv", "application/octet-stream", "text/plain", "text/tab-separated-values",
              "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+class CsvBody(RootModel[str]):
+    """A CSV file as the request body (UTF-8 or Shift_JIS, header row first)."""
+
+
+class UkeBody(RootModel[bytes]):
+    """A レセ電 (UKE) file as the request body, recognised by its content (IR/YK records)."""
+
+
+class FileForm(BaseModel):
+    """A multipart form with the file in field `file` (CSV, Excel, or what the endpoint reads
+    besides: UKE files, 特定健診 XML or ZIPs; several `file` parts where it says so)."""
+
+    file: list[bytes] = Field(min_length=1, max_length=MAX_FILES)
+
+
+class PhotoForm(BaseModel):
+    """A multipart form with the photos in repeated `files` parts."""
+
+    files: list[bytes] = Field(min_length=1)
+
+
+def request_body(content: dict[str, type[BaseModel]]) -> dict[str, Any]:
+    """A route's `openapi_extra` for a body it reads itself in several media types: each
+    media type's schema is its model's JSON schema (`$defs` are moved to components by
+    serving/api.py), never written by hand. The route still parses and bounds the body."""
+    return {"requestBody": {"required": True, "content": {
+        media: {"schema": model.model_json_schema()} for media, model in content.items()}}}
+
+
+# what the JSON-or-file endpoints take besides their JSON model
+CSV_UPLOAD: dict[str, type[BaseModel]] = {"text/csv": CsvBody,
+                                          "multipart/form-data": FileForm}
 
 
 class Upload(bytes):

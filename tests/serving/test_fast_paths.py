@@ -8,6 +8,7 @@ check_roster (pandera). Both must give the same probabilities, uplifts, reasons 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,30 @@ def test_score_by_csv_upload_gives_what_json_gives(client: TestClient,
     assert by_csv.json()["flags"] == by_json.json()["flags"]
 
 
+def test_score_claim_answers_what_score_answers(client: TestClient,
+                                                claims: list[dict[str, Any]]) -> None:
+    """/score_claim (the body is the claim) against a one-claim /score without explanations:
+    the same figures, for an ordinary claim, one with an unknown code and a new provider."""
+    for claim in [*claims[:5], claims[-1]]:
+        one = client.post("/v1/claim_screening/score_claim", headers=ITOSHIMA, json=claim)
+        full = client.post("/v1/claim_screening/score", headers=ITOSHIMA,
+                           json={"claims": [claim], "explain": False})
+        assert one.status_code == 200 and full.status_code == 200, one.text
+        want = {k: v for k, v in full.json()["results"][0].items() if k != "contributions"}
+        assert one.json() == {"model_version": full.json()["model_version"], **want}
+    assert one.json()["unknown_codes"] and one.json()["new_provider"]
+
+
+def test_score_claim_errors_in_the_product_shape(client: TestClient) -> None:
+    from serving.claim_screening import EXAMPLE_CLAIM
+
+    r = client.post("/v1/claim_screening/score_claim", json=EXAMPLE_CLAIM)
+    assert r.status_code == 401 and "API key" in r.json()["error"]
+    bad = {**EXAMPLE_CLAIM, "lines": [{**EXAMPLE_CLAIM["lines"][0], "code": "E11!"}]}
+    r = client.post("/v1/claim_screening/score_claim", headers=ITOSHIMA, json=bad)
+    assert r.status_code == 422 and r.json()["error"].startswith("lines.0.code"), r.text
+
+
 # ---- checkup_nudge ----
 
 @pytest.fixture(scope="module")
@@ -232,3 +257,67 @@ def test_nudge_score_fast_and_full_answer_alike(nudge_root: Path,
     one = nudge_client.post("/v1/checkup_nudge/score", headers=NAHA,
                             json={"residents": rows[:1]})
     assert one.json()["results"] == fast.json()["results"][:1]
+
+
+# ---- the single-row APIs (/score_claim, /score_resident) and their batching ----
+
+def test_score_resident_answers_what_score_answers(nudge_root: Path,
+                                                   nudge_client: TestClient) -> None:
+    rows = [r for r in json_residents(nudge_root, 40) if 40 <= r["age"] <= 74][:4]
+    for resident in [*rows, {**rows[0], "age": 30}]:
+        one = nudge_client.post("/v1/checkup_nudge/score_resident", headers=NAHA,
+                                json={"resident": resident})
+        full = nudge_client.post("/v1/checkup_nudge/score", headers=NAHA,
+                                 json={"residents": [resident]})
+        assert one.status_code == full.status_code, one.text
+        if full.status_code == 200:
+            assert one.json() == {"model_version": full.json()["model_version"],
+                                  **full.json()["results"][0]}
+    assert one.status_code == 422 and one.json() == full.json()  # no one of checkup age
+
+
+def test_batcher_scores_each_job_as_alone(nudge_root: Path, nudge_rt: Runtime) -> None:
+    """Jobs of several tenants queued together on BentoML's dispatcher: each answer is the
+    one the job gets alone, a failing job (an unknown district) fails alone, and the jobs
+    did share batches."""
+    import asyncio
+
+    from fastapi import HTTPException
+
+    from serving import checkup_nudge as nudge
+    from serving.batching import Batcher
+
+    rt, model = nudge_rt, nudge_rt.models["checkup_nudge"]
+    naha = rt.tenant_for("kyodo-demo-472018")
+    rows = [r for r in json_residents(nudge_root, 60) if 40 <= r["age"] <= 74][:24]
+    bodies = [nudge.ResidentScoreRequest(resident=r) for r in rows]
+    bodies[5] = nudge.ResidentScoreRequest(resident={**rows[5], "district": "472018-ZZZ"})
+    alone = []
+    for body in bodies:
+        try:
+            alone.append(nudge.score_one(rt, naha, model, body))
+        except HTTPException as exc:
+            alone.append(exc.status_code)
+
+    def run(job: tuple[Any, Any, Any]) -> dict[str, Any]:
+        return nudge.score_one(rt, *job)
+
+    async def together() -> tuple[list[Any], Batcher]:
+        batcher = Batcher(run, max_batch_size=8, max_latency_ms=10_000)
+        got = await asyncio.gather(*(batcher((naha, model, b)) for b in bodies),
+                                   return_exceptions=True)
+        return [g.status_code if isinstance(g, HTTPException) else g for g in got], batcher
+
+    got, batcher = asyncio.run(together())
+    assert got == alone and alone[5] == 422
+    assert max(batcher.sizes) > 1 and sum(batcher.sizes) == len(bodies)
+
+
+def test_validation_error_names_the_field() -> None:
+    from serving.batching import validation_error
+
+    raw = json.dumps({"error": "1 validation error for ClaimIn", "detail": [
+        {"type": "missing", "loc": ["lines", 0, "code"], "msg": "Field required"}]}).encode()
+    assert validation_error(raw) == {"error": "lines.0.code: Field required", "errors": [
+        {"field": "lines.0.code", "message": "Field required"}]}
+    assert validation_error(b"not json")["error"] == "not json"

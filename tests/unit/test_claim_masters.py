@@ -188,7 +188,7 @@ def test_exclusions_read_the_scope_and_which_code_stays() -> None:
         {"kept": "160000001", "banned": "160000002", "either": True}]
     assert len(M.Masters({}, {}).exclusions()) == 0
     with pytest.raises(M.MasterError, match=r"x\.csv line 1: column 6 \(背反区分\) is '7'"):
-        M.read_exclusions('"0","1","a","2","b","7","0","0","1","2"'.encode(), "x.csv")
+        M.read_exclusions(b'"0","1","a","2","b","7","0","0","1","2"', "x.csv")
 
 
 def test_build_reads_the_fee_tables_next_to_the_masters(tmp_path: Path) -> None:

@@ -466,15 +466,16 @@ class Masters:
         From the s master's 上限回数 (a count per レセプト, i.e. per month) and, where built, the
         算定回数テーブル's rows without a 特例条件 (kind "limits"); a code limited by several
         rows takes the tightest month count and the longest span."""
-        parts = []
+        parts: list[pd.DataFrame] = []
         s = self.tables.get("s")
         if s is not None and not s.empty:
             parts.append(pd.DataFrame({"code": s["code"], "unit_code": MONTH_UNIT,
                                        "count": s["max_count"].astype(int)}))
         table = self.tables.get("limits")
         if table is not None and not table.empty:
-            plain = table["special"].isin(["", "0"]) if "special" in table else True
-            parts.append(table.loc[plain, ["code", "unit_code", "count"]])
+            if "special" in table.columns:  # a table built before 特例条件 was kept has none
+                table = table[table["special"].isin(["", "0"])]
+            parts.append(table[["code", "unit_code", "count"]])
         rows = [(code, *lim) for part in parts
                 for code, unit, n in zip(part["code"], part["unit_code"], part["count"],
                                          strict=True)

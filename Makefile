@@ -71,6 +71,7 @@ bench: train ## Benchmarks; results in reports/bench/*.json (costs: the demo mon
 	$(BIN)/python -m bench.claim_screening
 	$(BIN)/python -m bench.claims_unseen
 	$(BIN)/python -m bench.uke_import
+	$(BIN)/python -m bench.claims_csv
 	$(BIN)/python -m bench.checkup_nudge
 	$(BIN)/python -m bench.uplift_real
 	$(BIN)/python -m bench.care_plan

@@ -39,8 +39,9 @@ def masters_build(
     except M.MasterError as exc:
         raise _fail(str(exc)) from exc
     for kind, info in manifest["kinds"].items():
-        typer.echo(f"{kind} {info['name']}: {info['rows']:,} rows from {info['file']} "
-                   f"({info['date']})")
+        files = info.get("file") or ", ".join(f["file"] for f in info.get("files", []))
+        dated = f" ({info['date']})" if "date" in info else ""
+        typer.echo(f"{kind} {info['name']}: {info['rows']:,} rows from {files}{dated}")
     if manifest["missing"]:
         typer.secho(f"missing from {source}: {', '.join(manifest['missing'])}", fg="yellow",
                     err=True)

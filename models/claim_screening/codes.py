@@ -7,11 +7,14 @@ follow a rebuilt table. Diagnoses are ICD-10 categories (what the claim frame ca
 written to UKE as the 傷病名コード `DISEASE_CODES` picks from the 傷病名マスター, and which of them
 特定疾患療養管理料 accepts is the b master's 特定疾患等対象区分 (05) of that code.
 
-What the masters do not carry is curated here and marked as such: which diagnoses a procedure or
-drug is for (適応), sex conditions (the s master has none), 3-monthly limits (縦覧), 併算定不可
-pairs (they live in MHLW's 電子点数表, not read), approved daily doses and days (添付文書), and
-prevalences. The five 歯科 procedures are invented codes: the 歯科診療行為マスター is not in the
-table (`Procedure.from_master` is False for them).
+What the masters do not carry is curated here and marked as such: which diagnoses a procedure
+or drug is for (適応), sex conditions (no master column has them: マスターファイル仕様説明書
+令和6年度版, 医科電子点数表), 3-monthly limits (縦覧: ＰＳＡ's is in the 算定回数テーブル only
+with a 特例条件), four 併算定不可 pairs whose tables (02包括, 03-1背反 1日につき) are not in
+the copy the masters table is built from (the 同一月内 背反テーブル is applied by
+rules.MasterExclusions), approved daily doses and days (添付文書), and prevalences. The five
+歯科 procedures are invented codes: the 歯科診療行為マスター is not in the table
+(`Procedure.from_master` is False for them).
 """
 
 from __future__ import annotations
@@ -278,6 +281,9 @@ PROCEDURE_BY_CODE = {p.code: p for p in PROCEDURES}
 DRUG_BY_CODE = {d.code: d for d in DRUGS}
 
 # 併算定不可: pairs that cannot be billed in the same claim; the second is the one disallowed.
+# Curated: 生活習慣病管理料 ⊃ 特定疾患療養管理料 is a 包括 relation (02包括テーブル), 初診料/再診料
+# and 運動器リハ/消炎鎮痛等処置 same-day ones (03-1背反テーブル1), neither in the masters' copy;
+# the 歯科 codes are invented. rules.MasterExclusions adds the master's 同一月内 relations.
 EXCLUSIVE_PAIRS: tuple[tuple[str, str], ...] = (
     (SEIKATSU, TOKUTEI),  # 生活習慣病管理料 includes 特定疾患療養管理料
     (SHOSHIN, SAISHIN),  # 初診料 and 再診料 in the same claim

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from models.claim_screening import codes as C
+from models.claim_screening import masters as M
 from models.pseudonym import pseudonymise
 
 ERROR_TYPES: dict[str, float] = {
@@ -36,6 +37,31 @@ ERROR_TYPES: dict[str, float] = {
 REPEATABLE = frozenset({C.SAISHIN, C.TOKUTEI, C.CBC, C.XRAY, C.REHAB, C.SHOEN, C.WOUND,
                         C.PSYCHOTHERAPY})
 REHAB_MAX = 13
+
+
+def _month_exclusions() -> dict[str, frozenset[str]]:
+    """Demo procedure -> the demo procedures whose presence rules it out in the same month
+    (the 背反テーブル's 同一月内 relations, masters.Masters.exclusions; where either may stay,
+    the one with fewer points goes). A clean claim respects them, so the rule that checks them
+    (rules R_EXCLUSIVE) fires on real errors only; today 通院精神療法 goes when
+    特定疾患療養管理料 or 生活習慣病管理料２ is billed, 生活習慣病管理料２ when 初診料 is."""
+    demo = C.PROCEDURE_BY_CODE
+    out: dict[str, set[str]] = {}
+    for kept, banned, either in M.in_use().exclusions("month").itertuples(index=False):
+        if kept in demo and banned in demo:
+            if either and demo[banned].points > demo[kept].points:
+                kept, banned = banned, kept
+            out.setdefault(banned, set()).add(kept)
+    return {code: frozenset(k) for code, k in out.items()}
+
+
+MONTH_EXCLUSIONS = _month_exclusions()
+
+
+def without_excluded(lines: list[list]) -> list[list]:
+    """Procedure lines ([code, count, days]) less those another line rules out this month."""
+    present = {ln[0] for ln in lines}
+    return [ln for ln in lines if not MONTH_EXCLUSIONS.get(ln[0], frozenset()) & present]
 
 LINE_COLUMNS = ["claim_id", "tenant_code", "patient_id", "age", "sex", "service_month",
                 "provider_id", "claim_type", "total_points", "insured_until", "line_no",
@@ -180,7 +206,7 @@ class _TenantGenerator:
             lines.append([C.CBC, 1, 0])
         if any(ln[0] in (C.CBC, C.HBA1C) for ln in lines):  # 血液学的検査 -> its 判断料, once
             lines.append([C.BLOOD_JUDGEMENT, 1, 0])
-        return lines
+        return without_excluded(lines)
 
     def _drugs_for(self, dx: Sequence[str], p: Patient) -> list[list]:
         r = self.rng

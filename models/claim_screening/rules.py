@@ -386,12 +386,93 @@ def _eligibility_lost(month: np.ndarray, months: Sequence, until: Any) -> np.nda
 
 
 def _exclusive(view: ClaimLines) -> np.ndarray:
-    """Lines whose code is the disallowed member of a 併算定不可 pair present on the same claim."""
-    mask = np.zeros(len(view.code), bool)
+    """Lines whose code may not be billed with another code on the same claim: the disallowed
+    member of a curated pair (codes.EXCLUSIVE_PAIRS) or of the 背反テーブル's 同一月内 relations
+    (`MasterExclusions`)."""
+    mask = EXCLUSIONS.banned_lines(view)
     for first, second in C.EXCLUSIVE_PAIRS:
         with_first = view.any(view.code == CODE_ID[first])
         mask |= (view.code == CODE_ID[second]) & with_first[view.claim]
     return mask
+
+
+def _partners(pairs: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR of (code id, partner id) rows: (indptr over code ids, partners sorted by code)."""
+    order = np.argsort(pairs[:, 0], kind="stable")
+    indptr = np.zeros(size + 1, np.int64)
+    np.add.at(indptr, pairs[:, 0] + 1, 1)
+    return np.cumsum(indptr), pairs[order, 1]
+
+
+@dataclass(frozen=True)
+class MasterExclusions:
+    """The 背反テーブル's 同一月内 relations (masters.Masters.exclusions) as code-id arrays.
+
+    A claim is one month of one provider, so a relation "not in the same month" is certain
+    when both codes are on one claim: the banned code's lines are flagged (背反区分 1 / 2), or,
+    where either one may stay (背反区分 3), the line of the pair with fewer points (the one an
+    examiner would cut; a tie flags the larger code). Day, week and 同時 relations are not
+    checked: the frame has no dates.
+    """
+
+    kept: np.ndarray  # CSR over banned ids: the codes whose presence bans it
+    kept_ptr: np.ndarray
+    either: np.ndarray  # CSR over ids: the other member of a 背反区分 3 pair (both ways)
+    either_ptr: np.ndarray
+    involved: np.ndarray  # bool by code id: in any relation
+
+    @classmethod
+    def of(cls, masters: M.Masters) -> MasterExclusions:
+        """From the masters in use; codes outside VOCABULARY (none today) are left out."""
+        ex = masters.exclusions("month")
+        ex = ex[ex["kept"].isin(CODE_ID) & ex["banned"].isin(CODE_ID)]
+        kept = np.array([[CODE_ID[b], CODE_ID[k]] for k, b, e in ex.itertuples(index=False)
+                         if not e], np.int64).reshape(-1, 2)
+        one = np.array([[CODE_ID[a], CODE_ID[b]] for a, b, e in ex.itertuples(index=False)
+                        if e], np.int64).reshape(-1, 2)
+        either = np.concatenate([one, one[:, ::-1]])
+        involved = np.zeros(UNKNOWN + 1, bool)
+        involved[np.concatenate([kept.ravel(), either.ravel()])] = True
+        return cls(*_partners(kept, UNKNOWN + 1)[::-1], *_partners(either, UNKNOWN + 1)[::-1],
+                   involved)
+
+    def banned_lines(self, view: ClaimLines) -> np.ndarray:
+        """Bool per line: a procedure line another code on its claim rules out this month."""
+        mask = np.zeros(len(view.code), bool)
+        rows = np.flatnonzero((view.kind == PROCEDURE) & self.involved[view.code])
+        if len(rows) < 2:
+            return mask
+        size = UNKNOWN + 1
+        key = view.claim[rows].astype(np.int64) * size + view.code[rows]
+        present = np.unique(key)
+        order = np.argsort(key, kind="stable")
+        most = np.maximum.reduceat(view.points[rows][order], np.searchsorted(key[order], present))
+        for partners, ptr, either in ((self.kept, self.kept_ptr, False),
+                                      (self.either, self.either_ptr, True)):
+            line, other = _expand(view.code[rows], ptr, partners)
+            if not len(line):
+                continue
+            want = view.claim[rows][line].astype(np.int64) * size + other
+            at = np.minimum(np.searchsorted(present, want), len(present) - 1)
+            hit = present[at] == want
+            if either:  # keep the pair's line with more points (a tie: the smaller code)
+                mine = view.points[rows][line]
+                hit &= (mine < most[at]) | ((mine == most[at]) & (view.code[rows][line] > other))
+            mask[rows[line[hit]]] = True
+        return mask
+
+
+def _expand(codes: np.ndarray, ptr: np.ndarray, partners: np.ndarray,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(index into codes, partner id) for every partner of every code (CSR ptr/partners)."""
+    start, stop = ptr[codes], ptr[codes + 1]
+    counts = stop - start
+    line = np.repeat(np.arange(len(codes)), counts)
+    offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return line, partners[np.repeat(start, counts) + offset]
+
+
+EXCLUSIONS = MasterExclusions.of(M.in_use())
 
 
 def rule_columns(view: ClaimLines) -> dict[str, Any]:

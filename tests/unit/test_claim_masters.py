@@ -104,6 +104,15 @@ def test_committed_table_matches_its_manifest_and_the_published_codes() -> None:
     assert s.loc["111000110", "points"] == 291 and s.loc["111000370", "max_age_years"] == 6
     assert s.loc["113001810", "max_count"] == 2  # 特定疾患療養管理料: twice a month
     assert masters.icd10_of("8833421") == "I10"  # 本態性高血圧症
+    # 医科電子点数表 (支払基金, the rows published in 05算定回数テーブル / 03-2背反テーブル2)
+    limits = masters.limits().set_index("code")
+    assert limits.loc["140029610", "max_per_month"] == 31  # 消炎鎮痛等処置: 日 1
+    assert limits.loc["113001810", "max_per_month"] == 2  # 特定疾患療養管理料: 月 2
+    month = masters.exclusions("month")
+    kept_banned = set(zip(month["kept"], month["banned"], strict=True))
+    assert ("111000110", "113707110") in kept_banned  # 初診料 month: no 生活習慣病管理料２
+    assert ("113707110", "111000110") not in kept_banned
+    assert set(masters.tables["exclusions"]["scope"]) == {"month", "same_time", "week"}
 
 
 def test_disease_codes_pick_current_codes_that_map_back() -> None:
@@ -119,8 +128,9 @@ def test_disease_codes_pick_current_codes_that_map_back() -> None:
 
 
 def test_limits_apply_the_unit_of_the_count() -> None:
-    """算定回数 per day, week, month, 3 months, 2 weeks, per patient; a special condition (999)
-    is no count. The month is the frame's unit (one count per code and claim month)."""
+    """算定回数 per day, week, month, 3 months, 2 weeks, per patient; units that are no period
+    (一連 141, 入院中 133, 初診時 159) and rows with a 特例条件 are no certain count. The month is
+    the frame's unit (one count per code and claim month)."""
     assert M.monthly_limit("121", 2) == (62, 1)  # 1日2回: at most 2 x 31 in a month
     assert M.monthly_limit("138", 1) == (6, 1)  # weekly: a month touches at most 6 weeks
     assert M.monthly_limit("142", 1) == (3, 1)
@@ -128,37 +138,77 @@ def test_limits_apply_the_unit_of_the_count() -> None:
     assert M.monthly_limit("144", 1) == (1, 3)  # once in 3 months: 縦覧 over 3 months
     assert M.monthly_limit("144", 2) == (2, 1)  # twice in 3 months: only the month is checked
     assert M.monthly_limit("053", 1) == (1, 1200)
-    assert M.monthly_limit("999", 1) is None and M.monthly_limit("131", 0) is None
+    assert M.monthly_limit("161", 1) == (1, 24)  # ２年
+    for unit in ("141", "133", "159", "162", "999"):
+        assert M.monthly_limit(unit, 1) is None
+    assert M.monthly_limit("131", 0) is None
     table = "\r\n".join([
-        '0,"160000001","検査Ａ",121,"日",1,0,,,,,"20240601","99999999"',
-        '0,"160000001","検査Ａ",131,"月",4,0,,,,,"20240601","99999999"',  # tighter of the two
-        '0,"160000002","検査Ｂ",144,"３月",1,0,,,,,"20240601","99999999"',
-        '0,"160000003","処置Ｃ",138,"週",2,0,,,,,"20240601","99999999"',
-        '0,"160000004","指導Ｄ",999,"カスタム",1,1,,,,,"20240601","99999999"',
+        '"0","160000001","検査Ａ","121","日","1","0","0","0","0","0","0","20240601","99999999"',
+        '"0","160000001","検査Ａ","131","月","4","0","0","0","0","0","0","20240601","99999999"',
+        '"0","160000002","検査Ｂ","144","３月","1","0","0","0","0","0","0","20240601","99999999"',
+        '"0","160000003","処置Ｃ","138","週","2","0","0","0","0","0","0","20240601","99999999"',
+        '"0","160000004","指導Ｄ","131","月","1","1","0","0","0","0","0","20240601","99999999"',
+        '"0","160000006","撮影Ｅ","141","一連","1","0","0","0","0","0","0","20240601","99999999"',
     ]).encode("cp932")
     limits = M.read_limits(table, "算定回数テーブル.csv")
-    assert limits["unit_code"].tolist() == ["121", "131", "144", "138", "999"]
-    s = pd.DataFrame({"code": ["160000001", "160000005"], "max_count": [9.0, 2.0]})
+    assert limits["unit_code"].tolist() == ["121", "131", "144", "138", "131", "141"]
+    assert limits["special"].tolist() == ["0", "0", "0", "0", "1", "0"]
+    s = pd.DataFrame({"code": ["160000001", "160000005", "160000002"],
+                      "max_count": [9.0, 2.0, 0.0]})
     got = M.Masters({}, {"s": s, "limits": limits}).limits().set_index("code")
-    assert got.loc["160000001"].tolist() == [4, 1]
+    assert got.loc["160000001"].tolist() == [4, 1]  # the tightest of 31, 4 and the s master's 9
     assert got.loc["160000002"].tolist() == [1, 3] and got.loc["160000003"].tolist() == [12, 1]
-    assert "160000004" not in got.index  # a condition, not a count
-    assert "160000005" not in got.index  # the 算定回数テーブル replaces the s master's counts
-    # without it, the s master's 上限回数 is a count per レセプト, i.e. per month
+    assert "160000004" not in got.index  # a 特例条件: not a certain count
+    assert "160000006" not in got.index  # 一連 is a course of treatment, not a period
+    assert got.loc["160000005"].tolist() == [2, 1]  # the s master's 上限回数 still applies
     plain = M.Masters({}, {"s": s}).limits().set_index("code")
     assert plain["max_per_month"].to_dict() == {"160000001": 9, "160000005": 2}
     with pytest.raises(M.MasterError, match=r"t\.csv line 1: column 6 \(算定回数\) is 'x'"):
         M.read_limits(b'0,"1","a",131,"m",x,0', "t.csv")
+    with pytest.raises(M.MasterError, match=r"t\.csv line 2: 3 columns"):
+        M.read_limits(table.splitlines()[0] + b"\r\n1,2,3", "t.csv")
 
 
-def test_build_reads_the_limits_table_next_to_the_masters(tmp_path: Path) -> None:
+def test_exclusions_read_the_scope_and_which_code_stays() -> None:
+    """背反区分 1 keeps ①, 2 keeps ②, 3 either (once per pair); 特例条件 and abolished rows
+    are left out; each scope is its own table (the file number)."""
+    rows = "\r\n".join([
+        '"0","111000110","初診料","113707110","生活習慣病管理料２","1","0","0","20240601","99999999"',
+        '"0","113707110","生活習慣病管理料２","111000110","初診料","2","0","0","20240601","99999999"',
+        '"0","160000001","Ａ","160000002","Ｂ","3","0","0","20240601","99999999"',
+        '"0","160000002","Ｂ","160000001","Ａ","3","0","0","20240601","99999999"',
+        '"0","160000003","Ｃ","160000004","Ｄ","1","1","0","20240601","99999999"',
+        '"0","160000005","Ｅ","160000006","Ｆ","1","0","0","20240601","20240930"',
+    ]).encode("cp932")
+    month = M.read_exclusions(rows, "03-2背反テーブル2.csv").assign(scope="month")
+    week = month.head(1).assign(scope="week")
+    got = M.Masters({}, {"exclusions": pd.concat([month, week])}).exclusions("month")
+    assert got.to_dict("records") == [
+        {"kept": "111000110", "banned": "113707110", "either": False},
+        {"kept": "160000001", "banned": "160000002", "either": True}]
+    assert len(M.Masters({}, {}).exclusions()) == 0
+    with pytest.raises(M.MasterError, match=r"x\.csv line 1: column 6 \(背反区分\) is '7'"):
+        M.read_exclusions(b'"0","1","a","2","b","7","0","0","1","2"', "x.csv")
+
+
+def test_build_reads_the_fee_tables_next_to_the_masters(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     _write(src, "s_ALL20250307.csv", [_s_row("111000110", "初診料", "291")])
     (src / "05算定回数テーブル.csv").write_bytes(
         '0,"111000110","初診料",121,"日",1,0,,,,,"20240601","99999999"\r\n'.encode("cp932"))
+    (src / "03-2背反テーブル2.csv").write_bytes(
+        '"0","111000110","初診料","112007410","再診料","1","0","0","20240601","99999999"\r\n'
+        .encode("cp932"))
     manifest = M.build(src, tmp_path / "out")
     assert manifest["kinds"]["limits"]["rows"] == 1
+    assert manifest["kinds"]["exclusions"]["files"][0]["scope"] == "month"
     loaded = M.load(tmp_path / "out")
     assert loaded.limits().to_dict("records") == [
         {"code": "111000110", "max_per_month": 31, "every_months": 1}]
+    assert loaded.exclusions().to_dict("records") == [
+        {"kept": "111000110", "banned": "112007410", "either": False}]
+    M.build(src.parent / "src", tmp_path / "out")  # rebuilt: same bytes
+    (src / "03-2背反テーブル2.csv").unlink()
+    assert "exclusions" not in M.build(src, tmp_path / "out")["kinds"]
+    assert not (tmp_path / "out" / "exclusions.parquet").exists()

@@ -68,3 +68,20 @@ def test_codes_points_and_limits_come_from_the_masters() -> None:
     above = pd.Series((limit > 0) & (over["count"].to_numpy() > limit)).groupby(
         over["claim_id"].to_numpy()).any()
     assert len(above) > 10 and above.all()
+
+
+def test_clean_claims_respect_the_masters_month_exclusions() -> None:
+    """A clean claim never carries a pair the 背反テーブル rules out within a month (so the rule
+    fires on errors only); the demo procedures it bans are dropped, e.g. 通院精神療法 next to
+    特定疾患療養管理料, 生活習慣病管理料２ next to 初診料."""
+    from models.claim_screening.generate import MONTH_EXCLUSIONS, without_excluded
+    from models.claim_screening.rules import EXCLUSIONS, ClaimLines
+
+    assert MONTH_EXCLUSIONS[C.PSYCHOTHERAPY] == {C.TOKUTEI, C.SEIKATSU}
+    assert MONTH_EXCLUSIONS[C.SEIKATSU] == {C.SHOSHIN}
+    assert without_excluded([[C.SHOSHIN, 1, 0], [C.SEIKATSU, 1, 0], [C.TOKUTEI, 1, 0],
+                             [C.PSYCHOTHERAPY, 1, 0]]) == [[C.SHOSHIN, 1, 0], [C.TOKUTEI, 1, 0]]
+    lines, truth = generate(TENANTS[:1], GenerateSpec(total_claims=8000), 5)["402303"]
+    banned = EXCLUSIONS.banned_lines(ClaimLines.read(lines))
+    clean = set(truth.loc[truth["error_type"] == "", "claim_id"])
+    assert not lines.loc[banned, "claim_id"].isin(clean).any()

@@ -140,3 +140,26 @@ def test_three_month_rule_across_a_year_and_within_a_month() -> None:
     hits = apply_rules(df).set_index("claim_id")["R_FREQ_3M"]
     # each billing is compared with the one just before it: c with b, same month, so quiet
     assert hits.to_dict() == {"a": False, "b": True, "c": False, "d": False, "e": False}
+
+
+def test_master_month_exclusions_flag_the_banned_or_the_cheaper_line() -> None:
+    """背反テーブル 同一月内 (03-2): 初診料 rules out 生活習慣病管理料２ (背反区分 1, the kept code
+    first), not the other way; where either may stay (背反区分 3) the line with fewer points is
+    flagged."""
+    from models.claim_screening import masters as M
+    from models.claim_screening.rules import ClaimLines, _exclusive
+
+    either = M.in_use().exclusions("month").query("either").iloc[0]
+    df = frame(
+        claim("a", [("diagnosis", "I10", 0, 0), ("procedure", "111000110", 1, 0),
+                    ("procedure", "113707110", 1, 0)]),
+        claim("b", [("diagnosis", "I10", 0, 0), ("procedure", "113707110", 1, 0),
+                    ("procedure", "112007410", 1, 0)]),
+        claim("c", [("procedure", either["kept"], 3, 0), ("procedure", either["banned"], 1, 0)]),
+        claim("d", [("procedure", either["kept"], 1, 0), ("procedure", either["banned"], 3, 0)]))
+    flagged = set(df.loc[_exclusive(ClaimLines.read(df)), ["claim_id", "code"]].itertuples(
+        index=False, name=None))
+    assert flagged == {("a", "113707110"), ("c", either["banned"]), ("d", either["kept"])}
+    hits = apply_rules(df).set_index("claim_id")
+    assert hits.loc["a", "R_EXCLUSIVE_stake"] == df.loc[3 - 1, "points"] > 0
+    assert not hits.loc["b", "R_EXCLUSIVE"]

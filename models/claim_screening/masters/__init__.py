@@ -82,39 +82,55 @@ LAYOUTS: dict[str, dict[str, int]] = {
 }
 NUMERIC = {"points", "price", "cap_price", "cap_points", "max_count"}
 
-# 算定回数の単位. The 基本マスター's 医科診療行為マスター has no unit column: its 上限回数
-# (column 36, with 上限回数エラー処理 in 37) is the most 回 one レセプト may carry for the code,
-# i.e. a monthly count even where the 点数表 states another unit. The committed table shows it:
-# 外来リハビリテーション診療料１ (「7日間に1回」) has 5, 診療料２ (「14日間に1回」) 3,
-# 精神科訪問看護・指導料 up to the 3rd day of a week 15 (3 a week x 5), 特定疾患療養管理料 (月2回)
-# 2. The unit itself is in MHLW's 電子点数表, 算定回数テーブル (one row per code and unit:
-# 算定単位コード, 算定単位名称, 算定回数), with 算定単位コード 121 日, 131 月, 138 週, 141 一連,
-# 142 2週, 143 2月, 144 3月, 145 4月, 146 6月, 147 12月, 148 5年, 53 患者あたり and 997-999
-# (conditions such as 初診から1月, not counts). Such a table, where built (kind "limits",
-# `read_limits`), replaces the s master's monthly reading for its codes. A claim frame holds one
-# count per code and month, so a unit becomes what one month can hold (`monthly_limit`): a day
-# limit n allows n x 31, a week limit n x 6 (a month touches at most 6 Sunday-to-Saturday weeks),
-# a 2-week limit n x 3; a limit over N months allows n in the month and, where n is 1, no second
-# month within N (縦覧, rules R_FREQ_3M). Only certain excess is flagged: a day-limited code
-# billed 40 times in a month may still be within its limit on the days it was given, which the
-# frame does not hold.
+# 医科電子点数表 (支払基金): the 医科診療行為マスター plus tables that link its codes, published
+# as quoted cp932 CSV without a header. Layouts and meanings are those of 支払基金
+# 「医科電子点数表の活用手引き 令和６年度版」 §5 (レコード情報表記仕様) and 付表１
+# (算定単位コード一覧), read from the copy in github.com/horirinn2000/medical_master
+# `doc/medical_practice/tensuhyo_01.pdf` (commit b49b60a3e99e3d9c2ff173d338ddd0d7da233578;
+# its `00ファイル一覧表（医科）.pdf` names the files: 03-1 背反 1日につき, 03-2 同一月内,
+# 03-3 同時, 03-4 1週間につき). `build` reads those found in the source folder (by name:
+# `*算定回数*.csv`, `*背反テーブル[1-4]*.csv`).
+#
+# 算定回数テーブル (05): 変更区分, 診療行為コード, 省略名称, 算定単位コード, 算定単位名称,
+# 算定回数, 特例条件 (0 none, 1 a special condition such as 「開始月から2月以内は計11回」),
+# 予備 x5, 新設年月日, 廃止年月日. A code may have several rows (one per unit). Only rows
+# without a 特例条件 are applied: the condition is not in a claim frame, so its count is not a
+# certain limit (ＰＳＡ 160037510: 患者当り 1 with 特例条件 1, 「3月に1回、3回を限度」).
+#
+# The 基本マスター's 上限回数 (s column 36) is 「当該診療行為の算定可能な回数」 (マスター
+# ファイル仕様説明書 令和6年度版; 0 none) without a unit; the committed table shows it is a
+# count per レセプト (a month): 外来リハビリテーション診療料１ (「7日間に1回」) has 5,
+# 精神科訪問看護・指導料 (週3日まで) 15, 特定疾患療養管理料 (月2回) 2. Both apply: a code
+# takes the tighter month count and the longer span (`Masters.limits`).
+#
+# A claim frame holds one count per code and month, so a unit becomes what one month can hold
+# (`monthly_limit`): a day limit n allows n x 31, a week limit n x 6 (a month touches at most 6
+# Sunday-to-Saturday weeks), a 2-week limit n x 3; a limit over N months allows n in the month
+# and, where n is 1, no second month within N (縦覧, rules R_FREQ_3M). Units that are no period
+# are not applied: 一連 (141: a course of treatment; ＣＴ撮影 一連 1 does not forbid a second
+# series in a month), 入院中, 初診時, 手術当り, 単位, 年度 (a fiscal year, not 12 rolling months)
+# and the like. Only certain excess is flagged: a day-limited code billed 40 times in a month may
+# still be within its limit on the days it was given, which the frame does not hold.
 LIMIT_UNITS: dict[str, tuple[str, int, int]] = {  # code -> (name, months spanned, units a month)
-    "121": ("1日につき", 1, 31), "131": ("1月につき", 1, 1), "138": ("1週につき", 1, 6),
-    "141": ("一連につき", 1, 1), "142": ("2週につき", 1, 3), "143": ("2月につき", 2, 1),
-    "144": ("3月につき", 3, 1), "145": ("4月につき", 4, 1), "146": ("6月につき", 6, 1),
-    "147": ("12月につき", 12, 1), "148": ("5年につき", 60, 1), "53": ("患者あたり", 1200, 1),
+    "121": ("日", 1, 31), "131": ("月", 1, 1), "138": ("週", 1, 6), "142": ("２週", 1, 3),
+    "143": ("２月", 2, 1), "144": ("３月", 3, 1), "145": ("４月", 4, 1), "146": ("６月", 6, 1),
+    "147": ("１２月", 12, 1), "161": ("２年", 24, 1), "148": ("５年", 60, 1),
+    "53": ("患者当り", 1200, 1),
 }
 MONTH_UNIT = "131"
-# 電子点数表 算定回数テーブル (MHLW 電子点数表 仕様, 算定回数テーブル: 変更区分, 診療行為コード,
-# 省略名称, 算定単位コード, 算定単位名称, 算定回数, 特例条件, ...): 0-based positions read. No
-# copy of it was reachable from the build machine, so the committed table has no kind "limits".
-LIMIT_LAYOUT = {"code": 1, "unit_code": 3, "count": 5}
+LIMIT_LAYOUT = {"code": 1, "unit_code": 3, "count": 5, "special": 6}  # 0-based
+# 背反テーブル (03-1..03-4): 変更区分, 診療行為コード①, 省略名称①, 診療行為コード②, 省略名称②,
+# 背反区分 (1 ①を算定する, 2 ②を算定する, 3 何れか一方を算定する), 特例条件, 予備, 新設年月日,
+# 廃止年月日. Every relation is listed both ways (表裏). The file number is the scope.
+EXCLUSION_LAYOUT = {"code": 1, "other": 3, "keep": 5, "special": 6, "abolished": 9}
+EXCLUSION_SCOPES = {"1": "day", "2": "month", "3": "same_time", "4": "week"}
+_EXCLUSION_FILE = re.compile(r"背反テーブル([1-4])")
 
 
 def monthly_limit(unit_code: str, count: int) -> tuple[int, int] | None:
     """(most 回 in one month, months the limit spans for 縦覧) of a limit of `count` per unit
-    `unit_code` (LIMIT_UNITS), or None for a unit that is no count (997-999, unknown). A count
-    of 0 means no limit."""
+    `unit_code` (LIMIT_UNITS), or None for a unit that is no period (一連, 入院中, 初診時 ...,
+    unknown). A count of 0 means no limit."""
     unit = LIMIT_UNITS.get(str(unit_code).lstrip("0"))
     if unit is None or count <= 0:
         return None
@@ -122,11 +138,10 @@ def monthly_limit(unit_code: str, count: int) -> tuple[int, int] | None:
     return count * per_month, span if count == 1 else 1
 
 
-def read_limits(raw: bytes, name: str = "limits") -> pd.DataFrame:
-    """code, unit_code, count of an 電子点数表 算定回数テーブル (cp932 CSV, LIMIT_LAYOUT);
-    MasterError names a line with too few columns or a count that is not a number."""
+def _table_cells(raw: bytes, name: str, need: int, what: str) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of a quoted cp932 CSV of the 電子点数表; MasterError names the file
+    and line of a row that is not cp932 or has fewer than `need` columns."""
     rows = []
-    need = max(LIMIT_LAYOUT.values()) + 1
     for no, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue
@@ -136,14 +151,41 @@ def read_limits(raw: bytes, name: str = "limits") -> pd.DataFrame:
             raise MasterError(f"{name} line {no}: not Shift_JIS (cp932) at byte {exc.start}"
                               ) from None
         if len(cells) < need:
-            raise MasterError(f"{name} line {no}: {len(cells)} columns, the 算定回数テーブル "
-                              f"layout needs at least {need}")
-        code, unit, count = (cells[i] for i in LIMIT_LAYOUT.values())
+            raise MasterError(f"{name} line {no}: {len(cells)} columns, the {what} layout "
+                              f"needs at least {need}")
+        rows.append((no, cells))
+    return rows
+
+
+def read_limits(raw: bytes, name: str = "limits") -> pd.DataFrame:
+    """code, unit_code, count, special (特例条件 '0'/'1') of an 電子点数表 算定回数テーブル
+    (LIMIT_LAYOUT); MasterError names a line with too few columns or a count that is not a
+    number."""
+    out = []
+    for no, cells in _table_cells(raw, name, max(LIMIT_LAYOUT.values()) + 1, "算定回数テーブル"):
+        code, unit, count, special = (cells[i] for i in LIMIT_LAYOUT.values())
         if not count.isdigit():
             raise MasterError(f"{name} line {no}: column 6 (算定回数) is {count!r}, expected "
                               "a number")
-        rows.append((code, unit, int(count)))
-    return pd.DataFrame(rows, columns=["code", "unit_code", "count"])
+        out.append((code, unit, int(count), special))
+    return pd.DataFrame(out, columns=["code", "unit_code", "count", "special"])
+
+
+def read_exclusions(raw: bytes, name: str = "背反テーブル") -> pd.DataFrame:
+    """code, other, keep (背反区分 '1'/'2'/'3'), special (特例条件), abolished of one 背反テーブル
+    (EXCLUSION_LAYOUT); MasterError names a line with too few columns or a 背反区分 outside
+    1-3."""
+    out = []
+    for no, cells in _table_cells(raw, name, max(EXCLUSION_LAYOUT.values()) + 1,
+                                  "背反テーブル"):
+        row = [cells[i] for i in EXCLUSION_LAYOUT.values()]
+        if row[2] not in ("1", "2", "3"):
+            raise MasterError(f"{name} line {no}: column 6 (背反区分) is {row[2]!r}, expected "
+                              "1, 2 or 3")
+        out.append(row)
+    return pd.DataFrame(out, columns=list(EXCLUSION_LAYOUT))
+
+
 FILE_DATE = re.compile(r"^(?P<kind>[sybtc])_(?P<all>ALL)?(?P<date>\d{8})(?:_[A-Za-z0-9]+)?"
                        r"\.(?:csv|txt|zip)$", re.IGNORECASE)
 # 変更区分 (column 1) of a 差分 (update) record: 1 抹消 removes the code; 3 新規 is a whole record;
@@ -293,6 +335,39 @@ def _age_years(value: str) -> int | None:
     return int(value) if value.isdigit() and value != "00" else None
 
 
+def _build_fee_tables(source: Path, out: Path) -> dict[str, dict]:
+    """The 医科電子点数表 tables found in `source`: its 算定回数テーブル (the newest name wins) as
+    limits.parquet, its 背反テーブル 1-4 (one file per scope) as exclusions.parquet with a `scope`
+    column; manifest entries for those written (stale ones removed)."""
+    kinds: dict[str, dict] = {}
+    files = sorted(q for q in source.iterdir() if q.suffix.lower() == ".csv")
+    (out / "limits.parquet").unlink(missing_ok=True)
+    limit_files = [q for q in files if "算定回数" in q.name]
+    if limit_files:
+        raw = limit_files[-1].read_bytes()
+        limits = read_limits(raw, limit_files[-1].name)
+        limits.to_parquet(out / "limits.parquet", index=False, compression="zstd")
+        kinds["limits"] = {"name": "医科電子点数表 算定回数テーブル", "file": limit_files[-1].name,
+                           "sha256": hashlib.sha256(raw).hexdigest(), "rows": len(limits)}
+    (out / "exclusions.parquet").unlink(missing_ok=True)
+    parts, entries = [], []
+    for q in files:
+        m = _EXCLUSION_FILE.search(q.name)
+        if not m:
+            continue
+        raw = q.read_bytes()
+        table = read_exclusions(raw, q.name).assign(scope=EXCLUSION_SCOPES[m[1]])
+        parts.append(table)
+        entries.append({"file": q.name, "scope": EXCLUSION_SCOPES[m[1]],
+                        "sha256": hashlib.sha256(raw).hexdigest(), "rows": len(table)})
+    if parts:
+        table = pd.concat(parts, ignore_index=True)
+        table.to_parquet(out / "exclusions.parquet", index=False, compression="zstd")
+        kinds["exclusions"] = {"name": "医科電子点数表 背反テーブル", "files": entries,
+                               "rows": len(table)}
+    return kinds
+
+
 def build(source: Path, out: Path = TABLE_DIR) -> dict:
     """Read the newest whole file of each kind in `source` with the 差分 published after it,
     write <kind>.parquet and manifest.json into `out`.
@@ -325,18 +400,9 @@ def build(source: Path, out: Path = TABLE_DIR) -> dict:
     for stale in set(KINDS) - set(sources):
         (out / f"{stale}.parquet").unlink(missing_ok=True)
     versions = [k["date"] for k in kinds.values()]
-    limit_files = sorted(q for q in source.iterdir() if "算定回数" in q.name
-                         and q.suffix.lower() == ".csv")
-    (out / "limits.parquet").unlink(missing_ok=True)
-    if limit_files:  # MHLW 電子点数表 算定回数テーブル (the newest name wins): units of 上限回数
-        raw = limit_files[-1].read_bytes()
-        limits = read_limits(raw, limit_files[-1].name)
-        limits.to_parquet(out / "limits.parquet", index=False, compression="zstd")
-        kinds["limits"] = {"name": "電子点数表 算定回数テーブル", "file": limit_files[-1].name,
-                           "sha256": hashlib.sha256(raw).hexdigest(), "rows": len(limits)}
+    kinds.update(_build_fee_tables(source, out))
     manifest = {"publisher": "社会保険診療報酬支払基金", "master_version": max(versions),
-                "kinds": kinds,
-        "missing": [k for k in KINDS if k not in sources]}
+                "kinds": kinds, "missing": [k for k in KINDS if k not in sources]}
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
                                        encoding="utf-8")
     return manifest
@@ -398,22 +464,53 @@ class Masters:
     def limits(self) -> pd.DataFrame:
         """Per code with a count limit: max_per_month and every_months (`monthly_limit`).
 
-        From the 電子点数表 算定回数テーブル where built (kind "limits"; a code with several units
-        takes the tightest month count and the longest span), else from the s master's
-        上限回数, which is per レセプト (a month; see LIMIT_UNITS)."""
+        From the s master's 上限回数 (a count per レセプト, i.e. per month) and, where built, the
+        算定回数テーブル's rows without a 特例条件 (kind "limits"); a code limited by several
+        rows takes the tightest month count and the longest span."""
+        parts: list[pd.DataFrame] = []
+        s = self.tables.get("s")
+        if s is not None and not s.empty:
+            parts.append(pd.DataFrame({"code": s["code"], "unit_code": MONTH_UNIT,
+                                       "count": s["max_count"].astype(int)}))
         table = self.tables.get("limits")
-        if table is None or table.empty:
-            s = self.tables.get("s")
-            if s is None or s.empty:
-                return pd.DataFrame(columns=["code", "max_per_month", "every_months"])
-            table = pd.DataFrame({"code": s["code"], "unit_code": MONTH_UNIT,
-                                  "count": s["max_count"].astype(int)})
-        rows = [(code, *lim) for code, unit, n in zip(table["code"], table["unit_code"],
-                                                      table["count"], strict=True)
+        if table is not None and not table.empty:
+            if "special" in table.columns:  # a table built before 特例条件 was kept has none
+                table = table[table["special"].isin(["", "0"])]
+            parts.append(table[["code", "unit_code", "count"]])
+        rows = [(code, *lim) for part in parts
+                for code, unit, n in zip(part["code"], part["unit_code"], part["count"],
+                                         strict=True)
                 if (lim := monthly_limit(unit, int(n))) is not None]
         out = pd.DataFrame(rows, columns=["code", "max_per_month", "every_months"])
         return out.groupby("code", as_index=False, sort=True).agg(
             max_per_month=("max_per_month", "min"), every_months=("every_months", "max"))
+
+    def exclusions(self, scope: str = "month") -> pd.DataFrame:
+        """併算定不可 relations of one scope (EXCLUSION_SCOPES: "month" 同一月内, "day", "week",
+        "same_time") from the 背反テーブル, as `banned` (the code that may not be billed with
+        `kept`) and `either` (背反区分 3: only one of the two; each pair once, kept < banned).
+
+        Rows with a 特例条件 and abolished relations are left out: the condition is not in a
+        claim frame. Empty when no 背反テーブル was built."""
+        table = self.tables.get("exclusions")
+        cols = ["kept", "banned", "either"]
+        if table is None or table.empty:
+            return pd.DataFrame(columns=cols)
+        t = table[(table["scope"] == scope) & table["special"].isin(["", "0"])
+                  & table["abolished"].isin(["", "99999999"])]
+        first = t["keep"] == "1"  # ① is billed: ② is the one that may not be
+        directed = pd.concat([
+            pd.DataFrame({"kept": t.loc[first, "code"], "banned": t.loc[first, "other"]}),
+            pd.DataFrame({"kept": t.loc[t["keep"] == "2", "other"],
+                          "banned": t.loc[t["keep"] == "2", "code"]})]).assign(either=False)
+        both = t[t["keep"] == "3"]
+        lo = both[["code", "other"]].min(axis=1)
+        hi = both[["code", "other"]].max(axis=1)
+        either = pd.DataFrame({"kept": lo, "banned": hi}).assign(either=True)
+        out = pd.concat([directed, either], ignore_index=True)
+        # a pair listed as directed one way and 3 the other (手引き 4(2)ウ: then both are 3)
+        out = out.drop_duplicates(["kept", "banned"]).reset_index(drop=True)
+        return out[cols]
 
     def months_after(self, months: list[str]) -> list[str]:
         """Claim months (YYYY-MM) after the master version: scored against it, with a note."""

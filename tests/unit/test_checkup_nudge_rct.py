@@ -15,15 +15,20 @@ from models.checkup_nudge.rct import RctInputError, fit_rct, read_table, score_r
 from training.checkup_nudge_cli import nudge_app
 
 
+def true_p(age: np.ndarray, group: np.ndarray, arm: np.ndarray | str) -> np.ndarray:
+    """P(y = 1) in `experiment`: arm B helps group 'a' and hurts the rest; arm C the old."""
+    logit = (-0.5 + 0.02 * (age - 50) + np.where(arm == "B", np.where(group == "a", 1.5, -0.5), 0)
+             + np.where(arm == "C", np.where(age > 55, 1.2, -0.2), 0))
+    return 1 / (1 + np.exp(-logit))
+
+
 def experiment(n: int, arms: list[str], seed: int = 0) -> pd.DataFrame:
     """Arm B helps group 'a' and hurts the rest; arm C helps the old (a 3-arm trial)."""
     rng = np.random.default_rng(seed)
     age = rng.integers(20, 80, n)
     group = rng.choice(["a", "b", "c"], n)
     arm = rng.choice(arms, n)
-    logit = (-0.5 + 0.02 * (age - 50) + np.where(arm == "B", np.where(group == "a", 1.5, -0.5), 0)
-             + np.where(arm == "C", np.where(age > 55, 1.2, -0.2), 0))
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    y = (rng.random(n) < true_p(age, group, arm)).astype(int)
     return pd.DataFrame({"id": [f"p{i}" for i in range(n)], "age": age, "group": group,
                          "arm": arm, "y": y}).astype(str)
 
@@ -235,3 +240,35 @@ def test_cluster_keeps_households_together_and_widens_the_ci(tmp_path: Path) -> 
     res = CliRunner().invoke(nudge_app, ["fit-rct", str(bad), "--treatment", "arm",
                                          "--outcome", "y", "--control", "A", "--cluster", "hh"])
     assert res.exit_code == 2 and "column 'hh' row 11: empty cluster id" in res.output
+
+
+@pytest.mark.slow
+def test_served_gain_ci_covers_the_true_gain() -> None:
+    """Issue 16: over 20 independent 1,500-person trials with a known truth, the 95% CI that
+    fit-rct prints for the served uplift model's gain over the best arm (and for the
+    recommended policy's) covers the true gain, computed on 100,000 other persons, in at least
+    15 of 20 (an exact 95% CI fails this with probability 0.0003, one at 90% with 0.01). The
+    held-out estimate of the benchmark is not needed here: the truth is known."""
+    from models.checkup_nudge.rct import encode
+
+    arms = ["A", "B", "C"]
+    pop = experiment(100_000, arms, seed=999)
+    age, group = pop["age"].astype(int).to_numpy(), pop["group"].to_numpy()
+    truth = np.column_stack([true_p(age, group, a) for a in arms])  # (n, arms)
+    covered = {"model": 0, "recommended": 0}
+    for seed in range(20):
+        result = fit_rct(experiment(1500, arms, seed=100 + seed), "arm", "y", "A", seed=seed,
+                         n_boot=100)
+        rep = result.report["decision"]
+        X = encode(pop, result.encoding)
+        P = result.model.predict(X)
+        best = list(result.model.arms).index(result.report["best_single_arm"])
+        col = [arms.index(a) for a in result.model.arms]
+        T = truth[:, col]
+        rows = np.arange(len(T))
+        for name, assign, own in (
+                ("model", P.argmax(1), rep["served_gain_over_best_single_arm"]["model"]),
+                ("recommended", result.policy.assign(X, P), rep["recommended_gain_served"])):
+            true_gain = float((T[rows, assign] - T[:, best]).mean())
+            covered[name] += own["ci_low"] - 1e-9 <= true_gain <= own["ci_high"] + 1e-9
+    assert covered["model"] >= 15 and covered["recommended"] >= 15, covered

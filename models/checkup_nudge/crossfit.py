@@ -212,6 +212,13 @@ def served_gains(cf: CrossFit, policies: FoldPolicies, smaller: Mapping[str, np.
     adds that; the CI keeps the cross-fitted lower bound (the served policy learns from more
     rows) and its upper bound is the 97.5th percentile of bootstrap draws of gain + max(1, 3/K)
     steps (each draw's step, so the step's own noise widens it). Negative steps count as 0.
+
+    The CI is for the TRUE gain. An estimate of it on other persons (a held-out check) has its
+    own sampling error s_h, so even an exact CI (SE s_o) covers such an estimate in only
+    2 Phi(1.96 / sqrt(1 + (s_h / s_o)^2)) - 1 of checks (~78% on NSW's 133 held-out persons):
+    judge it with the prediction interval, each side widened to sqrt(side^2 + (1.96 s_h)^2)
+    (Cumming & Maillardet 2006, Psychological Methods 11(3)), as bench.uplift_real does.
+    Measured there (seeds never used while developing): README, issue 16.
     """
     k = int(cf.fold.max()) + 1
     rows = np.arange(len(cf.fold))

@@ -505,7 +505,9 @@ def _repeat_summary(reps: list[dict[str, Any]]) -> dict[str, Any]:
                 "too_small_to_rank_arms": sum(bool(s["arm_comparison_too_small"])
                                               for s in reps),
                 "no_reliable_difference_between_persons": sum(
-                    any("no reliable difference" in m for m in s["messages"]) for s in reps)},
+                    any("no reliable difference" in m for m in s["messages"]) for s in reps),
+                "too_small_to_personalise": sum(
+                    any("too small to personalise" in m for m in s["messages"]) for s in reps)},
             "coverage_recommended_gain": coverage(reps, "gain"),
             "coverage_model_candidate_gain": coverage(reps, "model_candidate_gain"),
             "coverage_model_candidate_gain_cross_fitted_ci": coverage(

@@ -161,6 +161,31 @@ def test_small_trial_warns_and_lists_tied_arms() -> None:
     assert any("too small to rank the arms" in m for m in r["messages"])
 
 
+def test_small_trial_is_too_small_to_personalise() -> None:
+    """Strong heterogeneity (arm B +50 points for group 'a', -10 for the rest) in 360 persons:
+    the personalised candidates' CIs are above zero, but an arm has fewer than 100 events, so
+    the simple policy is recommended and the CLI says why (issue 16, NSW: 3 of 3 such
+    personalisations lost out of sample). With 3,000 persons the same trial personalises."""
+    def trial(n: int, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        group = rng.choice(["a", "b"], n)
+        arm = rng.choice(["A", "B"], n)
+        p = 0.2 + np.where(arm == "B", np.where(group == "a", 0.5, -0.1), 0)
+        y = (rng.random(n) < p).astype(int)
+        return pd.DataFrame({"group": group, "arm": arm, "y": y}).astype(str)
+
+    r = fit_rct(trial(360, 4), "arm", "y", "A", seed=0, n_boot=100).report
+    d = r["decision"]
+    assert min(r["arm_comparison"]["events"].values()) < 100
+    assert max(g["ci_low"] for g in d["gain_over_best_single_arm"].values()) > 0  # premise
+    assert d["recommended"] == "best_single_arm" and not d["personalised"]
+    assert d["too_small_to_personalise"]
+    assert d["recommended_gain_served"] == {"estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    assert any("too small to personalise" in m for m in r["messages"])
+    big = fit_rct(trial(3000, 4), "arm", "y", "A", seed=0, n_boot=100).report["decision"]
+    assert big["personalised"] and not big["too_small_to_personalise"]
+
+
 def test_missing_outcome_error_or_dropped() -> None:
     df = experiment(400, ["A", "B"])
     df.loc[7, "y"] = "NA"

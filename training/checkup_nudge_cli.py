@@ -137,7 +137,8 @@ def fit_rct(
                         ] = "utf-8",
 ) -> None:
     """Learn which arm works for whom from an RCT; recommend a personalised policy only when
-    its cross-fitted gain over the best simple policy has a 95% CI above zero."""
+    its cross-fitted gain over the best simple policy has a 95% CI above zero and every arm
+    has at least 100 events (a smaller trial is too small to personalise)."""
     from models.checkup_nudge.rct import RctInputError, read_table, score_rct
     from models.checkup_nudge.rct import fit_rct as run
 

@@ -85,6 +85,8 @@ def _print_report(r: dict[str, Any]) -> None:
                "learning curve's next step)")
     for name, g in r["decision"]["served_gain_over_best_single_arm"].items():
         typer.echo(f"  {name:<40}{_fmt(g)}")
+    typer.echo("  (95% CIs for the true gain. A gain measured on other persons has its own error "
+               "s: it should fall within each side widened to sqrt(side^2 + (1.96 s)^2).)")
     if r["decision"]["recommended"] == "policy_tree":
         typer.echo("\nPolicy tree rules (refitted on every row):")
         for rule in r["policy_tree_rules"]:
@@ -135,7 +137,8 @@ def fit_rct(
                         ] = "utf-8",
 ) -> None:
     """Learn which arm works for whom from an RCT; recommend a personalised policy only when
-    its cross-fitted gain over the best simple policy has a 95% CI above zero."""
+    its cross-fitted gain over the best simple policy has a 95% CI above zero and every arm
+    has at least 100 events (a smaller trial is too small to personalise)."""
     from models.checkup_nudge.rct import RctInputError, read_table, score_rct
     from models.checkup_nudge.rct import fit_rct as run
 

@@ -391,7 +391,9 @@ def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds:
         data.encoding.categorical
     cf = CF.crossfit(exp, data.arms, learners, params, seed, folds, cat, data.known_propensity)
     pol = CF.fold_policies(cf, exp.X, len(data.arms), seed)
-    decision = CF.policy_report(cf, pol, exp.groups, data.arms, n_boot, seed)
+    arms_cmp = CF.arm_comparison(cf.gamma, exp.arm, exp.y, exp.groups, data.arms, n_boot, seed)
+    decision = CF.policy_report(cf, pol, exp.groups, data.arms, n_boot, seed,
+                                fewest_events=min(arms_cmp["events"].values()))
     # the served model and tree are refitted on every row: their gain is the cross-fitted one
     # plus the learning curve's next step (issue 16: the CI is for the policy served)
     small_params = _params(int(len(exp.y) * (folds - 1) / folds * CF.SMALLER_SHARE),
@@ -402,7 +404,6 @@ def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds:
     decision["served_gain_over_best_single_arm"] = served
     decision["recommended_gain_served"] = served.get(decision["recommended"], zero)
     chosen = pol.assign[decision["recommended"]]
-    arms_cmp = CF.arm_comparison(cf.gamma, exp.arm, exp.y, exp.groups, data.arms, n_boot, seed)
     final_learner = max(learners, key=decision["learner_by_fold"].count)
     model = fit_uplift(exp, data.arms, final_learner, _params(len(exp.y), len(data.arms)),
                        seed, cat)
@@ -436,7 +437,10 @@ def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds:
 def _messages(decision: dict[str, Any], arms_cmp: dict[str, Any], best: str) -> list[str]:
     """Plain-words statements about what the data support."""
     out = []
-    if not decision["personalised"]:
+    if decision.get("too_small_to_personalise"):
+        out.append(CF.SMALL_TRIAL_EN.format(min_events=CF.MIN_EVENTS_PER_ARM,
+                                            name=f"everyone gets {best}"))
+    elif not decision["personalised"]:
         out.append(CF.NO_HETEROGENEITY_EN.format(name=f"everyone gets {best}"))
     warn = CF.ranking_message(arms_cmp)
     if warn:

@@ -66,3 +66,51 @@ def test_households_stay_whole_and_widen_the_held_out_se() -> None:
     plain = U.clt(v, ["p", "q"], "q")["value"]["p"]["se"]
     robust = U.clt(v, ["p", "q"], "q", hh)["value"]["p"]["se"]
     assert robust / plain == pytest.approx(np.sqrt(3), rel=0.05)
+
+
+def _splits(kappa: float, ratio: float, n: int, seed: int) -> list[dict]:
+    """n splits whose own 95% CI (SE s_o) has error kappa * s_o around the true gain 0 and a
+    held-out estimate with its own error ratio * s_o (independent), as `_check` records them."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        s_o = rng.uniform(0.005, 0.02)
+        own_est = kappa * s_o * rng.normal()
+        own = {"estimate": own_est, "ci_low": own_est - 1.96 * s_o,
+               "ci_high": own_est + 1.96 * s_o}
+        held = {"estimate": ratio * s_o * rng.normal(), "se": ratio * s_o}
+        check = U._check(own, held, 0.0)
+        out.append({"gain": {"dr": check, "ipw": check}})
+    return out
+
+
+def test_a_noisy_held_out_estimate_is_judged_with_its_own_error() -> None:
+    """An exact own CI (kappa 1) against a held-out estimate 1.5x as noisy (NSW's case): it
+    covers the held-out estimate in only ~72% of splits, but the held-out estimate falls in
+    its prediction interval in ~95%, and the implied coverage of the truth is ~95%, as the
+    direct coverage of the truth. A CI 1.6x too narrow is caught by the implied coverage
+    (~78%) though the prediction-interval share stays ~89% (the yardstick's noise hides it)."""
+    exact = _splits(1.0, 1.5, 1500, 0)
+    got = U.coverage(exact, "gain")
+    assert got["dr"]["covers_held_out_share"] == pytest.approx(0.72, abs=0.04)
+    assert got["dr"]["covers_held_out_with_its_error_share"] == pytest.approx(0.95, abs=0.02)
+    implied = got["dr"]["implied_true_gain_coverage"]
+    assert implied["estimate"] == pytest.approx(0.95, abs=0.03)
+    assert implied["ci_low"] < 0.95 < implied["ci_high"]
+    assert got["covers_true_gain_share"] == pytest.approx(0.95, abs=0.02)
+    assert got["covers_true_gain_count"]["n"] == 1500
+    narrow = U.coverage(_splits(1.6, 1.5, 1500, 1), "gain")
+    assert narrow["covers_true_gain_share"] == pytest.approx(0.78, abs=0.04)
+    assert narrow["dr"]["implied_true_gain_coverage"]["estimate"] == pytest.approx(0.78, abs=0.05)
+    assert narrow["dr"]["implied_true_gain_coverage"]["ci_high"] < 0.9
+    assert narrow["dr"]["covers_held_out_with_its_error_share"] == pytest.approx(0.89, abs=0.03)
+
+
+def test_prediction_interval_widens_each_side_and_binomial_ci() -> None:
+    own = {"estimate": 0.01, "ci_low": 0.0, "ci_high": 0.05}  # asymmetric, as served
+    low, high = U.prediction_interval(own, 0.01)
+    assert low == pytest.approx(0.01 - np.hypot(0.01, 0.0196))
+    assert high == pytest.approx(0.01 + np.hypot(0.04, 0.0196))
+    assert U.prediction_interval(own, 0.0) == pytest.approx((0.0, 0.05))
+    assert U.binomial_ci(40, 50) == pytest.approx([0.663, 0.9], abs=0.002)
+    assert U.binomial_ci(50, 50)[1] == 1.0 and U.binomial_ci(0, 10)[0] == 0.0

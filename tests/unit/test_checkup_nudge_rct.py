@@ -15,15 +15,20 @@ from models.checkup_nudge.rct import RctInputError, fit_rct, read_table, score_r
 from training.checkup_nudge_cli import nudge_app
 
 
+def true_p(age: np.ndarray, group: np.ndarray, arm: np.ndarray | str) -> np.ndarray:
+    """P(y = 1) in `experiment`: arm B helps group 'a' and hurts the rest; arm C the old."""
+    logit = (-0.5 + 0.02 * (age - 50) + np.where(arm == "B", np.where(group == "a", 1.5, -0.5), 0)
+             + np.where(arm == "C", np.where(age > 55, 1.2, -0.2), 0))
+    return 1 / (1 + np.exp(-logit))
+
+
 def experiment(n: int, arms: list[str], seed: int = 0) -> pd.DataFrame:
     """Arm B helps group 'a' and hurts the rest; arm C helps the old (a 3-arm trial)."""
     rng = np.random.default_rng(seed)
     age = rng.integers(20, 80, n)
     group = rng.choice(["a", "b", "c"], n)
     arm = rng.choice(arms, n)
-    logit = (-0.5 + 0.02 * (age - 50) + np.where(arm == "B", np.where(group == "a", 1.5, -0.5), 0)
-             + np.where(arm == "C", np.where(age > 55, 1.2, -0.2), 0))
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    y = (rng.random(n) < true_p(age, group, arm)).astype(int)
     return pd.DataFrame({"id": [f"p{i}" for i in range(n)], "age": age, "group": group,
                          "arm": arm, "y": y}).astype(str)
 
@@ -156,6 +161,31 @@ def test_small_trial_warns_and_lists_tied_arms() -> None:
     assert any("too small to rank the arms" in m for m in r["messages"])
 
 
+def test_small_trial_is_too_small_to_personalise() -> None:
+    """Strong heterogeneity (arm B +50 points for group 'a', -10 for the rest) in 360 persons:
+    the personalised candidates' CIs are above zero, but an arm has fewer than 100 events, so
+    the simple policy is recommended and the CLI says why (issue 16, NSW: 3 of 3 such
+    personalisations lost out of sample). With 3,000 persons the same trial personalises."""
+    def trial(n: int, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        group = rng.choice(["a", "b"], n)
+        arm = rng.choice(["A", "B"], n)
+        p = 0.2 + np.where(arm == "B", np.where(group == "a", 0.5, -0.1), 0)
+        y = (rng.random(n) < p).astype(int)
+        return pd.DataFrame({"group": group, "arm": arm, "y": y}).astype(str)
+
+    r = fit_rct(trial(360, 4), "arm", "y", "A", seed=0, n_boot=100).report
+    d = r["decision"]
+    assert min(r["arm_comparison"]["events"].values()) < 100
+    assert max(g["ci_low"] for g in d["gain_over_best_single_arm"].values()) > 0  # premise
+    assert d["recommended"] == "best_single_arm" and not d["personalised"]
+    assert d["too_small_to_personalise"]
+    assert d["recommended_gain_served"] == {"estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    assert any("too small to personalise" in m for m in r["messages"])
+    big = fit_rct(trial(3000, 4), "arm", "y", "A", seed=0, n_boot=100).report["decision"]
+    assert big["personalised"] and not big["too_small_to_personalise"]
+
+
 def test_missing_outcome_error_or_dropped() -> None:
     df = experiment(400, ["A", "B"])
     df.loc[7, "y"] = "NA"
@@ -235,3 +265,35 @@ def test_cluster_keeps_households_together_and_widens_the_ci(tmp_path: Path) -> 
     res = CliRunner().invoke(nudge_app, ["fit-rct", str(bad), "--treatment", "arm",
                                          "--outcome", "y", "--control", "A", "--cluster", "hh"])
     assert res.exit_code == 2 and "column 'hh' row 11: empty cluster id" in res.output
+
+
+@pytest.mark.slow
+def test_served_gain_ci_covers_the_true_gain() -> None:
+    """Issue 16: over 20 independent 1,500-person trials with a known truth, the 95% CI that
+    fit-rct prints for the served uplift model's gain over the best arm (and for the
+    recommended policy's) covers the true gain, computed on 100,000 other persons, in at least
+    15 of 20 (an exact 95% CI fails this with probability 0.0003, one at 90% with 0.01). The
+    held-out estimate of the benchmark is not needed here: the truth is known."""
+    from models.checkup_nudge.rct import encode
+
+    arms = ["A", "B", "C"]
+    pop = experiment(100_000, arms, seed=999)
+    age, group = pop["age"].astype(int).to_numpy(), pop["group"].to_numpy()
+    truth = np.column_stack([true_p(age, group, a) for a in arms])  # (n, arms)
+    covered = {"model": 0, "recommended": 0}
+    for seed in range(20):
+        result = fit_rct(experiment(1500, arms, seed=100 + seed), "arm", "y", "A", seed=seed,
+                         n_boot=100)
+        rep = result.report["decision"]
+        X = encode(pop, result.encoding)
+        P = result.model.predict(X)
+        best = list(result.model.arms).index(result.report["best_single_arm"])
+        col = [arms.index(a) for a in result.model.arms]
+        T = truth[:, col]
+        rows = np.arange(len(T))
+        for name, assign, own in (
+                ("model", P.argmax(1), rep["served_gain_over_best_single_arm"]["model"]),
+                ("recommended", result.policy.assign(X, P), rep["recommended_gain_served"])):
+            true_gain = float((T[rows, assign] - T[:, best]).mean())
+            covered[name] += own["ci_low"] - 1e-9 <= true_gain <= own["ci_high"] + 1e-9
+    assert covered["model"] >= 15 and covered["recommended"] >= 15, covered

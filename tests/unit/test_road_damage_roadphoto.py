@@ -51,8 +51,8 @@ def test_fit_chooses_the_cut_on_out_of_fold_road_photos_and_separates_the_rest()
     assert (check.score(other) < check.cut).mean() >= 0.95
     assert report["photos"] == {"road": 60, "non_road": 60, "trained_on": 120}
     assert report["cut"] == round(check.cut, 4)
-    assert report["out_of_fold"]["r"]["passed"] >= 0.9 and report["out_of_fold"]["n"][
-        "passed"] <= 0.1
+    oof = report["out_of_fold"]
+    assert oof["r:road"]["passed"] >= 0.9 and oof["n:not_road"]["passed"] <= 0.1
     assert [t["road_kept"] for t in report["tradeoff"]] == sorted(
         t["road_kept"] for t in report["tradeoff"])[::-1]
     with pytest.raises(ValueError, match="need both"):
@@ -68,7 +68,7 @@ def test_only_photos_the_tile_rules_pass_set_the_cut() -> None:
     judged = np.r_[np.ones(80, bool), np.zeros(10, bool)]
     check, report = roadphoto.fit(examples + odd, keep=0.95, judged=judged)
     assert report["photos"] == {"road": 40, "non_road": 40, "trained_on": 90}
-    assert "odd" not in report["out_of_fold"]
+    assert set(report["out_of_fold"]) == {"g:road", "g:not_road"}
     # counted, they would drag the cut down until non-road photos pass
     assert roadphoto.fit(examples + odd, keep=0.95)[0].cut < check.cut
 

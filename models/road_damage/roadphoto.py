@@ -249,7 +249,7 @@ def fit_model(net_model: Any, stats: dict[str, np.ndarray] | None, tile_sets: li
     from models.road_damage.photo import photo_tiles
 
     if stats is None:
-        return None, {"skipped": "no feature statistics (road_check.familiarity off)"}
+        return None, {"skipped": "road_check.road_photo or road_check.familiarity off"}
     if crops is None:
         try:
             crops = real.split(real.load())[0]

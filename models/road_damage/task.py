@@ -127,6 +127,8 @@ class RoadCheckConfig(Strict):
                                     "road-surface tiles above which the photo gets a warning")
     familiarity: bool = Field(default=True, description="fit the feature-distance statistics "
                               "(shipped in the ONNX graph) and their cuts")
+    road_photo: bool = Field(default=True, description="fit the photo-level road check "
+                             "(roadphoto.py; ~150 s per trained model on 2 idle cores)")
 
 
 class RoadDamageConfig(Strict):
@@ -278,8 +280,8 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         from models.road_damage import roadphoto  # is it a road photo at all (roadphoto.py)
 
         assets["road_photo"], photo_report = roadphoto.fit_model(
-            model, stats, [fit_set, val_set], grid, cfg.road_check.pavement_cut,
-            cfg.road_check.min_share, seed, real_crops)
+            model, stats if cfg.road_check.road_photo else None, [fit_set, val_set], grid,
+            cfg.road_check.pavement_cut, cfg.road_check.min_share, seed, real_crops)
         if assets["road_photo"]:  # the check trained on them too: the model card credits them
             assets["nonroad_data"] = NONROAD_DATA
             assets["real_data"] = REAL_DATA if photo_report["real_crops"] else assets["real_data"]

@@ -127,3 +127,11 @@ def test_views_and_greyscale_keep_the_photo_usable() -> None:
     for _ in range(5):
         t, (rows, cols), _, _ = photo_tiles(roadphoto.view(img, rng), Grid(256, 64))
         assert len(t) == rows * cols >= 1
+
+
+def test_no_check_when_switched_off_or_without_feature_statistics() -> None:
+    from models.road_damage.task import RoadDamageConfig
+
+    assert RoadDamageConfig().road_check.road_photo  # on by default
+    check, report = roadphoto.fit_model(None, None, [], None, 0.5, 0.15)
+    assert check is None and "road_check.road_photo" in report["skipped"]

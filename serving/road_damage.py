@@ -22,6 +22,7 @@ from models.road_damage.analyze import RoadCheck, overlay_png, run_onnx, summari
 from models.road_damage.labels import CLASSES, LEVELS_JA
 from models.road_damage.photo import Grid, PhotoError, photo_tiles
 from models.road_damage.position import outside_warning
+from models.road_damage.roadphoto import PhotoCheck
 from serving.bounds import Index, RequestModel
 from serving.deps import champion, get_runtime, metered, subscribed
 from serving.downloads import download, geojson_download
@@ -115,7 +116,7 @@ def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]], tenant: Tenant,
     """Per photo: the summary, EXIF facts, warnings and overlay PNG (all tiles in batched ONNX
     calls)."""
     a = model.assets[ASSETS]
-    check = RoadCheck.of(a)
+    check, photo = RoadCheck.of(a), PhotoCheck.of(a)
     decoded = _decode(raw, Grid.of(a))
     out = run_onnx(model.session, np.concatenate([d[1] for d in decoded]))
     results, start = [], 0
@@ -124,7 +125,8 @@ def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]], tenant: Tenant,
         start += len(tiles)
         p = out["probabilities"][part]
         res = summarise(p, rows, cols, a["threshold"], _part(out["pavement"], part),
-                        _part(out["distance"], part), check)
+                        _part(out["distance"], part), check, _part(out["embedding"], part),
+                        photo)
         res.update(index=i, name=name, lat=facts["lat"], lon=facts["lon"],
                    taken_at=facts["taken_at"],
                    warnings=[*res.pop("level_warnings"), *_warnings(facts, tenant)])

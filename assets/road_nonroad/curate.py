@@ -20,8 +20,12 @@ from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 LONG_SIDE = 640
+MAHOTAS = "7e50f3394d8e504f91495eaafb09a8d081691422"
+PYTESSERACT = "df9fce0b5c5ea3cd9182fce8870ab9241d951173"
+ESRGAN = "a4abfb2979a7bbff3f69f58f58ae324608821e27"
 # (file, split, source, commit or version, path, licence, what it shows). split: train photos
-# are trained on as non-road tiles; val photos only check the rule (never trained on).
+# are trained on as non-road tiles; val photos only check the rule (never trained on); photo
+# photos train the road-photo check only (models/road_damage/roadphoto.py).
 SOURCES = [
     ("caffe_cat.jpg", "train", "github:BVLC/caffe", "9b891540183ddc834a02b2bd81b31afae71b2153",
      "examples/images/cat.jpg", "BSD-2-Clause", "kitten on grass"),
@@ -71,6 +75,41 @@ SOURCES = [
     ("sklearn_flower.jpg", "val", "pypi:scikit-learn", "wheel",
      "sklearn/datasets/images/flower.jpg", "CC BY 2.0 (vultilion, Flickr)",
      "flower close-up, foliage"),
+    # split "photo": only the road-photo check (roadphoto.py) trains on them, not the tiles
+    ("mahotas_nuclear.jpg", "photo", "github:luispedro/mahotas",
+     MAHOTAS,
+     "mahotas/demos/data/nuclear.png", "MIT",
+     "fluorescence microscopy, cell nuclei (dark, greyish)"),
+    ("mahotas_zbest.jpg", "photo", "github:luispedro/mahotas",
+     MAHOTAS,
+     "docs/source/images/zbest.jpg", "MIT",
+     "bright-field microscopy, one cell (grey)"),
+    ("mahotas_luispedro.jpg", "photo", "github:luispedro/mahotas",
+     MAHOTAS,
+     "mahotas/demos/data/luispedro.jpg", "MIT",
+     "portrait, building behind"),
+    ("pytesseract_european.jpg", "photo", "github:madmaze/pytesseract",
+     PYTESSERACT,
+     "tests/data/test-european.jpg", "Apache-2.0",
+     "scanned text page (greyscale)"),
+    ("pytesseract_test.jpg", "photo", "github:madmaze/pytesseract",
+     PYTESSERACT,
+     "tests/data/test.png", "Apache-2.0", "text on white (document)"),
+    ("esrgan_00003.jpg", "photo", "github:xinntao/Real-ESRGAN",
+     ESRGAN,
+     "inputs/00003.png", "BSD-3-Clause", "bare branches against a pale sky"),
+    ("esrgan_00017_gray.jpg", "photo", "github:xinntao/Real-ESRGAN",
+     ESRGAN,
+     "inputs/00017_gray.png", "BSD-3-Clause", "two people (greyscale photo)"),
+    ("esrgan_children.jpg", "photo", "github:xinntao/Real-ESRGAN",
+     ESRGAN,
+     "inputs/children-alpha.png", "BSD-3-Clause", "children (cut-out on white)"),
+    ("esrgan_tree.jpg", "photo", "github:xinntao/Real-ESRGAN",
+     ESRGAN,
+     "inputs/tree_alpha_16bit.png", "BSD-3-Clause", "a tree (cut-out on white)"),
+    ("esrgan_wolf_gray.jpg", "photo", "github:xinntao/Real-ESRGAN",
+     ESRGAN,
+     "inputs/wolf_gray.jpg", "BSD-3-Clause", "a wolf in snow (greyscale)"),
 ]
 
 
@@ -90,7 +129,10 @@ def main(mirrors: Path) -> None:
     """Write the JPEGs and manifest.csv."""
     rows = []
     for name, split, source, commit, path, licence, shows in SOURCES:
-        img = Image.open(io.BytesIO(read(source, commit, path, mirrors))).convert("RGB")
+        img = Image.open(io.BytesIO(read(source, commit, path, mirrors)))
+        if "A" in img.getbands():  # cut-outs: on white, not on whatever the clear pixels hold
+            img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
+        img = img.convert("RGB")
         img.thumbnail((LONG_SIDE, LONG_SIDE), Image.Resampling.LANCZOS)
         img.save(HERE / name, "JPEG", quality=85)
         rows.append({"file": name, "split": split, "source": source, "commit": commit,

@@ -5,7 +5,9 @@ Only road-surface tiles count: a tile the model calls not pavement (sky, buildin
 vegetation, sidewalk, person, the car's bonnet or wiper) is greyed in the overlay and left out of
 the crack ratio, the level and the damage types. A photo with too little road surface, or whose
 road-surface tiles look unlike anything the model trained on (RoadCheck), gets no level and a
-warning saying why; an unfamiliar but plausible pavement photo keeps its level with a warning."""
+warning saying why; an unfamiliar but plausible pavement photo keeps its level with a warning.
+A photo that passes these tile rules is then judged as a whole (roadphoto.PhotoCheck: is it a
+road photo at all?): one that does not look like a road photo gets no level either."""
 
 from __future__ import annotations
 
@@ -26,10 +28,12 @@ from models.road_damage.labels import (
     mlit_level,
 )
 from models.road_damage.photo import normalise, warning
+from models.road_damage.roadphoto import PhotoCheck, photo_features
 
 OUTPUT = "tiles_probabilities"  # the combined ONNX model's output (training/export.py prefix)
 PAVEMENT_OUTPUT = "tiles_pavement"
 DISTANCE_OUTPUT = "tiles_distance"
+EMBEDDING_OUTPUT = "tiles_embedding"
 NOT_PAVEMENT_GREY = (128, 128, 128, 170)  # overlay fill of tiles that are not road surface
 CRACK = slice(1, 4)  # D00, D10, D20 in CLASSES order
 # One cut, one per damage class, or {"class": [one per damage class], "crack": one cut}
@@ -94,11 +98,15 @@ UNLIKE = warning("unlike_training", "学習した路面写真と大きく異な�
 UNFAMILIAR = warning("unfamiliar_pavement", "見慣れない路面のため判定が不確かです。"
                                             "結果を確認し、誤りは訂正してください",
                      "unfamiliar pavement: the result is uncertain, please check it")
+NOT_ROAD_PHOTO = warning("not_road_photo", "道路・路面の写真ではないと判断したため、診断区分を"
+                                           "出していません。路面を撮った写真か確認してください",
+                         "this does not look like a road or pavement photo: no MLIT level")
 LOW_SHARE = warning("low_pavement_share", "路面の写っている範囲が少ないため、診断区分は少ない"
                                           "マスに基づく目安です",
                     "little road surface in this photo: the level rests on few tiles")
 # the codes of the road verdict (the rest of a photo's warnings come from its file and EXIF)
-VERDICT_CODES = frozenset(w["code"] for w in (NOT_ROAD, UNLIKE, UNFAMILIAR, LOW_SHARE))
+VERDICT_CODES = frozenset(w["code"] for w in (NOT_ROAD, UNLIKE, UNFAMILIAR, LOW_SHARE,
+                                              NOT_ROAD_PHOTO))
 
 
 def photo_distance(distance: np.ndarray) -> float:
@@ -108,13 +116,19 @@ def photo_distance(distance: np.ndarray) -> float:
 
 
 def road_verdict(pavement: np.ndarray, distance: np.ndarray | None, check: RoadCheck,
+                 embedding: np.ndarray | None = None, photo: PhotoCheck | None = None,
                  ) -> tuple[np.ndarray, bool, list[dict[str, str]]]:
     """(road-surface tiles (n,) bool, whether the photo gets a level, warnings) from the
-    per-tile pavement probabilities (n,) and feature distances (n,; None: no distance rule)."""
+    per-tile pavement probabilities (n,) and feature distances (n,; None: no distance rule),
+    and with the tiles' features (n, d) and a fitted PhotoCheck, whether it is a road photo
+    at all (road_photo_score)."""
     paved = np.asarray(pavement) >= check.pavement_cut
     share = float(paved.mean()) if len(paved) else 0.0
     if share < check.min_share:
         return paved, False, [NOT_ROAD]
+    score = road_photo_score(pavement, distance, embedding, photo, check.pavement_cut)
+    if photo is not None and score is not None and score < photo.cut:
+        return paved, False, [NOT_ROAD_PHOTO]
     notes = [LOW_SHARE] if share < check.low_share else []
     if distance is not None and check.far is not None and check.familiar is not None:
         d = np.asarray(distance)[paved]
@@ -125,33 +139,50 @@ def road_verdict(pavement: np.ndarray, distance: np.ndarray | None, check: RoadC
     return paved, True, notes
 
 
+def road_photo_score(pavement: np.ndarray, distance: np.ndarray | None,
+                     embedding: np.ndarray | None, photo: PhotoCheck | None,
+                     pavement_cut: float = 0.5) -> float | None:
+    """The probability that the photo is a road photo (roadphoto.PhotoCheck on its tiles'
+    pooled features), or None when the model has no such check or no features."""
+    if photo is None or embedding is None or distance is None or not len(pavement):
+        return None
+    return float(photo.score(photo_features(pavement, distance, embedding, pavement_cut)))
+
+
 def run_onnx(session: Any, tiles: np.ndarray, batch: int = 512) -> dict[str, np.ndarray]:
-    """{"probabilities" (n, classes), "pavement" (n,) or None, "distance" (n,) or None} of uint8
-    tiles in batched ONNX calls (None: a model exported before the pavement output)."""
+    """{"probabilities" (n, classes), "pavement" (n,), "distance" (n,), "embedding" (n, d)} of
+    uint8 tiles in batched ONNX calls (None: a model exported before that output)."""
     names = [o.name for o in session.get_outputs()]
-    wanted = [OUTPUT, *(o for o in (PAVEMENT_OUTPUT, DISTANCE_OUTPUT) if o in names)]
+    keys = {PAVEMENT_OUTPUT: "pavement", DISTANCE_OUTPUT: "distance",
+            EMBEDDING_OUTPUT: "embedding"}
+    wanted = [OUTPUT, *(o for o in keys if o in names)]
     parts = [session.run(wanted, {"input": normalise(tiles[s:s + batch])})
              for s in range(0, len(tiles), batch)]
     out: dict[str, Any] = {"probabilities": np.concatenate([p[0] for p in parts]) if parts
                            else np.zeros((0, len(CLASSES)), np.float32),
-                           "pavement": None, "distance": None}
+                           "pavement": None, "distance": None, "embedding": None}
     for i, name in enumerate(wanted[1:], start=1):
-        key = "pavement" if name == PAVEMENT_OUTPUT else "distance"
-        out[key] = np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, np.float32)
+        out[keys[name]] = (np.concatenate([p[i] for p in parts]) if parts
+                           else np.zeros(0, np.float32))
     return out
 
 
 def summarise(probs: np.ndarray, rows: int, cols: int, threshold: Cuts,
               pavement: np.ndarray | None = None, distance: np.ndarray | None = None,
-              check: RoadCheck | None = None) -> dict[str, Any]:
+              check: RoadCheck | None = None, embedding: np.ndarray | None = None,
+              photo: PhotoCheck | None = None) -> dict[str, Any]:
     """Per photo: types found on road-surface tiles (confidence = the most certain one), crack
-    ratio over road-surface tiles, pavement_share, level (None when the photo gets none, with
-    `level_warnings` saying why), grid (each cell: labels, p, pavement)."""
+    ratio over road-surface tiles, pavement_share, road_photo_score (None without a photo
+    check), level (None when the photo gets none, with `level_warnings` saying why), grid (each
+    cell: labels, p, pavement)."""
     notes: list[dict[str, str]] = []
+    score = None
     if pavement is None:
         paved, levelled = np.ones(len(probs), bool), True
     else:
-        paved, levelled, notes = road_verdict(pavement, distance, check or RoadCheck())
+        check = check or RoadCheck()
+        paved, levelled, notes = road_verdict(pavement, distance, check, embedding, photo)
+        score = road_photo_score(pavement, distance, embedding, photo, check.pavement_cut)
     flags = tile_flags(probs, threshold)
     flags[~paved] = np.eye(len(CLASSES), dtype=flags.dtype)[0]
     ratio = crack_ratio(flags, paved)
@@ -174,6 +205,7 @@ def summarise(probs: np.ndarray, rows: int, cols: int, threshold: Cuts,
             "mlit_level_ja": LEVELS_JA[level] if level else None,
             "severity": severity(level, ratio),
             "pavement_share": round(float(paved.mean()), 4) if len(paved) else 0.0,
+            "road_photo_score": None if score is None else round(score, 4),
             "level_warnings": notes, "rows": rows, "cols": cols, "grid": grid}
 
 

@@ -418,10 +418,15 @@ class Familiarity(nn.Module):
         return torch.sqrt(d2 / c.shape[1] + 1e-12)
 
 
+# The exported graph's outputs, in order (ONNX names; the task prefixes them with "tiles_").
+EXPORTED_OUTPUTS = ("probabilities", "pavement", "distance", "embedding")
+
+
 class Exported(nn.Module):
     """What ONNX holds: normalised tiles (n, 3, t, t) -> class probabilities (n, classes), the
-    probability that each tile is road surface (n,) and its feature distance to the training
-    road surface (n,; Familiarity, zeros when no statistics were fitted)."""
+    probability that each tile is road surface (n,), its feature distance to the training
+    road surface (n,; Familiarity, zeros when no statistics were fitted) and the features that
+    distance is taken on (n, d; logits_and_embedding), which roadphoto pools per photo."""
 
     def __init__(self, model: nn.Module, stats: dict[str, np.ndarray] | None = None):
         super().__init__()
@@ -429,18 +434,18 @@ class Exported(nn.Module):
         self.familiarity = Familiarity(stats) if stats else None
 
     def forward(self, pixel_values: torch.Tensor,
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         logits, e = logits_and_embedding(self.model, pixel_values)
         probs = torch.sigmoid(logits)
         k = len(CLASSES)
         dist = self.familiarity(e) if self.familiarity is not None else probs[:, 0] * 0
-        return probs[:, :k], probs[:, k], dist
+        return probs[:, :k], probs[:, k], dist, e
 
 
 def outputs(model: nn.Module, stats: dict[str, np.ndarray] | None, tiles: np.ndarray,
             batch: int = 256) -> dict[str, np.ndarray]:
     """The exported graph's outputs computed in torch: {"probabilities" (n, classes),
-    "pavement" (n,), "distance" (n,)} of uint8 tiles."""
+    "pavement" (n,), "distance" (n,), "embedding" (n, d)} of uint8 tiles."""
     wrapped = Exported(model, stats).eval()
     parts: list[tuple[torch.Tensor, ...]] = []
     with torch.no_grad():
@@ -448,18 +453,19 @@ def outputs(model: nn.Module, stats: dict[str, np.ndarray] | None, tiles: np.nda
             parts.append(wrapped(to_input(tiles[s:s + batch])))
     if not parts:
         return {"probabilities": np.zeros((0, len(CLASSES)), np.float32),
-                "pavement": np.zeros(0, np.float32), "distance": np.zeros(0, np.float32)}
+                "pavement": np.zeros(0, np.float32), "distance": np.zeros(0, np.float32),
+                "embedding": np.zeros((0, 0), np.float32)}
     return {name: torch.cat([p[i] for p in parts]).numpy()
-            for i, name in enumerate(("probabilities", "pavement", "distance"))}
+            for i, name in enumerate(EXPORTED_OUTPUTS)}
 
 
 def to_onnx(model: nn.Module, tile: int, opset: int,
             stats: dict[str, np.ndarray] | None = None) -> bytes:
-    """The model as an ONNX graph with input 'input' and outputs 'probabilities', 'pavement'
-    and 'distance' (Exported), dynamic batch."""
+    """The model as an ONNX graph with input 'input' and outputs 'probabilities', 'pavement',
+    'distance' and 'embedding' (Exported), dynamic batch."""
     buf = io.BytesIO()
     model.eval()
-    names = ["probabilities", "pavement", "distance"]
+    names = list(EXPORTED_OUTPUTS)
     # the TorchScript exporter (dynamo=False) writes to file objects; the annotation says paths
     torch.onnx.export(Exported(model, stats).eval(), (torch.zeros(2, 3, tile, tile),), buf,  # type: ignore[arg-type]
                       input_names=["input"], output_names=names,

@@ -35,6 +35,7 @@ from models.road_damage.labels import (
     mlit_level,
 )
 from models.road_damage.photo import Grid, photo_tiles
+from models.road_damage.roadphoto import PhotoCheck
 from models.split import hold_out
 from models.task import Feedback, FilesFrames, Frames, Task, TaskData
 
@@ -97,7 +98,9 @@ REAL_DATA = ("assets/road_real/DATA_CARD.md: Road Damage Dataset 2018 crops (Mae
 NONROAD_DATA = ("assets/road_nonroad/DATA_CARD.md: non-road sample photos from BVLC/caffe "
                 "(BSD-2), pjreddie/darknet (public domain), facebookresearch/segment-anything and "
                 "sam2 (Apache-2.0), matplotlib (grace_hopper, public domain) and scikit-learn "
-                "(china.jpg by danielbuechele, flower.jpg by vultilion, CC BY 2.0)")
+                "(china.jpg by danielbuechele, flower.jpg by vultilion, CC BY 2.0); the "
+                "road-photo check also luispedro/mahotas (MIT), madmaze/pytesseract "
+                "(Apache-2.0) and xinntao/Real-ESRGAN (BSD-3)")
 
 
 class RealConfig(Strict):
@@ -126,6 +129,8 @@ class RoadCheckConfig(Strict):
                                     "road-surface tiles above which the photo gets a warning")
     familiarity: bool = Field(default=True, description="fit the feature-distance statistics "
                               "(shipped in the ONNX graph) and their cuts")
+    road_photo: bool = Field(default=True, description="fit the photo-level road check "
+                             "(roadphoto.py; ~150 s per trained model on 2 idle cores)")
 
 
 class RoadDamageConfig(Strict):
@@ -275,11 +280,20 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         stats, check = familiarity(cfg, model, fit_set, val_set, grid.window, seed)
         assets = make_assets(cfg, init, model, cuts)
         assets["road_check"] = check
+        from models.road_damage import roadphoto  # is it a road photo at all (roadphoto.py)
+
+        assets["road_photo"], photo_report = roadphoto.fit_model(
+            model, stats if cfg.road_check.road_photo else None, [fit_set, val_set], grid,
+            cfg.road_check.pavement_cut, cfg.road_check.min_share, seed, real_crops)
+        if assets["road_photo"]:  # the check trained on them too: the model card credits them
+            assets["nonroad_data"] = NONROAD_DATA
+            assets["real_data"] = REAL_DATA if photo_report["real_crops"] else assets["real_data"]
         history = {"init": init, "epochs_run": len(hist.train_loss), "best_epoch":
                    hist.best_epoch, "train_loss": hist.train_loss, "val_loss": hist.val_loss,
                    "train_seconds": hist.seconds, "thresholds": hist.thresholds,
                    "train_tiles": len(fit_set.tiles), "train_real_crops": n_real,
-                   "val_tiles": len(val_set.tiles), "road_check": check}
+                   "val_tiles": len(val_set.tiles), "road_check": check,
+                   "road_photo": photo_report}
         return RoadModel(model, baseline, assets, history, stats)
 
     def predict_tiles(self, model: RoadModel, tiles: np.ndarray) -> np.ndarray:
@@ -318,9 +332,10 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         base = model.baseline.predict(ts.tiles) & paved if len(ts.tiles) else np.zeros(0, bool)
         tenant = ts.photos["tenant_code"].to_numpy()[ts.photo] if len(ts.tiles) else np.array([])
         cut = model.assets["threshold"]
-        overall = metrics(ts, probs, base, cut, np.ones(len(ts.tiles), bool), out, check)
+        photo = PhotoCheck.of(model.assets)
+        overall = metrics(ts, probs, base, cut, np.ones(len(ts.tiles), bool), out, check, photo)
         overall.update(model.history)
-        per_tenant = {code: metrics(ts, probs, base, cut, tenant == code, out, check)
+        per_tenant = {code: metrics(ts, probs, base, cut, tenant == code, out, check, photo)
                       for code in sorted(set(tenant))}
         return {"overall": overall, "per_tenant": per_tenant, "headline": {
             "metric": "tile_crack_f1", "value": overall["crack_f1"], "oracle": 1.0,
@@ -329,12 +344,17 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
                              "neighbourhood, thresholds calibrated on training tiles)"}}
 
     def evaluate_real(self, cfg: RoadDamageConfig, model: RoadModel) -> dict[str, Any]:
-        """The `real` block (real.evaluate) on the held-out cities' real crops."""
-        from models.road_damage import real
+        """The `real` block (real.evaluate) on the held-out cities' real crops, with `as_photos`
+        (a third of them sent as photos, colour and grey: the share that keeps a level)."""
+        from models.road_damage import real, roadphoto
 
-        return real.evaluate(lambda w: self.predict_tiles(model, w),
-                             Grid(**cfg.grid.model_dump()).window, model.assets["threshold"],
-                             real.load())
+        block = real.evaluate(lambda w: self.predict_tiles(model, w),
+                              Grid(**cfg.grid.model_dump()).window, model.assets["threshold"],
+                              real.load())
+        # the same cities' crops sent as photos: do they keep a level (roadphoto.py)?
+        block["as_photos"] = roadphoto.crops_as_photos(
+            lambda t: self.predict_outputs(model, t), model.assets, real.split(real.load())[1])
+        return block
 
     def to_onnx(self, model: RoadModel, opset: int) -> dict[str, bytes]:
         """One graph 'tiles': normalised tiles -> sigmoid probabilities per class."""
@@ -357,8 +377,8 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         return {"tiles": normalise(tiles)}, {f"tiles_{k}": v for k, v in native.items()}
 
     def onnx_outputs(self, session: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The exported model's probabilities, pavement probabilities and distances."""
-        names = ["tiles_probabilities", "tiles_pavement", "tiles_distance"]
+        """The exported model's probabilities, pavement probabilities, distances, features."""
+        names = ["tiles_probabilities", "tiles_pavement", "tiles_distance", "tiles_embedding"]
         return dict(zip(names, session.run(names, {"input": inputs["tiles"]}), strict=True))
 
     def plots(self, model: RoadModel, test: Frames, out: Path) -> list[Path]:
@@ -491,10 +511,11 @@ def familiarity(cfg: RoadDamageConfig, model: Any, fit_set: TileSet, val_set: Ti
 
 def metrics(ts: TileSet, probs: np.ndarray, base: np.ndarray, threshold: Cuts,
             keep: np.ndarray, out: dict[str, np.ndarray] | None = None,
-            check: RoadCheck | None = None) -> dict[str, Any]:
+            check: RoadCheck | None = None, photo: PhotoCheck | None = None) -> dict[str, Any]:
     """Tile and photo metrics over the tiles selected by `keep`, as serving reports them: tiles
     the model calls not road surface (out["pavement"] under check.pavement_cut) flag nothing,
-    and a photo's level follows analyze.road_verdict (a withheld level counts as wrong)."""
+    and a photo's level follows analyze.road_verdict with the road-photo check `photo` (a
+    withheld level counts as wrong)."""
     check = check or RoadCheck()
     n = len(ts.tiles)
     pav_p = out["pavement"] if out is not None else np.ones(n)
@@ -523,7 +544,9 @@ def metrics(ts: TileSet, probs: np.ndarray, base: np.ndarray, threshold: Cuts,
     for i in owners:
         m = ts.photo == i
         share = float(ts.pavement[m].mean())
-        paved, levelled, _ = road_verdict(pav_p[m], None if dist is None else dist[m], check)
+        emb = out.get("embedding") if out is not None else None
+        paved, levelled, _ = road_verdict(pav_p[m], None if dist is None else dist[m], check,
+                                          None if emb is None else emb[m], photo)
         r_true = crack_ratio(ts.labels[m], ts.pavement[m])
         r_pred = crack_ratio(flags[m], paved)
         road.append((share >= check.min_share, levelled))

@@ -43,7 +43,7 @@ def test_exported_onnx_matches_torch_through_shared_preprocessing(road_root: Pat
     from models.road_damage.net import outputs
 
     native, exported = outputs(model.net, model.familiarity, tiles), run_onnx(session, tiles)
-    for key in ("probabilities", "pavement", "distance"):
+    for key in ("probabilities", "pavement", "distance", "embedding"):
         assert np.abs(native[key] - exported[key]).max() < 1e-4, key
     assert exported["distance"].min() > 0  # the familiarity statistics are in the graph
     cut = model.assets["threshold"]
@@ -72,3 +72,23 @@ def test_real_block_is_in_evaluation_and_metrics_on_held_out_cities(road_root: P
     assert block["crops"] == 296 and block["crack_crops"] + block["negative_crops"] == 292
     assert 0 <= block["crack_auc"] <= 1 and 0 <= block["crack_f1"] <= 1
     assert {"brier", "ece"} <= set(block["calibration"]) and "D00" in block["per_class"]
+
+
+def test_road_photo_check_ships_in_road_json_and_is_measured(road_root: Path) -> None:
+    """The photo-level road check (roadphoto.py) is fitted with the tile model, exported as
+    plain numbers in road.json, and the held-out cities' crops sent as photos are scored with
+    it in metrics.json (real.as_photos)."""
+    from models.road_damage.roadphoto import PhotoCheck
+
+    assets = json.loads((road_root / "build" / "road_damage" / "onnx" / "road.json").read_text())
+    check = PhotoCheck.of(assets)
+    assert check is not None and 0 < check.cut < 1
+    assert len(check.coef) == len(check.mean) == len(check.scale) == 2 * 16 + 6  # ResNet d=16
+    ev = json.loads((road_root / "build" / "road_damage" / "evaluation.json").read_text())
+    report = ev["overall"]["road_photo"]
+    assert report["photos"]["road"] > 0 and report["photos"]["non_road"] > 0
+    assert report["real_crops"] > 0 and report["tradeoff"]
+    photos = ev["real"]["as_photos"]
+    assert photos["crops"] == 99 and photos["road_photo_check"]
+    for kind in ("colour", "grey"):
+        assert 0 <= photos[kind]["level_given"] <= 1

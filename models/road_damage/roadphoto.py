@@ -1,0 +1,324 @@
+"""Is this a road photo at all? A photo-level classifier on what the tile model already computes.
+
+The tile rules (analyze.road_verdict: pavement share, feature distance) judge tiles one by one;
+a grey texture (gravel, the moon, a page of text, a microscope slide) can pass them tile by
+tile. This check looks at the photo as a whole: the tile features that the familiarity
+distance uses (net.logits_and_embedding, block 12 of EfficientNet-Lite0: per-channel mean and
+spread, d = 384) pooled over the tiles the model calls road surface (their mean and their
+spread across the photo), with the pavement share, the mean pavement probability and quantiles
+of the feature distance, scored by a logistic regression.
+
+Training (fit_model, once per trained tile model): road photos are the training cities' real
+crops sent as photos (colour and greyscale) and the synthetic training photos with road
+(close-ups, street views); non-road photos are synthetic
+off-road scenes and augmented crops of the real non-road photos (assets/road_nonroad, splits
+"train" and "photo": animals, people, rooms, fields, documents, microscopy), greyscale as
+often as the road photos, so greyness is no shortcut. The cut is chosen on out-of-fold scores
+(grouped by city, by source photo): the road photos of validation folds keep their level at
+the rate `keep`. Nothing here sees the held-out cities, the "val" non-road photos or
+scikit-image's photos.
+
+Serving needs numpy only: the weights live in road.json ("road_photo", PhotoCheck.to_dict).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Quantiles of the feature distance over the road-surface tiles.
+DISTANCE_QUANTILES = (0.25, 0.5, 0.75, 0.9)
+
+
+def photo_features(pavement: np.ndarray, distance: np.ndarray, embedding: np.ndarray,
+                   pavement_cut: float = 0.5) -> np.ndarray:
+    """Features (2 d + 2 + len(DISTANCE_QUANTILES),) of one photo from its tiles' pavement
+    probabilities (n,), feature distances (n,) and features (n, d): the mean and standard
+    deviation of the features over the road-surface tiles (all tiles when there are none),
+    the road-surface share, the mean pavement probability and the distance quantiles over the
+    road-surface tiles. ValueError when the arrays disagree in length or are empty."""
+    pav = np.asarray(pavement, np.float64)
+    emb = np.asarray(embedding, np.float64)
+    dist = np.asarray(distance, np.float64)
+    if not len(pav) or len(emb) != len(pav) or len(dist) != len(pav):
+        raise ValueError(f"photo_features: {len(pav)} pavement, {len(dist)} distance and "
+                         f"{len(emb)} embedding rows: need the same number, at least 1")
+    paved = pav >= pavement_cut
+    use = paved if paved.any() else np.ones(len(pav), bool)
+    e = emb[use]
+    return np.concatenate([e.mean(0), e.std(0), [paved.mean(), pav.mean()],
+                           np.quantile(dist[use], DISTANCE_QUANTILES)]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PhotoCheck:
+    """A fitted road-photo classifier: standardisation (mean, scale), logistic weights and the
+    cut on the road probability under which a photo gets no level."""
+
+    mean: np.ndarray  # (f,)
+    scale: np.ndarray  # (f,)
+    coef: np.ndarray  # (f,)
+    intercept: float
+    cut: float
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Road probability of photos' features (m, f) -> (m,), or of one photo (f,) -> ()."""
+        z = (np.asarray(features, np.float64) - self.mean) / self.scale
+        return 1.0 / (1.0 + np.exp(-(z @ self.coef + self.intercept)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for road.json ("road_photo")."""
+        return {"mean": [round(float(v), 6) for v in self.mean],
+                "scale": [round(float(v), 6) for v in self.scale],
+                "coef": [round(float(v), 6) for v in self.coef],
+                "intercept": round(float(self.intercept), 6), "cut": round(float(self.cut), 4)}
+
+    @classmethod
+    def of(cls, assets: dict[str, Any]) -> PhotoCheck | None:
+        """The check a model was exported with; None for a model without one."""
+        d = assets.get("road_photo")
+        if not d:
+            return None
+        return cls(np.asarray(d["mean"], np.float64), np.asarray(d["scale"], np.float64),
+                   np.asarray(d["coef"], np.float64), float(d["intercept"]), float(d["cut"]))
+
+
+# Fit-time data (roadphoto.fit_model): real crops of the training cities sent as photos, fresh
+# synthetic off-road scenes, augmented views per real non-road photo, synthetic training photos
+# at most, tiles per photo whose features are pooled (a random subset: the fit runs once per
+# trained model, and the mean and spread of 24 of a crop's 64 highly alike tiles are close to
+# those of all 64), the share of greyscale copies (road and non-road alike), the logistic
+# regression's inverse L2 strength (0.3: the best out-of-fold refusal of non-road photos at
+# 99% road kept among 0.003, 0.03, 0.3 and feature sets without the spread or with only the
+# share and distances; bench/road_ood.py) and the share of validation road photos that must
+# keep their level.
+FIT_CROPS = 240
+FIT_OFF_ROAD = 60
+FIT_VIEWS = 6
+FIT_SYNTHETIC = 120
+FIT_TILES = 24
+GREY_SHARE = 0.3
+C = 0.3
+KEEP = 0.99
+NONROAD_SPLITS = ("train", "photo")
+
+
+def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """uint8 RGB (h, w, 3) as JPEG bytes."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def view(image: np.ndarray, rng: np.random.Generator, crop: tuple[float, float] = (0.3, 1.0),
+         grey: float = GREY_SHARE, small: float = 0.3) -> bytes:
+    """A random view of a photo as a phone user might send it, JPEG: a crop of `crop` times
+    each side, mirrored half the time, shrunk to 128 px on the short side with probability
+    `small` (as the real crops are), greyscale with probability `grey`, JPEG quality 60-95."""
+    from PIL import Image, ImageOps
+
+    h, w = image.shape[:2]
+    ch = max(32, int(h * rng.uniform(*crop)))
+    cw = max(32, int(w * rng.uniform(*crop)))
+    y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    im = Image.fromarray(image[y:y + ch, x:x + cw])
+    if rng.random() < 0.5:
+        im = ImageOps.mirror(im)
+    if rng.random() < small and min(im.size) > 128:
+        s = 128 / min(im.size)
+        im = im.resize((round(im.size[0] * s), round(im.size[1] * s)),
+                       Image.Resampling.BILINEAR)
+    if rng.random() < grey:
+        im = im.convert("L").convert("RGB")
+    return jpeg(np.asarray(im), int(rng.integers(60, 96)))
+
+
+def greyscale(image: np.ndarray) -> np.ndarray:
+    """The image in grey, still 3 channels (what a greyscale camera or dataset gives)."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).convert("L").convert("RGB"))
+
+
+Example = tuple[np.ndarray, bool, str]  # (photo_features, is a road photo, group for the folds)
+
+
+def training_photos(crops: Any, seed: int = 0) -> list[tuple[bytes, bool, str]]:
+    """(JPEG, is a road photo, group) of the fit-time photos besides the synthetic training
+    photos: FIT_CROPS of `crops` (real.RealCrops of the training cities; group = city), a
+    GREY_SHARE of them greyscale; FIT_OFF_ROAD fresh synthetic off-road scenes; FIT_VIEWS views
+    of each real non-road photo of NONROAD_SPLITS (group = the photo). FileNotFoundError when
+    assets/road_nonroad is missing."""
+    from models.road_damage import nonroad
+    from models.road_damage.generate import PHOTO, effects
+    from models.road_damage.street import off_road
+
+    rng = np.random.default_rng([seed, 4242])
+    out: list[tuple[bytes, bool, str]] = []
+    if crops is not None and len(crops.images):
+        for i in rng.choice(len(crops.images), min(FIT_CROPS, len(crops.images)), replace=False):
+            img = crops.images[i]
+            img = greyscale(img) if rng.random() < GREY_SHARE else img
+            out.append((jpeg(img, int(rng.integers(70, 96))), True, f"city:{crops.city[i]}"))
+    for i in range(FIT_OFF_ROAD):
+        r = np.random.default_rng([seed, 4243, i])
+        img = np.asarray(effects(r, off_road(r, PHOTO)))
+        out.append((view(img, r, crop=(0.5, 1.0), small=0.2), False, f"off_road:{i}"))
+    for split in NONROAD_SPLITS:
+        for name, img in nonroad.load(split):
+            out.extend((view(img, rng), False, f"nonroad:{name}") for _ in range(FIT_VIEWS))
+    return out
+
+
+def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 5,
+        judged: np.ndarray | None = None) -> tuple[PhotoCheck, dict[str, Any]]:
+    """The road-photo classifier and its report from examples (features, is road, group).
+
+    Out-of-fold road probabilities (GroupKFold by group: a city's crops, one photo's views and
+    one synthetic photo stay in one fold) choose the cut: the (1 - keep) quantile of the road
+    photos' scores, so a share `keep` of road photos the classifier never saw keeps its
+    level. `judged` (bool per example; default all) marks the photos whose level this check
+    decides (those the tile rules pass): the cut and the report count only them, while all
+    are trained on. The report gives the out-of-fold figures at that cut per group kind and
+    the trade-off (cut, road kept, non-road refused). ValueError without both kinds of
+    photo."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    X = np.stack([x for x, _, _ in examples]).astype(np.float64)
+    y = np.array([r for _, r, _ in examples], bool)
+    groups = np.array([g for _, _, g in examples])
+    if y.all() or not y.any():
+        raise ValueError(f"road-photo check: {int(y.sum())} road and {int((~y).sum())} "
+                         "non-road photos: need both")
+
+    def train(rows: np.ndarray) -> PhotoCheck:
+        mu, sd = X[rows].mean(0), X[rows].std(0) + 1e-6
+        m = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
+        m.fit((X[rows] - mu) / sd, y[rows])
+        return PhotoCheck(mu, sd, m.coef_[0], float(m.intercept_[0]), 0.5)
+
+    oof = np.zeros(len(y))
+    k = min(folds, len(set(groups)))
+    for tr, te in GroupKFold(k).split(X, y, groups):
+        oof[te] = train(tr).score(X[te])
+    j = np.ones(len(y), bool) if judged is None else np.asarray(judged, bool)
+    if not (y & j).any():
+        raise ValueError("road-photo check: no road photo passes the tile rules")
+    cut = float(np.quantile(oof[y & j], 1 - keep))
+    final = train(np.arange(len(y)))
+    # per source and truth: "city:road" (real crops), "synthetic:road", "nonroad:not_road", ...
+    kind = np.array([f"{g.split(':')[0]}:{'road' if r else 'not_road'}"
+                     for g, r in zip(groups, y, strict=True)])
+    oof, y, kind = oof[j], y[j], kind[j]
+    report = {
+        "photos": {"road": int(y.sum()), "non_road": int((~y).sum()),
+                   "trained_on": len(j)},
+        "c": c, "keep": keep, "cut": round(cut, 4),
+        "out_of_fold": {str(kd): {"photos": int((kind == kd).sum()),
+                                  "passed": round(float((oof[kind == kd] >= cut).mean()), 4)}
+                        for kd in sorted(set(kind))},
+        "tradeoff": [{"cut": round(float(q), 4),
+                      "road_kept": round(float((oof[y] >= q).mean()), 4),
+                      "non_road_refused": round(float((oof[~y] < q).mean()), 4)}
+                     for q in np.quantile(oof[y], [0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1])],
+    }
+    return PhotoCheck(final.mean, final.scale, final.coef, final.intercept, cut), report
+
+
+def fit_model(net_model: Any, stats: dict[str, np.ndarray] | None, tile_sets: list[Any],
+              grid: Any, pavement_cut: float, min_share: float, seed: int = 0,
+              crops: Any = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(road.json "road_photo" or None, report) for a trained tile model (training side: torch).
+
+    tile_sets: task.TileSet of synthetic training photos (a photo is a road photo when at
+    least `min_share` of its tiles are road surface); crops: real.RealCrops of the training
+    cities (default: real.split's training side; none when assets/road_real is missing); plus
+    training_photos' off-road scenes and real non-road photos; at most FIT_SYNTHETIC synthetic
+    photos. Only photos that pass the tile rule (predicted road-surface share >= min_share)
+    decide the cut: the others get no level before this check is asked (all are trained on).
+    Each photo's features pool FIT_TILES of its tiles at random. None without familiarity
+    statistics (no distance output)."""
+    from models.road_damage import net, real
+    from models.road_damage.photo import photo_tiles
+
+    if stats is None:
+        return None, {"skipped": "road_check.road_photo or road_check.familiarity off"}
+    if crops is None:
+        try:
+            crops = real.split(real.load())[0]
+        except FileNotFoundError:
+            crops = None
+    rng = np.random.default_rng([seed, 4244])
+    examples: list[Example] = []
+    judged: list[bool] = []
+    waiting: list[tuple[np.ndarray, bool, str]] = []
+
+    def flush() -> None:  # one batched forward pass for the waiting photos
+        if not waiting:
+            return
+        o = net.outputs(net_model, stats, np.concatenate([t for t, _, _ in waiting]))
+        start = 0
+        for tiles, road, group in waiting:
+            part = slice(start, start + len(tiles))
+            start += len(tiles)
+            examples.append((photo_features(o["pavement"][part], o["distance"][part],
+                                            o["embedding"][part], pavement_cut), road, group))
+            judged.append(bool((o["pavement"][part] >= pavement_cut).mean() >= min_share))
+        waiting.clear()
+
+    def add(tiles: np.ndarray, road: bool, group: str) -> None:
+        if len(tiles) > FIT_TILES:
+            tiles = tiles[np.sort(rng.choice(len(tiles), FIT_TILES, replace=False))]
+        waiting.append((tiles, road, group))
+        if len(waiting) >= 32:
+            flush()
+
+    synthetic = [(k, ts, i) for k, ts in enumerate(tile_sets) for i in np.unique(ts.photo)]
+    for n in rng.permutation(len(synthetic))[:FIT_SYNTHETIC]:
+        k, ts, i = synthetic[n]
+        m = ts.photo == i
+        add(ts.tiles[m], bool(ts.pavement[m].mean() >= min_share), f"synthetic:{k}.{i}")
+    for data, road, group in training_photos(crops, seed):
+        add(photo_tiles(data, grid)[0], road, group)
+    flush()
+    try:
+        check, report = fit(examples, judged=np.array(judged))
+    except ValueError as exc:
+        return None, {"skipped": str(exc)}
+    report["real_crops"] = sum(g.startswith("city:") for _, _, g in examples)
+    return check.to_dict(), report
+
+
+def crops_as_photos(outputs: Any, assets: dict[str, Any], crops: Any, every: int = 3,
+                    ) -> dict[str, Any]:
+    """How the held-out cities' real crops fare sent as photos (metrics.json real.as_photos):
+    every `every`-th crop as a JPEG photo, in colour and in greyscale, through the serving
+    summary; the share that keeps a level and the share that the road-photo check refuses.
+    outputs maps uint8 tiles to the exported graph's outputs (task.predict_outputs)."""
+    from models.road_damage.analyze import RoadCheck, summarise
+    from models.road_damage.photo import Grid, photo_tiles
+
+    grid, check, photo = Grid.of(assets), RoadCheck.of(assets), PhotoCheck.of(assets)
+    picked = crops.images[::every]
+    out: dict[str, Any] = {"crops": len(picked), "every": every,
+                           "road_photo_check": photo is not None}
+    for name, images in (("colour", picked), ("grey", [greyscale(i) for i in picked])):
+        levelled, refused = [], []
+        for img in images:
+            tiles, (rows, cols), _, _ = photo_tiles(jpeg(img, 92), grid)
+            o = outputs(tiles)
+            res = summarise(o["probabilities"], rows, cols, assets["threshold"],
+                            o["pavement"], o["distance"], check, o.get("embedding"), photo)
+            levelled.append(res["mlit_level"] is not None)
+            refused.append(any(w["code"] == "not_road_photo" for w in res["level_warnings"]))
+        out[name] = {"level_given": round(float(np.mean(levelled)), 4) if levelled else None,
+                     "refused_as_not_road_photo": round(float(np.mean(refused)), 4)
+                     if refused else None}
+    return out

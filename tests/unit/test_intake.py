@@ -174,3 +174,13 @@ def test_fast_utf8_reader_gives_the_general_paths_frame(raw: bytes) -> None:
 ])
 def test_fast_utf8_reader_leaves_other_files_to_the_general_path(raw: bytes) -> None:
     assert intake.read_utf8_fast(raw) is None
+
+
+def test_pyarrow_allocates_through_the_system_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    assert intake.use_system_arrow_pool() == "system"
+
+
+def test_blank_file_behind_a_long_blank_start_is_empty() -> None:
+    with pytest.raises(IntakeError, match="empty"):
+        read_table(b" \n" * 5000, LAYOUT)

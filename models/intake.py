@@ -25,38 +25,59 @@ ValueError subclass, in Japanese and English.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import os
 import re
+import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+_POOL_LOCK = threading.Lock()
+_pool_users = 0
+_pool_before: Any = None  # the pyarrow MemoryPool to restore
 
-def use_system_arrow_pool() -> str:
-    """Make the C library's malloc pyarrow's default memory pool, unless the operator chose
-    one (ARROW_DEFAULT_MEMORY_POOL); returns the pool's backend name.
+
+@contextlib.contextmanager
+def system_arrow_pool() -> Iterator[None]:
+    """While inside, pyarrow allocates through the C library's malloc, unless the operator
+    chose a pool (ARROW_DEFAULT_MEMORY_POOL); the previous pool is back when the last thread
+    inside leaves (a counter under a lock, so concurrent uploads nest correctly; buffers keep
+    the pool that allocated them, so switching is always safe).
 
     pandas 3 keeps every text column in pyarrow, so an upload's parsing, normalisation and
-    validation allocate through this pool. pyarrow's default here, mimalloc, spent most of
-    that time in the kernel: read_claims of 1,000,000 claims (4.05 million lines, 510 MB)
-    took 13.4 CPU-s (9.4 of them system time) with mimalloc, 5.0 (1.1) with the system pool
-    and 6.0 (1.7) with jemalloc, at the same ~2.6 GB peak RSS (jemalloc 2.2 GB), on a shared
-    2-core Linux host at load ~5. Process-wide, set when this module is imported.
+    validation allocate through this pool. pyarrow's default here, mimalloc, spent most of that
+    time in the kernel: read_claims of 1,000,000 claims (4.05 million lines, 510 MB) took 13.4
+    CPU-s (9.4 of them system time) with mimalloc, 5.0 (1.1) with the system pool and 6.0 (1.7)
+    with jemalloc at about the same peak RSS, on a shared 2-core Linux host at load ~5. Scoring
+    those claims afterwards was faster with mimalloc (11.9 CPU-s against 15.3 with the system
+    pool), so the switch covers reading only.
     """
     import pyarrow as pa
 
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-        pa.set_memory_pool(pa.system_memory_pool())
-    return pa.default_memory_pool().backend_name
-
-
-use_system_arrow_pool()
+    global _pool_users, _pool_before
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        yield
+        return
+    with _POOL_LOCK:
+        if _pool_users == 0:
+            _pool_before = pa.default_memory_pool()
+            pa.set_memory_pool(pa.system_memory_pool())
+        _pool_users += 1
+    try:
+        yield
+    finally:
+        with _POOL_LOCK:
+            _pool_users -= 1
+            if _pool_users == 0:
+                pa.set_memory_pool(_pool_before)
 
 
 class IntakeError(ValueError):
@@ -235,6 +256,12 @@ def read_table(raw: bytes, layout: Layout, *, name: str = "", rows: str = "rows"
 
     `rows` names what the file should hold (for the empty-file message).
     """
+    with system_arrow_pool():
+        return _read_table(raw, layout, name, rows, error)
+
+
+def _read_table(raw: bytes, layout: Layout, name: str, rows: str, error: type[ValueError],
+                ) -> Table:
     label = f"'{name}' " if name else ""
     if not raw[:4096].strip() and not raw.strip():  # no copy of a large file's bytes
         raise error(f"ファイル{label}が空です / file {label}is empty: expected a header row "

@@ -298,6 +298,7 @@ def _contiguous_and_consistent(lines: pd.DataFrame, header: list[str]) -> bool:
 
 def read_claims(raw: bytes, name: str = "") -> pd.DataFrame:
     """Read (models.intake: CSV/TSV/xlsx, any encoding, aliases) and validate a claims upload."""
-    table = intake.read_table(raw, CLAIMS_LAYOUT, name=name, rows="claim lines",
-                              error=ClaimsInputError)
-    return validate_lines(table.frame, row_offset=table.lines)
+    with intake.system_arrow_pool():  # validation too (see its docstring)
+        table = intake.read_table(raw, CLAIMS_LAYOUT, name=name, rows="claim lines",
+                                  error=ClaimsInputError)
+        return validate_lines(table.frame, row_offset=table.lines)

@@ -176,9 +176,17 @@ def test_fast_utf8_reader_leaves_other_files_to_the_general_path(raw: bytes) -> 
     assert intake.read_utf8_fast(raw) is None
 
 
-def test_pyarrow_allocates_through_the_system_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reading_allocates_through_the_system_pool_then_restores(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+
     monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
-    assert intake.use_system_arrow_pool() == "system"
+    before = pa.default_memory_pool().backend_name
+    with intake.system_arrow_pool():
+        with intake.system_arrow_pool():
+            assert pa.default_memory_pool().backend_name == "system"
+        assert pa.default_memory_pool().backend_name == "system"
+    assert pa.default_memory_pool().backend_name == before
 
 
 def test_blank_file_behind_a_long_blank_start_is_empty() -> None:

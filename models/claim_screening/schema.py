@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -58,6 +59,11 @@ CLAIM_LINES = pa.DataFrameSchema(
     strict="filter",
     coerce=True,
 )
+
+# CLAIM_LINES for a frame validate_lines already filtered to its columns (a copy of the
+# upload's): pandera then coerces in place instead of copying 16 columns again.
+_IN_PLACE = copy.deepcopy(CLAIM_LINES)
+_IN_PLACE.strict = False
 
 LABELS = pa.DataFrameSchema(
     {
@@ -192,14 +198,43 @@ def validate_lines(frame: pd.DataFrame, row_offset: int | np.ndarray = 2) -> pd.
     if frame.empty:
         raise ClaimsInputError("見出し行だけでデータ行がありません / no claim lines: the file "
                                "has a header but no rows")
-    frame = frame.reset_index(drop=True)
+    frame = _cast_integers(frame.reset_index(drop=True))
     try:
-        out = CLAIM_LINES.validate(frame, lazy=True)
+        out = _IN_PLACE.validate(frame, lazy=True, inplace=True)  # frame is our copy
     except pa.errors.SchemaErrors as exc:
         raise ClaimsInputError(_describe(exc, row_offset)) from None
     _check_code_formats(out, row_offset)
     _check_consistent_headers(out, row_offset)
     return out.reset_index(drop=True)
+
+
+_DECIMAL = r"^-?[0-9]+$"
+
+
+def _cast_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with each integer column of CLAIM_LINES already int64 where every value is a
+    plain decimal (pyarrow's cast in C++, not pandera's per-value Python conversion); any other
+    column stays text, so pandera coerces and reports it exactly as before. Ranges are still
+    checked by the schema. Only the schema's columns (its strict="filter"), as a shallow copy:
+    the caller's frame is not changed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = frame[[c for c in frame.columns if c in CLAIM_LINES.columns]].copy(deep=False)
+    for name, column in CLAIM_LINES.columns.items():
+        if name not in out.columns or str(column.dtype) != "int64":
+            continue
+        values = out[name]
+        if not isinstance(values.dtype, pd.StringDtype) or values.dtype.storage != "pyarrow":
+            continue
+        arrow = pa.array(values.array)  # the arrow data itself (one chunk)
+        if arrow.null_count or not pc.all(pc.match_substring_regex(arrow, _DECIMAL)).as_py():
+            continue
+        try:
+            out[name] = pc.cast(arrow, pa.int64()).to_numpy()
+        except pa.ArrowInvalid:  # beyond int64: pandera reports it
+            continue
+    return out
 
 
 def code_format_problem(line_kind: str, code: str) -> str | None:
@@ -233,6 +268,8 @@ def _check_consistent_headers(lines: pd.DataFrame, row_offset: int | np.ndarray)
     """Each claim_id must carry one header (patient, tenant, month, provider, type)."""
     header = ["tenant_code", "patient_id", "service_month", "provider_id", "claim_type",
               "total_points"]
+    if _contiguous_and_consistent(lines, header):
+        return
     n = lines.groupby("claim_id", sort=False)[header].nunique().max(axis=1)
     bad = n[n > 1]
     if len(bad):
@@ -245,8 +282,23 @@ def _check_consistent_headers(lines: pd.DataFrame, row_offset: int | np.ndarray)
             f"{len(bad)} claim ids are affected (duplicate claim ids?)")
 
 
+def _contiguous_and_consistent(lines: pd.DataFrame, header: list[str]) -> bool:
+    """True when every claim's lines are adjacent and repeat one header: the common case,
+    proved with comparisons to the previous row (no grouping). False means "not proved"
+    (a claim split across the file, or a conflict): the caller then groups to find out."""
+    ids = lines["claim_id"]
+    same = (ids == ids.shift()).to_numpy(dtype=bool, na_value=False)
+    for col in header:
+        values = lines[col]
+        changed = (values != values.shift()).to_numpy(dtype=bool, na_value=True)
+        if (changed & same).any():
+            return False
+    return int((~same).sum()) == ids.nunique()
+
+
 def read_claims(raw: bytes, name: str = "") -> pd.DataFrame:
     """Read (models.intake: CSV/TSV/xlsx, any encoding, aliases) and validate a claims upload."""
-    table = intake.read_table(raw, CLAIMS_LAYOUT, name=name, rows="claim lines",
-                              error=ClaimsInputError)
-    return validate_lines(table.frame, row_offset=table.lines)
+    with intake.system_arrow_pool():  # validation too (see its docstring)
+        table = intake.read_table(raw, CLAIMS_LAYOUT, name=name, rows="claim lines",
+                                  error=ClaimsInputError)
+        return validate_lines(table.frame, row_offset=table.lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 
+import pandas as pd
 import pytest
 from openpyxl import Workbook
 
@@ -142,3 +143,52 @@ def test_columns_without_a_header() -> None:
     buf = io.BytesIO()
     book.save(buf)
     assert list(read_table(buf.getvalue(), LAYOUT).frame.columns) == ["id", "n"]
+
+
+@pytest.mark.parametrize("raw", [
+    b"a,b,c\n1,2,3\n4,5,6\n",
+    b"\xef\xbb\xbfa,b,c\r\n1,2,3\r\n4,5,6\r\n",
+    b"a,b,c\n1,2,3\n\n4,5,6\n",
+    b"a,b,c\n1,2,3\n,,\n4,5,6\n",
+    b"a,a,\n1,2,3\n4,5,6\n",
+    b'a,b\n"1,354","x\ny"\n4,5\n',
+    b"a\tb\n1\t2\n",
+    b'a,b\n "1" , 2 \n',
+    b'a,b\n"",\n',
+    "氏名,年齢\n山田,３０\n".encode(),
+    b"a,b\n1,2",
+    b"a\n1\n\n2\n",
+])
+def test_fast_utf8_reader_gives_the_general_paths_frame(raw: bytes) -> None:
+    fast = intake.read_utf8_fast(raw)
+    assert fast is not None
+    pd.testing.assert_frame_equal(fast, intake.read_text(intake.decode(raw)))
+
+
+@pytest.mark.parametrize("raw", [
+    b"a,b,c\n1,2\n4,5,6\n",  # a short row: pandas pads it, pyarrow refuses
+    b"a,b\n1,2,3\n4,5,6\n",  # more fields than headers: pandas' own rules (index or error)
+    "氏名,年齢\n山田,30\n".encode("cp932"),
+    "a,b\n1,2\n".encode("utf-16"),
+    b"a,b\n",
+])
+def test_fast_utf8_reader_leaves_other_files_to_the_general_path(raw: bytes) -> None:
+    assert intake.read_utf8_fast(raw) is None
+
+
+def test_reading_allocates_through_the_system_pool_then_restores(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    before = pa.default_memory_pool().backend_name
+    with intake.system_arrow_pool():
+        with intake.system_arrow_pool():
+            assert pa.default_memory_pool().backend_name == "system"
+        assert pa.default_memory_pool().backend_name == "system"
+    assert pa.default_memory_pool().backend_name == before
+
+
+def test_blank_file_behind_a_long_blank_start_is_empty() -> None:
+    with pytest.raises(IntakeError, match="empty"):
+        read_table(b" \n" * 5000, LAYOUT)

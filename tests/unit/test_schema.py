@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from models.claim_screening.schema import ClaimsInputError, read_claims
@@ -56,6 +57,32 @@ def test_reused_claim_id_with_other_header_is_rejected() -> None:
     df["line_no"] = range(1, len(df) + 1)
     with pytest.raises(ClaimsInputError, match=r"claim_id 'a'.*conflicting header"):
         read_claims(csv_bytes(df))
+
+
+def test_claim_lines_apart_in_the_file_are_one_claim() -> None:
+    df = frame(claim("a", CLEAN), claim("b", CLEAN))
+    out = read_claims(csv_bytes(pd.concat([df.iloc[::2], df.iloc[1::2]])))
+    assert sorted(out["claim_id"].unique()) == ["a", "b"]
+    assert len(out) == len(df)
+
+
+@pytest.mark.parametrize("value", ["0x10", "+5", " 7", "1_000", "１"])
+def test_integer_cells_python_reads_and_pyarrow_would_not(value: str) -> None:
+    """Integers are cast in C++ only when every cell is a plain decimal; other cells take
+    pandera's conversion as before ('0x10' stays an error, '+5' stays 5)."""
+    df = frame(claim("a", CLEAN)).astype(str)
+    df.loc[1, "points"] = value
+    try:
+        expected: int | None = int(value)
+    except ValueError:
+        expected = None
+    if value == "１":
+        expected = 1  # NFKC in intake
+    if expected is None:
+        with pytest.raises(ClaimsInputError, match=r"column 'points' row 3"):
+            read_claims(csv_bytes(df))
+    else:
+        assert read_claims(csv_bytes(df))["points"].iat[1] == expected
 
 
 def test_duplicate_line_numbers_rejected() -> None:

@@ -189,6 +189,9 @@ class History:
     best_epoch: int = -1
     seconds: float = 0.0
     thresholds: dict[str, Any] = field(default_factory=dict)
+    # predict_all of the validation tiles with the kept weights (probabilities (n, outputs),
+    # features (n, d)): the thresholds come from them, and task.fit reuses them
+    val_outputs: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _best_cut(truth: np.ndarray, score: np.ndarray) -> float:
@@ -385,8 +388,11 @@ def train(model: nn.Module, X: np.ndarray, Y: np.ndarray, Xv: np.ndarray, Yv: np
     model.load_state_dict(best[1])
     # export and serving-side checks run on the CPU, in the default memory layout
     model.to("cpu", memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
-    hist.thresholds = tune_thresholds(predict(model, Xv), Yv) if len(Xv) else {
-        "class": [0.5] * (len(CLASSES) - 1), "crack": 0.5}
+    if len(Xv):
+        hist.val_outputs = predict_all(model, Xv)
+        hist.thresholds = tune_thresholds(hist.val_outputs[0][:, :len(CLASSES)], Yv)
+    else:
+        hist.thresholds = {"class": [0.5] * (len(CLASSES) - 1), "crack": 0.5}
     hist.seconds = round(time.perf_counter() - t0, 1)
     return hist
 

@@ -111,6 +111,14 @@ class Task(Protocol[C, M]):
         head = self.evaluate(cfg, model, test)["headline"]
         return str(head["metric"]), float(head["value"])
 
+    def comparison_config(self, cfg: C) -> C:
+        """The config of the models fitted only to be compared with the pooled one on a
+        tenant's holdout (the pooling report's local-only and others-only models). Default: cfg.
+        A task may leave out what only costs time there: data every tenant shares alike (it is
+        no tenant's) where it does not move the pooling metric, and outputs the metric does not
+        read. The task says why the comparison stays fair."""
+        return cfg
+
 
 AnyTask = Task[Any, Any]  # a task from the registry: each has its own config and model types
 

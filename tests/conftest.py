@@ -29,7 +29,8 @@ SMALL_CARE = {"generate": {"total_persons": 2400, "min_persons": 300}, "eval_per
 
 # 4 x 3 tiles of 64 px per photo, a few dozen photos, a tiny ResNet for two epochs, synthetic
 # tiles only (not the demo's ImageNet EfficientNet with real crops): seconds
-SMALL_ROAD = {"generate": {"total_photos": 24, "min_photos": 5}, "grid": {"long_side": 256},
+SMALL_ROAD = {"generate": {"total_photos": 24, "min_photos": 5, "min_test_photos": 3},
+              "grid": {"long_side": 256},
               "parity_tiles": 64, "model": {"architecture": "resnet", "init": "scratch",
                                             "freeze_blocks": 0, "epochs": 2,
                                             "hidden_sizes": [8, 16, 16, 16],

@@ -217,9 +217,9 @@ def _best_cut(truth: np.ndarray, score: np.ndarray, tie: float = CUT_TIE) -> flo
 
 
 def tune_thresholds(probs: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
-    """Cuts with the best F1 on validation tiles that are road surface (the others never
-    count): per damage class, and for crack / no-crack on the most likely crack class
-    (analyze.tile_flags). probs and Y (n, len(OUTPUTS))."""
+    """Cuts with the best F1 (_best_cut: the middle of the near-best) on validation tiles that
+    are road surface (the others never count): per damage class, and for crack / no-crack on
+    the most likely crack class (analyze.tile_flags). probs and Y (n, len(OUTPUTS))."""
     road: np.ndarray = (Y[:, len(CLASSES)] > 0.5 if Y.shape[1] > len(CLASSES)
                         else np.ones(len(Y), bool))
     probs, Y = probs[road], Y[road]

@@ -31,7 +31,8 @@ from training.workspace import Workspace
 TASK = "road_damage"
 # Small data and few epochs: the served graph is the same; only its weights differ.
 # The architecture is configs/road_damage.yaml's; real crops would only lengthen the fit.
-WORKSPACE_OVERRIDES: dict[str, Any] = {"generate": {"total_photos": 40, "min_photos": 6},
+WORKSPACE_OVERRIDES: dict[str, Any] = {"generate": {"total_photos": 40, "min_photos": 6,
+                                                    "min_test_photos": 0},
                                        "model": {"epochs": 2},
                                        "real": {"train": False, "nonroad_tiles": 0}}
 TENANT = "121002"

@@ -29,7 +29,8 @@ NEW_CITY, OTHER_CITY = "muroran", "ichihara"
 SIZES = (0, 10, 25, 50, 100)
 # short fits (the onboarding path itself is `kyodo retrain road_damage`, the full schedule)
 PHOTOS, MIN_PHOTOS, EPOCHS = 40, 8, 4
-OVERRIDES: dict[str, Any] = {"generate": {"total_photos": PHOTOS, "min_photos": MIN_PHOTOS},
+OVERRIDES: dict[str, Any] = {"generate": {"total_photos": PHOTOS, "min_photos": MIN_PHOTOS,
+                                         "min_test_photos": 0},
                              "model": {"epochs": EPOCHS}}
 
 

@@ -132,7 +132,8 @@ def share(rows: dict[str, dict[str, Any]], test: Any) -> float:
 
 def fit(root: Path, photos: int, epochs: int) -> tuple[Any, Any, Any, Any]:
     """(task, cfg, model, test frames): the cached fit in root/model.pkl, or a new one."""
-    base = {"generate": {"total_photos": photos, "min_photos": max(2, photos // 7)},
+    base = {"generate": {"total_photos": photos, "min_photos": max(2, photos // 7),
+                         "min_test_photos": 0},
             "model": {**MODEL, "epochs": epochs}, "real": REAL}
     task, cfg, train, test = workspace_split(root, base, base)
     cache = root / "model.pkl"

@@ -43,7 +43,8 @@ def workspace_split(root: Path, base: dict[str, Any], overrides: dict[str, Any],
 
 def run(root: Path, photos: int, epochs: int, extra: dict[str, Any]) -> dict[str, Any]:
     """Fit once with the overrides; synthetic and real figures with the fit time."""
-    base = {"generate": {"total_photos": photos}, "model": {"epochs": epochs, "patience": 3}}
+    base = {"generate": {"total_photos": photos, "min_test_photos": 0},
+            "model": {"epochs": epochs, "patience": 3}}
     task, cfg, train, test = workspace_split(root, base, {**base, **extra})
     t0 = time.perf_counter()
     model = task.fit(cfg, train, seed=0)

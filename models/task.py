@@ -138,6 +138,14 @@ class Task(Protocol[C, M]):
         "changed" (rows added or altered). Default: the task takes no feedback ({})."""
         return {}
 
+    def comparison_config(self, cfg: C) -> C:
+        """The config of the models fitted only to be compared with the pooled one on a
+        tenant's holdout (the pooling report's local-only and others-only models). Default: cfg.
+        A task may leave out what only costs time there: data every tenant shares alike (it is
+        no tenant's) where it does not move the pooling metric, and outputs the metric does not
+        read. The task says why the comparison stays fair."""
+        return cfg
+
 
 AnyTask = Task[Any, Any]  # a task from the registry: each has its own config and model types
 

@@ -73,13 +73,18 @@ def train(ws: Workspace, task: Task, progress: bool = True) -> dict[str, Any]:
 
 def pooling(ws: Workspace, task: Task[C, M], cfg: C, train_part: Frames, test: Frames,
             pooled_model: M, progress: bool) -> dict[str, dict[str, float | None]]:
-    """Per tenant: the pooled model's headline vs a model trained on that tenant's data alone."""
+    """Per tenant: the pooled model's headline vs a model trained on that tenant's data alone
+    (fitted with task.comparison_config), both on the tenant's held-out units (`held_out`: how
+    many, so a comparison on a handful reads as such)."""
     out: dict[str, dict[str, float | None]] = {}
-    codes = sorted(test[task.frames[0]]["tenant_code"].unique())
+    first, unit = task.frames[0], task.units[0]
+    codes = sorted(test[first]["tenant_code"].unique())
+    local_cfg = task.comparison_config(cfg)
     for code in tqdm(codes, desc="local-only models", disable=not progress):
         local_test = task.select(test, [code])
-        local = fit_or_none(task, cfg, task.select(train_part, [code]), ws.platform.seed)
-        out[code] = {"pooled": headline(task, cfg, pooled_model, local_test),
+        local = fit_or_none(task, local_cfg, task.select(train_part, [code]), ws.platform.seed)
+        out[code] = {"held_out": int(local_test[first][unit].nunique()),
+                     "pooled": headline(task, cfg, pooled_model, local_test),
                      "local": None if local is None else headline(task, cfg, local, local_test)}
     return out
 

@@ -86,7 +86,9 @@ def fit_or_none(task: Task[C, M], cfg: C, train: Frames, seed: int) -> M | None:
 
 def task_report(ws: Workspace, task: Task, bootstrap: int, progress: bool = True,
                 ) -> dict[str, dict[str, Any]]:
-    """Per pooled tenant of one task: population, rows, the three headlines and the CI."""
+    """Per pooled tenant of one task: population, training units (`rows`), held-out units, the
+    three headlines (local-only and others-only fitted with task.comparison_config) and the
+    CI."""
     cfg = ws.task_config(task)
     model_path = ws.root / "build" / task.name / "model.pkl"
     if not model_path.is_file():
@@ -97,19 +99,22 @@ def task_report(ws: Workspace, task: Task, bootstrap: int, progress: bool = True
     first = task.frames[0]
     codes = sorted(test[first]["tenant_code"].unique())
     rng = np.random.default_rng(ws.platform.seed)
+    fit_cfg = task.comparison_config(cfg)  # local-only and others-only fits (models/task.py)
     rows: dict[str, dict[str, Any]] = {}
     for code in tqdm(codes, desc=f"pooling {task.name}", disable=not progress):
         others = [c for c in codes if c != code]
         local_test = task.select(test, [code])
         own_train = task.select(train_part, [code])
-        local = fit_or_none(task, cfg, own_train, ws.platform.seed)
-        others_model = fit_or_none(task, cfg, task.select(train_part, others), ws.platform.seed)
+        local = fit_or_none(task, fit_cfg, own_train, ws.platform.seed)
+        others_model = fit_or_none(task, fit_cfg, task.select(train_part, others),
+                                   ws.platform.seed)
         lo, hi = (paired_ci(task, cfg, pooled, local, local_test, bootstrap, rng)
                   if local is not None and bootstrap > 0 else (None, None))
         metric, value = judged(task, cfg, pooled, local_test)
         rows[code] = {
             "population": population.get(code),
             "rows": int(own_train[first][task.units[0]].nunique()),
+            "held_out": int(local_test[first][task.units[0]].nunique()),
             "metric": metric,
             "pooled": value,
             "local": None if local is None else headline(task, cfg, local, local_test),

@@ -43,6 +43,9 @@ CITY_CENTRES = {"121002": (35.6073, 140.1063), "012050": (42.3152, 140.9737),
 # Damage mix per region: Hokkaido's freeze-thaw makes transverse cracks and potholes commoner.
 SNOW_BELT = {"012050", "012084"}
 NOT_PAVEMENT_BIT = 1 << 7  # mask PNG bit of pixels that are not road surface
+# `source` suffix of the photos generated for a tenant's holdout only (generate's `holdout`):
+# task.split always holds them out, whatever their hash.
+HOLDOUT = ":holdout"
 
 
 @dataclass(frozen=True)
@@ -65,17 +68,24 @@ def counts(tenants: list[tuple[str, int]], total: int, minimum: int) -> dict[str
 
 
 def generate(tenants: list[tuple[str, int]], spec: Spec, seed: int,
-             progress: bool = False) -> dict[str, FilesFrames]:
-    """Photos, tiles and image/mask files per tenant code."""
+             progress: bool = False, holdout: dict[str, int] | None = None,
+             ) -> dict[str, FilesFrames]:
+    """Photos, tiles and image/mask files per tenant code. `holdout`: per tenant code, further
+    photos made for its holdout only (ids <code>-H00000..., source "synthetic:<view>:holdout",
+    drawn from their own random stream, so the regular photos stay as they were)."""
     from tqdm import tqdm
 
     out = {}
     per = counts(tenants, spec.total_photos, spec.min_photos)
     for code, n in per.items():
         photos, tiles, files = [], [], {}
-        for i in tqdm(range(n), desc=f"photos {code}", disable=not progress):
-            rng = np.random.default_rng([seed, zlib.crc32(code.encode()), i])
-            row, labels, jpeg, mask_png = photo(rng, code, i, spec)
+        extra = (holdout or {}).get(code, 0)
+        for i in tqdm(range(n + extra), desc=f"photos {code}", disable=not progress):
+            kept = i >= n  # a holdout-only photo
+            # a holdout photo's seed has one more entry: never a regular photo's seed
+            rng = np.random.default_rng([seed, zlib.crc32(code.encode()),
+                                         *((1, i - n) if kept else (i,))])
+            row, labels, jpeg, mask_png = photo(rng, code, i - n if kept else i, spec, kept)
             photos.append(row)
             cols = row["cols"]
             for k, lab in enumerate(labels):
@@ -90,10 +100,17 @@ def generate(tenants: list[tuple[str, int]], spec: Spec, seed: int,
     return out
 
 
-def photo(rng: np.random.Generator, code: str, index: int, spec: Spec,
+def photo_id(code: str, index: int, holdout: bool = False) -> str:
+    """The id of a tenant's index-th generated photo: <code>-P00000, or <code>-H00000 for a
+    photo made for its holdout only."""
+    return f"{code}-{'H' if holdout else 'P'}{index:05d}"
+
+
+def photo(rng: np.random.Generator, code: str, index: int, spec: Spec, holdout: bool = False,
           ) -> tuple[dict, np.ndarray, bytes, bytes]:
     """One photo: (photos row, tile labels with a last `pavement` column, JPEG bytes, mask PNG
-    bytes)."""
+    bytes); `holdout`: a photo made for the tenant's holdout only (id ...-H, source suffix
+    HOLDOUT)."""
     u = rng.random()
     view = ("off_road" if u < spec.off_road_share else
             "street" if u < spec.off_road_share + spec.street_share else "close")
@@ -122,13 +139,13 @@ def photo(rng: np.random.Generator, code: str, index: int, spec: Spec,
     jpeg = encode_jpeg(stored, int(rng.integers(60, 96)), lat, lon, taken, orientation)
     buf = io.BytesIO()
     mask_img.save(buf, "PNG", optimize=False, compress_level=6)
-    pid = f"{code}-P{index:05d}"
+    pid = photo_id(code, index, holdout)
     row = {"photo_id": pid, "tenant_code": code, "file": f"images/{code}/{pid}.jpg",
            "mask_file": f"masks/{code}/{pid}.png", "taken_at": taken.isoformat() if taken else "",
            "lat": "" if lat is None else f"{lat:.6f}", "lon": "" if lon is None else f"{lon:.6f}",
            "rows": rows, "cols": cols, "crack_ratio": round(ratio, 4),
            "mlit_level": mlit_level(ratio) if paved.any() else "",
-           "source": f"synthetic:{view}"}
+           "source": f"synthetic:{view}{HOLDOUT if holdout else ''}"}
     return row, np.column_stack([labels, paved]).astype(np.int8), jpeg, buf.getvalue()
 
 

@@ -21,7 +21,7 @@ def test_metrics_json_shape(trained_root: Path) -> None:
     assert set(head) == {"metric", "value", "oracle", "baseline", "baseline_name"}
     assert 0 < head["value"] <= head["oracle"]
     assert len(metrics["per_tenant"]) == 13
-    assert set(metrics["pooling"]["402303"]) == {"pooled", "local"}
+    assert set(metrics["pooling"]["402303"]) == {"held_out", "pooled", "local"}
     assert metrics["overall"]["recovered_points"] == head["value"]
 
 

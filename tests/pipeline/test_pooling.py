@@ -38,8 +38,8 @@ def test_pooling_report_rows_and_tenant_view(trained_root: Path) -> None:
     ws = Workspace.load(trained_root)
     rows = task_report(ws, ws.task("claim_screening"), bootstrap=4, progress=False)
     assert len(rows) == 13
-    keys = {"population", "rows", "metric", "pooled", "local", "others_only", "ci_low",
-            "ci_high"}
+    keys = {"population", "rows", "held_out", "metric", "pooled", "local", "others_only",
+            "ci_low", "ci_high"}
     assert all(set(r) == keys for r in rows.values())
     # claims pooling is judged on the recovery curve up to capacity (unsaturated), not at 5%
     assert {r["metric"] for r in rows.values()} == {"mean_recovered_points_1_to_5pct_capacity"}

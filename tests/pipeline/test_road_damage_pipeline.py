@@ -27,6 +27,11 @@ def test_evaluation_reports_tiles_levels_baseline_and_pooling(road_root: Path) -
     assert set(ev["per_tenant"]) <= {"121002", "012050", "182079", "012084"}
     assert set(ev["pooling"]) == set(ev["per_tenant"])
     assert ev["pooling"]["121002"]["local"] is not None
+    # generate.min_test_photos: every tenant's holdout holds at least 3 photos, and the
+    # pooled vs local-only row says on how many it was judged
+    for code, row in ev["pooling"].items():
+        assert row["held_out"] == ev["per_tenant"][code]["photos"] >= 3
+        assert ev["per_tenant"][code]["cracked_tiles"] >= 0
 
 
 def test_exported_onnx_matches_torch_through_shared_preprocessing(road_root: Path) -> None:

@@ -200,3 +200,29 @@ def test_baseline_finds_a_dark_line_and_not_a_flat_tile() -> None:
     det = B.calibrate(tiles_, truth)
     assert B.f1(truth, det.predict(tiles_)) == 1.0
     assert B.f1(truth, np.zeros(40, bool)) == 0.0
+
+
+def test_holdout_photos_fill_each_small_holdout_and_never_train() -> None:
+    """generate.min_test_photos: holdout-only photos top each tenant's holdout up to the
+    floor; the regular photos stay byte-identical and split never trains on the new ones."""
+    from models.road_damage.generate import counts
+    from models.road_damage.task import RoadDamage, RoadDamageConfig, holdout_photos
+
+    cfg = RoadDamageConfig.model_validate({"generate": {"min_test_photos": 5}})
+    per = counts(TENANTS, 6, 3)
+    extra = holdout_photos(cfg, per)
+    out = generate(TENANTS, Spec(6, 3, Grid(), 0.8), seed=7, holdout=extra)
+    plain = generate(TENANTS, Spec(6, 3, Grid(), 0.8), seed=7)
+    task = RoadDamage()
+    for code, frames in out.items():
+        photos = frames["photos"]
+        held = photos[photos["source"].str.endswith(":holdout")]
+        assert len(held) == extra[code] > 0 and held["photo_id"].str.contains("-H").all()
+        regular = photos[~photos["photo_id"].isin(held["photo_id"])].reset_index(drop=True)
+        assert regular.equals(plain[code]["photos"])
+        assert all(frames.files[f] == plain[code].files[f] for f in plain[code].files)
+        train, test = task.split(cfg, {"photos": photos, "tiles": frames["tiles"]})
+        assert len(test["photos"]) == 5  # the floor exactly: hash-held regular + holdout-only
+        assert not train["photos"]["photo_id"].isin(held["photo_id"]).any()
+        assert set(test["tiles"]["photo_id"]) == set(test["photos"]["photo_id"])
+    assert holdout_photos(RoadDamageConfig(), per) == {c: 0 for c in per}  # default: none

@@ -69,3 +69,20 @@ def test_frozen_early_blocks_keep_weights_and_batch_norm_statistics() -> None:
     assert torch.equal(model.backbone._conv_stem.weight, stem)
     assert torch.equal(model.backbone._bn0.running_mean, stats)
     assert not torch.equal(model.backbone._blocks[10]._project_conv.weight, late)
+
+
+def test_best_cut_takes_the_middle_of_a_flat_f1_curve_and_keeps_a_peak() -> None:
+    import numpy as np
+
+    from models.road_damage.net import _best_cut
+
+    rng = np.random.default_rng(0)
+    truth = rng.random(4000) < 0.2
+    # well separated scores: every cut from ~0.25 to ~0.75 gives the same F1 (1.0)
+    flat = np.where(truth, rng.uniform(0.78, 1.0, 4000), rng.uniform(0.0, 0.22, 4000))
+    assert _best_cut(truth, flat) == 0.5  # argmax alone would say 0.2, the first best cut
+    # overlapping scores: one cut is clearly best and stays
+    peaked = np.where(truth, rng.normal(0.65, 0.05, 4000), rng.normal(0.55, 0.05, 4000))
+    best = _best_cut(truth, peaked, tie=0.0)
+    assert abs(_best_cut(truth, peaked) - best) <= 0.05 and 0.55 <= best <= 0.65
+    assert _best_cut(truth[:10] & False, flat[:10]) == 0.5  # too few positives

@@ -157,7 +157,7 @@ def test_fit_with_real_train_never_sees_the_crops_its_real_block_scores(
     from training.data import load_pooled, write_generated
     from training.workspace import Workspace
 
-    small = {**SMALL_ROAD, "generate": {"total_photos": 8, "min_photos": 2},
+    small = {**SMALL_ROAD, "generate": {"total_photos": 8, "min_photos": 2, "min_test_photos": 0},
              "model": {**SMALL_ROAD["model"], "epochs": 1},
              "real": {"train": True, "repeat": 1}}
     ws = Workspace.load(sandbox.make_workspace(tmp_path, "road_damage", small))

@@ -265,8 +265,9 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         """Hold out a share of each tenant's photos (by a hash of the id) with all their tiles,
         and every photo the generator made for a holdout (source ending in HOLDOUT)."""
         photos = data["photos"]
-        test = ((_hash_share(photos["photo_id"], "test") < cfg.test_share)
-                | photos["source"].astype(str).str.endswith(HOLDOUT).to_numpy())
+        test = _hash_share(photos["photo_id"], "test") < cfg.test_share
+        if "source" in photos:  # frames without it (imports, tests) have no holdout-only photos
+            test |= photos["source"].astype(str).str.endswith(HOLDOUT).to_numpy()
         test_ids = photos["photo_id"][test]
         return hold_out(data, self.frames, "photo_id", test_ids)
 

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.configs import ServingLimits
 from serving.deps import NOT_LOADED, authorized
-from serving.guard import BodyLimit, json_response
+from serving.guard import BodyLimit, json_response, rewrite_response
 
 Job = TypeVar("Job")
 
@@ -115,20 +115,8 @@ class SingleRowGate:
 
 def _product_errors(send: Send) -> Send:
     """`send` with BentoML's 400 for an invalid body rewritten as the product's 422."""
-    held: dict[str, Any] = {}
-
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] == 400:
-            held["start"], held["body"] = message, b""
-            return
-        if "start" not in held:
-            await send(message)
-            return
-        held["body"] += message.get("body", b"")
-        if not message.get("more_body"):
-            await json_response(send, 422, validation_error(held["body"]))
-
-    return sending
+    return rewrite_response(send, lambda start: start["status"] == 400,
+                            lambda _status, body: (422, validation_error(body)))
 
 
 def validation_error(raw: bytes) -> dict[str, Any]:

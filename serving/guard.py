@@ -158,22 +158,34 @@ class ProductErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        held: dict[str, Any] = {}
+        def plain_error(start: Message) -> bool:
+            return start["status"] >= 400 and not any(
+                k == b"content-type" and b"json" in v for k, v in start.get("headers", ()))
 
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] >= 400 and not any(
-                    k == b"content-type" and b"json" in v for k, v in message.get("headers", ())):
-                held["start"], held["body"] = message, b""
-                return
-            if "start" not in held:
-                await send(message)
-                return
-            held["body"] += message.get("body", b"")
-            if not message.get("more_body"):
-                text = held["body"].decode("utf-8", "replace").strip()
-                await json_response(send, held["start"]["status"], {"error": text or "error"})
+        def as_json(status: int, body: bytes) -> tuple[int, dict[str, Any]]:
+            return status, {"error": body.decode("utf-8", "replace").strip() or "error"}
 
-        await self.app(scope, receive, sending)
+        await self.app(scope, receive, rewrite_response(send, plain_error, as_json))
+
+
+def rewrite_response(send: Send, held_when: Callable[[Message], bool],
+                     rewrite: Callable[[int, bytes], tuple[int, dict[str, Any]]]) -> Send:
+    """`send` that holds back a response whose start message satisfies `held_when`, collects
+    its body and sends `rewrite(status, body)` as JSON instead; other responses pass through."""
+    held: dict[str, Any] = {}
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and held_when(message):
+            held["start"], held["body"] = message, b""
+            return
+        if "start" not in held:
+            await send(message)
+            return
+        held["body"] += message.get("body", b"")
+        if not message.get("more_body"):
+            await json_response(send, *rewrite(held["start"]["status"], held["body"]))
+
+    return sending
 
 
 def bearer_token(header: str) -> str:

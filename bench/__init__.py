@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -74,6 +76,16 @@ def percentile_ms(seconds: Iterable[float], q: float) -> float:
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux ru_maxrss is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(module: str, folder: Path) -> dict[str, Any]:
+    """Run `python -m <module> --child <folder>` in a fresh process (repo on PYTHONPATH) and
+    return the JSON object its last stdout line holds: memory measured there starts afresh.
+    Raises subprocess.CalledProcessError when the child fails."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", module, "--child", str(folder)],
+                         capture_output=True, text=True, env=env, check=True, cwd=REPO)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def format_table(results: list[Result]) -> str:

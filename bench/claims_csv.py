@@ -23,8 +23,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench import REPO, Recorder, format_table, say, write_results
+from bench import REPO, Recorder, format_table, run_child, say, write_results
 
 TARGET_S = 60.0
 TARGET_CLAIMS = 1_000_000
@@ -148,10 +146,7 @@ def run(claims: int) -> Recorder:
                 note=f"{claims:,} claims, {info['lines']:,.0f} lines: "
                      f"{info['base_claims']:,.0f} generated claims tiled, ids suffixed per copy")
         say("measuring in a fresh child process: read_claims + score_claims")
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        out = subprocess.run([sys.executable, "-m", "bench.claims_csv", "--child", str(tmp)],
-                             capture_output=True, text=True, env=env, check=True, cwd=REPO)
-        got = json.loads(out.stdout.strip().splitlines()[-1])
+        got = run_child("bench.claims_csv", tmp)
     scale = TARGET_CLAIMS / got["claims"]
     note = (f"schema.read_claims (intake + pandera validation) + scoring.score_claims on ONNX "
             f"(intra_op_num_threads={got['ort_threads']}, as serving); one child process")

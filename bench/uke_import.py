@@ -19,12 +19,11 @@ from __future__ import annotations
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench import REPO, Recorder, bench_main, peak_rss_mb, say
+from bench import Recorder, bench_main, peak_rss_mb, run_child, say
 from bench.claims_csv import vm_hwm_mib
 from models.claim_screening import codes as C
 from models.claim_screening import masters as M
@@ -102,10 +101,7 @@ def run(rec: Recorder, tmp: Path) -> None:
         (folder / name).write_bytes(raw)
     del files, result
     say("importing the files in a fresh child process (memory of the import alone)")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "bench.uke_import", "--child", str(folder)],
-                         capture_output=True, text=True, env=env, check=True, cwd=REPO)
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = run_child("bench.uke_import", folder)
     scale = TARGET_CLAIMS / got["claims"]
     rec.add("child: read files + parse + validate, 100k claims", got["seconds"] * scale, "s",
             "<= 20 s", note=f"{got['claims']:,} claims from disk, scaled to 100,000")

@@ -57,8 +57,9 @@ def system_arrow_pool() -> Iterator[None]:
     time in the kernel: read_claims of 1,000,000 claims (4.05 million lines, 510 MB) took 13.4
     CPU-s (9.4 of them system time) with mimalloc, 5.0 (1.1) with the system pool and 6.0 (1.7)
     with jemalloc at about the same peak RSS, on a shared 2-core Linux host at load ~5. Scoring
-    those claims afterwards was faster with mimalloc (11.9 CPU-s against 15.3 with the system
-    pool), so the switch covers reading only.
+    those claims afterwards took 11.9 CPU-s with mimalloc against 15.3 with the system pool in
+    one run, which a later run did not confirm (14.7 with the switch around reading only): the
+    switch covers reading only, the one step where the gain was measured clearly.
     """
     import pyarrow as pa
 

@@ -58,6 +58,20 @@ def _n(v: float | None) -> str:
     return f"{'-':>12}" if v is None else f"{v:>12,.3f}"
 
 
+def _drift_verdict(row: dict, threshold: float, min_rows: int) -> str:
+    """One drift row's verdict for the CLI: FLAGGED (with the features), stable, or, under
+    `operations.drift_min_rows` rows counted, too few rows to judge (the PSI of a few rows is
+    mostly sampling noise; the operations page shows such a PSI as 注意（件数少）, not 安定)."""
+    if row["flagged"]:
+        return f"FLAGGED: {', '.join(row['flagged'])}"
+    if row["rows_counted"] < min_rows:
+        high = [f["feature"] for f in row["features"]
+                if f["psi"] is not None and f["psi"] >= threshold]
+        return (f"too few rows to judge (< {min_rows:,}"
+                + (f"; PSI >= {threshold:g} on {len(high)} features)" if high else ")"))
+    return "stable"
+
+
 def _references(ws: Workspace) -> References:
     """task -> (version, reference bins) of each promoted champion (state/champions.json) as
     packaged in the BentoML store; a champion that cannot be read is named and skipped, as
@@ -100,7 +114,7 @@ def drift(days: Annotated[float | None, typer.Option(
     for r in rows:
         top = ", ".join(f"{f['feature']} {f['psi']:.3f}" for f in r["features"][:3]
                         if f["psi"] is not None)
-        flag = f"FLAGGED: {', '.join(r['flagged'])}" if r["flagged"] else "stable"
+        flag = _drift_verdict(r, threshold, ops.drift_min_rows)
         typer.echo(f"  {r['task']:<16} {r['tenant']:<7} v{r['model_version']:<4} "
                    f"{r['rows_counted']:>9,} rows  {flag}  (top: {top})")
     if not rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from models.drift import bin_counts, observe, psi, reference, report
 
@@ -76,3 +77,48 @@ def test_bin_table_bins_as_searchsorted_does() -> None:
         at = np.searchsorted(np.asarray(e), col[finite], side="right")
         want = [*np.bincount(at, minlength=len(e) + 1).tolist(), int((~finite).sum())]
         assert got[j] == want
+
+
+def test_report_drift_cli_does_not_call_too_few_rows_stable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kyodo report drift`: a tenant with fewer rows than operations.drift_min_rows is not
+    flagged, and the CLI says so instead of calling a PSI of 8 'stable' (the operations page
+    shows it as 注意（件数少）)."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    import serving.store
+    import training.report_cli as report_cli
+    from models.configs import Operations
+
+    ops = Operations()
+    ws = SimpleNamespace(platform=SimpleNamespace(operations=ops),
+                         path=lambda name: tmp_path / name)
+    rows = [
+        {"task": "claim_screening", "tenant": "121002", "model_version": "1", "rows_counted": 1,
+         "flagged": [], "features": [{"feature": "log_total_points", "psi": 8.3, "rows": 1,
+                                      "flag": False}]},
+        {"task": "claim_screening", "tenant": "402303", "model_version": "1",
+         "rows_counted": 16_348, "flagged": [], "features": [
+             {"feature": "age", "psi": 0.01, "rows": 16_348, "flag": False}]},
+        {"task": "checkup_nudge", "tenant": "472018", "model_version": "1",
+         "rows_counted": 78_924, "flagged": ["tenant_rate"], "features": [
+             {"feature": "tenant_rate", "psi": 7.4, "rows": 78_924, "flag": True}]},
+    ]
+
+    class FakeStore:
+        def __init__(self, path: Path) -> None:
+            self.audit_trail = SimpleNamespace(drift_report=lambda *a: rows)
+
+    monkeypatch.setattr(report_cli, "workspace", lambda: ws)
+    monkeypatch.setattr(report_cli, "_references", lambda w: {})
+    monkeypatch.setattr(serving.store, "Store", FakeStore)
+    res = CliRunner().invoke(report_cli.report_app, ["drift"])
+    assert res.exit_code == 0, res.output
+    lines = {ln.split()[1]: ln for ln in res.output.splitlines() if ln.startswith("  ")}
+    assert "stable" not in lines["121002"]
+    assert f"too few rows to judge (< {ops.drift_min_rows:,}; PSI >= 0.2 on 1 features)" \
+        in lines["121002"]
+    assert "stable" in lines["402303"]
+    assert "FLAGGED: tenant_rate" in lines["472018"]

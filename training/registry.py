@@ -90,8 +90,9 @@ def promote(ws: Workspace, task: Task, version: str | None = None, who: str = "c
             print(f"{task.name}: {incumbent}; promoting version {version} without a comparison",
                   file=sys.stderr)
         elif value <= incumbent:
-            raise PromotionRefused(f"version {version} ({value:.4g}) does not beat champion "
-                                   f"{current} ({incumbent:.4g}) on the same holdout")
+            # every digit the metric has (2,179,724 vs 2,181,038 both read 2.18e+06 at .4g)
+            raise PromotionRefused(f"version {version} ({value:,.10g}) does not beat champion "
+                                   f"{current} ({incumbent:,.10g}) on the same holdout")
     client.set_registered_model_alias(task.name, tracking.CHAMPION, version)
     entry = {"version": version, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "by": who,
              "metric": client.get_model_version(task.name, version).tags["headline_metric"],

@@ -66,6 +66,9 @@ def test_care_manager_gets_three_plans_and_compares_own(server: str, page: Page,
     # a missing answer is caught on the page, naming the item, and focused
     page.get_by_test_id("run-suggest").click()
     expect(page.get_by_test_id("alert-message")).to_contain_text("未回答の項目")
+    # named by their captions, not the caption run together with the <select>'s choices
+    expect(page.get_by_test_id("alert-message")).to_contain_text("年齢、性別、独居、現在の要介護度")
+    expect(page.get_by_test_id("alert-message")).not_to_contain_text("選択")
 
     page.get_by_test_id("csv-file").set_input_files(str(survey_csv))
     expect(page.get_by_test_id("alert-message")).to_contain_text("項目を読み込みました")

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from models.configs import ServingLimits, Tenant, task_labels, task_names
-from serving import insights, operations, pages
+from serving import docs, insights, operations, pages
 from serving.deps import current_tenant, get_runtime, runtime_of
 from serving.downloads import MEDIA
 from serving.guard import HEAVY, BodyLimit, HeavyLimit
@@ -76,10 +76,11 @@ app = FastAPI(
     version="0.1.0",
     description="Shared cloud AI for municipalities. Every call needs "
                 "`Authorization: Bearer <tenant API key>`; the key decides the tenant.",
-    docs_url="/v1/docs",
+    docs_url=None,  # /v1/docs is serving/docs.py's: Swagger UI without a CDN
     openapi_url="/v1/openapi.json",
     redoc_url=None,
 )
+app.include_router(docs.router)
 
 
 def installed_runtime() -> Runtime | None:

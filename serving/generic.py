@@ -87,14 +87,16 @@ def generic_router(name: str) -> APIRouter:
     row_model = _row_model(task, frame, unit)
     body_model = create_model(f"{_camel(name)}ScoreRequest", __base__=RequestModel,
                               __doc__=f"Rows of {name}'s `{frame}` frame to score.",
-                              rows=(list[row_model], Field(min_length=1, max_length=MAX_SCORE)))
+                              rows=(list[row_model],  # type: ignore[valid-type]
+                                    Field(min_length=1, max_length=MAX_SCORE)))
     subscriber = Annotated[Tenant, Depends(subscribed(name))]
     rt_dep = Annotated[Runtime, Depends(get_runtime)]
     router = APIRouter(prefix=f"/v1/{name}", tags=[name])
 
-    def score(body: body_model, tenant: subscriber, rt: rt_dep) -> ScoreOut:
+    def score(body: body_model,  # type: ignore[valid-type]  # a model built just above
+              tenant: subscriber, rt: rt_dep) -> ScoreOut:
         model = champion(rt, name)
-        rows = body.rows
+        rows = body.rows  # type: ignore[attr-defined]
         with metered(rt, tenant, name, "score", model.version) as box:
             box["rows"] = len(rows)
             X = _matrix(rows, model, row_model, tenant)

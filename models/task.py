@@ -170,8 +170,9 @@ def load_task(name: str) -> AnyTask:
 
 
 def registry() -> dict[str, AnyTask]:
-    """Every listed task by name, in configs/platform.yaml's order. Each task's modules are
-    imported only here, so a process that never calls it (serving) loads no task code."""
+    """Every listed task by name, in configs/platform.yaml's order. Serving never calls it: it
+    loads a task module (load_task) only for a task without its own serving module, served by
+    the generic routes (serving/generic.py), and never the four real tasks'."""
     return {name: load_task(name) for name in task_names()}
 
 

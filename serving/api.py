@@ -1,8 +1,11 @@
 """The HTTP surface (FastAPI, mounted in the BentoML service): auth, errors, shared routes.
 
 Each task in configs/platform.yaml's `tasks` is wired by convention: its routes are the `router`
-of serving/<task>.py (prefix /v1/<task>) and its page is static/<task>.html (/ui/<task>). A listed
-task missing either stops the import with an error naming the file, never a silent 404.
+of serving/<task>.py (prefix /v1/<task>) and its page is static/<task>.html (/ui/<task>). A task
+without serving/<task>.py gets the generic routes built from its Task (serving/generic.py), one
+without its page the generic page (serving/pages.py); a serving module without a proper router,
+or a task the generic routes cannot serve, stops the import with an error naming the file,
+never a silent 404.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from models.configs import ServingLimits, Tenant, task_labels, task_names
 from serving import docs, insights, operations, pages
 from serving.deps import current_tenant, get_runtime, runtime_of
 from serving.downloads import MEDIA
+from serving.generic import TaskWiringError, generic_router
 from serving.guard import HEAVY, BodyLimit, HeavyLimit
 from serving.metrics import UNMATCHED, RouteMetrics
 from serving.runtime import Runtime
@@ -38,21 +42,17 @@ ASSETS = {"kyodo.css": "text/css; charset=utf-8", "kyodo.js": "text/javascript; 
 TASK_LABELS_SLOT = b"{/*kyodo:task-labels*/}"
 
 
-class TaskWiringError(RuntimeError):
-    """A listed task without its router or page (README: Adding a task)."""
-
-
 def task_router(task: str) -> APIRouter:
-    """serving/<task>.py's `router`, whose routes all lie under /v1/<task>; TaskWiringError
-    naming the file and the convention otherwise."""
+    """serving/<task>.py's `router`, whose routes all lie under /v1/<task>, else (no such
+    module) the generic routes of the task (serving/generic.py); TaskWiringError naming the
+    file and the convention otherwise."""
     where = f"serving/{task}.py"
     try:
         module = importlib.import_module(f"serving.{task}")
     except ModuleNotFoundError as exc:
         if exc.name != f"serving.{task}":
             raise
-        raise TaskWiringError(f"task {task!r} is listed in configs/platform.yaml but {where} "
-                              "does not exist (it must define `router`)") from exc
+        return generic_router(task)
     router = getattr(module, "router", None)
     if not isinstance(router, APIRouter) or not router.routes:
         raise TaskWiringError(f"{where} defines no `router` (a fastapi.APIRouter with routes)")
@@ -64,9 +64,11 @@ def task_router(task: str) -> APIRouter:
 
 
 def _check_pages() -> None:
-    missing = [f"serving/static/{p}.html" for p in PAGES if not (STATIC / f"{p}.html").is_file()]
+    """The platform pages exist (a task without its own page gets the generic one)."""
+    missing = [f"serving/static/{p}.html" for p in PAGES
+               if p not in task_names() and not (STATIC / f"{p}.html").is_file()]
     if missing:
-        raise TaskWiringError(f"pages missing for listed tasks: {', '.join(missing)}")
+        raise TaskWiringError(f"pages missing: {', '.join(missing)}")
 
 
 _check_pages()
@@ -178,9 +180,9 @@ def _asset(name: str) -> bytes:
 
 @app.get("/ui/{task}", include_in_schema=False)
 def ui_page(task: str) -> HTMLResponse:
-    """A task's Japanese page (claim review queue, checkup outreach list)."""
-    page = STATIC / f"{task}.html"
-    if task not in PAGES or not page.is_file():
+    """A task's Japanese page (claim review queue, checkup outreach list; the generic page of
+    a task without its own)."""
+    if task not in PAGES:
         raise HTTPException(404, f"no page for {task!r}; pages: {', '.join(PAGES)}")
     return HTMLResponse(pages.render(task))
 

@@ -1,7 +1,8 @@
 """One list of tasks (configs/platform.yaml `tasks`): every listed task has its package, config,
 route, page, CLI and DVC stages, found by name; a fifth task added to a copy of the repository
-gets all of them (and its test size, retrain step, demo line and cost-bench entry) without
-editing any shared file; a listed task without its router or page stops the service at start
+as one folder, one config and one list line gets all of them (its DVC stages, the CLI from data
+to promote, the generic routes answering through the app with its champion, the generic page and
+its demo line, its test size, retrain step and cost-bench entry) without editing any shared file
 (issue 18)."""
 
 from __future__ import annotations
@@ -112,30 +113,41 @@ def test_tenants_and_costs_accept_only_listed_tasks() -> None:
         CostsConfig.model_validate({"development_yen": {"toy": 1.0}})
 
 
-def test_an_unlisted_router_module_is_an_error() -> None:
-    with pytest.raises(TaskWiringError, match=r"serving/nope\.py does not exist"):
+def test_an_unlisted_task_has_no_router() -> None:
+    with pytest.raises(TaskWiringError, match=r"'nope' is not listed in configs/platform\.yaml"):
         task_router("nope")
 
 
-# ---- a fifth task: its package, its config, one list line; its router and page by name ----
-# (models/ stays free of HTTP, so the route and the page are the two serving files named
-# after the task; everything else is derived from the list)
+# ---- a fifth task: its package, its config, one list line; routes, page and CLI by convention --
+# (models/ stays free of HTTP: a task without serving/<task>.py gets the generic routes built
+# from its Task and the generic page, serving/generic.py and static/_task.html)
 
-TOY_TASK = '''"""A toy task: a few numbered rows per tenant."""
+TOY_TASK = '''"""A toy task: numbered rows per tenant, y = 2x, fitted by a one-weight model."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pandera.pandas as pa
 from pydantic import BaseModel
 
 from models.configs import Tenant
+from models.split import hold_out, tenant_share
 from models.task import Frames, Task
+
+ROWS = pa.DataFrameSchema({
+    "row_id": pa.Column(str), "tenant_code": pa.Column(str, required=False),
+    "x": pa.Column(float, description="the input"),
+    "y": pa.Column(float, nullable=True, required=False, description="the label")})
 
 
 class ToyConfig(BaseModel):
     rows: int = 3
+    parity_tolerance: float = 1e-5
+    parity_max_mismatch_share: float = 0.0
 
 
 class Toy(Task[ToyConfig, float]):
@@ -144,60 +156,116 @@ class Toy(Task[ToyConfig, float]):
     frames = ("rows",)
     units = ("row_id",)
 
+    def schema(self, frame: str) -> pa.DataFrameSchema:
+        return ROWS
+
     def generate(self, cfg: ToyConfig, tenants: list[Tenant], seed: int) -> dict[str, Frames]:
+        x = np.arange(1.0, cfg.rows + 1)
         return {t.code: {"rows": pd.DataFrame({
             "row_id": [f"{t.code}-{i}" for i in range(cfg.rows)], "tenant_code": t.code,
-            "x": range(cfg.rows)})} for t in tenants}
+            "x": x, "y": 2 * x})} for t in tenants}
 
     def validate(self, frame: str, df: pd.DataFrame) -> pd.DataFrame:
         if "x" not in df:
             raise ValueError("column x is missing")
-        return df.astype({"x": float})
+        return df.astype({"x": float, "y": float})
+
+    def split(self, cfg: ToyConfig, data: Frames) -> tuple[Frames, Frames]:
+        return hold_out(data, self.frames, "row_id", tenant_share(data["rows"], "row_id", 0.5))
+
+    def fit(self, cfg: ToyConfig, train: Frames, progress: bool = False, seed: int = 0) -> float:
+        x, y = train["rows"]["x"], train["rows"]["y"]
+        return float((x * y).sum() / (x * x).sum())
 
     def evaluate(self, cfg: ToyConfig, model: float, test: Frames) -> dict[str, Any]:
-        return {"headline": {"metric": "x", "value": model}}
+        return {"overall": {"slope": model}, "per_tenant": {},
+                "headline": {"metric": "slope", "value": model}}
+
+    def to_onnx(self, model: float, opset: int) -> dict[str, bytes]:
+        from onnx import TensorProto, helper  # training only: serving imports this module
+
+        io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 1]) for n in "xy"]
+        graph = helper.make_graph(
+            [helper.make_node("Mul", ["x", "w"], ["y"])], "toy", io[:1], io[1:],
+            [helper.make_tensor("w", TensorProto.FLOAT, [1], [model])])
+        onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        return {"score": onnx_model.SerializeToString()}
+
+    def parity_inputs(self, model: float, test: Frames) -> tuple[dict[str, np.ndarray],
+                                                                    dict[str, np.ndarray]]:
+        X = test["rows"][["x"]].to_numpy(np.float32)
+        return {"score": X}, {"score": X * model}
+
+    def onnx_outputs(self, session: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"score": session.run(None, {"input": inputs["score"]})[0]}
+
+    def plots(self, model: float, test: Frames, out: Path) -> list[Path]:
+        return []
+
+    def feature_names(self, model: float) -> list[str]:
+        return ["x"]
+
+    def assets(self, model: float) -> dict[str, bytes]:
+        return {}
 '''
 TOY_CONFIG = "rows: 4\nsmall:\n  rows: 2\n"
-TOY_ROUTER = '''from fastapi import APIRouter
-
-router = APIRouter(prefix="/v1/toy", tags=["toy"])
-
-
-@router.get("/hello")
-def hello() -> dict[str, str]:
-    return {"task": "toy"}
-'''
-TOY_PAGE = "<!doctype html><html lang=\"ja\"><title>おもちゃ</title><h1>おもちゃ</h1></html>\n"
-CHECK = """
-import json
-from fastapi.testclient import TestClient
+# the CLI in the workspace: data, train, export, promote, the demo's page lines, retrain's step
+CLI = """
+import json, os, shutil
+env = dict(os.environ)
+import tests.conftest as conftest  # its SMALL_CONFIGS; undo its own store and environment
+shutil.rmtree(conftest._BENTO_HOME, ignore_errors=True)
+os.environ.update(env)
 from typer.testing import CliRunner
-from bench.costs import sent_tasks
 from models.task import get_task
-from serving.api import app
-from tests.conftest import SMALL_CONFIGS
 from training.cli import app as cli
 from training.retrain import apply_feedback
 from training.workspace import Workspace
 
-client = TestClient(app)
 runner = CliRunner()
-gen = runner.invoke(cli, ["data", "generate", "--task", "toy"])
-val = runner.invoke(cli, ["data", "validate", "--task", "toy"])
-pages = runner.invoke(cli, ["tenants", "pages", "--port", "3000"])
-ws = Workspace.load(".")
+runs = {" ".join(a): runner.invoke(cli, a) for a in (
+    ["data", "generate", "--task", "toy"], ["data", "validate", "--task", "toy"],
+    ["train", "toy"], ["export", "toy"], ["promote", "toy"], ["tenants", "pages"])}
+ws = Workspace.load()
 print(json.dumps({
     "task": type(get_task("toy")).__name__,
-    "route": client.get("/v1/toy/hello").json(),
-    "in_openapi": "/v1/toy/hello" in app.openapi()["paths"],
-    "page": client.get("/ui/toy").status_code,
-    "label": '"toy": "おもちゃ"' in client.get("/ui/assets/kyodo.js").text,
-    "cli": [gen.exit_code, gen.output, val.exit_code, val.output],
+    "cli": {k: [r.exit_code, r.output] for k, r in runs.items()},
     "config": ws.task_config(ws.task("toy")).rows,
-    "small": SMALL_CONFIGS["toy"],
+    "small": conftest.SMALL_CONFIGS["toy"],
     "feedback": apply_feedback(ws, ws.task("toy")),
-    "demo_line": [line for line in pages.output.splitlines() if "/ui/toy" in line],
+}, ensure_ascii=False))
+"""
+# the service on that workspace, through the app: the generic routes and page
+SERVE = """
+import json, sys
+from fastapi.testclient import TestClient
+from bench.costs import sent_tasks
+from serving.api import app
+from serving.deps import install
+from serving.runtime import Runtime
+
+rt = Runtime.load()
+install(app, rt)
+client = TestClient(app)
+key = {"Authorization": "Bearer kyodo-demo-232017"}  # the workspace's toy subscriber
+rows = [{"row_id": "a", "x": 1.5}, {"row_id": "b", "x": "4", "y": None}]
+doc = app.openapi()
+print(json.dumps({
+    "score": client.post("/v1/toy/score", json={"rows": rows}, headers=key).json(),
+    "model": client.get("/v1/toy/model", headers=key).json(),
+    "missing": client.post("/v1/toy/score", json={"rows": [{"row_id": "a"}]}, headers=key).json(),
+    "unknown": client.post("/v1/toy/score", json={"rows": [{"row_id": "a", "x": 1, "z": 2}]},
+                           headers=key).json(),
+    "other": client.post("/v1/toy/score", json={"rows": rows},
+                         headers={"Authorization": "Bearer kyodo-demo-472018"}).status_code,
+    "paths": sorted(p for p in doc["paths"] if p.startswith("/v1/toy/")),
+    "x_type": doc["components"]["schemas"]["ToyRow"]["properties"]["x"],
+    "page": [client.get("/ui/toy").status_code, client.get("/ui/toy").text],
+    "label": '"toy": "おもちゃ"' in client.get("/ui/assets/kyodo.js").text,
+    "ready": rt.readiness(),  # /readyz waits for it
     "costs_bench": "toy" in sent_tasks(),
+    "heavy": sorted({m.split(".")[0] for m in sys.modules}
+                    & {"torch", "transformers", "lightgbm", "sklearn", "mlflow"}),
 }, ensure_ascii=False))
 """
 
@@ -212,17 +280,31 @@ def _copy_repo(dst: Path) -> Path:
     return dst
 
 
-def _python(root: Path, code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(root), "KYODO_ROOT": str(root)}
-    return subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+def _python(root: Path, code: str, workspace: Path | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    """`code` run on the code under root, in `workspace` (its configs, data and state: KYODO_ROOT)
+    or root itself."""
+    ws = workspace or root
+    env = {**os.environ, "PYTHONPATH": str(root), "KYODO_ROOT": str(ws)}
+    return subprocess.run([sys.executable, "-c", code], cwd=ws, env=env, capture_output=True,
                           text=True, timeout=300)
+
+
+def _last_json(out: subprocess.CompletedProcess[str]) -> dict:
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _printed(output: str) -> dict:
+    """The JSON object a kyodo command printed (MLflow's log lines around it left out)."""
+    start = output.index('{\n  "')
+    return json.JSONDecoder().raw_decode(output[start:])[0]
 
 
 def test_a_fifth_task_gets_stage_route_page_and_cli(tmp_path: Path) -> None:
     root = _copy_repo(tmp_path / "repo")
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    # its package, its config (with its test size), the one list line (and a municipality
-    # subscribing, to generate data)
+    # its package, its config (with its test size) and the one list line: nothing else
     (root / "models" / "toy").mkdir()
     (root / "models" / "toy" / "__init__.py").write_text("", encoding="utf-8")
     (root / "models" / "toy" / "task.py").write_text(TOY_TASK, encoding="utf-8")
@@ -232,33 +314,49 @@ def test_a_fifth_task_gets_stage_route_page_and_cli(tmp_path: Path) -> None:
     platform.write_text(text.replace("  road_damage: 道路損傷検知\n",
                                      "  road_damage: 道路損傷検知\n  toy: おもちゃ\n"),
                         encoding="utf-8")
-    tenants = root / "configs" / "tenants.yaml"
+
+    # a workspace of that code (KYODO_ROOT, as `make demo` and the service use one) where
+    # Toyohashi subscribes to the toy: an operator's configs/tenants.yaml, not the code's
+    ws = tmp_path / "ws"
+    shutil.copytree(root / "configs", ws / "configs")
+    tenants = ws / "configs" / "tenants.yaml"
     doc = yaml.safe_load(tenants.read_text(encoding="utf-8"))
     doc["tenants"][0]["tasks"].append("toy")
     tenants.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
 
-    # listed, but its router or its page forgotten: the service does not start
-    no_page = _python(root, "import serving.api")
-    assert no_page.returncode != 0 and "serving/static/toy.html" in no_page.stderr
-    (root / "serving" / "static" / "toy.html").write_text(TOY_PAGE, encoding="utf-8")
-    no_router = _python(root, "import serving.api")
-    assert no_router.returncode != 0 and "serving/toy.py does not exist" in no_router.stderr
-    (root / "serving" / "toy.py").write_text(TOY_ROUTER, encoding="utf-8")
-
-    out = _python(root, CHECK)
-    assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got["task"] == "Toy" and got["route"] == {"task": "toy"} and got["in_openapi"]
-    assert got["page"] == 200 and got["label"]
-    gen_code, gen_out, val_code, val_out = got["cli"]
-    assert gen_code == 0 and "toy: 4 rows for 1 tenants" in gen_out, gen_out
-    assert val_code == 0 and "toy: OK (rows: 4 rows)" in val_out, val_out
+    got = _last_json(_python(root, CLI, ws))
+    assert got["task"] == "Toy"
+    cli_runs = got["cli"]
+    assert all(code == 0 for code, _ in cli_runs.values()), cli_runs
+    assert "toy: 4 rows for 1 tenants" in cli_runs["data generate --task toy"][1]
+    assert "toy: OK (rows: 4 rows)" in cli_runs["data validate --task toy"][1]
+    assert _printed(cli_runs["train toy"][1])["headline"] == {"metric": "slope", "value": 2.0}
+    assert _printed(cli_runs["export toy"][1])["parity"]["passed"]
+    assert _printed(cli_runs["promote toy"][1])["promoted"]
+    line, = [s for s in cli_runs["tenants pages"][1].splitlines() if "/ui/toy" in s]
+    assert line.split() == ["http://localhost:3000/ui/toy", "おもちゃ", "(key",  # `make demo`
+                            "kyodo-demo-232017,", "豊橋市)"]
     assert got["config"] == 4 and got["small"] == {"rows": 2}  # tests shrink it by its block
     assert got["feedback"] == {}  # `kyodo retrain toy`: the Protocol's default hook
-    line, = got["demo_line"]  # printed by `make demo`
-    assert line.split() == ["http://localhost:3000/ui/toy", "おもちゃ", "(key",
-                            "kyodo-demo-232017,", "豊橋市)"]
-    assert got["costs_bench"] is False  # no month workload: reported as not sent
+
+    served = _last_json(_python(root, SERVE, ws))
+    assert served["score"]["model_version"] == "1" and served["score"]["unit"] == "row_id"
+    assert [(s["id"], round(s["score"], 4)) for s in served["score"]["scores"]] == [
+        ("a", 3.0), ("b", 8.0)]  # the champion's y = 2x, through ONNX
+    model = served["model"]
+    assert (model["label"], model["inputs"], model["unit"]) == ("おもちゃ", ["x"], "row_id")
+    assert model["headline_metric"] == "slope" and model["headline_value"] == 2.0
+    assert served["missing"]["error"].startswith("rows.0.x: missing"), served["missing"]
+    assert "rows.0.z" in served["unknown"]["error"], served["unknown"]
+    assert served["other"] == 403  # Naha does not subscribe
+    assert served["paths"] == ["/v1/toy/model", "/v1/toy/score"]
+    assert served["x_type"]["anyOf"][0] == {"type": "number"}  # typed from the schema
+    status, page = served["page"]
+    assert status == 200 and "<h1>おもちゃ</h1>" in page and 'data-task="toy"' in page
+    assert served["label"]
+    assert served["ready"]["tasks"]["toy"]["state"] == "ready"
+    assert served["costs_bench"] is False  # no month workload: reported as not sent
+    assert served["heavy"] == []  # the served toy pulled no training stack in
 
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=root,
                    check=True, timeout=120)
@@ -269,13 +367,12 @@ def test_a_fifth_task_gets_stage_route_page_and_cli(tmp_path: Path) -> None:
                            f"BIN={Path(sys.executable).parent}", "tasks"], cwd=root, text=True,
                           capture_output=True, timeout=60)
     assert make.stdout.split() == [*task_names(), "toy"], make.stderr  # `make train` promotes
-    # exactly what the toy touched: its package, its config, its router and page (by name),
-    # the list line and the subscription; dvc.yaml, api.py, cli.py, retrain.py, kyodo.js,
-    # bench/, the Makefile and the tests' conftest are as they were
+    # exactly what the toy touched in the code: one folder, one config, the list line;
+    # serving/, dvc.yaml, cli.py, retrain.py, kyodo.js, bench/, the Makefile, the tests'
+    # conftest and configs/tenants.yaml are as they were
     changed = sorted(str(p.relative_to(root)) for p, b in before.items() if p.read_bytes() != b)
-    assert changed == ["configs/platform.yaml", "configs/tenants.yaml"]
-    skip = ("__pycache__", ".dvc", ".dvcignore", "data", "reports", "state", "mlflow", "build")
+    assert changed == ["configs/platform.yaml"]
+    skip = ("__pycache__", ".dvc", ".dvcignore")
     added = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
                    and p not in before and not set(p.relative_to(root).parts) & set(skip))
-    assert added == ["configs/toy.yaml", "models/toy/__init__.py", "models/toy/task.py",
-                     "serving/static/toy.html", "serving/toy.py"]
+    assert added == ["configs/toy.yaml", "models/toy/__init__.py", "models/toy/task.py"]

@@ -333,6 +333,44 @@ def implied_true_coverage(splits: list[dict[str, Any]], part: str, ev: str = "dr
             "kappa": round(float(np.sqrt(max(k2, 0.0))), 3), "splits": len(rows)}
 
 
+def error_decomposition(splits: list[dict[str, Any]], part: str, ev: str = "dr",
+                        ) -> dict[str, Any] | None:
+    """Why an own CI misses the held-out estimate: bias or variance (issue 16).
+
+    Over the non-trivial splits, d = own estimate - held-out estimate (and d_mid with the own
+    CI's midpoint as centre). bias = mean d with its SE (sd(d) / sqrt(m)); a bias of the
+    centre shows as |bias| > 2 SE. variance_ratio = var(d) / mean(s_o^2 + s_h^2), s_o = own
+    CI width / 3.92, s_h = the held-out SE: 1 when the own CI's width matches the spread of
+    d, above 1 when it is too narrow. Misses of the prediction interval (`prediction_interval`)
+    below (held-out under it) and above: an exact CI leaves ~2.5% each side. None when fewer
+    than two splits are non-trivial.
+    """
+    rows = [s[part][ev] for s in splits if not s[part][ev]["trivial"]]
+    if len(rows) < 2:
+        return None
+    own = np.array([r["own"]["estimate"] for r in rows])
+    mid = np.array([(r["own"]["ci_low"] + r["own"]["ci_high"]) / 2 for r in rows])
+    held = np.array([r["held_out"]["estimate"] for r in rows])
+    s_o = np.array([(r["own"]["ci_high"] - r["own"]["ci_low"]) / 3.92 for r in rows])
+    s_h = np.array([r["held_out"]["se"] for r in rows])
+    d, m = own - held, len(rows)
+    pi = np.array([prediction_interval(r["own"], r["held_out"]["se"]) for r in rows])
+    low = np.array([r["own"]["ci_low"] for r in rows]) - 1e-12
+    high = np.array([r["own"]["ci_high"] for r in rows]) + 1e-12
+    return {"splits": m, "bias": round(float(d.mean()), 5),
+            "bias_se": round(float(d.std(ddof=1) / np.sqrt(m)), 5),
+            "bias_of_midpoint": round(float((mid - held).mean()), 5),
+            "sd_of_difference": round(float(d.std(ddof=1)), 5),
+            "expected_sd": round(float(np.sqrt(np.mean(s_o ** 2 + s_h ** 2))), 5),
+            "variance_ratio": round(float(d.var(ddof=1) / np.mean(s_o ** 2 + s_h ** 2)), 3),
+            "mean_own_sd": round(float(s_o.mean()), 5),
+            "mean_held_out_se": round(float(s_h.mean()), 5),
+            "prediction_interval_misses_below": int((held < pi[:, 0] - 1e-12).sum()),
+            "prediction_interval_misses_above": int((held > pi[:, 1] + 1e-12).sum()),
+            "own_ci_misses_below": int((held < low).sum()),
+            "own_ci_misses_above": int((held > high).sum())}
+
+
 def binomial_ci(hits: int, n: int) -> list[float]:
     """Clopper-Pearson 95% CI of a share hits / n."""
     low = float(stats.beta.ppf(0.025, hits, n - hits + 1)) if hits > 0 else 0.0
@@ -370,6 +408,10 @@ def one_split(df: pd.DataFrame, meta: dict[str, Any], seed: int,
     own = rep["decision"]["recommended_gain_served"]
     own_model = rep["decision"]["served_gain_over_best_single_arm"]["model"]
     own_model_cf = rep["decision"]["gain_over_best_single_arm"]["model"]
+    # the served CI before the learned policies' own spread was counted (sampling only)
+    own_model_so = {"estimate": own_model["estimate"],
+                    **own_model.get("sampling_only", own_model)}
+    own_model_so = {k: own_model_so[k] for k in ("estimate", "ci_low", "ci_high")}
     true: dict[str, float | None] = {"product": None, "model": None}
     if meta["truth"] is not None:
         # the truth's columns are in ARMS order; the model's arms put the control first and
@@ -392,6 +434,11 @@ def one_split(df: pd.DataFrame, meta: dict[str, Any], seed: int,
             "model_candidate_gain_cross_fitted_ci": {
                 ev: _check(own_model_cf, held[f"minus_{base}"]["model"], true["model"])
                 for ev, held in (("ipw", ipw), ("dr", dr))},
+            "model_candidate_gain_sampling_only": {
+                ev: _check(own_model_so, held[f"minus_{base}"]["model"], true["model"])
+                for ev, held in (("ipw", ipw), ("dr", dr))},
+            "policy_sd": {"model": own_model.get("policy_sd"),
+                          "recommended": rep["decision"]["recommended_gain"].get("policy_sd")},
             "messages": rep["messages"], "arm_comparison_too_small":
                 rep["arm_comparison"]["too_small"], "tied_with_best":
                 rep["arm_comparison"]["tied_with_best"]}
@@ -436,6 +483,7 @@ def coverage(splits: list[dict[str, Any]], part: str) -> dict[str, Any]:
                    "abs_z_within_1_96_share": round(float(np.mean(np.abs(z) <= 1.96)), 3)
                    if len(z) else None,
                    "mean_z_own_minus_held_out": round(float(z.mean()), 3) if len(z) else None}
+    out["error_decomposition_dr"] = error_decomposition(splits, part, "dr")
     true = _share(splits, part, "dr", "covers_true_gain")
     if true is not None:
         out["covers_true_gain_share"] = true
@@ -512,6 +560,8 @@ def _repeat_summary(reps: list[dict[str, Any]]) -> dict[str, Any]:
             "coverage_model_candidate_gain": coverage(reps, "model_candidate_gain"),
             "coverage_model_candidate_gain_cross_fitted_ci": coverage(
                 reps, "model_candidate_gain_cross_fitted_ci"),
+            "coverage_model_candidate_gain_sampling_only": coverage(
+                reps, "model_candidate_gain_sampling_only"),
             "recommended_over_repeats": {k: [s["recommended"] for s in reps].count(k)
                                          for k in sorted({s["recommended"] for s in reps})},
             "fit_seconds_over_repeats": [s["fit_seconds"] for s in reps],

@@ -134,3 +134,15 @@ def test_error_decomposition_tells_bias_from_variance() -> None:
         4 * biased["prediction_interval_misses_above"]
     assert biased["own_ci_misses_below"] > biased["own_ci_misses_above"]
     assert U.error_decomposition(_splits(1.0, 1.5, 1, 6), "gain") is None
+
+
+def test_repeat_counts_default_full_and_per_dataset() -> None:
+    """`make bench` runs the shorter default; `full` is the published study; bad specs stop."""
+    assert U.parse_repeats("") == U.REPEATS
+    assert U.parse_repeats("full") == U.REPEATS_FULL
+    assert sum(U.REPEATS.values()) < sum(U.REPEATS_FULL.values())
+    assert U.parse_repeats("3") == dict.fromkeys(U.REPEATS, 3)
+    assert U.parse_repeats("nsw:7") == {**U.REPEATS, "nsw": 7}
+    for bad in ("nsw:x", "lots", "hillstrom:3"):
+        with pytest.raises(SystemExit):
+            U.parse_repeats(bad)

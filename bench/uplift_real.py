@@ -42,7 +42,10 @@ also records whether the held-out estimate falls in the own CI widened side by s
 held-out estimate's own error (`prediction_interval`: 95% if the own CI is exact for the true
 gain), and the repeats give the implied coverage of the true gain (`implied_true_coverage`,
 a method-of-moments deconvolution); the semi-synthetic sets check both against the truth.
-Every share comes with its Clopper-Pearson 95% CI (`*_count`).
+Every share comes with its Clopper-Pearson 95% CI (`*_count`). `error_decomposition_dr`
+splits the misses into a biased centre (mean own - held-out) and a too narrow CI (variance
+ratio); `coverage_model_candidate_gain_sampling_only` keeps the served CI without the learned
+policies' spread (`crossfit.policy_spread`) for comparison.
 
 Options: `--repeats=full` (the published study, REPEATS_FULL), `--repeats=N` (every dataset)
 or `--repeats=nsw:200,ggl2008:20` (default REPEATS, a shorter run; also KYODO_UPLIFT_REPEATS,

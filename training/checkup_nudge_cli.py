@@ -78,13 +78,15 @@ def _print_report(r: dict[str, Any]) -> None:
               "recommended_minus_control": "recommended - control"}
     for key, label in labels.items():
         typer.echo(f"  {label:<40}{_fmt(pv[key])}")
-    typer.echo("\nGain over 'everyone gets the best arm' (cross-fitted, 95% CI; decides)")
+    typer.echo("\nGain over 'everyone gets the best arm' (cross-fitted, 95% CI; 'selected' "
+               "decides)")
+    gain_labels = {"selected": "selected (candidate chosen out of fold)"}
     for name, g in r["decision"]["gain_over_best_single_arm"].items():
-        typer.echo(f"  {name:<40}{_fmt(g)}")
+        typer.echo(f"  {gain_labels.get(name, name):<40}{_fmt(g)}")
     typer.echo("Gain as served by --score (refitted on every row: cross-fitted gain plus the "
-               "learning curve's next step)")
+               "learning curve's next step; the CI adds the learned policies' spread)")
     for name, g in r["decision"]["served_gain_over_best_single_arm"].items():
-        typer.echo(f"  {name:<40}{_fmt(g)}")
+        typer.echo(f"  {gain_labels.get(name, name):<40}{_fmt(g)}")
     typer.echo("  (95% CIs for the true gain. A gain measured on other persons has its own error "
                "s: it should fall within each side widened to sqrt(side^2 + (1.96 s)^2).)")
     if r["decision"]["recommended"] == "policy_tree":

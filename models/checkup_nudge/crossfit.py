@@ -10,6 +10,12 @@ cross-fitted evaluation of Chernozhukov et al. 2018).
 
 Rule (issue 16): a personalised policy is recommended only when its cross-fitted gain over the
 best simple policy has a 95% CI above zero; otherwise the best simple policy is recommended.
+The gain that decides is that of the choice between the personalised candidates made out of
+fold (`select_out_of_fold`), so choosing the better of two on the same rows does not flatter
+it. The CI of a policy as served (refitted on every row, `served_gains`) counts two errors:
+sampling (bootstrap of the DR scores, the fold policies held fixed) and the spread of the
+learned policies themselves between folds (`policy_spread`): the served policy is one more draw
+of that spread, not the fold policies' average.
 A trial with fewer than MIN_EVENTS_PER_ARM events in an arm is too small to personalise, CI or
 not (`policy_report`'s `fewest_events`): the same data cannot even rank the arms' averages, a
 personalised policy's gain is an interaction of arm and person, estimated with about twice the
@@ -88,6 +94,49 @@ def dr_scores(mu: np.ndarray, arm: np.ndarray, y: np.ndarray, prop: np.ndarray) 
     rows = np.arange(len(y))
     gamma[rows, arm] += (y - mu[rows, arm]) / prop
     return gamma
+
+
+def policy_spread(d: np.ndarray, fold: np.ndarray, groups: np.ndarray) -> float:
+    """SD of a learned policy's gain around the cross-fitted average, beyond sampling noise.
+
+    d (n,): per-row DR gain of the fold policies over a fixed baseline (a fold's rows valued
+    under the policy learned without them). The cross-fitted estimate averages K policies,
+    one per fold, and its bootstrap holds them fixed, so it misses how much a policy relearned
+    on other rows (the one served, refitted on every row) differs in value: the spread of the
+    fold means G_f beyond their own sampling variance v_f (cluster-robust within the fold). As
+    in a random-effects meta-analysis over the folds (DerSimonian & Laird 1986, Controlled
+    Clinical Trials 7(3)): tau^2 = max(0, S^2 - mean v_f), S^2 the variance of the G_f; a
+    further learned policy's value falls around the estimate with variance tau^2 (1 + 1/K) on
+    top of the sampling variance (the prediction interval of Higgins, Thompson & Spiegelhalter
+    2009, J. R. Stat. Soc. A 172(1), with the normal quantile). The same term as the
+    between-split variance that Chernozhukov et al. (2018, Econometrics Journal 21(1), s. 3.4)
+    add when aggregating cross-fitted estimates over splits, here over the K folds already fitted
+    (no refit). Returns sqrt(tau^2 (1 + 1/K)) in the units of d; 0 with one fold or no spread.
+    """
+    folds = np.unique(fold)
+    if len(folds) < 2:
+        return 0.0
+    means, var = [], []
+    for f in folds:
+        rows = fold == f
+        x = d[rows] - d[rows].mean()
+        _, g = np.unique(groups[rows], return_inverse=True)
+        sums = np.bincount(g, weights=x)
+        m = len(sums)
+        means.append(float(d[rows].mean()))
+        var.append(float((sums ** 2).sum() * m / max(m - 1, 1)) / rows.sum() ** 2)
+    tau2 = max(float(np.var(means, ddof=1)) - float(np.mean(var)), 0.0)
+    return float(np.sqrt(tau2 * (1 + 1 / len(folds))))
+
+
+def widen(ci: Mapping[str, float], sd: float, centre: float | None = None) -> dict[str, float]:
+    """A 95% interval with an independent error of SD `sd` added on each side in quadrature:
+    side' = sqrt(side^2 + (1.96 sd)^2) around `centre` (default the estimate)."""
+    c = ci["estimate"] if centre is None else centre
+    h = 1.96 * sd
+    return {"estimate": ci["estimate"],
+            "ci_low": round(c - float(np.hypot(c - ci["ci_low"], h)), 5),
+            "ci_high": round(c + float(np.hypot(ci["ci_high"] - c, h)), 5)}
 
 
 def crossfit(data: Experiment, arms: Sequence[str], learners: Sequence[str], params: dict,
@@ -194,6 +243,33 @@ def fold_policies(cf: CrossFit, X: np.ndarray, n_arms: int, seed: int) -> FoldPo
     return FoldPolicies(assign, arms_chosen, learners_chosen)
 
 
+def by_fold(assigns: Mapping[str, np.ndarray], chosen: Sequence[str], fold: np.ndarray,
+            ) -> np.ndarray:
+    """Per row, the arm of candidate chosen[f] for the rows of fold f, shape (n,)."""
+    out = np.zeros(len(fold), int)
+    for f, name in zip(np.unique(fold), chosen, strict=True):
+        out[fold == f] = assigns[name][fold == f]
+    return out
+
+
+def select_out_of_fold(cf: CrossFit, policies: FoldPolicies, candidates: Sequence[str],
+                       ) -> tuple[np.ndarray, list[str]]:
+    """The choice between personalised candidates, made without the fold it is valued on.
+
+    For each fold f, the candidate with the highest DR gain over the best single arm on the
+    OTHER folds' rows (their cross-fitted assignments) is chosen, and the fold's rows get that
+    candidate's arm. Valuing this per-row assignment values the selection step itself on rows
+    it was not made on: picking the larger of two noisy gains on the same rows would flatter
+    the winner (the winner's curse). Returns (arm per row (n,), chosen name per fold).
+    """
+    rows = np.arange(len(cf.fold))
+    base = cf.gamma[rows, policies.assign["best_single_arm"]]
+    gain = {c: cf.gamma[rows, policies.assign[c]] - base for c in candidates}
+    chosen = [max(candidates, key=lambda c: float(gain[c][cf.fold != f].mean()))
+              for f in np.unique(cf.fold)]
+    return by_fold(policies.assign, chosen, cf.fold), chosen
+
+
 def smaller_policies(cf: CrossFit, data: Experiment, arms: Sequence[str],
                      policies: FoldPolicies, params: dict, seed: int,
                      categorical: Sequence[int] = ()) -> dict[str, np.ndarray]:
@@ -225,6 +301,9 @@ def served_gains(cf: CrossFit, policies: FoldPolicies, smaller: Mapping[str, np.
     adds that; the CI keeps the cross-fitted lower bound (the served policy learns from more
     rows) and its upper bound is the 97.5th percentile of bootstrap draws of gain + max(1, 3/K)
     steps (each draw's step, so the step's own noise widens it). Negative steps count as 0.
+    The served policy is one more learned policy, not the fold policies' average: both sides
+    add its spread (`policy_spread`, reported as 'policy_sd'; 'sampling_only' is the CI
+    without it, kept for the benchmark).
 
     The CI is for the TRUE gain. An estimate of it on other persons (a held-out check) has its
     own sampling error s_h, so even an exact CI (SE s_o) covers such an estimate in only
@@ -243,16 +322,25 @@ def served_gains(cf: CrossFit, policies: FoldPolicies, smaller: Mapping[str, np.
     point, draws = M.cluster_bootstrap(np.column_stack(cols), groups, 1.0, n_boot, seed)
     out = {}
     for j, p in enumerate(smaller):
-        gain = M.interval(point[2 * j], draws[:, 2 * j])
+        sampled = M.interval(point[2 * j], draws[:, 2 * j])
+        sd = policy_spread(cols[2 * j], cf.fold, groups)
+        gain = widen(sampled, sd)
         step = max(float(point[2 * j + 1]), 0.0)
         # the upper bound from joint draws of gain + steps: the step's own noise counts (a
         # step estimated at 0 can still be positive)
         upper = draws[:, 2 * j] + max(1.0, 3 / k) * np.maximum(draws[:, 2 * j + 1], 0.0)
-        high = max(gain["ci_high"], float(np.percentile(upper, 97.5))) if len(upper) \
-            else gain["ci_high"]
+        high_sampled = max(sampled["ci_high"], float(np.percentile(upper, 97.5))) \
+            if len(upper) else sampled["ci_high"]
+        centre = sampled["estimate"] + max(1.0, 3 / k) * step
+        high = max(gain["ci_high"], centre + float(np.hypot(max(high_sampled - centre, 0.0),
+                                                            1.96 * sd)))
         out[p] = {"estimate": round(gain["estimate"] + 3 / k * step, 5),
                   "ci_low": gain["ci_low"], "ci_high": round(high, 5),
-                  "cross_fitted": gain, "learning_curve_step": round(step, 5)}
+                  "cross_fitted": {**gain, "policy_sd": round(sd, 5)},
+                  "learning_curve_step": round(step, 5), "policy_sd": round(sd, 5),
+                  # the CI before the policies' own spread was counted (sampling only)
+                  "sampling_only": {"ci_low": sampled["ci_low"],
+                                    "ci_high": round(high_sampled, 5)}}
     return out
 
 
@@ -268,10 +356,16 @@ def policy_report(cf: CrossFit, policies: FoldPolicies, groups: np.ndarray,
     """Cross-fitted value of every candidate, gains over the best single arm, the decision.
 
     Values are mean outcomes per row (DR); CIs resample whole `groups` (clusters: households,
-    or a person's campaigns). The decision follows the module's rule; the
+    or a person's campaigns). The gains' CIs are for the fold policies' average (sampling
+    error only): the decision tests whether the learning procedure beats the best single arm,
+    which that CI does; 'policy_sd' (`policy_spread`) is reported beside it and counted in the
+    CIs of the policies as served (`served_gains`). The decision follows the module's rule; the
     returned 'recommended' names a key of 'values'. `fewest_events`: the events (outcome = 1)
     of the arm with fewest; below MIN_EVENTS_PER_ARM no personalised policy is recommended
     ('too_small_to_personalise' True when that blocked one whose CI was above zero).
+    The gate is the gain of 'selected' (select_out_of_fold: the personalised candidate chosen
+    on the other folds, per fold), which is also the recommended gain printed; the candidate
+    served is the one with the highest gain on every row.
     """
     rows = np.arange(len(cf.fold))
     names = [f"everyone_{a}" for a in arms] + list(policies.assign)
@@ -280,22 +374,29 @@ def policy_report(cf: CrossFit, policies: FoldPolicies, groups: np.ndarray,
     table = np.column_stack(cols)
     values = M.policy_values(table, names, scale=1.0, n_boot=n_boot, seed=seed, compare=None,
                              groups=groups)
+    selected, selected_by_fold = select_out_of_fold(cf, policies, personalised)
+    names.append("selected")
+    table = np.column_stack([table, cf.gamma[rows, selected]])
     point, draws = M.cluster_bootstrap(table, groups, 1.0, n_boot, seed)
     base = names.index("best_single_arm")
-    gains = {p: M.interval(point[names.index(p)] - point[base],
-                           draws[:, names.index(p)] - draws[:, base]) for p in personalised}
-    reliable = [p for p in personalised if gains[p]["ci_low"] > 0]
-    blocked = bool(reliable) and fewest_events is not None \
-        and fewest_events < MIN_EVENTS_PER_ARM
-    if blocked:
-        reliable = []
-    recommended = max(reliable, key=lambda p: gains[p]["estimate"]) if reliable \
+    gains = {}
+    for p in [*personalised, "selected"]:
+        sd = policy_spread(table[:, names.index(p)] - table[:, base], cf.fold, groups)
+        gains[p] = {**M.interval(point[names.index(p)] - point[base],
+                                 draws[:, names.index(p)] - draws[:, base]),
+                    "policy_sd": round(sd, 5)}
+    reliable = gains["selected"]["ci_low"] > 0
+    blocked = reliable and fewest_events is not None and fewest_events < MIN_EVENTS_PER_ARM
+    reliable = reliable and not blocked
+    # served: the candidate best on every row; its gain is that of the selection made out of
+    # fold ('selected'), which the choice between the candidates does not flatter
+    recommended = max(personalised, key=lambda p: gains[p]["estimate"]) if reliable \
         else "best_single_arm"
-    gain = gains[recommended] if reliable else {"estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    gain = gains["selected"] if reliable else {"estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0}
     return {"values": values, "gain_over_best_single_arm": gains,
             "recommended": recommended, "recommended_gain": gain,
             "personalised": bool(reliable), "too_small_to_personalise": blocked,
-            "folds": int(cf.fold.max()) + 1,
+            "folds": int(cf.fold.max()) + 1, "selected_by_fold": selected_by_fold,
             "best_single_arm_by_fold": [arms[k] for k in policies.best_arm_by_fold],
             "learner_by_fold": policies.learner_by_fold}
 

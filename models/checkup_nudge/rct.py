@@ -399,10 +399,16 @@ def _fit_and_report(data: RctData, control: str, seed: int, learner: str, folds:
     small_params = _params(int(len(exp.y) * (folds - 1) / folds * CF.SMALLER_SHARE),
                            len(data.arms))
     smaller = CF.smaller_policies(cf, exp, data.arms, pol, small_params, seed, cat)
-    served = CF.served_gains(cf, pol, smaller, exp.groups, n_boot, seed)
+    # the selection between the candidates made out of fold, as the gate saw it
+    chosen_by_fold = decision["selected_by_fold"]
+    smaller["selected"] = CF.by_fold(smaller, chosen_by_fold, cf.fold)
+    with_selected = CF.FoldPolicies({**pol.assign, "selected": CF.by_fold(
+        pol.assign, chosen_by_fold, cf.fold)}, pol.best_arm_by_fold, pol.learner_by_fold)
+    served = CF.served_gains(cf, with_selected, smaller, exp.groups, n_boot, seed)
     zero = {"estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0}
     decision["served_gain_over_best_single_arm"] = served
-    decision["recommended_gain_served"] = served.get(decision["recommended"], zero)
+    decision["recommended_gain_served"] = served["selected"] if decision["personalised"] \
+        else zero
     chosen = pol.assign[decision["recommended"]]
     final_learner = max(learners, key=decision["learner_by_fold"].count)
     model = fit_uplift(exp, data.arms, final_learner, _params(len(exp.y), len(data.arms)),

@@ -68,14 +68,15 @@ def test_households_stay_whole_and_widen_the_held_out_se() -> None:
     assert robust / plain == pytest.approx(np.sqrt(3), rel=0.05)
 
 
-def _splits(kappa: float, ratio: float, n: int, seed: int) -> list[dict]:
-    """n splits whose own 95% CI (SE s_o) has error kappa * s_o around the true gain 0 and a
-    held-out estimate with its own error ratio * s_o (independent), as `_check` records them."""
+def _splits(kappa: float, ratio: float, n: int, seed: int, bias: float = 0.0) -> list[dict]:
+    """n splits whose own 95% CI (SE s_o) has error kappa * s_o (+ bias * s_o) around the true
+    gain 0 and a held-out estimate with its own error ratio * s_o (independent), as `_check`
+    records them."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
         s_o = rng.uniform(0.005, 0.02)
-        own_est = kappa * s_o * rng.normal()
+        own_est = kappa * s_o * rng.normal() + bias * s_o
         own = {"estimate": own_est, "ci_low": own_est - 1.96 * s_o,
                "ci_high": own_est + 1.96 * s_o}
         held = {"estimate": ratio * s_o * rng.normal(), "se": ratio * s_o}
@@ -114,3 +115,34 @@ def test_prediction_interval_widens_each_side_and_binomial_ci() -> None:
     assert U.prediction_interval(own, 0.0) == pytest.approx((0.0, 0.05))
     assert U.binomial_ci(40, 50) == pytest.approx([0.663, 0.9], abs=0.002)
     assert U.binomial_ci(50, 50)[1] == 1.0 and U.binomial_ci(0, 10)[0] == 0.0
+
+
+def test_error_decomposition_tells_bias_from_variance() -> None:
+    """Issue 16: misses of the own CI come from a biased centre (one-sided) or a too narrow
+    CI (both sides); the decomposition names which."""
+    exact = U.error_decomposition(_splits(1.0, 1.5, 2000, 3), "gain")
+    assert abs(exact["bias"]) < 2.5 * exact["bias_se"]
+    assert exact["variance_ratio"] == pytest.approx(1.0, abs=0.1)
+    assert abs(exact["prediction_interval_misses_below"]
+               - exact["prediction_interval_misses_above"]) < 30
+    narrow = U.error_decomposition(_splits(1.6, 1.5, 2000, 4), "gain")
+    assert abs(narrow["bias"]) < 2.5 * narrow["bias_se"]
+    assert narrow["variance_ratio"] == pytest.approx((1.6 ** 2 + 2.25) / 3.25, abs=0.12)
+    biased = U.error_decomposition(_splits(1.0, 1.5, 2000, 5, bias=1.5), "gain")
+    assert biased["bias"] > 5 * biased["bias_se"]  # own above held-out: misses below
+    assert biased["prediction_interval_misses_below"] > \
+        4 * biased["prediction_interval_misses_above"]
+    assert biased["own_ci_misses_below"] > biased["own_ci_misses_above"]
+    assert U.error_decomposition(_splits(1.0, 1.5, 1, 6), "gain") is None
+
+
+def test_repeat_counts_default_full_and_per_dataset() -> None:
+    """`make bench` runs the shorter default; `full` is the published study; bad specs stop."""
+    assert U.parse_repeats("") == U.REPEATS
+    assert U.parse_repeats("full") == U.REPEATS_FULL
+    assert sum(U.REPEATS.values()) < sum(U.REPEATS_FULL.values())
+    assert U.parse_repeats("3") == dict.fromkeys(U.REPEATS, 3)
+    assert U.parse_repeats("nsw:7") == {**U.REPEATS, "nsw": 7}
+    for bad in ("nsw:x", "lots", "hillstrom:3"):
+        with pytest.raises(SystemExit):
+            U.parse_repeats(bad)

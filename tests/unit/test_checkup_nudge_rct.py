@@ -46,6 +46,16 @@ def test_fit_rct_finds_who_benefits(arms: list[str]) -> None:
     # strong heterogeneity: a personalised policy beats everyone-gets-one-arm, CI above 0
     assert r["decision"]["personalised"] and r["decision"]["recommended"] != "best_single_arm"
     assert r["decision"]["recommended_gain"]["ci_low"] > 0
+    # issue 16: the gain printed for the recommendation is that of the choice between the
+    # candidates made out of fold; the served CIs add the learned policies' spread
+    d = r["decision"]
+    assert d["recommended_gain"] == d["gain_over_best_single_arm"]["selected"]
+    assert len(d["selected_by_fold"]) == 5
+    assert d["recommended_gain_served"] == d["served_gain_over_best_single_arm"]["selected"]
+    for g in d["served_gain_over_best_single_arm"].values():
+        assert g["policy_sd"] >= 0
+        assert g["ci_low"] <= g["sampling_only"]["ci_low"]
+        assert g["ci_high"] >= g["sampling_only"]["ci_high"]
     scored = score_rct(result, experiment(50, arms, seed=9))
     # issue 16: `arm`, p_<arm> for every arm, uplift_<arm> vs control (was recommended_arm)
     assert list(scored.columns[-2 * len(arms):]) == [

@@ -26,6 +26,7 @@ import json
 import pickle
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,11 @@ def measure(task: Any, model: Any, synthetic: dict[str, dict[str, Any]] | None =
         "road_photo": {k: v for k, v in report.items() if k != "tradeoff"} or
         {"cut": cut, "image_stats": None if photo is None else photo.image_stats},
         "level_given": {name: share(rows, lambda r: r["level"] is not None)
+                        for name, rows in sets.items()},
+        # why the photos without a level have none (the first warning: not_road = too little
+        # road surface, not_road_photo = the photo check, unlike_training = the distance rule)
+        "withheld_by": {name: dict(Counter(r["warnings"][0] for r in rows.values()
+                                           if r["level"] is None and r["warnings"]))
                         for name, rows in sets.items()},
         "level_given_min_share_only": {
             name: share(rows, lambda r: levelled_at(r, check, cut, True))

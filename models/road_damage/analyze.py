@@ -7,7 +7,10 @@ the crack ratio, the level and the damage types. A photo with too little road su
 road-surface tiles look unlike anything the model trained on (RoadCheck), gets no level and a
 warning saying why; an unfamiliar but plausible pavement photo keeps its level with a warning.
 A photo that passes these tile rules is then judged as a whole (roadphoto.PhotoCheck: is it a
-road photo at all?): one that does not look like a road photo gets no level either."""
+road photo at all?): one that does not look like a road photo gets no level either; one it
+calls a road photo keeps its level even with little road surface (down to
+RoadCheck.floor_share), with a warning: the pavement head doubts the tiles of unfamiliar
+close-ups more than the photo check does."""
 
 from __future__ import annotations
 

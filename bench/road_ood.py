@@ -3,6 +3,14 @@ trained on, through the serving path (photo_tiles -> the exported graph's output
 natively (parity-gated equal to ONNX) -> analyze.summarise).
 
     python -m bench.road_ood /tmp/ws-ood 80 4        # photos, epochs (the fit is cached)
+    python -m bench.road_ood --model build/road_damage/model.pkl   # a trained model as is
+
+The first form fits (or reuses) the bench model and fits this code's road-photo check on it
+(cached per feature set in road_photo*.json); the second measures a `make train` model with the
+check it shipped, on the sets that need no workspace (synthetic held-out photos left out).
+Every level is given by analyze.road_verdict; `level_given_min_share_only` is the verdict of
+the rule before issue 13's low-share fix (a photo under min_share road surface never gets a
+level, whatever the photo check says), computed from the same outputs.
 
 Sets: the synthetic held-out photos (close-ups, street views, off-road), fresh synthetic
 off-road photos, the held-out cities' real RDD crops each sent as a photo (pavement close-ups
@@ -18,6 +26,7 @@ import json
 import pickle
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +34,8 @@ import numpy as np
 from PIL import Image
 
 from bench.road_real import workspace_split
-from models.road_damage import real
-from models.road_damage.analyze import RoadCheck, photo_distance, road_verdict, summarise
+from models.road_damage import real, roadphoto
+from models.road_damage.analyze import RoadCheck, photo_distance, summarise
 from models.road_damage.generate import PHOTO, effects
 from models.road_damage.photo import Grid, photo_tiles
 from models.road_damage.roadphoto import PhotoCheck, fit_model, greyscale, jpeg
@@ -104,7 +113,8 @@ def synthetic_test_photos(test: Any, min_share: float) -> tuple[dict[str, bytes]
 
 
 def analyse(task: Any, model: Any, photos: dict[str, bytes]) -> dict[str, dict[str, Any]]:
-    """Per photo: level, pavement share, warning codes, damage types (the serving summary)."""
+    """Per photo: level, pavement share, warning codes, damage types (the serving summary),
+    the road-photo score and whether the distance rule passes it (`near`)."""
     grid, check = Grid.of(model.assets), RoadCheck.of(model.assets)
     photo = PhotoCheck.of(model.assets)
     out = {}
@@ -112,17 +122,29 @@ def analyse(task: Any, model: Any, photos: dict[str, bytes]) -> dict[str, dict[s
         tiles, (rows, cols), _, _ = photo_tiles(data, grid)
         o = task.predict_outputs(model, tiles)
         res = summarise(o["probabilities"], rows, cols, model.assets["threshold"],
-                        o["pavement"], o["distance"], check, o["embedding"], photo)
+                        o["pavement"], o["distance"], check, o["embedding"], photo, tiles)
         paved = o["pavement"] >= check.pavement_cut
+        dist = photo_distance(o["distance"][paved]) if paved.any() else None
         out[name] = {"level": res["mlit_level"], "pavement_share": res["pavement_share"],
                      "road_photo_score": res["road_photo_score"],
-                     # the verdict of the tile rules alone (for the trade-off of the cut)
-                     "tile_rules_level": road_verdict(o["pavement"], o["distance"], check)[1],
+                     "near": check.far is None or dist is None or dist <= check.far,
                      "warnings": [w["code"] for w in res["level_warnings"]],
                      "types": [t["type"] for t in res["types"]],
-                     "distance": round(photo_distance(o["distance"][paved]), 3)
-                     if paved.any() else None}
+                     "distance": None if dist is None else round(dist, 3)}
     return out
+
+
+def levelled_at(row: dict[str, Any], check: RoadCheck, cut: float | None,
+                min_share_only: bool = False) -> bool:
+    """Whether analyze.road_verdict gives a level with the photo check's cut at `cut` (None:
+    no photo check), from a row of analyse; min_share_only: the rule before the low-share fix
+    (under min_share never a level)."""
+    share, score = row["pavement_share"], row["road_photo_score"]
+    judged = cut is not None and score is not None
+    if share < check.floor_share or (share < check.min_share
+                                     and (min_share_only or not (judged and score >= cut))):
+        return False
+    return (not judged or score >= cut) and row["near"]
 
 
 def share(rows: dict[str, dict[str, Any]], test: Any) -> float:
@@ -146,12 +168,14 @@ def fit(root: Path, photos: int, epochs: int) -> tuple[Any, Any, Any, Any]:
         val_set = load_tiles(photos_[val], train["tiles"], grid)
         model.familiarity, model.assets["road_check"] = familiarity(
             cfg, model.net, fit_set, val_set, grid.window, 0)
-        # the road-photo check of this code, cached apart (delete road_photo.json to refit)
-        cached = root / "road_photo.json"
+        # the road-photo check of this code, cached apart per feature set (delete to refit)
+        rc = cfg.road_check
+        cached = root / f"road_photo_floor{rc.floor_share}" \
+                        f"{'_stats' if roadphoto.IMAGE_STATS_ON else ''}.json"
         if not cached.is_file():
             t0 = time.perf_counter()
             check, rep = fit_model(model.net, model.familiarity, [fit_set, val_set], grid,
-                                   cfg.road_check.pavement_cut, cfg.road_check.min_share, 0)
+                                   rc.pavement_cut, rc.min_share, 0, None, rc.floor_share)
             rep["fit_s"] = round(time.perf_counter() - t0, 1)
             cached.write_text(json.dumps({"road_photo": check, "report": rep}))
         saved = json.loads(cached.read_text())
@@ -165,44 +189,83 @@ def fit(root: Path, photos: int, epochs: int) -> tuple[Any, Any, Any, Any]:
     return task, cfg, model, test
 
 
-def run(root: Path, photos: int, epochs: int) -> dict[str, Any]:
-    """Every figure of the report."""
-    task, cfg, model, test = fit(root, photos, epochs)
-    syn = task.evaluate_synthetic(cfg, model, test)["overall"]
-    block = task.evaluate_real(cfg, model)
+def summary(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Photos, the share given a level and the share warned, of one set."""
+    return {"photos": len(rows), "level_given": share(rows, lambda r: r["level"] is not None),
+            "warned": share(rows, lambda r: bool(r["warnings"]))}
+
+
+def measure(task: Any, model: Any, synthetic: dict[str, dict[str, Any]] | None = None,
+            ) -> dict[str, Any]:
+    """The figures on every evaluation set (`synthetic`: the held-out synthetic photos' rows,
+    road and off-road, when there is a workspace)."""
     sk = analyse(task, model, skimage_photos())
     off = analyse(task, model, off_road_photos(30))
     nr = analyse(task, model, nonroad_val_photos())
     crops, codes = crop_photos()
     cr = analyse(task, model, crops)
     grey = analyse(task, model, crop_photos(grey=True)[0])
-    syn_photos, syn_road = synthetic_test_photos(test, cfg.road_check.min_share)
-    st = analyse(task, model, syn_photos)
-    st_road = {k: v for k, v in st.items() if k in syn_road}
-    st_off = {k: v for k, v in st.items() if k not in syn_road}
     no_hole = {k: v for k, v in cr.items() if codes[k] != "D40"}
-    warned = lambda r: bool(r["warnings"])  # noqa: E731
-    levelled = lambda r: r["level"] is not None  # noqa: E731
     sets = {"real_crops_held_out": cr, "real_crops_held_out_grey": grey,
-            "synthetic_test_road": st_road, "synthetic_test_off_road": st_off,
-            "synthetic_off_road_fresh": off, "real_nonroad_val": nr, "skimage": sk}
+            **(synthetic or {}), "synthetic_off_road_fresh": off, "real_nonroad_val": nr,
+            "skimage": sk}
+    check, photo = RoadCheck.of(model.assets), PhotoCheck.of(model.assets)
+    cut = None if photo is None else photo.cut
     report = model.history.get("road_photo") or {}
     # the cut's trade-off on these evaluation sets, at the cuts of the fit's own validation
     # curve (reported, never used to choose the cut: that is the out-of-fold curve's job)
     curve = [{"cut": t["cut"], "validation_road_kept": t["road_kept"],
               "validation_non_road_refused": t["non_road_refused"],
-              **{name: share(rows, lambda r, q=t["cut"]: r["tile_rules_level"] and (
-                  r["road_photo_score"] is None or r["road_photo_score"] >= q))
+              **{name: share(rows, lambda r, q=t["cut"]: levelled_at(r, check, q))
                  for name, rows in sets.items()}} for t in report.get("tradeoff", [])]
     return {
-        "model": {**MODEL, "epochs": epochs, "real": REAL, "photos": photos,
-                  "fit_s": model.history.get("fit_s"), "road_check": model.assets["road_check"],
-                  "road_photo": {k: v for k, v in report.items() if k != "tradeoff"}},
-        "level_given": {name: share(rows, levelled) for name, rows in sets.items()},
+        "road_check": check.to_dict(),
+        "road_photo": {k: v for k, v in report.items() if k != "tradeoff"} or
+        {"cut": cut, "image_stats": None if photo is None else photo.image_stats},
+        "level_given": {name: share(rows, lambda r: r["level"] is not None)
+                        for name, rows in sets.items()},
+        # why the photos without a level have none (the first warning: not_road = too little
+        # road surface, not_road_photo = the photo check, unlike_training = the distance rule)
+        "withheld_by": {name: dict(Counter(r["warnings"][0] for r in rows.values()
+                                           if r["level"] is None and r["warnings"]))
+                        for name, rows in sets.items()},
+        "level_given_min_share_only": {
+            name: share(rows, lambda r: levelled_at(r, check, cut, True))
+            for name, rows in sets.items()},
         "level_given_without_photo_check": {
-            name: share(rows, lambda r: r["tile_rules_level"]) for name, rows in sets.items()},
+            name: share(rows, lambda r: levelled_at(r, check, None))
+            for name, rows in sets.items()},
         "tradeoff": curve,
         "skimage_levelled": sorted(k for k, v in sk.items() if v["level"] is not None),
+        "real_held_out_crops_as_photos": {
+            **summary(cr), "median_pavement_share": float(np.median(
+                [r["pavement_share"] for r in cr.values()])),
+            "under_min_share": share(cr, lambda r: r["pavement_share"] < check.min_share),
+            "pothole_on_photos_without": share(no_hole, lambda r: "D40" in r["types"])},
+        "real_held_out_crops_grey_as_photos": {
+            **summary(grey), "under_min_share": share(
+                grey, lambda r: r["pavement_share"] < check.min_share)},
+        "synthetic_off_road_fresh": summary(off),
+        "real_nonroad_val_photos": {**summary(nr), "each": nr},
+        "skimage_photos": {**summary(sk), "each": sk},
+    }
+
+
+def run(root: Path, photos: int, epochs: int) -> dict[str, Any]:
+    """Every figure of the report for the bench model."""
+    task, cfg, model, test = fit(root, photos, epochs)
+    syn = task.evaluate_synthetic(cfg, model, test)["overall"]
+    block = task.evaluate_real(cfg, model)
+    syn_photos, syn_road = synthetic_test_photos(test, cfg.road_check.min_share)
+    st = analyse(task, model, syn_photos)
+    st_road = {k: v for k, v in st.items() if k in syn_road}
+    st_off = {k: v for k, v in st.items() if k not in syn_road}
+    out = measure(task, model, {"synthetic_test_road": st_road,
+                                "synthetic_test_off_road": st_off})
+    return {
+        "model": {**MODEL, "epochs": epochs, "real": REAL, "photos": photos,
+                  "fit_s": model.history.get("fit_s")},
+        **out,
         "synthetic_held_out": {k: syn[k] for k in (
             "photos", "road_photos", "non_road_photos", "crack_f1", "baseline_crack_f1",
             "mlit_accuracy", "level_withheld_on_road", "level_given_on_non_road",
@@ -210,38 +273,36 @@ def run(root: Path, photos: int, epochs: int) -> dict[str, Any]:
         "real_held_out_crops_as_tiles": {k: block[k] for k in (
             "crops", "crack_auc", "crack_f1", "negatives_flagged", "potholes_found",
             "potholes_flagged_without")},
-        "real_held_out_crops_as_photos": {
-            "photos": len(cr), "level_given": share(cr, lambda r: r["level"] is not None),
-            "warned": share(cr, warned),
-            "median_pavement_share": float(np.median([r["pavement_share"] for r in cr.values()])),
-            "pothole_on_photos_without": share(no_hole, lambda r: "D40" in r["types"])},
-        "real_held_out_crops_grey_as_photos": {
-            "photos": len(grey), "level_given": share(grey, levelled),
-            "warned": share(grey, warned)},
         "synthetic_test_photos": {
-            "road_photos": len(st_road), "road_level_given": share(st_road, levelled),
-            "off_road_photos": len(st_off), "off_road_level_given": share(st_off, levelled)},
-        "synthetic_off_road_fresh": {
-            "photos": len(off), "level_given": share(off, lambda r: r["level"] is not None),
-            "warned": share(off, warned)},
-        "real_nonroad_val_photos": {
-            "photos": len(nr), "level_given": share(nr, lambda r: r["level"] is not None),
-            "warned": share(nr, warned), "each": nr},
-        "skimage_photos": {
-            "photos": len(sk), "level_given": share(sk, lambda r: r["level"] is not None),
-            "warned": share(sk, warned), "each": sk},
+            "road_photos": len(st_road), "road_level_given": share(
+                st_road, lambda r: r["level"] is not None),
+            "off_road_photos": len(st_off), "off_road_level_given": share(
+                st_off, lambda r: r["level"] is not None)},
     }
 
 
+def run_model(path: Path) -> dict[str, Any]:
+    """The figures for a trained model (model.pkl of `make train`) with the road check and
+    photo check it shipped, judged by this code's rules; no synthetic held-out photos."""
+    from models.road_damage.task import RoadDamage
+
+    model = pickle.loads(path.read_bytes())
+    return {"model": {"path": str(path), "architecture": model.assets.get("architecture")},
+            **measure(RoadDamage(), model)}
+
+
 if __name__ == "__main__":
-    report = run(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
+    import torch
+
+    torch.set_num_threads(1)  # a benchmark on a shared machine: one core
+    if sys.argv[1] == "--model":
+        report, out = run_model(Path(sys.argv[2])), OUT.with_name("road_ood_model.json")
+    else:
+        report, out = run(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])), OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
     print(json.dumps({k: v for k, v in report.items()
                       if k not in ("skimage_photos", "real_nonroad_val_photos")}, indent=1))
-    print("skimage: level given", sum(v["level"] is not None
-                                      for v in report["skimage_photos"]["each"].values()),
-          "of", report["skimage_photos"]["photos"])
     print(json.dumps({k: (v["level"], v["pavement_share"], v["warnings"], v["distance"],
                           v["road_photo_score"])
                       for k, v in report["skimage_photos"]["each"].items()}))

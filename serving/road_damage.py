@@ -126,7 +126,7 @@ def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]], tenant: Tenant,
         p = out["probabilities"][part]
         res = summarise(p, rows, cols, a["threshold"], _part(out["pavement"], part),
                         _part(out["distance"], part), check, _part(out["embedding"], part),
-                        photo)
+                        photo, tiles)
         res.update(index=i, name=name, lat=facts["lat"], lon=facts["lon"],
                    taken_at=facts["taken_at"],
                    warnings=[*res.pop("level_warnings"), *_warnings(facts, tenant)])

@@ -2,6 +2,7 @@
 photos, resized to 640 px on the long side and re-encoded as JPEG (quality 85).
 
     python assets/road_nonroad/curate.py MIRRORS    # MIRRORS/<owner>+<repo>/repo: git dirs
+    python assets/road_nonroad/curate.py MIRRORS stardist_nuclei.jpg   # only these files
 
 The GitHub sources are read at the pinned commits with `git show`; matplotlib's and
 scikit-learn's sample photos come from the installed wheels. Writes the JPEGs and manifest.csv
@@ -23,6 +24,7 @@ LONG_SIDE = 640
 MAHOTAS = "7e50f3394d8e504f91495eaafb09a8d081691422"
 PYTESSERACT = "df9fce0b5c5ea3cd9182fce8870ab9241d951173"
 ESRGAN = "a4abfb2979a7bbff3f69f58f58ae324608821e27"
+STARDIST = "650d3a19bf7380ec0476d672397ff0388687a9d3"
 # (file, split, source, commit or version, path, licence, what it shows). split: train photos
 # are trained on as non-road tiles; val photos only check the rule (never trained on); photo
 # photos train the road-photo check only (models/road_damage/roadphoto.py).
@@ -110,6 +112,13 @@ SOURCES = [
     ("esrgan_wolf_gray.jpg", "photo", "github:xinntao/Real-ESRGAN",
      ESRGAN,
      "inputs/wolf_gray.jpg", "BSD-3-Clause", "a wolf in snow (greyscale)"),
+    # stardist's 2-D test image (its data/__init__.py names the origin): a dark field with
+    # bright blobs, which the first 26 photos lack (its H&E image, "from the Cancer Imaging
+    # Archive" without a collection, is left out: its licence cannot be traced)
+    ("stardist_nuclei.jpg", "photo", "github:stardist/stardist", STARDIST,
+     "stardist/data/images/img2d.tif",
+     "BSD-3-Clause; image from the 2018 Data Science Bowl (BBBC038, CC0)",
+     "fluorescence microscopy, nuclei on black (16-bit greyscale, values under 256)"),
 ]
 
 
@@ -125,10 +134,17 @@ def read(source: str, commit: str, path: str, mirrors: Path) -> bytes:
     return (Path(pkg.__file__).parent / Path(*path.split("/")[1:])).read_bytes()
 
 
-def main(mirrors: Path) -> None:
-    """Write the JPEGs and manifest.csv."""
+def main(mirrors: Path, only: set[str] | None = None) -> None:
+    """Write the JPEGs (those named in `only`; default all) and manifest.csv (every row: a
+    JPEG not rewritten is measured as it is)."""
     rows = []
     for name, split, source, commit, path, licence, shows in SOURCES:
+        if only is not None and name not in only:
+            with Image.open(HERE / name) as kept:
+                rows.append({"file": name, "split": split, "source": source, "commit": commit,
+                             "path": path, "licence": licence, "shows": shows,
+                             "width": kept.width, "height": kept.height})
+            continue
         img = Image.open(io.BytesIO(read(source, commit, path, mirrors)))
         if "A" in img.getbands():  # cut-outs: on white, not on whatever the clear pixels hold
             img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
@@ -145,4 +161,4 @@ def main(mirrors: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), set(sys.argv[2:]) or None)

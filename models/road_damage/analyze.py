@@ -7,7 +7,10 @@ the crack ratio, the level and the damage types. A photo with too little road su
 road-surface tiles look unlike anything the model trained on (RoadCheck), gets no level and a
 warning saying why; an unfamiliar but plausible pavement photo keeps its level with a warning.
 A photo that passes these tile rules is then judged as a whole (roadphoto.PhotoCheck: is it a
-road photo at all?): one that does not look like a road photo gets no level either."""
+road photo at all?): one that does not look like a road photo gets no level either; one it
+calls a road photo keeps its level even with little road surface (down to
+RoadCheck.floor_share), with a warning: the pavement head doubts the tiles of unfamiliar
+close-ups more than the photo check does."""
 
 from __future__ import annotations
 
@@ -63,7 +66,12 @@ class RoadCheck:
     """When a photo gets a level (road.json "road_check"; cuts tuned at training, ood.tune).
 
     pavement_cut: a tile is road surface when its pavement probability reaches this.
-    min_share: below this share of road-surface tiles the photo is not a road photo: no level.
+    min_share: below this share of road-surface tiles the photo is not a road photo: no level,
+    unless a road-photo check (roadphoto.PhotoCheck) calls the whole photo a road photo and at
+    least floor_share of its tiles are road surface: then it keeps its level with the
+    low_pavement_share warning (a close-up of an unfamiliar pavement whose tiles the pavement
+    head doubts; bench/road_ood.py).
+    floor_share: below this share no photo gets a level, whatever the road-photo check says.
     low_share: below this share, a warning (the level rests on few tiles).
     familiar: per-tile feature distance beyond which a road-surface tile is unfamiliar.
     unfamiliar_share: above this share of unfamiliar road-surface tiles, a warning.
@@ -73,6 +81,7 @@ class RoadCheck:
 
     pavement_cut: float = 0.5
     min_share: float = 0.15
+    floor_share: float = 0.05
     low_share: float = 0.35
     familiar: float | None = None
     unfamiliar_share: float = 0.5
@@ -117,17 +126,23 @@ def photo_distance(distance: np.ndarray) -> float:
 
 def road_verdict(pavement: np.ndarray, distance: np.ndarray | None, check: RoadCheck,
                  embedding: np.ndarray | None = None, photo: PhotoCheck | None = None,
+                 tiles: np.ndarray | None = None,
                  ) -> tuple[np.ndarray, bool, list[dict[str, str]]]:
     """(road-surface tiles (n,) bool, whether the photo gets a level, warnings) from the
     per-tile pavement probabilities (n,) and feature distances (n,; None: no distance rule),
     and with the tiles' features (n, d) and a fitted PhotoCheck, whether it is a road photo
-    at all (road_photo_score)."""
+    at all (road_photo_score; a check with image statistics also needs the uint8 tiles
+    (n, h, w, 3)). Order: road-surface share (RoadCheck.min_share, or floor_share
+    for a photo the check passes), the photo check, then the distance rule."""
     paved = np.asarray(pavement) >= check.pavement_cut
     share = float(paved.mean()) if len(paved) else 0.0
-    if share < check.min_share:
+    score = road_photo_score(pavement, distance, embedding, photo, check.pavement_cut, tiles)
+    judged = photo is not None and score is not None
+    # too little road surface: no level, unless the photo check vouches for the whole photo
+    if share < check.floor_share or (share < check.min_share
+                                     and not (judged and score >= photo.cut)):
         return paved, False, [NOT_ROAD]
-    score = road_photo_score(pavement, distance, embedding, photo, check.pavement_cut)
-    if photo is not None and score is not None and score < photo.cut:
+    if judged and score < photo.cut:
         return paved, False, [NOT_ROAD_PHOTO]
     notes = [LOW_SHARE] if share < check.low_share else []
     if distance is not None and check.far is not None and check.familiar is not None:
@@ -141,12 +156,19 @@ def road_verdict(pavement: np.ndarray, distance: np.ndarray | None, check: RoadC
 
 def road_photo_score(pavement: np.ndarray, distance: np.ndarray | None,
                      embedding: np.ndarray | None, photo: PhotoCheck | None,
-                     pavement_cut: float = 0.5) -> float | None:
+                     pavement_cut: float = 0.5, tiles: np.ndarray | None = None,
+                     ) -> float | None:
     """The probability that the photo is a road photo (roadphoto.PhotoCheck on its tiles'
-    pooled features), or None when the model has no such check or no features."""
+    pooled features, and their pixel statistics for a check fitted with them), or None when
+    the model has no such check or no features. ValueError when the check needs the tiles
+    (uint8 (n, h, w, 3)) and none are given: a check silently skipped would level any photo."""
     if photo is None or embedding is None or distance is None or not len(pavement):
         return None
-    return float(photo.score(photo_features(pavement, distance, embedding, pavement_cut)))
+    if photo.image_stats and tiles is None:
+        raise ValueError("road_photo_score: this road-photo check reads the photo's pixel "
+                         "statistics: pass its tiles")
+    return float(photo.score(photo_features(pavement, distance, embedding, pavement_cut,
+                                            tiles if photo.image_stats else None)))
 
 
 def run_onnx(session: Any, tiles: np.ndarray, batch: int = 512) -> dict[str, np.ndarray]:
@@ -170,19 +192,22 @@ def run_onnx(session: Any, tiles: np.ndarray, batch: int = 512) -> dict[str, np.
 def summarise(probs: np.ndarray, rows: int, cols: int, threshold: Cuts,
               pavement: np.ndarray | None = None, distance: np.ndarray | None = None,
               check: RoadCheck | None = None, embedding: np.ndarray | None = None,
-              photo: PhotoCheck | None = None) -> dict[str, Any]:
+              photo: PhotoCheck | None = None, tiles: np.ndarray | None = None,
+              ) -> dict[str, Any]:
     """Per photo: types found on road-surface tiles (confidence = the most certain one), crack
     ratio over road-surface tiles, pavement_share, road_photo_score (None without a photo
     check), level (None when the photo gets none, with `level_warnings` saying why), grid (each
-    cell: labels, p, pavement)."""
+    cell: labels, p, pavement). tiles: the photo's uint8 tiles (n, h, w, 3), which a photo
+    check with image statistics reads."""
     notes: list[dict[str, str]] = []
     score = None
     if pavement is None:
         paved, levelled = np.ones(len(probs), bool), True
     else:
         check = check or RoadCheck()
-        paved, levelled, notes = road_verdict(pavement, distance, check, embedding, photo)
-        score = road_photo_score(pavement, distance, embedding, photo, check.pavement_cut)
+        paved, levelled, notes = road_verdict(pavement, distance, check, embedding, photo, tiles)
+        score = road_photo_score(pavement, distance, embedding, photo, check.pavement_cut,
+                                 tiles)
     flags = tile_flags(probs, threshold)
     flags[~paved] = np.eye(len(CLASSES), dtype=flags.dtype)[0]
     ratio = crack_ratio(flags, paved)

@@ -5,8 +5,9 @@ a grey texture (gravel, the moon, a page of text, a microscope slide) can pass t
 tile. This check looks at the photo as a whole: the tile features that the familiarity
 distance uses (net.logits_and_embedding, block 12 of EfficientNet-Lite0: per-channel mean and
 spread, d = 384) pooled over the tiles the model calls road surface (their mean and their
-spread across the photo), with the pavement share, the mean pavement probability and quantiles
-of the feature distance, scored by a logistic regression.
+spread across the photo), with the pavement share, the mean pavement probability, quantiles
+of the feature distance and pixel statistics of the whole photo (image_statistics: dark and
+bright share, contrast, flat tiles, chroma, sharpness), scored by a logistic regression.
 
 Training (fit_model, once per trained tile model): road photos are the training cities' real
 crops sent as photos (colour and greyscale) and the synthetic training photos with road
@@ -15,8 +16,9 @@ off-road scenes and augmented crops of the real non-road photos (assets/road_non
 "train" and "photo": animals, people, rooms, fields, documents, microscopy), greyscale as
 often as the road photos, so greyness is no shortcut. The cut is chosen on out-of-fold scores
 (grouped by city, by source photo): the road photos of validation folds keep their level at
-the rate `keep`. Nothing here sees the held-out cities, the "val" non-road photos or
-scikit-image's photos.
+the rate `keep`, in each source (real crops, synthetic photos) apart. Nothing here sees the
+held-out cities, the "val" non-road photos or scikit-image's photos (one "photo" non-road
+image, stardist's nuclei, was chosen after seeing which scikit-image photos passed).
 
 Serving needs numpy only: the weights live in road.json ("road_photo", PhotoCheck.to_dict).
 """
@@ -30,26 +32,62 @@ import numpy as np
 
 # Quantiles of the feature distance over the road-surface tiles.
 DISTANCE_QUANTILES = (0.25, 0.5, 0.75, 0.9)
+# Pixel statistics of the whole photo (image_statistics), in this order.
+IMAGE_STATS = ("dark_share", "bright_share", "mean_luma", "tile_contrast_median",
+               "flat_tile_share", "tile_mean_spread", "chroma", "sharpness")
+DARK, BRIGHT, FLAT = 0.1, 0.9, 0.03  # luma (0-1) cuts of a near-black / near-white pixel and
+#                                      the per-tile luma spread under which a tile is flat
+
+
+def image_statistics(tiles: np.ndarray) -> np.ndarray:
+    """Pixel statistics (len(IMAGE_STATS),) of one photo from its uint8 tiles (n, h, w, 3) as
+    the model sees them, every tile (not only road surface), on luma in 0-1 (ITU-R BT.601
+    weights; every second pixel): the share of near-black (< DARK) and near-white (> BRIGHT)
+    pixels, the mean luma, the median over tiles of the luma spread (local contrast), the
+    share of flat tiles (spread < FLAT), the spread of the tiles' mean luma, the mean chroma
+    ((max - min) / 255 over R, G, B) and the median over tiles of the mean absolute luma step
+    between neighbouring pixels divided by the tile's spread (how sharp its texture is for its
+    contrast). What the tile features do not say about the photo as a whole: a starfield
+    (mostly black), a smooth microscope field (flat), a page (mostly white). ValueError on an
+    empty or malformed array."""
+    t = np.asarray(tiles)
+    if t.ndim != 4 or t.shape[-1] != 3 or not len(t):
+        raise ValueError(f"image_statistics: tiles of shape {t.shape}: need (n, h, w, 3), n >= 1")
+    t = t[:, ::2, ::2].astype(np.float32) / 255.0
+    y = t @ np.array([0.299, 0.587, 0.114], np.float32)  # (n, h', w')
+    spread = y.std(axis=(1, 2))
+    step = (np.abs(np.diff(y, axis=1)).mean(axis=(1, 2))
+            + np.abs(np.diff(y, axis=2)).mean(axis=(1, 2))) / 2
+    return np.array([(y < DARK).mean(), (y > BRIGHT).mean(), y.mean(), np.median(spread),
+                     (spread < FLAT).mean(), y.mean(axis=(1, 2)).std(),
+                     (t.max(-1) - t.min(-1)).mean(), np.median(step / (spread + 0.01))],
+                    np.float32)
 
 
 def photo_features(pavement: np.ndarray, distance: np.ndarray, embedding: np.ndarray,
-                   pavement_cut: float = 0.5) -> np.ndarray:
-    """Features (2 d + 2 + len(DISTANCE_QUANTILES),) of one photo from its tiles' pavement
-    probabilities (n,), feature distances (n,) and features (n, d): the mean and standard
-    deviation of the features over the road-surface tiles (all tiles when there are none),
-    the road-surface share, the mean pavement probability and the distance quantiles over the
-    road-surface tiles. ValueError when the arrays disagree in length or are empty."""
+                   pavement_cut: float = 0.5, tiles: np.ndarray | None = None) -> np.ndarray:
+    """Features (2 d + 2 + len(DISTANCE_QUANTILES) [+ len(IMAGE_STATS)],) of one photo from its
+    tiles' pavement probabilities (n,), feature distances (n,) and features (n, d): the mean
+    and standard deviation of the features over the road-surface tiles (all tiles when there
+    are none), the road-surface share, the mean pavement probability and the distance
+    quantiles over the road-surface tiles; with the uint8 tiles (n, h, w, 3), their
+    image_statistics too. ValueError when the arrays disagree in length or are empty."""
     pav = np.asarray(pavement, np.float64)
     emb = np.asarray(embedding, np.float64)
     dist = np.asarray(distance, np.float64)
-    if not len(pav) or len(emb) != len(pav) or len(dist) != len(pav):
-        raise ValueError(f"photo_features: {len(pav)} pavement, {len(dist)} distance and "
-                         f"{len(emb)} embedding rows: need the same number, at least 1")
+    if not len(pav) or len(emb) != len(pav) or len(dist) != len(pav) or (
+            tiles is not None and len(tiles) != len(pav)):
+        raise ValueError(f"photo_features: {len(pav)} pavement, {len(dist)} distance, "
+                         f"{len(emb)} embedding and {'no' if tiles is None else len(tiles)} "
+                         "tile rows: need the same number, at least 1")
     paved = pav >= pavement_cut
     use = paved if paved.any() else np.ones(len(pav), bool)
     e = emb[use]
-    return np.concatenate([e.mean(0), e.std(0), [paved.mean(), pav.mean()],
-                           np.quantile(dist[use], DISTANCE_QUANTILES)]).astype(np.float32)
+    parts = [e.mean(0), e.std(0), [paved.mean(), pav.mean()],
+             np.quantile(dist[use], DISTANCE_QUANTILES)]
+    if tiles is not None:
+        parts.append(image_statistics(tiles))
+    return np.concatenate(parts).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -62,6 +100,7 @@ class PhotoCheck:
     coef: np.ndarray  # (f,)
     intercept: float
     cut: float
+    image_stats: bool = False  # its features end with image_statistics (it needs the tiles)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Road probability of photos' features (m, f) -> (m,), or of one photo (f,) -> ()."""
@@ -73,7 +112,8 @@ class PhotoCheck:
         return {"mean": [round(float(v), 6) for v in self.mean],
                 "scale": [round(float(v), 6) for v in self.scale],
                 "coef": [round(float(v), 6) for v in self.coef],
-                "intercept": round(float(self.intercept), 6), "cut": round(float(self.cut), 4)}
+                "intercept": round(float(self.intercept), 6), "cut": round(float(self.cut), 4),
+                "image_stats": self.image_stats}
 
     @classmethod
     def of(cls, assets: dict[str, Any]) -> PhotoCheck | None:
@@ -82,7 +122,8 @@ class PhotoCheck:
         if not d:
             return None
         return cls(np.asarray(d["mean"], np.float64), np.asarray(d["scale"], np.float64),
-                   np.asarray(d["coef"], np.float64), float(d["intercept"]), float(d["cut"]))
+                   np.asarray(d["coef"], np.float64), float(d["intercept"]), float(d["cut"]),
+                   bool(d.get("image_stats", False)))
 
 
 # Fit-time data (roadphoto.fit_model): real crops of the training cities sent as photos, fresh
@@ -103,6 +144,10 @@ GREY_SHARE = 0.3
 C = 0.3
 KEEP = 0.99
 NONROAD_SPLITS = ("train", "photo")
+# Whether the cut keeps KEEP of each source's road photos (fit: by_source).
+BY_SOURCE = True
+# Whether fit_model adds the photo's pixel statistics (image_statistics) to its features.
+IMAGE_STATS_ON = True
 
 
 def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
@@ -177,7 +222,8 @@ def training_photos(crops: Any, seed: int = 0) -> list[tuple[bytes, bool, str]]:
 
 
 def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 5,
-        judged: np.ndarray | None = None) -> tuple[PhotoCheck, dict[str, Any]]:
+        judged: np.ndarray | None = None, image_stats: bool = False,
+        by_source: bool = BY_SOURCE) -> tuple[PhotoCheck, dict[str, Any]]:
     """The road-photo classifier and its report from examples (features, is road, group).
 
     Out-of-fold road probabilities (GroupKFold by group: a city's crops, one photo's views and
@@ -186,8 +232,11 @@ def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 
     level. `judged` (bool per example; default all) marks the photos whose level this check
     decides (those the tile rules pass): the cut and the report count only them, while all
     are trained on. The report gives the out-of-fold figures at that cut per group kind and
-    the trade-off (cut, road kept, non-road refused). ValueError without both kinds of
-    photo."""
+    the trade-off (cut, road kept, non-road refused). image_stats: the features end with
+    image_statistics (the check then needs the tiles). by_source: the cut keeps `keep` of each
+    source's road photos (the lowest of the per-source quantiles: real crops and synthetic
+    photos each), not of all pooled, where the more numerous crops would set it. ValueError
+    without both kinds of photo."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
@@ -211,16 +260,18 @@ def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 
     j = np.ones(len(y), bool) if judged is None else np.asarray(judged, bool)
     if not (y & j).any():
         raise ValueError("road-photo check: no road photo passes the tile rules")
-    cut = float(np.quantile(oof[y & j], 1 - keep))
-    final = train(np.arange(len(y)))
     # per source and truth: "city:road" (real crops), "synthetic:road", "nonroad:not_road", ...
     kind = np.array([f"{g.split(':')[0]}:{'road' if r else 'not_road'}"
                      for g, r in zip(groups, y, strict=True)])
+    sources = [y & j & (kind == kd) for kd in sorted(set(kind[y & j]))] if by_source else []
+    cut = float(min([np.quantile(oof[m], 1 - keep) for m in sources] or
+                    [np.quantile(oof[y & j], 1 - keep)]))
+    final = train(np.arange(len(y)))
     oof, y, kind = oof[j], y[j], kind[j]
     report = {
         "photos": {"road": int(y.sum()), "non_road": int((~y).sum()),
                    "trained_on": len(j)},
-        "c": c, "keep": keep, "cut": round(cut, 4),
+        "c": c, "keep": keep, "by_source": by_source, "cut": round(cut, 4),
         "out_of_fold": {str(kd): {"photos": int((kind == kd).sum()),
                                   "passed": round(float((oof[kind == kd] >= cut).mean()), 4)}
                         for kd in sorted(set(kind))},
@@ -229,22 +280,27 @@ def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 
                       "non_road_refused": round(float((oof[~y] < q).mean()), 4)}
                      for q in np.quantile(oof[y], [0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1])],
     }
-    return PhotoCheck(final.mean, final.scale, final.coef, final.intercept, cut), report
+    return PhotoCheck(final.mean, final.scale, final.coef, final.intercept, cut,
+                      image_stats), report
 
 
 def fit_model(net_model: Any, stats: dict[str, np.ndarray] | None, tile_sets: list[Any],
               grid: Any, pavement_cut: float, min_share: float, seed: int = 0,
-              crops: Any = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+              crops: Any = None, floor_share: float | None = None,
+              image_stats: bool | None = None,
+              ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """(road.json "road_photo" or None, report) for a trained tile model (training side: torch).
 
     tile_sets: task.TileSet of synthetic training photos (a photo is a road photo when at
     least `min_share` of its tiles are road surface); crops: real.RealCrops of the training
     cities (default: real.split's training side; none when assets/road_real is missing); plus
     training_photos' off-road scenes and real non-road photos; at most FIT_SYNTHETIC synthetic
-    photos. Only photos that pass the tile rule (predicted road-surface share >= min_share)
-    decide the cut: the others get no level before this check is asked (all are trained on).
-    Each photo's features pool FIT_TILES of its tiles at random. None without familiarity
-    statistics (no distance output)."""
+    photos. Only photos that reach this check (predicted road-surface share >= floor_share,
+    default min_share: analyze.road_verdict) decide the cut: the others get no level before
+    this check is asked (all are trained on).
+    Each photo's features pool FIT_TILES of its tiles at random, with their image_statistics
+    when image_stats (default IMAGE_STATS_ON). None without familiarity statistics (no
+    distance output)."""
     from models.road_damage import net, real
     from models.road_damage.photo import photo_tiles
 
@@ -255,6 +311,8 @@ def fit_model(net_model: Any, stats: dict[str, np.ndarray] | None, tile_sets: li
             crops = real.split(real.load())[0]
         except FileNotFoundError:
             crops = None
+    floor = min_share if floor_share is None else floor_share
+    stats_on = IMAGE_STATS_ON if image_stats is None else image_stats
     rng = np.random.default_rng([seed, 4244])
     examples: list[Example] = []
     judged: list[bool] = []
@@ -269,8 +327,9 @@ def fit_model(net_model: Any, stats: dict[str, np.ndarray] | None, tile_sets: li
             part = slice(start, start + len(tiles))
             start += len(tiles)
             examples.append((photo_features(o["pavement"][part], o["distance"][part],
-                                            o["embedding"][part], pavement_cut), road, group))
-            judged.append(bool((o["pavement"][part] >= pavement_cut).mean() >= min_share))
+                                            o["embedding"][part], pavement_cut,
+                                            tiles if stats_on else None), road, group))
+            judged.append(bool((o["pavement"][part] >= pavement_cut).mean() >= floor))
         waiting.clear()
 
     def add(tiles: np.ndarray, road: bool, group: str) -> None:
@@ -289,7 +348,7 @@ def fit_model(net_model: Any, stats: dict[str, np.ndarray] | None, tile_sets: li
         add(photo_tiles(data, grid)[0], road, group)
     flush()
     try:
-        check, report = fit(examples, judged=np.array(judged))
+        check, report = fit(examples, judged=np.array(judged), image_stats=stats_on)
     except ValueError as exc:
         return None, {"skipped": str(exc)}
     report["real_crops"] = sum(g.startswith("city:") for _, _, g in examples)
@@ -315,7 +374,8 @@ def crops_as_photos(outputs: Any, assets: dict[str, Any], crops: Any, every: int
             tiles, (rows, cols), _, _ = photo_tiles(jpeg(img, 92), grid)
             o = outputs(tiles)
             res = summarise(o["probabilities"], rows, cols, assets["threshold"],
-                            o["pavement"], o["distance"], check, o.get("embedding"), photo)
+                            o["pavement"], o["distance"], check, o.get("embedding"), photo,
+                            tiles)
             levelled.append(res["mlit_level"] is not None)
             refused.append(any(w["code"] == "not_road_photo" for w in res["level_warnings"]))
         out[name] = {"level_given": round(float(np.mean(levelled)), 4) if levelled else None,

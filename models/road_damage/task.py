@@ -104,7 +104,8 @@ NONROAD_DATA = ("assets/road_nonroad/DATA_CARD.md: non-road sample photos from B
                 "sam2 (Apache-2.0), matplotlib (grace_hopper, public domain) and scikit-learn "
                 "(china.jpg by danielbuechele, flower.jpg by vultilion, CC BY 2.0); the "
                 "road-photo check also luispedro/mahotas (MIT), madmaze/pytesseract "
-                "(Apache-2.0) and xinntao/Real-ESRGAN (BSD-3)")
+                "(Apache-2.0), xinntao/Real-ESRGAN (BSD-3) and stardist/stardist (BSD-3; its "
+                "nuclei image from the 2018 Data Science Bowl, CC0)")
 
 
 class RealConfig(Strict):
@@ -128,6 +129,9 @@ class RoadCheckConfig(Strict):
                                 "from which a tile is road surface")
     min_share: float = Field(default=0.15, ge=0, le=1, description="road-surface tiles below "
                              "this share: not a road photo, no level")
+    floor_share: float = Field(default=0.05, ge=0, le=1, description="below this share no "
+                               "level at all; from here up to min_share a photo the road-photo "
+                               "check passes keeps its level with a warning")
     low_share: float = Field(default=0.35, ge=0, le=1, description="below this share: a warning")
     unfamiliar_share: float = Field(default=0.5, ge=0, le=1, description="share of unfamiliar "
                                     "road-surface tiles above which the photo gets a warning")
@@ -308,7 +312,8 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
 
         assets["road_photo"], photo_report = roadphoto.fit_model(
             model, stats if cfg.road_check.road_photo else None, [fit_set, val_set], grid,
-            cfg.road_check.pavement_cut, cfg.road_check.min_share, seed, real_crops)
+            cfg.road_check.pavement_cut, cfg.road_check.min_share, seed, real_crops,
+            cfg.road_check.floor_share)
         if assets["road_photo"]:  # the check trained on them too: the model card credits them
             assets["nonroad_data"] = NONROAD_DATA
             assets["real_data"] = REAL_DATA if photo_report["real_crops"] else assets["real_data"]
@@ -526,8 +531,8 @@ def familiarity(cfg: RoadDamageConfig, model: Any, fit_set: TileSet, val_set: Ti
     from models.road_damage import net, ood, real
 
     rc = cfg.road_check
-    check = RoadCheck(rc.pavement_cut, rc.min_share, rc.low_share, None, rc.unfamiliar_share,
-                      None).to_dict()
+    check = RoadCheck(rc.pavement_cut, rc.min_share, rc.floor_share, rc.low_share, None,
+                      rc.unfamiliar_share, None).to_dict()
     road = np.flatnonzero(fit_set.pavement)
     if not rc.familiarity or len(road) < 8:
         return None, check
@@ -589,7 +594,7 @@ def metrics(ts: TileSet, probs: np.ndarray, base: np.ndarray, threshold: Cuts,
         share = float(ts.pavement[m].mean())
         emb = out.get("embedding") if out is not None else None
         paved, levelled, _ = road_verdict(pav_p[m], None if dist is None else dist[m], check,
-                                          None if emb is None else emb[m], photo)
+                                          None if emb is None else emb[m], photo, ts.tiles[m])
         r_true = crack_ratio(ts.labels[m], ts.pavement[m])
         r_pred = crack_ratio(flags[m], paved)
         road.append((share >= check.min_share, levelled))

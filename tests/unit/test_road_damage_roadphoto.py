@@ -4,6 +4,7 @@ cut, and what analyze does with a photo the check refuses."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -80,6 +81,49 @@ def test_check_round_trips_through_road_json() -> None:
     x = np.array([0.2, 0.1, -1.0])
     assert float(again.score(x)) == pytest.approx(float(check.score(x)), abs=1e-6)
     assert PhotoCheck.of({}) is None and PhotoCheck.of({"road_photo": None}) is None
+    assert not again.image_stats  # a road.json from before the pixel statistics reads False
+    stats = PhotoCheck(np.zeros(3), np.ones(3), np.ones(3), 0.0, 0.5, image_stats=True)
+    assert PhotoCheck.of({"road_photo": json.loads(json.dumps(stats.to_dict()))}).image_stats
+
+
+def test_image_statistics_tell_a_starfield_a_flat_field_and_asphalt_apart() -> None:
+    rng = np.random.default_rng(5)
+    asphalt = np.clip(rng.normal(110, 30, (16, 32, 32, 1)), 0, 255).repeat(3, -1)
+    stars = np.zeros((16, 32, 32, 3))
+    stars[:, ::9, ::7] = 230  # a few bright dots on black
+    flat = np.full((16, 32, 32, 3), 128.0) + rng.normal(0, 1, (16, 32, 32, 1))
+    a, s, f = (roadphoto.image_statistics(t.astype(np.uint8)) for t in (asphalt, stars, flat))
+    k = {name: i for i, name in enumerate(roadphoto.IMAGE_STATS)}
+    assert a.shape == (len(roadphoto.IMAGE_STATS),)
+    assert s[k["dark_share"]] > 0.9 > 0.05 > a[k["dark_share"]]
+    assert f[k["flat_tile_share"]] == 1.0 and a[k["flat_tile_share"]] == 0.0
+    assert a[k["chroma"]] == 0.0  # grey tiles
+    with pytest.raises(ValueError, match="need"):
+        roadphoto.image_statistics(np.zeros((0, 8, 8, 3), np.uint8))
+
+
+def test_a_check_fitted_on_pixel_statistics_reads_the_tiles() -> None:
+    rng = np.random.default_rng(6)
+    k = len(roadphoto.IMAGE_STATS)
+
+    def photo(road: bool) -> tuple[np.ndarray, ...]:
+        pav, dist, emb = tiles(rng, True)  # the tile features alike: only the pixels differ
+        emb[:, 0] = 0.0
+        px = np.clip(rng.normal(110, 30, (16, 16, 16, 1)), 0, 255).repeat(3, -1) if road \
+            else np.zeros((16, 16, 16, 3))
+        return pav, dist, emb, px.astype(np.uint8)
+
+    examples = [(photo_features(p, d, e, 0.5, t), road, f"g{i}")
+                for i in range(30) for road in (True, False) for p, d, e, t in [photo(road)]]
+    check, _ = roadphoto.fit(examples, image_stats=True)
+    assert check.image_stats and len(check.mean) == 2 * D + 2 + 4 + k
+    pav, dist, emb, px = photo(False)
+    res = summarise(grid(), 4, 4, 0.5, pav, dist, CHECK, emb, check, px)
+    assert res["mlit_level"] is None and res["level_warnings"] == [NOT_ROAD_PHOTO]
+    pav, dist, emb, px = photo(True)
+    assert summarise(grid(), 4, 4, 0.5, pav, dist, CHECK, emb, check, px)["mlit_level"] == "I"
+    with pytest.raises(ValueError, match="pass its tiles"):
+        summarise(grid(), 4, 4, 0.5, pav, dist, CHECK, emb, check)
 
 
 def grid(n: int = 16) -> np.ndarray:
@@ -115,6 +159,27 @@ def test_the_tile_rules_come_first() -> None:
     _, dist, emb = tiles(rng, road=True)
     _, levelled, notes = road_verdict(np.zeros(16, np.float32), dist, CHECK, emb, check)
     assert not levelled and [n["code"] for n in notes] == ["not_road"]
+
+
+def test_a_close_up_the_check_vouches_for_keeps_its_level_under_min_share() -> None:
+    # a pavement close-up whose tiles the pavement head doubts (2 of 16 = 12.5% road surface,
+    # under min_share 0.15): the photo check decides, and the level comes with a warning
+    rng = np.random.default_rng(7)
+    examples = [(photo_features(*tiles(rng, road)), road, f"g{i}")
+                for i in range(40) for road in (True, False)]
+    check, _ = roadphoto.fit(examples)
+    _, dist, emb = tiles(rng, road=True)
+    few = np.r_[np.ones(2), np.zeros(14)].astype(np.float32)
+    paved, levelled, notes = road_verdict(few, dist, CHECK, emb, check)
+    assert levelled and [n["code"] for n in notes] == ["low_pavement_share"]
+    assert paved.sum() == 2
+    # ... but not one the check refuses, nor without a check, nor under floor_share
+    _, dist_n, emb_n = tiles(rng, road=False)
+    assert [n["code"] for n in road_verdict(few, dist_n, CHECK, emb_n, check)[2]] == ["not_road"]
+    assert not road_verdict(few, dist, CHECK)[1]
+    one = np.r_[np.ones(1), np.zeros(15)].astype(np.float32)  # 6.25%
+    assert not road_verdict(one, dist, replace(CHECK, floor_share=0.1), emb, check)[1]
+    assert road_verdict(one, dist, CHECK, emb, check)[1]  # default floor_share 0.05
 
 
 def test_views_and_greyscale_keep_the_photo_usable() -> None:

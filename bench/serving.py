@@ -8,7 +8,10 @@ worker and once with the service's default (one per core), then:
   claim, at concurrency 1 and 32, each for KYODO_BENCH_SERVING_S seconds (default 10) in
   each of KYODO_BENCH_ROUNDS rounds (default 3): the median round and the spread (min-max),
   the workers' CPU time per request and the claim's throughput as a share of the floor's
-  (both move much less with the host's other work than latencies do);
+  (both move much less with the host's other work than latencies do); sent by the lean
+  client (bench/httpload.py run_lean), and at c=32 also by the httpx threads client in the
+  same rounds; each p99's note has the tail (how many > 300 ms, in 0.9-1.2 s, p99.9, max),
+  the connections reopened and the host's TCP counters (listen-queue overflows, SYN resends);
 - POST /v1/checkup_nudge/score with one resident at concurrency 1 (the default workers only);
 - tenant B (伊予市) scoring one claim at concurrency 8, alone and while tenant A (糸島市) sends
   20 MB JSON bodies (a Content-Length one and a chunked one, in turn): B's p99 and the time

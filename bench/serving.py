@@ -8,7 +8,10 @@ worker and once with the service's default (one per core), then:
   claim, at concurrency 1 and 32, each for KYODO_BENCH_SERVING_S seconds (default 10) in
   each of KYODO_BENCH_ROUNDS rounds (default 3): the median round and the spread (min-max),
   the workers' CPU time per request and the claim's throughput as a share of the floor's
-  (both move much less with the host's other work than latencies do);
+  (both move much less with the host's other work than latencies do); sent by the lean
+  client (bench/httpload.py run_lean), and at c=32 also by the httpx threads client in the
+  same rounds; each p99's note has the tail (how many > 300 ms, in 0.9-1.2 s, p99.9, max),
+  the connections reopened and the host's TCP counters (listen-queue overflows, SYN resends);
 - POST /v1/checkup_nudge/score with one resident at concurrency 1 (the default workers only);
 - tenant B (伊予市) scoring one claim at concurrency 8, alone and while tenant A (糸島市) sends
   20 MB JSON bodies (a Content-Length one and a chunked one, in turn): B's p99 and the time
@@ -39,7 +42,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bench import Recorder, bench_main, isolate_stores, say
-from bench.httpload import Load, Send, check_server, run_load
+from bench.httpload import Load, Request, Send, check_server, run_lean, run_load
 
 TASK = "claim_screening"
 SECONDS = float(os.environ.get("KYODO_BENCH_SERVING_S", "10"))
@@ -60,14 +63,41 @@ HOSTILE_MB = 20
 
 
 def plan() -> dict[str, Send]:
-    """The floor (no model, no body) and one claim scored without explanations."""
+    """The floor (no model, no body) and one claim scored without explanations (httpx)."""
+    requests = lean_plan()
+    return {name: (lambda c, r=r: c.request(r.method, r.path, content=r.body or None,
+                                            headers=r.headers))
+            for name, r in requests.items()}
+
+
+def lean_plan() -> dict[str, Request]:
+    """plan()'s requests for the lean client (bench/httpload.py run_lean)."""
     from serving.claim_screening import EXAMPLE_CLAIM
 
     body = json.dumps({"claims": [EXAMPLE_CLAIM], "explain": False}).encode()
-    headers = {"content-type": "application/json"}
-    return {"GET /v1/models": lambda c: c.get("/v1/models"),
-            "score 1 claim": lambda c: c.post(f"/v1/{TASK}/score", content=body,
-                                              headers=headers)}
+    return {"GET /v1/models": Request("GET", "/v1/models"),
+            "score 1 claim": Request("POST", f"/v1/{TASK}/score", body,
+                                     {"content-type": "application/json"})}
+
+
+# host-wide TCP counters (/proc/net/netstat TcpExt, /proc/net/snmp Tcp): a full accept queue
+# (ListenOverflows/ListenDrops) makes a client resend its SYN after 1 s, a lost segment is
+# resent after >= 200 ms; either would put a cluster of latencies near those times
+TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans", "RetransSegs",
+                "EstabResets", "ActiveOpens")
+
+
+def tcp_counters() -> dict[str, int]:
+    """TCP_COUNTERS now (empty where /proc/net is not Linux's)."""
+    got: dict[str, int] = {}
+    for name in ("/proc/net/netstat", "/proc/net/snmp"):
+        with suppress(OSError):
+            lines = Path(name).read_text().splitlines()
+            for head, values in zip(lines[::2], lines[1::2], strict=False):
+                keys, vals = head.split()[1:], values.split()[1:]
+                got.update({k: int(v) for k, v in zip(keys, vals, strict=False)
+                            if k in TCP_COUNTERS})
+    return got
 
 
 def nudge_send() -> Send:
@@ -95,16 +125,18 @@ class Measured:
     cpu_ms: float  # worker CPU (user + system) per completed request, ms
     loadavg: tuple[float, float, float]  # os.getloadavg() when the run ended
     client_cpu_ms: float = float("nan")  # the load client's own CPU per request, ms
+    tcp: dict[str, int] | None = None  # TCP_COUNTERS' growth during the run (whole host)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.load, name)
 
 
-def measured(url: str, send: Send, concurrency: int, headers: dict[str, str],
+def measured(url: str, send: Send | Request, concurrency: int, headers: dict[str, str],
              workers: list[int]) -> Measured:
-    """run_load for SECONDS, with the CPU time of the worker processes `workers` per request:
-    on a host shared with other work, latencies move with everyone's load, CPU per request
-    much less."""
+    """SECONDS of load, with the CPU time of the worker processes `workers` per request (on a
+    host shared with other work, latencies move with everyone's load, CPU per request much
+    less) and the host's TCP counters: run_lean for a Request, run_load (httpx threads) for a
+    Send."""
     import psutil
 
     procs = [psutil.Process(p) for p in workers]
@@ -113,16 +145,38 @@ def measured(url: str, send: Send, concurrency: int, headers: dict[str, str],
         return sum(sum(p.cpu_times()[:2]) for p in procs)
 
     me = psutil.Process()
-    before, mine = cpu(), sum(me.cpu_times()[:2])
-    ld = run_load(url, send, 10_000_000, concurrency, headers, SECONDS)
+    before, mine, tcp = cpu(), sum(me.cpu_times()[:2]), tcp_counters()
+    ld = (run_lean(url, send, concurrency, headers, SECONDS) if isinstance(send, Request)
+          else run_load(url, send, 10_000_000, concurrency, headers, SECONDS))
     spent, client = cpu() - before, sum(me.cpu_times()[:2]) - mine
+    grown = {k: v - tcp.get(k, 0) for k, v in tcp_counters().items()}
     n = max(len(ld.latencies), 1)
-    return Measured(ld, 1000 * spent / n, os.getloadavg(), 1000 * client / n)
+    return Measured(ld, 1000 * spent / n, os.getloadavg(), 1000 * client / n, grown)
 
 
 def _loads(runs: list[Measured]) -> str:
     return "; host load average (1, 5, 15 min) per round: " + ", ".join(
         "(" + " ".join(f"{v:.1f}" for v in m.loadavg) + ")" for m in runs)
+
+
+def tail(loads: list[Measured]) -> str:
+    """The slow end of all rounds together: how many requests took > 300 ms and 0.9-1.2 s
+    (where a SYN resent after a dropped connection attempt lands), p99.9, the slowest, the
+    connections the client had to reopen and the host's TCP counters' growth."""
+    import numpy as np
+
+    ms = np.concatenate([m.latencies for m in loads]) * 1000
+    tcp: dict[str, int] = {}
+    for m in loads:
+        for k, v in (m.tcp or {}).items():
+            tcp[k] = tcp.get(k, 0) + v
+    reopened = sum(m.load.connects for m in loads) if all(
+        m.load.connects >= 0 for m in loads) else "not counted"
+    return (f"{int((ms > 300).sum())} of {len(ms)} requests > 300 ms, "
+            f"{int(((ms >= 900) & (ms <= 1200)).sum())} in 0.9-1.2 s; p99.9 "
+            f"{np.percentile(ms, 99.9):.0f} ms, max {ms.max():.0f} ms; connections reopened: "
+            f"{reopened}; host TCP counters grew by "
+            + ", ".join(f"{k} {tcp.get(k, 0)}" for k in TCP_COUNTERS))
 
 
 def rounds(rec: Recorder, label: str, loads: list[Measured], target_key: tuple[str, int],
@@ -149,7 +203,7 @@ def rounds(rec: Recorder, label: str, loads: list[Measured], target_key: tuple[s
     rec.add(f"{label}: p50", statistics.median(p50), "ms", TARGETS.get((*target_key, "p50")),
             spread(p50, "ms"))
     rec.add(f"{label}: p99", statistics.median(p99), "ms", TARGETS.get((*target_key, "p99")),
-            spread(p99, "ms"))
+            f"{spread(p99, 'ms')}; {tail(loads)}")
     rec.add(f"{label}: errors", errors, "requests", 0)
 
 
@@ -157,9 +211,11 @@ def throughput(rec: Recorder, url: str, workers: str, pids: list[int]) -> None:
     """Floor and one claim at each concurrency, the two interleaved round by round; the
     claim's throughput as a share of the floor's (the host is shared: the ratio of two runs
     side by side moves less than either)."""
-    requests = plan()
-    check_server(url, requests, KEY)
+    check_server(url, plan(), KEY)
     for concurrency in CONCURRENCY:
+        requests: dict[str, Send | Request] = dict(lean_plan())
+        if concurrency > 1:  # the httpx client's figures next to the lean client's
+            requests.update({f"{name} (httpx threads)": send for name, send in plan().items()})
         loads: dict[str, list[Measured]] = {name: [] for name in requests}
         for r in range(ROUNDS):
             for name, send in requests.items():
@@ -167,6 +223,13 @@ def throughput(rec: Recorder, url: str, workers: str, pids: list[int]) -> None:
                 loads[name].append(measured(url, send, concurrency, KEY, pids))
         for name, got in loads.items():
             rounds(rec, f"{workers}, c={concurrency} {name}", got, (name, concurrency))
+        if concurrency > 1:
+            for name in lean_plan():
+                httpx_p99 = statistics.median(m.p(99) for m in loads[f"{name} (httpx threads)"])
+                rec.add(f"{workers}, c={concurrency} {name} p99: httpx threads / lean client",
+                        httpx_p99 / statistics.median(m.p(99) for m in loads[name]), "x",
+                        note="the same requests, the same rounds, interleaved: > 1 is the "
+                             "part of httpx's p99 that is the client's own")
         rec.add(f"{workers}, c={concurrency} score 1 claim p50 / GET /v1/models p50",
                 statistics.median(ld.p(50) for ld in loads["score 1 claim"])
                 / statistics.median(ld.p(50) for ld in loads["GET /v1/models"]), "x")
@@ -233,7 +296,8 @@ def batching(rec: Recorder, url: str, workers: str, pids: list[int]) -> None:
                     / statistics.median(f.p(99) for f in fast), "x")
 
 
-PARTS = {"batching": lambda rec, url, label, pids: batching(rec, url, label, pids),
+PARTS = {"throughput": lambda rec, url, label, pids: throughput(rec, url, label, pids),
+         "batching": lambda rec, url, label, pids: batching(rec, url, label, pids),
          "isolation": lambda rec, url, label, pids: isolation(rec, url)}
 
 

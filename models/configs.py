@@ -171,6 +171,12 @@ class ServingLimits(Strict):
     max_claims_per_request: int = Field(default=1_000_000, gt=0)
     max_claims_json: int = Field(default=10_000, gt=0)
     max_json_mb: int = Field(default=16, gt=0)  # any body but an upload endpoint's
+    # JSON body of /score (at most bounds.MAX_SCORE rows: 10,000 claims of 5 lines are 6.0 MB,
+    # 10,000 residents 3.7 MB); min(this, max_json_mb) applies (serving/guard.py body_limit)
+    max_score_mb: int = Field(default=8, gt=0)
+    # JSON body of one row (/score_claim, /score_resident, care_plan /suggest and /predict):
+    # a claim of bounds.MAX_LINES (2,000) lines is 172 kB; refused that much sooner
+    max_row_kb: int = Field(default=256, gt=0)
     max_csv_columns: int = Field(default=1_000, gt=0)  # refused before pandas reads the CSV
     max_csv_rows: int = Field(default=5_000_000, gt=0)  # lines; a claim has several
     # seconds the service waits for the next piece of a request body before a 408 (slow bodies)

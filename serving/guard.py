@@ -25,10 +25,18 @@ MB = 1_000_000
 UPLOADS = ("/v1/claim_screening/queue", "/v1/checkup_nudge/outreach", "/v1/care_plan/batch")
 ROAD = "/v1/road_damage/analyze"
 HEAVY = (*UPLOADS, ROAD)  # counted against serving.heavy_per_tenant
+# JSON endpoints with far smaller bodies than max_json_mb: refusing a hostile body after its
+# first few hundred kB or MB instead of 16 MB frees the worker's event loop that much sooner
+# (20 MB to /score took up to 1.23 s to refuse while another tenant scored on the worker)
+SCORE = ("/v1/claim_screening/score", "/v1/checkup_nudge/score")  # serving.max_score_mb
+ROW = ("/v1/claim_screening/score_claim", "/v1/checkup_nudge/score_resident",
+       "/v1/care_plan/suggest", "/v1/care_plan/predict")  # one row: serving.max_row_kb
 
 
 def body_limit(path: str, limits: ServingLimits) -> tuple[int, str]:
-    """(bytes, what it is) allowed for a request body to this path."""
+    """(bytes, what it is) allowed for a request body to this path: max_upload_mb for the
+    uploads, the photos' own limit for road photos, and for JSON the smallest of max_json_mb
+    and the path's own (max_score_mb for /score, max_row_kb for one-row bodies)."""
     if path in UPLOADS:
         return limits.max_upload_mb * MB, f"{limits.max_upload_mb} MB (serving.max_upload_mb)"
     if path == ROAD:
@@ -36,7 +44,14 @@ def body_limit(path: str, limits: ServingLimits) -> tuple[int, str]:
 
         mb = MAX_FILES * MAX_FILE_MB + 1
         return mb * MB, f"{mb} MB ({MAX_FILES} photos of at most {MAX_FILE_MB} MB)"
-    return limits.max_json_mb * MB, f"{limits.max_json_mb} MB (serving.max_json_mb)"
+    json_mb = limits.max_json_mb * MB, f"{limits.max_json_mb} MB (serving.max_json_mb)"
+    if path in SCORE:
+        return min(json_mb, (limits.max_score_mb * MB,
+                             f"{limits.max_score_mb} MB (serving.max_score_mb)"))
+    if path in ROW:
+        return min(json_mb, (limits.max_row_kb * 1000,
+                             f"{limits.max_row_kb} kB (serving.max_row_kb)"))
+    return json_mb
 
 
 class BodyTooLarge(HTTPException):

@@ -77,7 +77,7 @@ def test_batched_errors_in_the_product_shape(batched: str) -> None:
             yield b" " * 1_000_000
 
     r = httpx.post(f"{batched}{PATH}", content=chunked(), headers=ITOSHIMA, timeout=60)
-    assert r.status_code == 413 and "max_json_mb" in r.json()["error"]
+    assert r.status_code == 413 and "max_row_kb" in r.json()["error"]
     # the rest of the API is still the FastAPI app's
     r = httpx.post(f"{batched}/v1/claim_screening/score", headers=ITOSHIMA, timeout=30,
                    json={"claims": [EXAMPLE_CLAIM], "explain": False})

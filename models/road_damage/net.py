@@ -95,8 +95,12 @@ class EfficientNetLiteForTiles(PreTrainedModel):
         return ImageClassifierOutput(loss=loss, logits=logits)
 
 
-def build(cfg: Any) -> tuple[PreTrainedModel, str]:
-    """(untrained model, how it was initialised) from the model config."""
+def build(cfg: Any, seed: int = 0) -> tuple[PreTrainedModel, str]:
+    """(untrained model, how it was initialised) from the model config. The random initial
+    weights (all of a scratch model; the head of an ImageNet one) come from torch's global
+    generator seeded with `seed` here: torch seeds that generator at random in each process,
+    so without this two runs of the same commit train different models."""
+    torch.manual_seed(seed)
     labels: dict[str, Any] = {"id2label": dict(enumerate(OUTPUTS)),
               "label2id": {c: i for i, c in enumerate(OUTPUTS)},
               "problem_type": "multi_label_classification"}

@@ -289,7 +289,7 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         val = _hash_share(photos["photo_id"], "val") < cfg.model.validation_share
         fit_set = load_tiles(photos[~val], train["tiles"], grid)
         val_set = load_tiles(photos[val], train["tiles"], grid)
-        model, init = net.build(cfg.model)
+        model, init = net.build(cfg.model, seed)
         X, Y, hard, n_real = with_real(cfg, fit_set.tiles, fit_set.targets, grid.window,
                                        real_crops, seed)
         hist = net.train(model, X, Y.astype(np.float32), val_set.tiles,

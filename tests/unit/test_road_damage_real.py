@@ -74,10 +74,7 @@ def test_real_block_changes_with_the_model() -> None:
     crops = real.load()
     blocks = []
     for seed in (0, 1):
-        import torch
-
-        torch.manual_seed(seed)
-        net, _ = build(cfg)
+        net, _ = build(cfg, seed)  # build seeds torch's initial weights
         blocks.append(real.evaluate(lambda w, n=net: predict(n, w), 96, CUTS, crops))
     a, b = blocks
     assert a["crops"] == b["crops"] == 296 and a["crack_crops"] == 239

@@ -145,7 +145,7 @@ C = 0.3
 KEEP = 0.99
 NONROAD_SPLITS = ("train", "photo")
 # Whether the cut keeps KEEP of each source's road photos (fit: by_source).
-BY_SOURCE = True
+BY_SOURCE = False
 # Whether fit_model adds the photo's pixel statistics (image_statistics) to its features.
 IMAGE_STATS_ON = True
 

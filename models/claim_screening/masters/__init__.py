@@ -553,6 +553,6 @@ def version_info(months: list[str], masters: Masters | None = None) -> dict:
     if after:
         info["master_note"] = (f"診療年月 {', '.join(after)} はマスター "
                                f"({masters.master_version}) より新しい月です。最新のマスターで"
-                               "点検しています (claims newer than the masters are scored, "
-                               "not rejected)")
+                               "点検しています（マスターより新しい月も受け付け、点検対象から"
+                               "外していません）")
     return info

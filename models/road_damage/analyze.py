@@ -137,12 +137,12 @@ def road_verdict(pavement: np.ndarray, distance: np.ndarray | None, check: RoadC
     paved = np.asarray(pavement) >= check.pavement_cut
     share = float(paved.mean()) if len(paved) else 0.0
     score = road_photo_score(pavement, distance, embedding, photo, check.pavement_cut, tiles)
-    judged = photo is not None and score is not None
+    # None: no photo check to ask (no fitted check, or no embedding)
+    is_road = None if photo is None or score is None else score >= photo.cut
     # too little road surface: no level, unless the photo check vouches for the whole photo
-    if share < check.floor_share or (share < check.min_share
-                                     and not (judged and score >= photo.cut)):
+    if share < check.floor_share or (share < check.min_share and not is_road):
         return paved, False, [NOT_ROAD]
-    if judged and score < photo.cut:
+    if is_road is False:
         return paved, False, [NOT_ROAD_PHOTO]
     notes = [LOW_SHARE] if share < check.low_share else []
     if distance is not None and check.far is not None and check.familiar is not None:

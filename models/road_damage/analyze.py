@@ -138,7 +138,7 @@ def road_verdict(pavement: np.ndarray, distance: np.ndarray | None, check: RoadC
     share = float(paved.mean()) if len(paved) else 0.0
     score = road_photo_score(pavement, distance, embedding, photo, check.pavement_cut, tiles)
     # None: no photo check to ask (no fitted check, or no embedding)
-    is_road = None if photo is None or score is None else score >= photo.cut
+    is_road = None if photo is None or score is None else bool(score >= photo.cut)
     # too little road surface: no level, unless the photo check vouches for the whole photo
     if share < check.floor_share or (share < check.min_share and not is_road):
         return paved, False, [NOT_ROAD]

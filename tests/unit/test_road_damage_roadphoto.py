@@ -132,11 +132,16 @@ def grid(n: int = 16) -> np.ndarray:
     return p
 
 
+def fitted_check(rng: np.random.Generator, groups: int) -> roadphoto.PhotoCheck:
+    """A check fitted on `groups` road and `groups` non-road synthetic photos' features."""
+    examples = [(photo_features(*tiles(rng, road)), road, f"g{i}")
+                for i in range(groups) for road in (True, False)]
+    return roadphoto.fit(examples)[0]
+
+
 def test_a_photo_the_check_refuses_gets_no_level_and_a_japanese_warning() -> None:
     rng = np.random.default_rng(1)
-    examples = [(photo_features(*tiles(rng, road)), road, f"g{i}")
-                for i in range(40) for road in (True, False)]
-    check, _ = roadphoto.fit(examples)
+    check = fitted_check(rng, 40)
     pav, dist, emb = tiles(rng, road=False)
     res = summarise(grid(), 4, 4, 0.5, pav, dist, CHECK, emb, check)
     assert res["mlit_level"] is None and res["level_warnings"] == [NOT_ROAD_PHOTO]
@@ -153,9 +158,7 @@ def test_a_photo_the_check_refuses_gets_no_level_and_a_japanese_warning() -> Non
 
 def test_the_tile_rules_come_first() -> None:
     rng = np.random.default_rng(2)
-    examples = [(photo_features(*tiles(rng, road)), road, f"g{i}")
-                for i in range(30) for road in (True, False)]
-    check, _ = roadphoto.fit(examples)
+    check = fitted_check(rng, 30)
     _, dist, emb = tiles(rng, road=True)
     _, levelled, notes = road_verdict(np.zeros(16, np.float32), dist, CHECK, emb, check)
     assert not levelled and [n["code"] for n in notes] == ["not_road"]
@@ -165,9 +168,7 @@ def test_a_close_up_the_check_vouches_for_keeps_its_level_under_min_share() -> N
     # a pavement close-up whose tiles the pavement head doubts (2 of 16 = 12.5% road surface,
     # under min_share 0.15): the photo check decides, and the level comes with a warning
     rng = np.random.default_rng(7)
-    examples = [(photo_features(*tiles(rng, road)), road, f"g{i}")
-                for i in range(40) for road in (True, False)]
-    check, _ = roadphoto.fit(examples)
+    check = fitted_check(rng, 40)
     _, dist, emb = tiles(rng, road=True)
     few = np.r_[np.ones(2), np.zeros(14)].astype(np.float32)
     paved, levelled, notes = road_verdict(few, dist, CHECK, emb, check)

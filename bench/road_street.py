@@ -25,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from models.road_damage.analyze import RoadCheck, run_onnx, summarise, tile_flags
+from models.road_damage.analyze import (
+    RoadCheck,
+    overlay_png,
+    run_onnx,
+    summarise,
+    tile_flags,
+)
 from models.road_damage.photo import Grid, photo_tiles
 from models.road_damage.roadphoto import PhotoCheck
 
@@ -41,16 +47,18 @@ def load_manifest(path: Path = ASSETS / "manifest.csv") -> list[dict[str, Any]]:
     when one is missing or outside [0, 1], or an expected answer is not understood)."""
     rows = []
     with open(path, newline="") as f:
-        for n, row in enumerate(csv.DictReader(f), start=2):
+        for n, raw in enumerate(csv.DictReader(f), start=2):
+            row: dict[str, Any] = dict(raw)
             for key in ("road_top", "bonnet_top"):
                 try:
-                    row[key] = float(row[key])
+                    value = float(row[key])
                 except (TypeError, ValueError):
                     raise ValueError(f"{path.name} row {n} ({row.get('file')}): {key} "
                                      f"{row.get(key)!r} is not a number") from None
-                if not 0.0 <= row[key] <= 1.0:
+                if not 0.0 <= value <= 1.0:
                     raise ValueError(f"{path.name} row {n} ({row['file']}): {key} "
-                                     f"{row[key]} is outside [0, 1]")
+                                     f"{value} is outside [0, 1]")
+                row[key] = value
             expected_levels(row["expected_level"])  # raises on a typo
             if row["expected_pothole"] not in ("yes", "no", "unclear"):
                 raise ValueError(f"{path.name} row {n} ({row['file']}): expected_pothole "
@@ -130,9 +138,9 @@ def judge(row: dict[str, Any], level: str | None, pothole: bool) -> dict[str, bo
 
 
 def analyse(session: Any, assets: dict[str, Any], data: bytes, row: dict[str, Any],
-            ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the product's per-photo summary as serving computes it, this bench's row) of one
-    encoded photo."""
+            ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray, np.ndarray]:
+    """(the product's per-photo summary as serving computes it, this bench's row, the tile
+    probabilities (n, classes), the grid image) of one encoded photo."""
     check, photo = RoadCheck.of(assets), PhotoCheck.of(assets)
     tiles, (rows, cols), facts, image = photo_tiles(data, Grid.of(assets))
     out = run_onnx(session, tiles)
@@ -140,7 +148,7 @@ def analyse(session: Any, assets: dict[str, Any], data: bytes, row: dict[str, An
     res = summarise(p, rows, cols, assets["threshold"], out["pavement"], out["distance"],
                     check, out["embedding"], photo, tiles)
     paved = np.array([c["pavement"] for line in res["grid"] for c in line], bool)
-    flagged = tile_flags(p, assets["threshold"])[:, 1:].any(axis=1)
+    flagged = np.asarray(tile_flags(p, assets["threshold"])[:, 1:].any(axis=1), bool)
     counted = flagged & paved
     zones = tile_zones(rows, cols, row["road_top"], row["bonnet_top"])
     # road-surface tiles of the road zone with a lane marking (>= PAINT of paint-like pixels)
@@ -165,7 +173,7 @@ def analyse(session: Any, assets: dict[str, Any], data: bytes, row: dict[str, An
         "unmarked_road_tiles": {"tiles": int((road & ~paint).sum()),
                                 "counted_damaged": int((road & ~paint & counted).sum())},
         **judge(row, level, pothole_tiles > 0),
-    }
+    }, p, image
 
 
 def _share(num: int, den: int) -> float | None:
@@ -231,16 +239,12 @@ def run(model_dir: Path, overlays: Path | None = None) -> dict[str, Any]:
     per = {}
     for row in load_manifest():
         data = (ASSETS / row["file"]).read_bytes()
-        res, per[row["file"]] = analyse(session, assets, data, row)
-        if overlays is not None:
-            from models.road_damage.analyze import overlay_png
-
-            tiles, (rows, cols), _, image = photo_tiles(data, Grid.of(assets))  # as served
-            out = run_onnx(session, tiles)
+        res, per[row["file"]], probs, image = analyse(session, assets, data, row)
+        if overlays is not None:  # the overlay serving returns: damage tinted, not-road grey
             paved = np.array([c["pavement"] for line in res["grid"] for c in line], bool)
             overlays.mkdir(parents=True, exist_ok=True)
             (overlays / f"{Path(row['file']).stem}.png").write_bytes(overlay_png(
-                image, out["probabilities"], rows, cols, assets["threshold"], paved))
+                image, probs, res["rows"], res["cols"], assets["threshold"], paved))
     return {"model": {"dir": str(model_dir), "trained_at": meta.get("trained_at"),
                       "run_id": meta.get("run_id"), "architecture": assets.get("architecture"),
                       "threshold": assets.get("threshold"),

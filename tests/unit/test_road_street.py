@@ -128,3 +128,12 @@ def test_manifest_errors_name_row_and_field(tmp_path) -> None:
                    "a.jpg,I,maybe,0.5,1.0\n")
     with pytest.raises(ValueError, match="expected_pothole 'maybe'"):
         load_manifest(bad)
+
+
+def test_no_training_code_reads_the_street_views() -> None:
+    """A check set: nothing under models/, training/ or configs/ may name it."""
+    root = ASSETS.parents[1]
+    hits = [str(f) for d in ("models", "training", "configs") for f in (root / d).rglob("*")
+            if f.is_file() and f.suffix in (".py", ".yaml", ".yml", ".json")
+            and "road_street" in f.read_text(errors="ignore")]
+    assert hits == []

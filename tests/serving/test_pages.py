@@ -1,12 +1,19 @@
-"""Pages are served with the shared key form included once, filled, with no markers left."""
+"""Pages are served with the shared fragments (key form, header) included once, filled, with no
+markers left."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from fastapi.testclient import TestClient
 
 from serving.api import PAGES
-from serving.pages import render
+from serving.pages import render, task_page
+
+HEADER = ('<div class="tenant" id="tenant-box" data-testid="tenant-box">\n'
+          '    <span id="tenant-name" data-testid="tenant-name">未ログイン</span>\n  </div>\n'
+          '</header>')
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -18,6 +25,44 @@ def test_every_page_includes_the_key_form_once(page: str) -> None:
         assert text.count(marker) == 1, (page, marker)
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_includes_the_header_once(page: str) -> None:
+    text = render(page)
+    assert "$title" not in text and "$sub" not in text and "$nav" not in text
+    assert text.count("<header>") == 1 and text.count(HEADER) == 1, page
+    assert text.index("</header>") < text.index("<main>")
+    assert re.search(r"<h1>[^<]+</h1>\n    <div class=\"sub\">[^<]+ ― kyodo 共同利用型クラウド"
+                     r"</div>", text), page
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_page_repeats_the_header_markup(page: str) -> None:
+    """The header lives in static/_header.html only: a page's file has the include."""
+    from serving.pages import STATIC
+
+    source = (STATIC / f"{page}.html").read_text(encoding="utf-8")
+    assert "<header>" not in source and 'id="tenant-box"' not in source
+    assert source.count("<!--kyodo:header ") == 1
+
+
+def test_header_labels_and_nav_as_before() -> None:
+    claims = render("claim_screening")
+    assert "<h1>レセプト点検（国保）</h1>" in claims
+    assert "AIによる点検優先順位リスト ― kyodo 共同利用型クラウド" in claims
+    assert '<nav class="pages"' not in claims  # the links are the platform pages'
+    for page, other in (("costs", "operations"), ("operations", "costs")):
+        text = render(page)
+        nav = text[text.index('<nav class="pages" aria-label="管理ページ">'):text.index("</nav>")]
+        assert f'<a href="/ui/{page}" aria-current="page">' in nav
+        assert f'<a href="/ui/{other}">' in nav and nav.count("<a ") == 2
+
+
+def test_the_generic_task_page_gets_the_header_with_its_label() -> None:
+    text = task_page("toy", "おもちゃ<&>")
+    assert "<h1>おもちゃ&lt;&amp;&gt;</h1>" in text and 'data-task="toy"' in text
+    assert text.count(HEADER) == 1 and "{{" not in text and "kyodo:" not in text
+
+
 def test_fragment_attributes_override_defaults(client: TestClient) -> None:
     costs = client.get("/ui/costs")
     assert costs.status_code == 200 and "APIキー（自治体または運営者）" in costs.text
@@ -25,3 +70,4 @@ def test_fragment_attributes_override_defaults(client: TestClient) -> None:
     claims = client.get("/ui/claim_screening").text
     assert "<h2>1. APIキー</h2>" in claims and "sessionStorage" in claims
     assert client.get("/ui/no_such_page").status_code == 404
+

@@ -15,19 +15,19 @@ import json
 import logging
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from models.configs import ServingLimits, Tenant, task_labels, task_names
 from serving import docs, insights, operations, pages
-from serving.deps import current_tenant, get_runtime, runtime_of
+from serving.deps import api_key, current_tenant, get_runtime, runtime_of
 from serving.downloads import MEDIA
 from serving.generic import TaskWiringError, generic_router
 from serving.guard import HEAVY, BodyLimit, HeavyLimit
@@ -150,10 +150,28 @@ def usage(tenant: Tenant = Depends(current_tenant),
     return {"tenant": tenant.code, "usage": rt.store.usage(tenant.code)}
 
 
-@app.get("/v1/whoami", tags=["platform"])
-def whoami(tenant: Tenant = Depends(current_tenant)) -> dict[str, Any]:
-    """The tenant a key belongs to and its subscribed tasks (pages use it after login)."""
-    return {"code": tenant.code, "name": tenant.name, "tasks": list(tenant.tasks)}
+OPERATOR = "運営者"  # the admin key's name on the pages (/v1/whoami)
+
+
+class WhoAmI(BaseModel):
+    """Whose key it is: a municipality's (role tenant) or the operator's admin key (role admin,
+    no code, no tasks: it reads the /v1/admin/* routes and every tenant's rows there, and
+    calls no task route)."""
+
+    role: Literal["tenant", "admin"]
+    code: str | None = Field(description="6-digit municipality code; null for the operator")
+    name: str = Field(description="Japanese name, e.g. 糸島市; 運営者 for the operator")
+    tasks: list[str] = Field(description="subscribed tasks (configs/tenants.yaml); [] for admin")
+
+
+@app.get("/v1/whoami", tags=["platform"], response_model=WhoAmI)
+async def whoami(key: str = Depends(api_key), rt: Runtime = Depends(get_runtime)) -> WhoAmI:
+    """Whose the key is, and its subscribed tasks (the pages call it at login): a tenant, or
+    the operator's admin key (role admin); 401 for a missing or unknown key."""
+    if rt.is_admin(key):
+        return WhoAmI(role="admin", code=None, name=OPERATOR, tasks=[])
+    tenant = await current_tenant(key, rt)
+    return WhoAmI(role="tenant", code=tenant.code, name=tenant.name, tasks=list(tenant.tasks))
 
 
 @app.get("/", include_in_schema=False)

@@ -65,7 +65,7 @@ def task_router(task: str) -> APIRouter:
 
 def _check_pages() -> None:
     """The platform pages exist (a task without its own page gets the generic one)."""
-    missing = [f"serving/static/{p}.html" for p in PAGES
+    missing = [f"serving/static/{p}.html" for p in (*PAGES, pages.INDEX)
                if p not in task_names() and not (STATIC / f"{p}.html").is_file()]
     if missing:
         raise TaskWiringError(f"pages missing: {', '.join(missing)}")
@@ -175,11 +175,17 @@ async def whoami(key: str = Depends(api_key), rt: Runtime = Depends(get_runtime)
 
 
 @app.get("/", include_in_schema=False)
+def root() -> RedirectResponse:
+    """The index page (/ui); BentoML's own index page answered / before the catch-all route
+    below took every path no other route has."""
+    return RedirectResponse("/ui")
+
+
 @app.get("/ui", include_in_schema=False)
-def ui_index() -> RedirectResponse:
-    """The reviewer page is the first page there is (also at /, which BentoML's own index page
-    answered before the catch-all route below took every path no other route has)."""
-    return RedirectResponse("/ui/claim_screening")
+def ui_index() -> HTMLResponse:
+    """The index of the pages: every task of configs/platform.yaml with its Japanese label, the
+    costs and operations pages, and the key form that marks the tenant's subscribed tasks."""
+    return HTMLResponse(pages.render(pages.INDEX))
 
 
 @app.get("/ui/assets/{name}", include_in_schema=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from string import Template
@@ -19,14 +20,16 @@ DEFAULTS = {"key-form": {"heading": "1. APIキー", "label": "APIキー", "size"
             "header": {"nav": ""}}
 # the platform pages, linked to each other in their headers (<!--kyodo:header nav="costs"-->)
 PLATFORM_PAGES = {"costs": "費用按分", "operations": "運用状況（利用・効果・ドリフト・モデル）"}
+INDEX = "index"  # static/index.html, the page at / and /ui
 
 
 @cache
 def render(name: str) -> str:
     """static/<name>.html with each <!--kyodo:fragment attr="..."--> replaced by
-    static/_<fragment>.html, its $placeholders filled from the attributes or the defaults. A
-    listed task without its own page gets the generic page of the generic routes (task_page).
-    FileNotFoundError for neither; KeyError naming the placeholder a fragment lacks a value for."""
+    static/_<fragment>.html, its $placeholders filled from the attributes or the defaults
+    (`task-links`: the list of task pages, built here). A listed task without its own page gets
+    the generic page of the generic routes (task_page). FileNotFoundError for neither; KeyError
+    naming the placeholder a fragment lacks a value for."""
     page = STATIC / f"{name}.html"
     if page.is_file() or name not in task_labels():
         return _include(page.read_text(encoding="utf-8"))
@@ -48,6 +51,8 @@ def _fragment(match: re.Match[str]) -> str:
     name = match.group(1)
     values = {**DEFAULTS.get(name, {}),
               **{k: html.escape(v) for k, v in ATTR.findall(match.group(2))}}
+    if name in GENERATED:
+        return GENERATED[name](values)
     if name == "header":
         values["nav"] = _nav(values["nav"])
     text = (STATIC / f"_{name}.html").read_text(encoding="utf-8")
@@ -66,3 +71,17 @@ def _nav(current: str) -> str:
     links = "".join(f'    <a href="/ui/{p}"{mark if p == current else ""}>{label}</a>\n'
                     for p, label in PLATFORM_PAGES.items())
     return f'  <nav class="pages" aria-label="管理ページ">\n{links}  </nav>\n'
+
+
+def _task_links(_: dict[str, str]) -> str:
+    """One <li> per task of configs/platform.yaml `tasks`, in that order: a link to its page
+    (/ui/<task>) with its Japanese label, and an empty subscription badge the index page's
+    script fills in after login."""
+    return "\n".join(
+        f'<li data-task="{html.escape(t)}" data-testid="task-item">'
+        f'<a href="/ui/{html.escape(t)}" data-testid="task-link">{html.escape(label)}</a> '
+        f'<span class="badge" data-testid="subscription" hidden></span></li>'
+        for t, label in task_labels().items())
+
+
+GENERATED: dict[str, Callable[[dict[str, str]], str]] = {"task-links": _task_links}

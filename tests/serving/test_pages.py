@@ -1,5 +1,5 @@
 """Pages are served with the shared fragments (key form, header) included once, filled, with no
-markers left."""
+markers left; / and /ui are the index of every task page."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from models.configs import task_labels
 from serving.api import PAGES
-from serving.pages import render, task_page
+from serving.pages import INDEX, render, task_page
 
 HEADER = ('<div class="tenant" id="tenant-box" data-testid="tenant-box">\n'
           '    <span id="tenant-name" data-testid="tenant-name">未ログイン</span>\n  </div>\n'
           '</header>')
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", (*PAGES, INDEX))
 def test_every_page_includes_the_key_form_once(page: str) -> None:
     text = render(page)
     assert "kyodo:" not in text and "$heading" not in text and "$hint" not in text
@@ -25,7 +26,7 @@ def test_every_page_includes_the_key_form_once(page: str) -> None:
         assert text.count(marker) == 1, (page, marker)
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", (*PAGES, INDEX))
 def test_every_page_includes_the_header_once(page: str) -> None:
     text = render(page)
     assert "$title" not in text and "$sub" not in text and "$nav" not in text
@@ -71,3 +72,17 @@ def test_fragment_attributes_override_defaults(client: TestClient) -> None:
     assert "<h2>1. APIキー</h2>" in claims and "sessionStorage" in claims
     assert client.get("/ui/no_such_page").status_code == 404
 
+
+def test_root_and_ui_are_the_index_of_every_task_page(client: TestClient) -> None:
+    """No task is anyone's landing page: / goes to /ui, which lists every task of
+    configs/platform.yaml by its Japanese label, and the costs and operations pages."""
+    root = client.get("/", follow_redirects=False)
+    assert root.status_code in (302, 307) and root.headers["location"] == "/ui"
+    index = client.get("/ui", follow_redirects=False)
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert client.get("/").text == index.text
+    links = re.findall(r'<li data-task="(\w+)" data-testid="task-item"><a href="/ui/(\w+)" '
+                       r'data-testid="task-link">([^<]+)</a>', index.text)
+    assert [(t, label) for t, href, label in links if t == href] == list(task_labels().items())
+    assert 'href="/ui/costs"' in index.text and 'href="/ui/operations"' in index.text
+    assert client.get("/ui/index").status_code == 404  # only at / and /ui

@@ -215,6 +215,13 @@ def ui_index() -> HTMLResponse:
     return HTMLResponse(pages.render(pages.INDEX))
 
 
+@app.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """No icon (204): browsers ask for one on every page, and a 404 there is an error line in
+    the console of every page."""
+    return Response(status_code=204)
+
+
 @app.get("/ui/assets/{name}", include_in_schema=False)
 def ui_asset(name: str) -> Response:
     """Stylesheet and script shared by the pages (kyodo.css, kyodo.js)."""

@@ -86,3 +86,9 @@ def test_root_and_ui_are_the_index_of_every_task_page(client: TestClient) -> Non
     assert [(t, label) for t, href, label in links if t == href] == list(task_labels().items())
     assert 'href="/ui/costs"' in index.text and 'href="/ui/operations"' in index.text
     assert client.get("/ui/index").status_code == 404  # only at / and /ui
+
+
+def test_the_browsers_icon_request_is_no_error(client: TestClient) -> None:
+    """Every page load asks for /favicon.ico; a 404 would be an error in the page's console."""
+    r = client.get("/favicon.ico")
+    assert r.status_code == 204 and not r.content

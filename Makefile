@@ -43,6 +43,7 @@ demo: train ## Install, build data, train, register, promote, print keys, serve 
 	@$(BIN)/kyodo models
 	@echo; echo "Demo API keys (Authorization: Bearer <key>):"; $(BIN)/kyodo tenants keys
 	@echo; echo "API docs:      http://localhost:$(PORT)/v1/docs"
+	@echo "Index page:    http://localhost:$(PORT)/                   (every task page; a key marks its own)"
 	@echo "Task pages (configs/platform.yaml tasks):"; $(BIN)/kyodo tenants pages --port $(PORT)
 	@echo "Costs page:    http://localhost:$(PORT)/ui/costs            (any key; kyodo-demo-admin: all)"
 	@echo "Operations:    http://localhost:$(PORT)/ui/operations       (any key; kyodo-demo-admin: all)"

@@ -15,19 +15,19 @@ import json
 import logging
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from models.configs import ServingLimits, Tenant, task_labels, task_names
 from serving import docs, insights, operations, pages
-from serving.deps import current_tenant, get_runtime, runtime_of
+from serving.deps import api_key, current_tenant, get_runtime, runtime_of
 from serving.downloads import MEDIA
 from serving.generic import TaskWiringError, generic_router
 from serving.guard import HEAVY, BodyLimit, HeavyLimit
@@ -65,7 +65,7 @@ def task_router(task: str) -> APIRouter:
 
 def _check_pages() -> None:
     """The platform pages exist (a task without its own page gets the generic one)."""
-    missing = [f"serving/static/{p}.html" for p in PAGES
+    missing = [f"serving/static/{p}.html" for p in (*PAGES, pages.INDEX)
                if p not in task_names() and not (STATIC / f"{p}.html").is_file()]
     if missing:
         raise TaskWiringError(f"pages missing: {', '.join(missing)}")
@@ -103,12 +103,39 @@ app.add_middleware(RouteMetrics)
 
 
 @app.exception_handler(RequestValidationError)
-async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming the first invalid field (all of them, up to 20, in `errors`); 415 instead
+    when the route takes a JSON body and the request says it sent something else."""
+    wrong = _not_json(request, exc.body)
+    if wrong is not None:
+        return JSONResponse(status_code=415, content={"error": wrong, "errors": [
+            {"field": "content-type", "message": wrong}]})
     errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
               for e in exc.errors()[:20]]
     first = errors[0] if errors else {"field": "", "message": "invalid request"}
     return JSONResponse(status_code=422, content={
         "error": f"{first['field']}: {first['message']}", "errors": errors})
+
+
+def _not_json(request: Request, body: Any) -> str | None:
+    """Why the Content-Type of a request with `body` (as FastAPI read it) does not fit its
+    route's JSON body, or None (it fits, or the route takes no JSON body). FastAPI reads JSON
+    only under application/json or application/*+json and hands any other body, or one
+    without the header, as bytes to the body's model, whose error names the field "" (a
+    request with neither header nor body is left to the model: "body: Field required")."""
+    route = request.scope.get("route")
+    if (not isinstance(route, APIRoute) or route.body_field is None
+            or isinstance(route.body_field.field_info, params.Form)):
+        return None
+    ctype = request.headers.get("content-type")
+    if ctype is None and not isinstance(body, bytes | bytearray):
+        return None
+    media = (ctype or "").split(";")[0].strip().lower()
+    kind, _, sub = media.partition("/")
+    if kind == "application" and (sub == "json" or sub.endswith("+json")):
+        return None
+    return (f"content-type: {media or 'missing'} is not accepted here; send the body as JSON "
+            "with 'Content-Type: application/json'")
 
 
 @app.exception_handler(StarletteHTTPException)
@@ -150,18 +177,49 @@ def usage(tenant: Tenant = Depends(current_tenant),
     return {"tenant": tenant.code, "usage": rt.store.usage(tenant.code)}
 
 
-@app.get("/v1/whoami", tags=["platform"])
-def whoami(tenant: Tenant = Depends(current_tenant)) -> dict[str, Any]:
-    """The tenant a key belongs to and its subscribed tasks (pages use it after login)."""
-    return {"code": tenant.code, "name": tenant.name, "tasks": list(tenant.tasks)}
+OPERATOR = "運営者"  # the admin key's name on the pages (/v1/whoami)
+
+
+class WhoAmI(BaseModel):
+    """Whose key it is: a municipality's (role tenant) or the operator's admin key (role admin,
+    no code, no tasks: it reads the /v1/admin/* routes and every tenant's rows there, and
+    calls no task route)."""
+
+    role: Literal["tenant", "admin"]
+    code: str | None = Field(description="6-digit municipality code; null for the operator")
+    name: str = Field(description="Japanese name, e.g. 糸島市; 運営者 for the operator")
+    tasks: list[str] = Field(description="subscribed tasks (configs/tenants.yaml); [] for admin")
+
+
+@app.get("/v1/whoami", tags=["platform"], response_model=WhoAmI)
+async def whoami(key: str = Depends(api_key), rt: Runtime = Depends(get_runtime)) -> WhoAmI:
+    """Whose the key is, and its subscribed tasks (the pages call it at login): a tenant, or
+    the operator's admin key (role admin); 401 for a missing or unknown key."""
+    if rt.is_admin(key):
+        return WhoAmI(role="admin", code=None, name=OPERATOR, tasks=[])
+    tenant = await current_tenant(key, rt)
+    return WhoAmI(role="tenant", code=tenant.code, name=tenant.name, tasks=list(tenant.tasks))
 
 
 @app.get("/", include_in_schema=False)
+def root() -> RedirectResponse:
+    """The index page (/ui); BentoML's own index page answered / before the catch-all route
+    below took every path no other route has."""
+    return RedirectResponse("/ui")
+
+
 @app.get("/ui", include_in_schema=False)
-def ui_index() -> RedirectResponse:
-    """The reviewer page is the first page there is (also at /, which BentoML's own index page
-    answered before the catch-all route below took every path no other route has)."""
-    return RedirectResponse("/ui/claim_screening")
+def ui_index() -> HTMLResponse:
+    """The index of the pages: every task of configs/platform.yaml with its Japanese label, the
+    costs and operations pages, and the key form that marks the tenant's subscribed tasks."""
+    return HTMLResponse(pages.render(pages.INDEX))
+
+
+@app.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """No icon (204): browsers ask for one on every page, and a 404 there is an error line in
+    the console of every page."""
+    return Response(status_code=204)
 
 
 @app.get("/ui/assets/{name}", include_in_schema=False)

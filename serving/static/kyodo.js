@@ -108,8 +108,9 @@ window.Kyodo = (function () {
   // ---- API key: #key-form, #api-key, #logout, #tenant-name; the key lives in sessionStorage ----
   /**
    * Wire the key form for a page. task: the task the tenant must subscribe to; label: its Japanese
-   * name; onLogin(who): awaited after every login attempt that succeeded; onLogout(): reset the
-   * page's own state (the alert is hidden after it). Returns {login, requireKey, resume}.
+   * name; onLogin(who): awaited after a login of a tenant that subscribes to it (the page's own
+   * loads); onLogout(): reset the page's own state (the alert is hidden after it). Returns
+   * {login, requireKey, resume}.
    */
   /**
    * The key form's own events, shared by every login flavour: submit logs in with the typed key,
@@ -137,12 +138,24 @@ window.Kyodo = (function () {
     };
   }
 
+  /** Who /v1/whoami says the key is, for the header: 糸島市（402303）, 運営者（全団体）. */
+  function accountLabel(who) {
+    return who.role === "admin" ? who.name + "（全団体）" : who.name + "（" + who.code + "）";
+  }
+  // the operator's key on a task page: it reads the platform pages, calls no task route
+  const ADMIN_ON_TASK = "運営者のキーでは業務ページは使えません。自治体のAPIキーを入力してください"
+    + "（運営者は費用按分・運用状況のページを使えます）。";
+
   function makeLogin({ task, label, onLogin, onLogout }) {
     function setLoggedIn(tenant) {
       session.tenant = tenant;
-      $("tenant-name").textContent = tenant ? tenant.name + "（" + tenant.code + "）" : "未ログイン";
+      $("tenant-name").textContent = tenant ? accountLabel(tenant) : "未ログイン";
       $("logout").hidden = !tenant;
     }
+    /** Why `who` may not use this page (the operator, a non-subscriber), else null. */
+    const refusal = (who) => (who.role === "admin" ? ADMIN_ON_TASK
+      : (who.tasks || []).includes(task) ? null
+        : who.name + " は" + label + "（" + task + "）を契約していません。");
     async function login(key, quiet) {
       session.key = key;
       let who;
@@ -150,11 +163,11 @@ window.Kyodo = (function () {
         who = await api("/v1/whoami");
         sessionStorage.setItem(KEY_STORE, key);
         setLoggedIn(who);
-        if (!(who.tasks || []).includes(task)) {
-          showAlert(who.name + " は" + label + "（" + task + "）を契約していません。", "error");
-        } else if (!quiet) {
-          showAlert(who.name + " としてログインしました。", "info");
-        }
+        // the operator and a non-subscriber are told why, and the page calls none of its
+        // routes for them (each would refuse the key: 401, 403)
+        const why = refusal(who);
+        if (why) { showAlert(why, "error"); return true; }
+        if (!quiet) showAlert(who.name + " としてログインしました。", "info");
       } catch (err) {
         session.key = "";
         sessionStorage.removeItem(KEY_STORE);
@@ -165,10 +178,12 @@ window.Kyodo = (function () {
       if (onLogin) await onLogin(who);
       return true;
     }
+    /** Whether the page may call its routes now; else says why (no key, operator, not subscribed). */
     function requireKey() {
-      if (session.key && session.tenant) return true;
-      showAlert("先にAPIキーを入力して「保存」を押してください。");
-      return false;
+      const why = session.key && session.tenant ? refusal(session.tenant)
+        : "先にAPIキーを入力して「保存」を押してください。";
+      if (why) showAlert(why);
+      return !why;
     }
     const resume = wireKeyForm(login, () => setLoggedIn(null), onLogout);
     return { login, requireKey, resume };
@@ -181,13 +196,15 @@ window.Kyodo = (function () {
     $, el, svg, clear, nf, nf1, missing, int, pct,
     showAlert, hideAlert, fail,
     session, ApiError, request, api, saveBlob, bindFilePicker, makeLogin, wireKeyForm, KEY_STORE,
+    accountLabel,
   };
 })();
 
 // ---- helpers of the platform pages (costs, operations): a key that may be a municipality's
 // or the operator's, task and metric names, labelled tables, the champion history ----
 Object.assign(window.Kyodo, (function (K) {
-  const { $, el, clear, api, showAlert, fail, session, ApiError, wireKeyForm, KEY_STORE } = K;
+  const { $, el, clear, api, showAlert, fail, session, ApiError, wireKeyForm, KEY_STORE,
+          accountLabel } = K;
   // task name -> Japanese label: the service fills in configs/platform.yaml's `tasks` here
   const TASK_JA = {/*kyodo:task-labels*/};
   const METRIC_JA = {
@@ -235,31 +252,26 @@ Object.assign(window.Kyodo, (function (K) {
   }
 
   /**
-   * The key form of a page that both a municipality and the operator use. A key /v1/whoami
-   * does not know is tried on adminProbe (an admin-only GET). onLogin(mode) is awaited after
-   * a login ("tenant" | "admin"); onLogout() resets the page. Returns {mode, requireKey, resume}.
+   * The key form of a page that both a municipality and the operator use: /v1/whoami says
+   * whose the key is (role tenant or admin). onLogin(mode) is awaited after a login
+   * ("tenant" | "admin"); onLogout() resets the page. Returns {mode, requireKey, resume}.
    */
-  function makeAccountLogin({ adminProbe, onLogin, onLogout }) {
+  function makeAccountLogin({ onLogin, onLogout }) {
     let mode = null;
     function setName(text) { $("tenant-name").textContent = text; }
     async function login(key, quiet) {
       session.key = key; mode = null;
       try {
         const who = await api("/v1/whoami");
-        session.tenant = who; mode = "tenant";
-        setName(who.name + "（" + who.code + "）");
+        session.tenant = who; mode = who.role === "admin" ? "admin" : "tenant";
+        setName(accountLabel(who));
       } catch (err) {
-        if (!(err instanceof ApiError) || err.status !== 401) { fail(err); return; }
-        try {
-          await api(adminProbe);
-          session.tenant = { name: "運営者", code: "admin" }; mode = "admin";
-          setName("運営者（全団体）");
-        } catch (err2) {
+        if (err instanceof ApiError && err.status === 401) {  // a key nobody has: forget it
           session.key = ""; session.tenant = null;
           sessionStorage.removeItem(KEY_STORE);
-          fail(err2);
-          return;
         }
+        fail(err);
+        return;
       }
       sessionStorage.setItem(KEY_STORE, key);
       $("logout").hidden = false;

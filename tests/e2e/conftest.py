@@ -33,6 +33,14 @@ BROWSER_MARKS = [
 ]
 
 
+def console_errors(page: Page) -> list[str]:
+    """The console errors `page` logs from now on, filled in as they come: Chromium logs every
+    refused fetch there ("Failed to load resource: ... status of 401")."""
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    return errors
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium driven by playwright (no downloaded browser)."""

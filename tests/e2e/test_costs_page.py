@@ -16,7 +16,7 @@ import pytest
 
 from serving.claim_screening import EXAMPLE_CLAIM
 from serving.launcher import bentoml_serve
-from tests.e2e.conftest import BROWSER_MARKS, JAPANESE, REPO
+from tests.e2e.conftest import BROWSER_MARKS, JAPANESE, REPO, console_errors
 from tests.serving.test_safe_downloads import csv_column, xlsx_column, xlsx_sheet
 
 IYO = "kyodo-demo-382108"  # 伊予市: care_plan, checkup_nudge, claim_screening
@@ -74,10 +74,12 @@ def test_tenant_sees_its_own_bill_and_chart(server: str, page: Page) -> None:
 
 def test_operator_sees_every_municipality_and_downloads(server: str, page: Page,
                                                         trained_root: Path) -> None:
+    errors = console_errors(page)
     _login(page, server, ADMIN)
-    expect(page.get_by_test_id("tenant-name")).to_contain_text("運営者")
+    expect(page.get_by_test_id("tenant-name")).to_have_text("運営者（全団体）")
     rows = page.get_by_test_id("chart-row")
     expect(rows).to_have_count(13, timeout=30_000)
+    assert errors == []  # the login calls nothing that refuses the admin key (/v1/whoami)
     expect(page.locator("[data-testid=cost-table] tbody tr")).to_have_count(13)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from serving.launcher import bentoml_serve
-from tests.e2e.conftest import BROWSER_MARKS, JAPANESE, REPO
+from tests.e2e.conftest import BROWSER_MARKS, JAPANESE, REPO, console_errors
 from tests.serving.test_drift_api import _claims
 
 ITOSHIMA = "kyodo-demo-402303"  # 糸島市: checkup_nudge, claim_screening
@@ -135,8 +135,9 @@ def test_tenant_page_fits_a_phone_and_the_keyboard(server: str, page: Page) -> N
 
 
 def test_operator_sees_every_municipality(server: str, page: Page) -> None:
+    errors = console_errors(page)
     _login(page, server, ADMIN)
-    expect(page.get_by_test_id("tenant-name")).to_contain_text("運営者")
+    expect(page.get_by_test_id("tenant-name")).to_have_text("運営者（全団体）")
     table = page.locator("[data-testid=pool-task][data-task=claim_screening]")
     expect(table.locator("[data-testid=pool-table] tbody tr")).to_have_count(13, timeout=30_000)
     expect(table.get_by_test_id("scatter-dot")).to_have_count(
@@ -148,6 +149,7 @@ def test_operator_sees_every_municipality(server: str, page: Page) -> None:
     expect(page.get_by_test_id("usage-section")).to_be_hidden()
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert errors == []  # the login calls nothing that refuses the admin key (/v1/whoami)
 
 
 def test_wrong_key_shows_a_japanese_error(server: str, page: Page) -> None:

@@ -103,9 +103,10 @@ class PhotoCheck:
     intercept: float
     cut: float
     image_stats: bool = False  # its features end with image_statistics (it needs the tiles)
-    # ImageNet classes (scene.road_classes) whose mass, with the entropy and top probability of
-    # the photo's thumbnail (scene.features), close its features; None: no scene features
-    scene_classes: tuple[int, ...] | None = None
+    # ImageNet class sets (scene.road_classes, one per road-photo source) whose masses, with
+    # the entropy and top probability of the photo's thumbnail (scene.features), close its
+    # features; None: no scene features
+    scene_classes: tuple[tuple[int, ...], ...] | None = None
 
     def features(self, base: np.ndarray, scene_probs: np.ndarray | None = None) -> np.ndarray:
         """The check's features of one photo: photo_features' (base) then, for a check with
@@ -119,7 +120,7 @@ class PhotoCheck:
                              "probabilities (scene.py): pass them")
         from models.road_damage import scene
 
-        return np.concatenate([base, scene.features(scene_probs, np.array(self.scene_classes))])
+        return np.concatenate([base, scene.features(scene_probs, self.scene_classes)])
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Road probability of photos' features (m, f) -> (m,), or of one photo (f,) -> ()."""
@@ -134,7 +135,7 @@ class PhotoCheck:
                 "intercept": round(float(self.intercept), 6), "cut": round(float(self.cut), 4),
                 "image_stats": self.image_stats,
                 "scene_classes": None if self.scene_classes is None else
-                [int(c) for c in self.scene_classes]}
+                [list(c) for c in self.scene_classes]}
 
     @classmethod
     def of(cls, assets: dict[str, Any]) -> PhotoCheck | None:
@@ -146,7 +147,8 @@ class PhotoCheck:
         return cls(np.asarray(d["mean"], np.float64), np.asarray(d["scale"], np.float64),
                    np.asarray(d["coef"], np.float64), float(d["intercept"]), float(d["cut"]),
                    bool(d.get("image_stats", False)),
-                   None if classes is None else tuple(int(c) for c in classes))
+                   None if classes is None else tuple(tuple(int(v) for v in c)
+                                                      for c in classes))
 
 
 # Fit-time data (roadphoto.fit_model): real crops of the training cities sent as photos, fresh
@@ -265,9 +267,10 @@ def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 
     source's road photos (the lowest of the per-source quantiles: real crops and synthetic
     photos each), not of all pooled, where the more numerous crops would set it.
     scene_probs: the examples' ImageNet class probabilities (m, scene.CLASSES): each fit (every
-    fold's, then the final one) picks its road classes from its own road photos
-    (scene.road_classes) and appends scene.features, standardised and then multiplied by
-    scene_weight (a lighter L2 penalty on those 3 than on the ~800 pooled tile features).
+    fold's, then the final one) picks its road classes from its own road photos, per source
+    (scene.road_classes; source = the group's prefix) and appends scene.features,
+    standardised and then multiplied by scene_weight (a lighter L2 penalty on those few than
+    on the ~800 pooled tile features).
     ValueError without both kinds of photo."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
@@ -281,12 +284,12 @@ def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 
 
     source = np.array([g.split(":")[0] for g in groups])
 
-    def design(classes: tuple[int, ...] | None) -> np.ndarray:
+    def design(classes: tuple[tuple[int, ...], ...] | None) -> np.ndarray:
         if classes is None or scene_probs is None:
             return X
         from models.road_damage import scene
 
-        return np.hstack([X, scene.features(scene_probs, np.array(classes))])
+        return np.hstack([X, scene.features(scene_probs, classes)])
 
     def train(rows: np.ndarray) -> PhotoCheck:
         classes = None
@@ -294,7 +297,7 @@ def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 
             from models.road_damage import scene
 
             road = rows[y[rows]]
-            classes = tuple(int(v) for v in scene.road_classes(scene_probs[road], source[road]))
+            classes = scene.road_classes(scene_probs[road], source[road])
         Z = design(classes)
         mu, sd = Z[rows].mean(0), Z[rows].std(0) + 1e-6
         if classes is not None:
@@ -324,7 +327,8 @@ def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 
         "photos": {"road": int(y.sum()), "non_road": int((~y).sum()),
                    "trained_on": len(j)},
         "c": c, "keep": keep, "by_source": by_source, "cut": round(cut, 4),
-        "scene_classes": None if final.scene_classes is None else list(final.scene_classes),
+        "scene_classes": None if final.scene_classes is None else
+        [list(c) for c in final.scene_classes],
         "scene_weight": None if scene_probs is None else scene_weight,
         "out_of_fold": {str(kd): {"photos": int((kind == kd).sum()),
                                   "passed": round(float((oof[kind == kd] >= cut).mean()), 4)}

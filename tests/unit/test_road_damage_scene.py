@@ -33,23 +33,23 @@ def test_thumbnail_is_the_whole_photo_squashed() -> None:
         scene.thumbnail(img.astype(np.float32))
 
 
-def test_features_are_class_mass_entropy_and_top_probability() -> None:
+def test_features_are_class_masses_entropy_and_top_probability() -> None:
     uniform = np.full(scene.CLASSES, 1 / scene.CLASSES)
     one = np.eye(scene.CLASSES)[7]
-    f = scene.features(np.stack([uniform, one]), np.array([7, 8]))
-    assert f.shape == (2, len(scene.FEATURES))
-    assert f[0].tolist() == pytest.approx([np.log(2 / scene.CLASSES), 1.0,
-                                          np.log(1 / scene.CLASSES)], abs=1e-3)
-    assert f[1].tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-4)
-    assert scene.features(one, np.array([1, 2]))[0] < np.log(1e-5)  # one photo: (3,)
+    f = scene.features(np.stack([uniform, one]), ((7, 8), (1, 2, 3)))
+    assert f.shape == (2, 2 + 2)  # a mass per class set, entropy, top probability
+    assert f[0].tolist() == pytest.approx([np.log(2 / scene.CLASSES), np.log(3 / scene.CLASSES),
+                                          1.0, np.log(1 / scene.CLASSES)], abs=1e-3)
+    assert f[1].tolist() == pytest.approx([0.0, np.log(1e-6), 0.0, 0.0], abs=1e-4)
+    assert scene.features(one, ((1, 2),)).shape == (3,)  # one photo
 
 
-def test_road_classes_weight_each_source_alike() -> None:
+def test_road_classes_are_chosen_per_source() -> None:
     p = np.zeros((11, scene.CLASSES))
-    p[:10, 3] = 1.0  # ten photos of one source on class 3
-    p[10, 5] = 1.0  # one photo of another on class 5
+    p[:10, 3], p[:10, 4] = 0.9, 0.1  # ten real crops on classes 3 and 4
+    p[10, 5], p[10, 6] = 0.7, 0.3  # one synthetic photo on 5 and 6: its own set all the same
     src = np.array(["city"] * 10 + ["synthetic"])
-    assert scene.road_classes(p, src, k=2).tolist() == [3, 5]
+    assert scene.road_classes(p, src, k=2) == ((3, 4), (5, 6))
     with pytest.raises(ValueError, match="no road photos"):
         scene.road_classes(p[:0], src[:0])
 
@@ -83,8 +83,9 @@ def test_check_keeps_held_out_real_crops_and_refuses_held_out_non_road_photos() 
                                                               for i in range(len(others))]
     examples = [(np.zeros(1, np.float32), g.startswith("city"), g) for g in groups]
     check, report = roadphoto.fit(examples, keep=0.95, scene_probs=probs)
-    assert check.scene_classes is not None and len(check.scene_classes) == scene.ROAD_CLASSES
-    assert report["scene_classes"] == list(check.scene_classes)
+    assert check.scene_classes is not None and len(check.scene_classes) == 1  # "city" only
+    assert len(check.scene_classes[0]) == scene.ROAD_CLASSES
+    assert report["scene_classes"] == [list(c) for c in check.scene_classes]
     pick = rng.choice(len(held_out.images), 40, replace=False)
     colour = scene.of_images([held_out.images[i] for i in pick])
     grey = scene.of_images([roadphoto.greyscale(held_out.images[i]) for i in pick])
@@ -100,9 +101,9 @@ def test_check_keeps_held_out_real_crops_and_refuses_held_out_non_road_photos() 
 
 def test_a_scene_check_round_trips_and_refuses_to_run_without_its_input() -> None:
     check = PhotoCheck(np.zeros(4), np.ones(4), np.array([0, 0, 0, 1.0]), 0.0, 0.5, False,
-                       (3, 9))
+                       ((3, 9),))
     again = PhotoCheck.of({"road_photo": json.loads(json.dumps(check.to_dict()))})
-    assert again is not None and again.scene_classes == (3, 9)
+    assert again is not None and again.scene_classes == ((3, 9),)
     p = np.full(scene.CLASSES, 1e-4)
     p[3] = 1 - p.sum() + p[3]
     assert check.features(np.zeros(1), p).shape == (4,)
@@ -110,7 +111,7 @@ def test_a_scene_check_round_trips_and_refuses_to_run_without_its_input() -> Non
         check.features(np.zeros(1))
     pav, dist = np.ones(4, np.float32), np.ones(4, np.float32)
     emb = np.zeros((4, 1), np.float32)
-    base = PhotoCheck(np.zeros(11), np.ones(11), np.zeros(11), 0.0, 0.5, False, (3,))
+    base = PhotoCheck(np.zeros(11), np.ones(11), np.zeros(11), 0.0, 0.5, False, ((3,),))
     with pytest.raises(ValueError, match="ImageNet"):
         road_verdict(pav, dist, RoadCheck(), emb, base)
     assert road_verdict(pav, dist, RoadCheck(), emb, base, None, p)[1]

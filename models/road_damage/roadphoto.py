@@ -441,8 +441,8 @@ def crops_as_photos(outputs: Any, assets: dict[str, Any], crops: Any, every: int
     every `every`-th crop as a JPEG photo, in colour and in greyscale, through the serving
     summary; the share that keeps a level and the share that the road-photo check refuses.
     outputs maps uint8 tiles to the exported graph's outputs (task.predict_outputs); a check
-    with scene classes gets each photo's ImageNet probabilities from scene.of_images (torch,
-    what scene.onnx computes in serving)."""
+    with scene classes gets each photo's ImageNet probabilities from scene.of_images (scene.onnx,
+    as serving computes them)."""
     from models.road_damage import scene
     from models.road_damage.analyze import RoadCheck, summarise
     from models.road_damage.photo import Grid, photo_tiles

@@ -62,10 +62,11 @@ def test_scene_onnx_gives_what_torch_gives() -> None:
     thumbs = rng.integers(0, 256, (3, scene.SIZE, scene.SIZE, 3), dtype=np.uint8)
     session = ort.InferenceSession(scene.to_onnx(scene.OPSET),
                                    providers=["CPUExecutionProvider"])
-    exported, native = scene.run_onnx(session, thumbs), scene.probabilities(thumbs)
+    exported, native = scene.run_onnx(session, thumbs), scene.torch_probabilities(thumbs)
     assert exported.shape == (3, scene.CLASSES)
     assert np.allclose(exported.sum(1), 1, atol=1e-4)
     assert np.abs(exported - native).max() < 1e-4
+    assert np.abs(scene.probabilities(thumbs) - native).max() < 1e-4  # what training uses
 
 
 def test_check_keeps_held_out_real_crops_and_refuses_held_out_non_road_photos() -> None:

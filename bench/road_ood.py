@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from bench.road_real import workspace_split
-from models.road_damage import real, roadphoto
+from models.road_damage import real, roadphoto, scene
 from models.road_damage.analyze import RoadCheck, photo_distance, summarise
 from models.road_damage.generate import PHOTO, effects
 from models.road_damage.photo import Grid, photo_tiles
@@ -119,10 +119,12 @@ def analyse(task: Any, model: Any, photos: dict[str, bytes]) -> dict[str, dict[s
     photo = PhotoCheck.of(model.assets)
     out = {}
     for name, data in photos.items():
-        tiles, (rows, cols), _, _ = photo_tiles(data, grid)
+        tiles, (rows, cols), _, image = photo_tiles(data, grid)
         o = task.predict_outputs(model, tiles)
+        probs = scene.of_images([image])[0] if photo and photo.scene_classes else None
         res = summarise(o["probabilities"], rows, cols, model.assets["threshold"],
-                        o["pavement"], o["distance"], check, o["embedding"], photo, tiles)
+                        o["pavement"], o["distance"], check, o["embedding"], photo, tiles,
+                        probs)
         paved = o["pavement"] >= check.pavement_cut
         dist = photo_distance(o["distance"][paved]) if paved.any() else None
         out[name] = {"level": res["mlit_level"], "pavement_share": res["pavement_share"],
@@ -171,7 +173,8 @@ def fit(root: Path, photos: int, epochs: int) -> tuple[Any, Any, Any, Any]:
         # the road-photo check of this code, cached apart per feature set (delete to refit)
         rc = cfg.road_check
         cached = root / f"road_photo_floor{rc.floor_share}" \
-                        f"{'_stats' if roadphoto.IMAGE_STATS_ON else ''}.json"
+                        f"{'_stats' if roadphoto.IMAGE_STATS_ON else ''}" \
+                        f"{'_scene' if roadphoto.SCENE_ON else ''}.json"
         if not cached.is_file():
             t0 = time.perf_counter()
             check, rep = fit_model(model.net, model.familiarity, [fit_set, val_set], grid,

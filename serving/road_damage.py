@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from models.configs import Tenant
+from models.road_damage import scene
 from models.road_damage.analyze import RoadCheck, overlay_png, run_onnx, summarise
 from models.road_damage.labels import CLASSES, LEVELS_JA
 from models.road_damage.photo import Grid, PhotoError, photo_tiles
@@ -119,6 +120,7 @@ def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]], tenant: Tenant,
     check, photo = RoadCheck.of(a), PhotoCheck.of(a)
     decoded = _decode(raw, Grid.of(a))
     out = run_onnx(model.session, np.concatenate([d[1] for d in decoded]))
+    probs = _scene(model, photo, [d[4] for d in decoded])
     results, start = [], 0
     for i, (name, tiles, (rows, cols), facts, image) in enumerate(decoded):
         part = slice(start, start + len(tiles))
@@ -126,7 +128,7 @@ def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]], tenant: Tenant,
         p = out["probabilities"][part]
         res = summarise(p, rows, cols, a["threshold"], _part(out["pavement"], part),
                         _part(out["distance"], part), check, _part(out["embedding"], part),
-                        photo, tiles)
+                        photo, tiles, None if probs is None else probs[i])
         res.update(index=i, name=name, lat=facts["lat"], lon=facts["lon"],
                    taken_at=facts["taken_at"],
                    warnings=[*res.pop("level_warnings"), *_warnings(facts, tenant)])
@@ -135,6 +137,21 @@ def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]], tenant: Tenant,
         res["image"] = _jpeg(image)  # what was analysed: corrections export it for training
         results.append(res)
     return results
+
+
+def _scene(model: LoadedModel, photo: PhotoCheck | None, images: list[np.ndarray],
+           ) -> np.ndarray | None:
+    """The photos' ImageNet class probabilities (m, scene.CLASSES) from the package's
+    scene.onnx, for a road-photo check that reads them (None otherwise). RuntimeError for a
+    package whose check needs scene.onnx and lacks it (a broken export, not the client's
+    fault)."""
+    if photo is None or photo.scene_classes is None:
+        return None
+    session = model.extra.get("scene")
+    if session is None:
+        raise RuntimeError(f"{TASK} {model.version}: its road-photo check reads scene.onnx, "
+                           "which the package lacks")
+    return scene.run_onnx(session, np.stack([scene.thumbnail(i) for i in images]))
 
 
 def _part(values: np.ndarray | None, part: slice) -> np.ndarray | None:

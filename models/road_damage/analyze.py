@@ -126,17 +126,19 @@ def photo_distance(distance: np.ndarray) -> float:
 
 def road_verdict(pavement: np.ndarray, distance: np.ndarray | None, check: RoadCheck,
                  embedding: np.ndarray | None = None, photo: PhotoCheck | None = None,
-                 tiles: np.ndarray | None = None,
+                 tiles: np.ndarray | None = None, scene: np.ndarray | None = None,
                  ) -> tuple[np.ndarray, bool, list[dict[str, str]]]:
     """(road-surface tiles (n,) bool, whether the photo gets a level, warnings) from the
     per-tile pavement probabilities (n,) and feature distances (n,; None: no distance rule),
     and with the tiles' features (n, d) and a fitted PhotoCheck, whether it is a road photo
     at all (road_photo_score; a check with image statistics also needs the uint8 tiles
-    (n, h, w, 3)). Order: road-surface share (RoadCheck.min_share, or floor_share
+    (n, h, w, 3), one with scene classes the photo's ImageNet probabilities `scene`
+    (scene.CLASSES,)). Order: road-surface share (RoadCheck.min_share, or floor_share
     for a photo the check passes), the photo check, then the distance rule."""
     paved = np.asarray(pavement) >= check.pavement_cut
     share = float(paved.mean()) if len(paved) else 0.0
-    score = road_photo_score(pavement, distance, embedding, photo, check.pavement_cut, tiles)
+    score = road_photo_score(pavement, distance, embedding, photo, check.pavement_cut, tiles,
+                             scene)
     # None: no photo check to ask (no fitted check, or no embedding)
     is_road = None if photo is None or score is None else bool(score >= photo.cut)
     # too little road surface: no level, unless the photo check vouches for the whole photo
@@ -157,18 +159,21 @@ def road_verdict(pavement: np.ndarray, distance: np.ndarray | None, check: RoadC
 def road_photo_score(pavement: np.ndarray, distance: np.ndarray | None,
                      embedding: np.ndarray | None, photo: PhotoCheck | None,
                      pavement_cut: float = 0.5, tiles: np.ndarray | None = None,
-                     ) -> float | None:
+                     scene: np.ndarray | None = None) -> float | None:
     """The probability that the photo is a road photo (roadphoto.PhotoCheck on its tiles'
-    pooled features, and their pixel statistics for a check fitted with them), or None when
-    the model has no such check or no features. ValueError when the check needs the tiles
-    (uint8 (n, h, w, 3)) and none are given: a check silently skipped would level any photo."""
+    pooled features, their pixel statistics and its thumbnail's ImageNet probabilities `scene`
+    (scene.CLASSES,) for a check fitted with them), or None when the model has no such check
+    or no features. ValueError when the check needs the tiles (uint8 (n, h, w, 3)) or the
+    scene probabilities and they are not given: a check silently skipped would level any
+    photo."""
     if photo is None or embedding is None or distance is None or not len(pavement):
         return None
     if photo.image_stats and tiles is None:
         raise ValueError("road_photo_score: this road-photo check reads the photo's pixel "
                          "statistics: pass its tiles")
-    return float(photo.score(photo_features(pavement, distance, embedding, pavement_cut,
-                                            tiles if photo.image_stats else None)))
+    base = photo_features(pavement, distance, embedding, pavement_cut,
+                          tiles if photo.image_stats else None)
+    return float(photo.score(photo.features(base, scene)))
 
 
 def run_onnx(session: Any, tiles: np.ndarray, batch: int = 512) -> dict[str, np.ndarray]:
@@ -193,21 +198,23 @@ def summarise(probs: np.ndarray, rows: int, cols: int, threshold: Cuts,
               pavement: np.ndarray | None = None, distance: np.ndarray | None = None,
               check: RoadCheck | None = None, embedding: np.ndarray | None = None,
               photo: PhotoCheck | None = None, tiles: np.ndarray | None = None,
-              ) -> dict[str, Any]:
+              scene: np.ndarray | None = None) -> dict[str, Any]:
     """Per photo: types found on road-surface tiles (confidence = the most certain one), crack
     ratio over road-surface tiles, pavement_share, road_photo_score (None without a photo
     check), level (None when the photo gets none, with `level_warnings` saying why), grid (each
     cell: labels, p, pavement). tiles: the photo's uint8 tiles (n, h, w, 3), which a photo
-    check with image statistics reads."""
+    check with image statistics reads; scene: its thumbnail's ImageNet probabilities
+    (scene.CLASSES,), which a check with scene classes reads."""
     notes: list[dict[str, str]] = []
     score = None
     if pavement is None:
         paved, levelled = np.ones(len(probs), bool), True
     else:
         check = check or RoadCheck()
-        paved, levelled, notes = road_verdict(pavement, distance, check, embedding, photo, tiles)
+        paved, levelled, notes = road_verdict(pavement, distance, check, embedding, photo, tiles,
+                                              scene)
         score = road_photo_score(pavement, distance, embedding, photo, check.pavement_cut,
-                                 tiles)
+                                 tiles, scene)
     flags = tile_flags(probs, threshold)
     flags[~paved] = np.eye(len(CLASSES), dtype=flags.dtype)[0]
     ratio = crack_ratio(flags, paved)

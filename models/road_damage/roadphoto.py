@@ -7,7 +7,9 @@ distance uses (net.logits_and_embedding, block 12 of EfficientNet-Lite0: per-cha
 spread, d = 384) pooled over the tiles the model calls road surface (their mean and their
 spread across the photo), with the pavement share, the mean pavement probability, quantiles
 of the feature distance and pixel statistics of the whole photo (image_statistics: dark and
-bright share, contrast, flat tiles, chroma, sharpness), scored by a logistic regression.
+bright share, contrast, flat tiles, chroma, sharpness) and what ImageNet sees in the whole
+photo (scene.py: the probability mass of the ImageNet classes the training road photos favour,
+the entropy and the top probability of a 224 px thumbnail), scored by a logistic regression.
 
 Training (fit_model, once per trained tile model): road photos are the training cities' real
 crops sent as photos (colour and greyscale) and the synthetic training photos with road
@@ -101,6 +103,24 @@ class PhotoCheck:
     intercept: float
     cut: float
     image_stats: bool = False  # its features end with image_statistics (it needs the tiles)
+    # ImageNet class sets (scene.road_classes, one per road-photo source) whose masses, with
+    # the entropy and top probability of the photo's thumbnail (scene.features), close its
+    # features; None: no scene features
+    scene_classes: tuple[tuple[int, ...], ...] | None = None
+
+    def features(self, base: np.ndarray, scene_probs: np.ndarray | None = None) -> np.ndarray:
+        """The check's features of one photo: photo_features' (base) then, for a check with
+        scene classes, scene.features of the photo's ImageNet probabilities (CLASSES,).
+        ValueError when the check needs them and none are given: a check silently skipped
+        would level any photo."""
+        if self.scene_classes is None:
+            return np.asarray(base)
+        if scene_probs is None:
+            raise ValueError("road-photo check: it reads the photo's ImageNet class "
+                             "probabilities (scene.py): pass them")
+        from models.road_damage import scene
+
+        return np.concatenate([base, scene.features(scene_probs, self.scene_classes)])
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Road probability of photos' features (m, f) -> (m,), or of one photo (f,) -> ()."""
@@ -113,7 +133,9 @@ class PhotoCheck:
                 "scale": [round(float(v), 6) for v in self.scale],
                 "coef": [round(float(v), 6) for v in self.coef],
                 "intercept": round(float(self.intercept), 6), "cut": round(float(self.cut), 4),
-                "image_stats": self.image_stats}
+                "image_stats": self.image_stats,
+                "scene_classes": None if self.scene_classes is None else
+                [list(c) for c in self.scene_classes]}
 
     @classmethod
     def of(cls, assets: dict[str, Any]) -> PhotoCheck | None:
@@ -121,9 +143,12 @@ class PhotoCheck:
         d = assets.get("road_photo")
         if not d:
             return None
+        classes = d.get("scene_classes")
         return cls(np.asarray(d["mean"], np.float64), np.asarray(d["scale"], np.float64),
                    np.asarray(d["coef"], np.float64), float(d["intercept"]), float(d["cut"]),
-                   bool(d.get("image_stats", False)))
+                   bool(d.get("image_stats", False)),
+                   None if classes is None else tuple(tuple(int(v) for v in c)
+                                                      for c in classes))
 
 
 # Fit-time data (roadphoto.fit_model): real crops of the training cities sent as photos, fresh
@@ -148,6 +173,10 @@ NONROAD_SPLITS = ("train", "photo")
 BY_SOURCE = False
 # Whether fit_model adds the photo's pixel statistics (image_statistics) to its features.
 IMAGE_STATS_ON = True
+# Whether fit_model adds the ImageNet scene features of the photo's thumbnail (scene.py), and
+# how much lighter their L2 penalty is (their standardised values times this).
+SCENE_ON = True
+SCENE_WEIGHT = 3.0
 
 
 def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
@@ -223,7 +252,8 @@ def training_photos(crops: Any, seed: int = 0) -> list[tuple[bytes, bool, str]]:
 
 def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 5,
         judged: np.ndarray | None = None, image_stats: bool = False,
-        by_source: bool = BY_SOURCE) -> tuple[PhotoCheck, dict[str, Any]]:
+        by_source: bool = BY_SOURCE, scene_probs: np.ndarray | None = None,
+        scene_weight: float = SCENE_WEIGHT) -> tuple[PhotoCheck, dict[str, Any]]:
     """The road-photo classifier and its report from examples (features, is road, group).
 
     Out-of-fold road probabilities (GroupKFold by group: a city's crops, one photo's views and
@@ -235,8 +265,13 @@ def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 
     the trade-off (cut, road kept, non-road refused). image_stats: the features end with
     image_statistics (the check then needs the tiles). by_source: the cut keeps `keep` of each
     source's road photos (the lowest of the per-source quantiles: real crops and synthetic
-    photos each), not of all pooled, where the more numerous crops would set it. ValueError
-    without both kinds of photo."""
+    photos each), not of all pooled, where the more numerous crops would set it.
+    scene_probs: the examples' ImageNet class probabilities (m, scene.CLASSES): each fit (every
+    fold's, then the final one) picks its road classes from its own road photos, per source
+    (scene.road_classes; source = the group's prefix) and appends scene.features,
+    standardised and then multiplied by scene_weight (a lighter L2 penalty on those few than
+    on the ~800 pooled tile features).
+    ValueError without both kinds of photo."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
@@ -247,16 +282,36 @@ def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 
         raise ValueError(f"road-photo check: {int(y.sum())} road and {int((~y).sum())} "
                          "non-road photos: need both")
 
+    source = np.array([g.split(":")[0] for g in groups])
+
+    def design(classes: tuple[tuple[int, ...], ...] | None) -> np.ndarray:
+        if classes is None or scene_probs is None:
+            return X
+        from models.road_damage import scene
+
+        return np.hstack([X, scene.features(scene_probs, classes)])
+
     def train(rows: np.ndarray) -> PhotoCheck:
-        mu, sd = X[rows].mean(0), X[rows].std(0) + 1e-6
+        classes = None
+        if scene_probs is not None:
+            from models.road_damage import scene
+
+            road = rows[y[rows]]
+            classes = scene.road_classes(scene_probs[road], source[road])
+        Z = design(classes)
+        mu, sd = Z[rows].mean(0), Z[rows].std(0) + 1e-6
+        if classes is not None:
+            sd[X.shape[1]:] /= scene_weight
         m = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
-        m.fit((X[rows] - mu) / sd, y[rows])
-        return PhotoCheck(mu, sd, m.coef_[0], float(m.intercept_[0]), 0.5)
+        m.fit((Z[rows] - mu) / sd, y[rows])
+        return PhotoCheck(mu, sd, m.coef_[0], float(m.intercept_[0]), 0.5,
+                          scene_classes=classes)
 
     oof = np.zeros(len(y))
     k = min(folds, len(set(groups)))
     for tr, te in GroupKFold(k).split(X, y, groups):
-        oof[te] = train(tr).score(X[te])
+        fold = train(tr)
+        oof[te] = fold.score(design(fold.scene_classes)[te])
     j = np.ones(len(y), bool) if judged is None else np.asarray(judged, bool)
     if not (y & j).any():
         raise ValueError("road-photo check: no road photo passes the tile rules")
@@ -272,6 +327,9 @@ def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 
         "photos": {"road": int(y.sum()), "non_road": int((~y).sum()),
                    "trained_on": len(j)},
         "c": c, "keep": keep, "by_source": by_source, "cut": round(cut, 4),
+        "scene_classes": None if final.scene_classes is None else
+        [list(c) for c in final.scene_classes],
+        "scene_weight": None if scene_probs is None else scene_weight,
         "out_of_fold": {str(kd): {"photos": int((kind == kd).sum()),
                                   "passed": round(float((oof[kind == kd] >= cut).mean()), 4)}
                         for kd in sorted(set(kind))},
@@ -281,13 +339,13 @@ def fit(examples: list[Example], keep: float = KEEP, c: float = C, folds: int = 
                      for q in np.quantile(oof[y], [0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1])],
     }
     return PhotoCheck(final.mean, final.scale, final.coef, final.intercept, cut,
-                      image_stats), report
+                      image_stats, final.scene_classes), report
 
 
 def fit_model(net_model: Any, stats: dict[str, np.ndarray] | None, tile_sets: list[Any],
               grid: Any, pavement_cut: float, min_share: float, seed: int = 0,
               crops: Any = None, floor_share: float | None = None,
-              image_stats: bool | None = None,
+              image_stats: bool | None = None, scene_on: bool | None = None,
               ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """(road.json "road_photo" or None, report) for a trained tile model (training side: torch).
 
@@ -299,23 +357,44 @@ def fit_model(net_model: Any, stats: dict[str, np.ndarray] | None, tile_sets: li
     default min_share: analyze.road_verdict) decide the cut: the others get no level before
     this check is asked (all are trained on).
     Each photo's features pool FIT_TILES of its tiles at random, with their image_statistics
-    when image_stats (default IMAGE_STATS_ON). None without familiarity statistics (no
-    distance output)."""
-    from models.road_damage import net, real
-    from models.road_damage.photo import photo_tiles
-
+    when image_stats (default IMAGE_STATS_ON), and the scene features of its whole grid image
+    (scene.py: one ImageNet pass per photo) when scene_on (default SCENE_ON). None without
+    familiarity statistics (no distance output)."""
     if stats is None:
         return None, {"skipped": "road_check.road_photo or road_check.familiarity off"}
+    stats_on = IMAGE_STATS_ON if image_stats is None else image_stats
+    examples, judged, probs = collect(net_model, stats, tile_sets, grid, pavement_cut,
+                                      min_share, seed, crops, floor_share, stats_on, scene_on)
+    try:
+        check, report = fit(examples, judged=judged, image_stats=stats_on, scene_probs=probs)
+    except ValueError as exc:
+        return None, {"skipped": str(exc)}
+    report["real_crops"] = sum(g.startswith("city:") for _, _, g in examples)
+    return check.to_dict(), report
+
+
+def collect(net_model: Any, stats: dict[str, np.ndarray], tile_sets: list[Any], grid: Any,
+            pavement_cut: float, min_share: float, seed: int = 0, crops: Any = None,
+            floor_share: float | None = None, image_stats: bool = IMAGE_STATS_ON,
+            scene_on: bool | None = None,
+            ) -> tuple[list[Example], np.ndarray, np.ndarray | None]:
+    """fit_model's training photos as (examples, judged (m,) bool, ImageNet probabilities
+    (m, scene.CLASSES) or None without scene features): what fit takes."""
+    from models.road_damage import net, real, scene
+    from models.road_damage.photo import photo_tiles
+
     if crops is None:
         try:
             crops = real.split(real.load())[0]
         except FileNotFoundError:
             crops = None
     floor = min_share if floor_share is None else floor_share
-    stats_on = IMAGE_STATS_ON if image_stats is None else image_stats
+    stats_on = image_stats
+    use_scene = SCENE_ON if scene_on is None else scene_on
     rng = np.random.default_rng([seed, 4244])
     examples: list[Example] = []
     judged: list[bool] = []
+    thumbs: list[np.ndarray] = []  # per example, its scene.thumbnail (use_scene)
     waiting: list[tuple[np.ndarray, bool, str]] = []
 
     def flush() -> None:  # one batched forward pass for the waiting photos
@@ -332,7 +411,9 @@ def fit_model(net_model: Any, stats: dict[str, np.ndarray] | None, tile_sets: li
             judged.append(bool((o["pavement"][part] >= pavement_cut).mean() >= floor))
         waiting.clear()
 
-    def add(tiles: np.ndarray, road: bool, group: str) -> None:
+    def add(tiles: np.ndarray, road: bool, group: str, image: np.ndarray) -> None:
+        if use_scene:
+            thumbs.append(scene.thumbnail(image))
         if len(tiles) > FIT_TILES:
             tiles = tiles[np.sort(rng.choice(len(tiles), FIT_TILES, replace=False))]
         waiting.append((tiles, road, group))
@@ -343,16 +424,15 @@ def fit_model(net_model: Any, stats: dict[str, np.ndarray] | None, tile_sets: li
     for n in rng.permutation(len(synthetic))[:FIT_SYNTHETIC]:
         k, ts, i = synthetic[n]
         m = ts.photo == i
-        add(ts.tiles[m], bool(ts.pavement[m].mean() >= min_share), f"synthetic:{k}.{i}")
+        row = ts.photos.iloc[i]
+        add(ts.tiles[m], bool(ts.pavement[m].mean() >= min_share), f"synthetic:{k}.{i}",
+            scene.grid_image(ts.tiles[m], int(row["rows"]), int(row["cols"]), grid.context))
     for data, road, group in training_photos(crops, seed):
-        add(photo_tiles(data, grid)[0], road, group)
+        tiles, _, _, image = photo_tiles(data, grid)
+        add(tiles, road, group, image)
     flush()
-    try:
-        check, report = fit(examples, judged=np.array(judged), image_stats=stats_on)
-    except ValueError as exc:
-        return None, {"skipped": str(exc)}
-    report["real_crops"] = sum(g.startswith("city:") for _, _, g in examples)
-    return check.to_dict(), report
+    probs = scene.probabilities(np.stack(thumbs)) if use_scene and thumbs else None
+    return examples, np.array(judged, bool), probs
 
 
 def crops_as_photos(outputs: Any, assets: dict[str, Any], crops: Any, every: int = 3,
@@ -360,7 +440,10 @@ def crops_as_photos(outputs: Any, assets: dict[str, Any], crops: Any, every: int
     """How the held-out cities' real crops fare sent as photos (metrics.json real.as_photos):
     every `every`-th crop as a JPEG photo, in colour and in greyscale, through the serving
     summary; the share that keeps a level and the share that the road-photo check refuses.
-    outputs maps uint8 tiles to the exported graph's outputs (task.predict_outputs)."""
+    outputs maps uint8 tiles to the exported graph's outputs (task.predict_outputs); a check
+    with scene classes gets each photo's ImageNet probabilities from scene.of_images (scene.onnx,
+    as serving computes them)."""
+    from models.road_damage import scene
     from models.road_damage.analyze import RoadCheck, summarise
     from models.road_damage.photo import Grid, photo_tiles
 
@@ -371,11 +454,12 @@ def crops_as_photos(outputs: Any, assets: dict[str, Any], crops: Any, every: int
     for name, images in (("colour", picked), ("grey", [greyscale(i) for i in picked])):
         levelled, refused = [], []
         for img in images:
-            tiles, (rows, cols), _, _ = photo_tiles(jpeg(img, 92), grid)
+            tiles, (rows, cols), _, image = photo_tiles(jpeg(img, 92), grid)
             o = outputs(tiles)
+            probs = scene.of_images([image])[0] if photo and photo.scene_classes else None
             res = summarise(o["probabilities"], rows, cols, assets["threshold"],
                             o["pavement"], o["distance"], check, o.get("embedding"), photo,
-                            tiles)
+                            tiles, probs)
             levelled.append(res["mlit_level"] is not None)
             refused.append(any(w["code"] == "not_road_photo" for w in res["level_warnings"]))
         out[name] = {"level_given": round(float(np.mean(levelled)), 4) if levelled else None,

@@ -212,6 +212,30 @@ def load_tiles(photos: pd.DataFrame, tiles: pd.DataFrame, grid: Grid) -> TileSet
                    photos.reset_index(drop=True), np.concatenate(paved))
 
 
+# scene_probs' answers by (photo file, grid): they depend on neither the model nor the tenant,
+# and pooling's bootstrap scores the same held-out photos hundreds of times
+_SCENE: dict[tuple[str, int, int, int], np.ndarray] = {}
+
+
+def scene_probs(ts: TileSet, grid: Grid) -> np.ndarray:
+    """ImageNet class probabilities (len(ts.photos), scene.CLASSES) of each photo of ts, from
+    its grid image put back together from its tiles (scene.grid_image) as serving's thumbnail
+    is; cached per photo file and grid."""
+    from models.road_damage import scene
+
+    keys = [(str(f), grid.long_side, grid.tile, grid.context) for f in ts.photos["file"]]
+    todo = [i for i, k in enumerate(keys) if k not in _SCENE]
+    images = []
+    for i in todo:
+        m = ts.photo == i
+        row = ts.photos.iloc[i]
+        images.append(scene.grid_image(ts.tiles[m], int(row["rows"]), int(row["cols"]),
+                                       grid.context))
+    for k, p in zip([keys[i] for i in todo], scene.of_images(images), strict=True):
+        _SCENE[k] = p
+    return np.stack([_SCENE[k] for k in keys]) if keys else np.zeros((0, scene.CLASSES))
+
+
 def _hash_share(ids: pd.Series, salt: str) -> np.ndarray:
     """A stable pseudo-random number in [0, 1) per id."""
     return np.array([zlib.crc32(f"{salt}:{i}".encode()) / 2**32 for i in ids])
@@ -376,9 +400,12 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         tenant = ts.photos["tenant_code"].to_numpy()[ts.photo] if len(ts.tiles) else np.array([])
         cut = model.assets["threshold"]
         photo = PhotoCheck.of(model.assets)
-        overall = metrics(ts, probs, base, cut, np.ones(len(ts.tiles), bool), out, check, photo)
+        sp = scene_probs(ts, Grid(**cfg.grid.model_dump())) \
+            if photo is not None and photo.scene_classes is not None else None
+        overall = metrics(ts, probs, base, cut, np.ones(len(ts.tiles), bool), out, check, photo,
+                          sp)
         overall.update(model.history)
-        per_tenant = {code: metrics(ts, probs, base, cut, tenant == code, out, check, photo)
+        per_tenant = {code: metrics(ts, probs, base, cut, tenant == code, out, check, photo, sp)
                       for code in sorted(set(tenant))}
         return {"overall": overall, "per_tenant": per_tenant, "headline": {
             "metric": "tile_crack_f1", "value": overall["crack_f1"], "oracle": 1.0,
@@ -435,8 +462,15 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         return []
 
     def assets(self, model: RoadModel) -> dict[str, bytes]:
-        """road.json: classes, labels, grid, threshold, levels."""
-        return {"road.json": json.dumps(model.assets, ensure_ascii=False, indent=1).encode()}
+        """road.json: classes, labels, grid, threshold, levels; scene.onnx (the ImageNet
+        classifier of photo thumbnails, scene.py) when the road-photo check reads it."""
+        from models.road_damage import scene
+
+        out = {"road.json": json.dumps(model.assets, ensure_ascii=False, indent=1).encode()}
+        photo = PhotoCheck.of(model.assets)
+        if photo is not None and photo.scene_classes is not None:
+            out["scene.onnx"] = scene.to_onnx(scene.OPSET)
+        return out
 
     def apply_feedback(self, store: Store, data: TaskData) -> Feedback:
         """Road crews' corrections -> photos and tiles (models/road_damage/corrections.py)."""
@@ -558,11 +592,13 @@ def familiarity(cfg: RoadDamageConfig, model: Any, fit_set: TileSet, val_set: Ti
 
 def metrics(ts: TileSet, probs: np.ndarray, base: np.ndarray, threshold: Cuts,
             keep: np.ndarray, out: dict[str, np.ndarray] | None = None,
-            check: RoadCheck | None = None, photo: PhotoCheck | None = None) -> dict[str, Any]:
+            check: RoadCheck | None = None, photo: PhotoCheck | None = None,
+            scene: np.ndarray | None = None) -> dict[str, Any]:
     """Tile and photo metrics over the tiles selected by `keep`, as serving reports them: tiles
     the model calls not road surface (out["pavement"] under check.pavement_cut) flag nothing,
     and a photo's level follows analyze.road_verdict with the road-photo check `photo` (a
-    withheld level counts as wrong)."""
+    withheld level counts as wrong; scene: each photo's ImageNet probabilities, scene_probs,
+    for a check that reads them)."""
     check = check or RoadCheck()
     n = len(ts.tiles)
     pav_p = out["pavement"] if out is not None else np.ones(n)
@@ -594,7 +630,8 @@ def metrics(ts: TileSet, probs: np.ndarray, base: np.ndarray, threshold: Cuts,
         share = float(ts.pavement[m].mean())
         emb = out.get("embedding") if out is not None else None
         paved, levelled, _ = road_verdict(pav_p[m], None if dist is None else dist[m], check,
-                                          None if emb is None else emb[m], photo, ts.tiles[m])
+                                          None if emb is None else emb[m], photo, ts.tiles[m],
+                                          None if scene is None else scene[i])
         r_true = crack_ratio(ts.labels[m], ts.pavement[m])
         r_pred = crack_ratio(flags[m], paved)
         road.append((share >= check.min_share, levelled))

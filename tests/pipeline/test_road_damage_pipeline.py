@@ -83,13 +83,29 @@ def test_road_photo_check_ships_in_road_json_and_is_measured(road_root: Path) ->
     """The photo-level road check (roadphoto.py) is fitted with the tile model, exported as
     plain numbers in road.json, and the held-out cities' crops sent as photos are scored with
     it in metrics.json (real.as_photos)."""
+    import onnxruntime as ort
+
+    from models.road_damage import scene
     from models.road_damage.roadphoto import IMAGE_STATS, PhotoCheck
 
-    assets = json.loads((road_root / "build" / "road_damage" / "onnx" / "road.json").read_text())
+    package = road_root / "build" / "road_damage" / "onnx"
+    assets = json.loads((package / "road.json").read_text())
     check = PhotoCheck.of(assets)
     assert check is not None and check.image_stats
-    # ResNet d=16: mean and spread, share, mean pavement, 4 distance quantiles, pixel statistics
-    assert len(check.coef) == len(check.mean) == len(check.scale) == 2 * 16 + 6 + len(IMAGE_STATS)
+    # a class set per road-photo source: real crops ("city") and synthetic photos
+    assert check.scene_classes is not None and len(check.scene_classes) == 2
+    assert all(len(c) == scene.ROAD_CLASSES for c in check.scene_classes)
+    # ResNet d=16: mean and spread, share, mean pavement, 4 distance quantiles, pixel
+    # statistics, the scene features (ImageNet class mass per set, entropy, top probability)
+    assert len(check.coef) == len(check.mean) == len(check.scale) == \
+        2 * 16 + 6 + len(IMAGE_STATS) + 2 + 2
+    # serving's scene.onnx ships beside model.onnx and gives what torch gave at fit time
+    session = ort.InferenceSession(str(package / "scene.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    photo = sorted((road_root / "data" / "road_damage" / "images").rglob("*.jpg"))[0]
+    image = photo_tiles(photo.read_bytes(), Grid.of(assets))[3]
+    thumbs = scene.thumbnail(image)[None]
+    assert np.abs(scene.run_onnx(session, thumbs) - scene.torch_probabilities(thumbs)).max() < 1e-4
     ev = json.loads((road_root / "build" / "road_damage" / "evaluation.json").read_text())
     report = ev["overall"]["road_photo"]
     # the shipped cut is the one the out-of-fold curve chose (a probability: the tiny model may

@@ -71,6 +71,8 @@ def test_analyze_returns_levels_types_grid_and_location(batch: dict) -> None:
         # it says why
         assert p["mlit_level"] in ("I", "II", "III") or p["warnings"]
         assert 0 <= p["crack_ratio"] <= 1
+        # the road-photo check ran, on scene.onnx's reading of the thumbnail too (scene.py)
+        assert 0 <= p["road_photo_score"] <= 1
         assert len(p["grid"]) == p["rows"] and len(p["grid"][0]) == p["cols"]
         assert set(p["grid"][0][0]["p"]) == {"none", "D00", "D10", "D20", "D40"}
         assert p["taken_at"].startswith("2025-")

@@ -95,8 +95,8 @@ def task_report(ws: Workspace, task: Task, bootstrap: int, progress: bool = True
     """Per pooled tenant of one task: population, training units (`rows`), held-out units, the
     three headlines (local-only and others-only fitted with task.comparison_config) and the
     CI. With `progress`, a bar per municipality and, below it, one over the current
-    municipality's steps (local-only fit, others-only fit, each bootstrap resample): a fit can
-    take minutes (README: Pooling gain)."""
+    municipality's steps (local-only fit, others-only fit, each bootstrap resample, the three
+    headlines on its holdout): one step can take minutes (README: Pooling gain)."""
     cfg = ws.task_config(task)
     model_path = ws.root / "build" / task.name / "model.pkl"
     if not model_path.is_file():
@@ -109,7 +109,7 @@ def task_report(ws: Workspace, task: Task, bootstrap: int, progress: bool = True
     rows: dict[str, dict[str, Any]] = {}
     for code in tqdm(codes, desc=f"pooling {task.name}", unit="municipality",
                      disable=not progress):
-        with tqdm(total=2 + bootstrap, desc=f"  {code}", unit="step", leave=False,
+        with tqdm(total=3 + bootstrap, desc=f"  {code}", unit="step", leave=False,
                   disable=not progress) as steps:
             rows[code] = {"population": population.get(code),
                           **_tenant_row(ws, task, cfg, pooled, train_part, test, code, codes,
@@ -137,16 +137,19 @@ def _tenant_row(ws: Workspace, task: Task[C, M], cfg: C, pooled: M, train_part: 
     steps.set_postfix_str("bootstrap")
     lo, hi = (paired_ci(task, cfg, pooled, local, local_test, bootstrap, rng, step=steps.update)
               if local is not None and bootstrap > 0 else (None, None))
+    steps.set_postfix_str("headlines")
     metric, value = judged(task, cfg, pooled, local_test)
-    return {"rows": int(own_train[first][unit].nunique()),
-            "held_out": int(local_test[first][unit].nunique()),
-            "metric": metric,
-            "pooled": value,
-            "local": None if local is None else headline(task, cfg, local, local_test),
-            "others_only": (None if others_model is None
-                            else headline(task, cfg, others_model, local_test)),
-            "ci_low": lo,
-            "ci_high": hi}
+    row = {"rows": int(own_train[first][unit].nunique()),
+           "held_out": int(local_test[first][unit].nunique()),
+           "metric": metric,
+           "pooled": value,
+           "local": None if local is None else headline(task, cfg, local, local_test),
+           "others_only": (None if others_model is None
+                           else headline(task, cfg, others_model, local_test)),
+           "ci_low": lo,
+           "ci_high": hi}
+    steps.update()
+    return row
 
 
 def write_report(ws: Workspace, report: dict[str, dict[str, dict[str, Any]]],

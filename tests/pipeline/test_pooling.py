@@ -44,8 +44,9 @@ def test_pooling_report_rows_and_tenant_view(trained_root: Path,
     # (a care_plan fit took minutes with nothing moving)
     shown = capsys.readouterr().err
     assert "pooling claim_screening: 100%" in shown and "13/13" in shown
-    assert all(step in shown for step in ("local-only fit", "others-only fit", "bootstrap"))
-    assert "402303: " in shown and "/6 [" in shown  # 2 fits + 4 resamples
+    assert all(step in shown
+               for step in ("local-only fit", "others-only fit", "bootstrap", "headlines"))
+    assert "402303: " in shown and "/7 [" in shown  # 2 fits + 4 resamples + the headlines
     keys = {"population", "rows", "held_out", "metric", "pooled", "local", "others_only",
             "ci_low", "ci_high"}
     assert all(set(r) == keys for r in rows.values())

@@ -6,9 +6,9 @@ mapping (frame name -> DataFrame, e.g. {"lines", "labels"}), each frame carrying
 frames may carry binary files beside them (road photos and masks): a `FilesFrames`.
 
 Each task class subclasses `Task[its Config, its fitted model]`, so it inherits the optional
-hooks' defaults (`file_columns`, `pooling_metric`, `apply_feedback`) and a type checker holds
-its methods to the protocol; training/ code generic in `C` and `M` keeps a task's config and
-model types together.
+hooks' defaults (`file_columns`, `pooling_metric`, `bootstrap_metric`, `apply_feedback`) and a
+type checker holds its methods to the protocol; training/ code generic in `C` and `M` keeps a
+task's config and model types together.
 
 The registry holds no task: it imports `models.<name>.task` by import path for each name in
 configs/platform.yaml's `tasks` (models/configs.py task_names), so this module imports no task
@@ -18,7 +18,7 @@ package and a new task is one folder and one line in that list (README: Adding a
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
@@ -131,6 +131,15 @@ class Task(Protocol[C, M]):
         models) or costs too much for the bootstrap's hundreds of calls."""
         head = self.evaluate(cfg, model, test)["headline"]
         return str(head["metric"]), float(head["value"])
+
+    def bootstrap_metric(self, cfg: C, model: M, test: Frames) -> Callable[[Frames], float]:
+        """The pooling metric of `model` as a function of a bootstrap resample of `test`
+        (training/pooling.py `resample`: units drawn with replacement, the k-th copy's ids
+        suffixed "#k"); the pooling report calls it on each of its resamples. Default:
+        pooling_metric on the resample. A task whose metric costs much per unit may work out
+        each held-out unit's part once here and combine the parts per resample; it must return
+        what pooling_metric returns on the resample, to the last bit."""
+        return lambda sample: float(self.pooling_metric(cfg, model, sample)[1])
 
     def apply_feedback(self, store: Store, data: TaskData) -> Feedback:
         """Staff feedback the service recorded in `store` written into this task's data, first

@@ -126,14 +126,25 @@ def export(task: TaskArg) -> None:
 @app.command()
 def promote(task: TaskArg,
             version: Annotated[str | None, typer.Option(help="Version (default latest).")] = None,
+            force: Annotated[bool, typer.Option(
+                "--force", help="Promote although the headline ties or trails the champion's "
+                                "(every other check still runs); needs --reason.")] = False,
+            reason: Annotated[str | None, typer.Option(
+                help="Why a --force promotion is right; kept with who/when and both headlines "
+                     "in the champion history and on the MLflow version.")] = None,
             ) -> None:
-    """Make a version the champion if it beats the current one on the same holdout."""
-    from training.registry import PromotionRefused
+    """Make a version the champion if it beats the current one on the same holdout (or, with
+    --force --reason, on purpose although it does not)."""
+    from training.registry import OverrideError, PromotionRefused
     from training.registry import promote as run
 
     ws = _ws()
     try:
-        _echo(run(ws, ws.task(task), version, who=os.environ.get("USER", "cli")))
+        _echo(run(ws, ws.task(task), version, who=os.environ.get("USER", "cli"), force=force,
+                  reason=reason))
+    except OverrideError as exc:
+        typer.secho(f"not promoted: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
     except PromotionRefused as exc:
         typer.secho(f"not promoted: {exc}", fg="yellow", err=True)
         raise typer.Exit(1) from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,17 @@ def headline(task: Task[C, M], cfg: C, model: M, test: Frames) -> float:
 
 
 def paired_ci(task: Task[C, M], cfg: C, pooled: M, local: M, test: Frames, n: int,
-              rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of pooled - local on the same resampled held-out units."""
+              rng: np.random.Generator, level: float = 0.95,
+              step: Callable[[], object] = lambda: None) -> tuple[float, float]:
+    """Percentile bootstrap CI of pooled - local on the same resampled held-out units (each
+    model's metric on a resample: task.bootstrap_metric); `step()` after each of the n
+    resamples (a progress bar's update)."""
+    pooled_on, local_on = (task.bootstrap_metric(cfg, m, test) for m in (pooled, local))
     diffs = []
     for _ in range(n):
         sample = resample(task, test, rng)
-        diffs.append(headline(task, cfg, pooled, sample) - headline(task, cfg, local, sample))
+        diffs.append(pooled_on(sample) - local_on(sample))
+        step()
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(diffs, [tail, 100 - tail])
     return float(lo), float(hi)
@@ -88,42 +94,62 @@ def task_report(ws: Workspace, task: Task, bootstrap: int, progress: bool = True
                 ) -> dict[str, dict[str, Any]]:
     """Per pooled tenant of one task: population, training units (`rows`), held-out units, the
     three headlines (local-only and others-only fitted with task.comparison_config) and the
-    CI."""
+    CI. With `progress`, a bar per municipality and, below it, one over the current
+    municipality's steps (local-only fit, others-only fit, each bootstrap resample, the three
+    headlines on its holdout): one step can take minutes (README: Pooling gain)."""
     cfg = ws.task_config(task)
     model_path = ws.root / "build" / task.name / "model.pkl"
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path}: no pooled model; run `kyodo train {task.name}`")
     pooled = pickle.loads(model_path.read_bytes())
     train_part, test = task.split(cfg, D.load_pooled(ws, task, progress=False))
-    population = {t.code: t.population for t in ws.tenants.tenants}
-    first = task.frames[0]
-    codes = sorted(test[first]["tenant_code"].unique())
+    codes = sorted(test[task.frames[0]]["tenant_code"].unique())
     rng = np.random.default_rng(ws.platform.seed)
-    fit_cfg = task.comparison_config(cfg)  # local-only and others-only fits (models/task.py)
+    population = {t.code: t.population for t in ws.tenants.tenants}
     rows: dict[str, dict[str, Any]] = {}
-    for code in tqdm(codes, desc=f"pooling {task.name}", disable=not progress):
-        others = [c for c in codes if c != code]
-        local_test = task.select(test, [code])
-        own_train = task.select(train_part, [code])
-        local = fit_or_none(task, fit_cfg, own_train, ws.platform.seed)
-        others_model = fit_or_none(task, fit_cfg, task.select(train_part, others),
-                                   ws.platform.seed)
-        lo, hi = (paired_ci(task, cfg, pooled, local, local_test, bootstrap, rng)
-                  if local is not None and bootstrap > 0 else (None, None))
-        metric, value = judged(task, cfg, pooled, local_test)
-        rows[code] = {
-            "population": population.get(code),
-            "rows": int(own_train[first][task.units[0]].nunique()),
-            "held_out": int(local_test[first][task.units[0]].nunique()),
-            "metric": metric,
-            "pooled": value,
-            "local": None if local is None else headline(task, cfg, local, local_test),
-            "others_only": (None if others_model is None
-                            else headline(task, cfg, others_model, local_test)),
-            "ci_low": lo,
-            "ci_high": hi,
-        }
+    for code in tqdm(codes, desc=f"pooling {task.name}", unit="municipality",
+                     disable=not progress):
+        with tqdm(total=3 + bootstrap, desc=f"  {code}", unit="step", leave=False,
+                  disable=not progress) as steps:
+            rows[code] = {"population": population.get(code),
+                          **_tenant_row(ws, task, cfg, pooled, train_part, test, code, codes,
+                                        bootstrap, rng, steps)}
     return rows
+
+
+def _tenant_row(ws: Workspace, task: Task[C, M], cfg: C, pooled: M, train_part: Frames,
+                test: Frames, code: str, codes: list[str], bootstrap: int,
+                rng: np.random.Generator, steps: tqdm) -> dict[str, Any]:
+    """One municipality's row of task_report (all but population); `steps` is advanced and
+    labelled as each fit and resample finishes."""
+    first, unit = task.frames[0], task.units[0]
+    fit_cfg = task.comparison_config(cfg)  # local-only and others-only fits (models/task.py)
+    local_test = task.select(test, [code])
+    own_train = task.select(train_part, [code])
+    steps.set_postfix_str("local-only fit")
+    local = fit_or_none(task, fit_cfg, own_train, ws.platform.seed)
+    steps.update()
+    steps.set_postfix_str("others-only fit")
+    others_model = fit_or_none(task, fit_cfg, task.select(train_part, [c for c in codes
+                                                                       if c != code]),
+                               ws.platform.seed)
+    steps.update()
+    steps.set_postfix_str("bootstrap")
+    lo, hi = (paired_ci(task, cfg, pooled, local, local_test, bootstrap, rng, step=steps.update)
+              if local is not None and bootstrap > 0 else (None, None))
+    steps.set_postfix_str("headlines")
+    metric, value = judged(task, cfg, pooled, local_test)
+    row = {"rows": int(own_train[first][unit].nunique()),
+           "held_out": int(local_test[first][unit].nunique()),
+           "metric": metric,
+           "pooled": value,
+           "local": None if local is None else headline(task, cfg, local, local_test),
+           "others_only": (None if others_model is None
+                           else headline(task, cfg, others_model, local_test)),
+           "ci_low": lo,
+           "ci_high": hi}
+    steps.update()
+    return row
 
 
 def write_report(ws: Workspace, report: dict[str, dict[str, dict[str, Any]]],

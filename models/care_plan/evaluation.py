@@ -8,6 +8,7 @@ true P(improve or maintain) of the recommended plan vs the oracle-best plan with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,7 +144,7 @@ def _decision_metrics(d: Decisions, m: np.ndarray) -> dict[str, Any]:
     gain = float(orc.mean() - typ.mean())
     regret = float(orc.mean() - rec.mean())
     return {"eval_persons": int(m.sum()),
-            "true_p_improve_or_maintain": {"recommended": round(float(rec.mean()), 4),
+            "true_p_improve_or_maintain": {"recommended": _mean4(rec),
                                            "oracle_best": round(float(orc.mean()), 4),
                                            "typical_plan": round(float(typ.mean()), 4),
                                            "received_plan": round(float(d.received[m].mean()), 4)},
@@ -181,6 +182,46 @@ def evaluate_model(cfg: Any, model: CareModel, test: Frames) -> dict[str, Any]:
     overall["outcome_classes"] = list(OUTCOMES)
     per_tenant = {code: metrics(tenant == code) for code in sorted(set(tenant))}
     return {"overall": overall, "per_tenant": per_tenant, "headline": _headline(overall)}
+
+
+def headline_on_resamples(cfg: Any, model: CareModel, test: Frames,
+                          ) -> Callable[[Frames], float] | None:
+    """The oracle headline (HEADLINE) as a function of a bootstrap resample of `test`, each
+    held-out person's recommendation worked out once, when a resample first needs it.
+
+    evaluate_model recommends for up to `eval_persons` persons per call, scoring each one's
+    ~1,000 feasible grid plans; the pooling report's bootstrap calls it 100 times per
+    municipality on copies of the same persons. A resampled person "<id>#k"
+    (training/pooling.py `resample`) is person <id>, and the recommendation and its true score
+    depend on that person's row alone, so the value is evaluate_model's headline on the
+    resample. None without the oracle (real data: the headline is then another metric).
+    """
+    persons, oracle = test["persons"], test["oracle"]
+    if not (len(oracle) == len(persons) and len(persons) > 0):
+        return None
+    cat = Catalogue.from_dict(model.assets["catalogue"])
+    latent = Latent.from_frames(persons, oracle)
+    ids = persons["person_id"].astype(str).to_numpy()  # resample makes "<id>#k" strings
+    position = pd.Series(np.arange(len(persons)), index=ids)
+    known: dict[str, float] = {}  # person_id -> true P(improve or maintain) of its top plan
+
+    def value(sample: Frames) -> float:
+        drawn = sample["persons"]
+        copies = drawn["person_id"].to_numpy()[eval_subset(drawn, cfg.eval_persons)]
+        originals = pd.Series(copies).str.rsplit("#", n=1).str[0].tolist()
+        new = [p for p in dict.fromkeys(originals) if p not in known]
+        if new:
+            rows_ = np.sort(position.loc[new].to_numpy())
+            known.update(zip(ids[rows_], decide(model, cat, persons, latent, rows_).recommended,
+                             strict=True))
+        return _mean4(np.array([known[p] for p in originals]))
+
+    return value
+
+
+def _mean4(values: np.ndarray) -> float:
+    """The mean as the headline reports it (4 decimals)."""
+    return round(float(values.mean()), 4)
 
 
 def _headline(overall: dict[str, Any]) -> dict[str, Any]:

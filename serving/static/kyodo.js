@@ -232,10 +232,17 @@ Object.assign(window.Kyodo, (function (K) {
     table.append(body);
   }
 
-  /** One line of a task's champion history: version, promotion or rollback, when, by whom. */
+  // what the promotion gate found for a forced promotion (`kyodo promote --force`)
+  const GATE_JA = { ties: "指標が同値", trails: "指標が下回る", beats: "指標が上回る",
+                    "no champion": "現行版なし", "not compared": "比較不能" };
+
+  /** One line of a task's champion history: version, promotion (forced: with the gate's
+   *  finding and the reason), or rollback, when, by whom. */
   function historyText(h) {
     const when = (h.at || "").replace("T", " ").slice(0, 16);
-    const what = h.rollback_of ? "ロールバック（v" + h.rollback_of + " から）" : "昇格";
+    const f = h.forced;
+    const what = h.rollback_of ? "ロールバック（v" + h.rollback_of + " から）"
+      : f ? "強制昇格（" + (GATE_JA[f.gate] || f.gate) + "、理由: " + f.reason + "）" : "昇格";
     return "v" + h.version + " " + what + " " + when + "（" + (h.by || "—") + "）";
   }
 

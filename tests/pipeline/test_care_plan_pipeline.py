@@ -64,3 +64,29 @@ def _first_rows(root: Path):
 
     return pd.read_csv(root / "data/care_plan/382060.csv", dtype=str,
                        keep_default_na=False).head(5)
+
+
+def test_bootstrap_metric_is_the_headline_on_every_resample(care_root: Path) -> None:
+    """The pooling report's bootstrap reuses each held-out person's recommendation
+    (CarePlan.bootstrap_metric) instead of recommending again per resample: on resamples of
+    the largest municipality's holdout, where the evaluated subset (first `eval_persons` by
+    id) is a part of the resample, it gives evaluate_model's headline to the last bit."""
+    from training.data import load_pooled
+    from training.pooling import resample
+    from training.workspace import Workspace
+
+    ws = Workspace.load(care_root)
+    task = ws.task("care_plan")
+    cfg = ws.task_config(task).model_copy(update={"eval_persons": 100})
+    model = pickle.loads((care_root / "build/care_plan/model.pkl").read_bytes())
+    _, test = task.split(cfg, load_pooled(ws, task, progress=False))
+    largest = test["persons"]["tenant_code"].value_counts().index[0]
+    local = task.select(test, [largest])
+    assert len(local["persons"]) > 100  # the subset is a part: its choice is exercised
+    on_resample = task.bootstrap_metric(cfg, model, local)
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        sample = resample(task, local, rng)
+        name, expected = task.pooling_metric(cfg, model, sample)
+        assert name == "mean_true_p_improve_or_maintain_recommended"
+        assert on_resample(sample) == expected

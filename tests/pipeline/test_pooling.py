@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from serving.insights import tenant_view
@@ -34,10 +35,18 @@ def test_resample_keeps_units_whole_and_ids_unique(trained_root: Path) -> None:
     assert labels["claim_id"].is_unique
 
 
-def test_pooling_report_rows_and_tenant_view(trained_root: Path) -> None:
+def test_pooling_report_rows_and_tenant_view(trained_root: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     ws = Workspace.load(trained_root)
-    rows = task_report(ws, ws.task("claim_screening"), bootstrap=4, progress=False)
+    rows = task_report(ws, ws.task("claim_screening"), bootstrap=4, progress=True)
     assert len(rows) == 13
+    # progress: a bar over municipalities, and one over each municipality's fits and resamples
+    # (a care_plan fit took minutes with nothing moving)
+    shown = capsys.readouterr().err
+    assert "pooling claim_screening: 100%" in shown and "13/13" in shown
+    assert all(step in shown
+               for step in ("local-only fit", "others-only fit", "bootstrap", "headlines"))
+    assert "402303: " in shown and "/7 [" in shown  # 2 fits + 4 resamples + the headlines
     keys = {"population", "rows", "held_out", "metric", "pooled", "local", "others_only",
             "ci_low", "ci_high"}
     assert all(set(r) == keys for r in rows.values())

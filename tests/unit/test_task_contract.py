@@ -42,6 +42,9 @@ def test_defaults_of_the_optional_hooks() -> None:
     assert toy.file_columns == {}
     assert toy.pooling_metric(ToyConfig(), 2.0, {"rows": rows}) == ("mean_x", 2.0 * 7 / 3)
     assert judged(toy, ToyConfig(), 2.0, {"rows": rows}) == ("mean_x", 2.0 * 7 / 3)
+    # the bootstrap's metric: pooling_metric on the resample it is given, not on `test`
+    on_resample = toy.bootstrap_metric(ToyConfig(), 2.0, {"rows": rows})
+    assert on_resample({"rows": rows.iloc[[2, 2, 0]]}) == 2.0 * 9 / 3
     assert list(toy.select({"rows": rows}, ["1"])["rows"]["row_id"]) == ["a", "c"]
 
 
@@ -64,6 +67,9 @@ def test_overrides_are_the_tasks_own() -> None:
     assert tasks["road_damage"].file_columns == {"photos": ("file", "mask_file")}
     assert type(tasks["claim_screening"]).pooling_metric is not Task.pooling_metric
     assert type(tasks["care_plan"]).pooling_metric is Task.pooling_metric
+    own_bootstrap = {n for n, t in tasks.items() if type(t).bootstrap_metric
+                     is not Task.bootstrap_metric}
+    assert own_bootstrap == {"care_plan"}  # its headline recommends ~1,000 plans per person
     own_feedback = {n for n, t in tasks.items() if type(t).apply_feedback
                     is not Task.apply_feedback}
     assert own_feedback == {"claim_screening", "road_damage"}  # `kyodo retrain` reads them

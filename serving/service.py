@@ -53,7 +53,8 @@ _LIMITS = serving_limits()
 # the tasks with a single-row API: their router modules' score_one (serving/batching.py)
 SINGLE_ROW = {claims.TASK: claims, nudge.TASK: nudge} if _LIMITS.batching else {}
 # uvicorn builds its protocol after this module is imported, in every worker
-connections.install(_LIMITS.header_timeout_s, _LIMITS.keep_alive_s)
+connections.install(_LIMITS.header_timeout_s, _LIMITS.keep_alive_s, _LIMITS.linger_s,
+                    _LIMITS.linger_mb)
 
 
 # BentoML's own HTTP metrics label series by the raw path (ids of other tenants' batches, one

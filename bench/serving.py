@@ -90,10 +90,11 @@ def lean_plan() -> dict[str, Request]:
 # cluster of latencies near those times. On loopback RetransSegs grows with TCPLossProbes
 # (a tail-loss probe sent when an ACK is late, e.g. its receiver waits for a CPU) and the
 # receiver's TCPDSACKRecv says the probe was a duplicate: nothing was lost (bench/tail.py).
-# TCPAbortOnData: connections closed with unread data (a reset), EstabResets: resets seen.
+# TCPAbortOnClose: connections closed with unread data, answered by a reset (a refused body
+# before the lingering close), EstabResets: resets of established connections, both ends.
 TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans", "RetransSegs",
                 "TCPLossProbes", "TCPDSACKRecv", "TCPTimeouts", "EstabResets",
-                "TCPAbortOnData", "ActiveOpens")
+                "TCPAbortOnClose", "ActiveOpens")
 
 
 def tcp_counters() -> dict[str, int]:
@@ -488,7 +489,7 @@ def isolation(rec: Recorder, url: str) -> None:
         refused.append(item)
     attacker.join(60)
     resets = {k: v - tcp.get(k, 0) for k, v in tcp_counters().items()
-              if k in ("TCPAbortOnData", "EstabResets")}
+              if k in ("TCPAbortOnClose", "EstabResets")}
     load = "host load average (1, 5, 15 min) " + " ".join(f"{v:.1f}" for v in os.getloadavg())
     rec.add("tenant B c=8 score 1 claim, alone: p99", alone.p(99), "ms",
             note=f"{len(alone.latencies)} requests, p50 {alone.p(50):.1f} ms, {alone.errors} "

@@ -196,8 +196,33 @@ class Watch:
                         "ms": took * 1000, **seen})
 
 
-app.add_middleware(Watch)
+def _gc_pauses() -> None:
+    """Log every full (generation 2) collection of this worker: how long, how many objects."""
+    import gc
 
+    started: dict[str, float] = {}
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            started["t"] = time.perf_counter()
+        elif "t" in started:
+            _write({"kind": "gc", "pid": os.getpid(), "t": time.time(),
+                    "ms": (time.perf_counter() - started.pop("t")) * 1000,
+                    "tracked": len(gc.get_objects(2)), "collected": info.get("collected")})
+
+    gc.callbacks.append(callback)
+
+
+app.add_middleware(Watch)
+_gc_pauses()
+from bentoml._internal.server.http import traffic as _bentoml_traffic  # noqa: E402
+
+_ORIGINAL_TIMEOUT = _bentoml_traffic.TimeoutMiddleware
 from serving.service import Kyodo  # noqa: E402  (after the middleware: the app is built lazily)
+
+if os.environ.get("KYODO_BENTOML_TIMEOUT") == "original":  # BentoML's own: timers never cancelled
+    _bentoml_traffic.TimeoutMiddleware = _ORIGINAL_TIMEOUT  # type: ignore[misc]
 
 __all__ = ["Kyodo"]

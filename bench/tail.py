@@ -303,6 +303,11 @@ def main(phases: list[str]) -> None:
             if bodies:
                 summarize_hostile(bodies, rows)
             summarize_lags(rows)
+            pauses = [r for r in rows if r["kind"] == "gc"]
+            if pauses:
+                print(f"  full collections: {len(pauses)}; ms in order: "
+                      + ", ".join(f"{r['ms']:.0f}" for r in pauses[:40])
+                      + f"; objects tracked after the last: {pauses[-1]['tracked']}")
             slow = [r for r in rows if r["kind"] == "request" and r["status"] != 413]
             print(f"  requests >= 200 ms inside the app (not 413): {len(slow)}")
             print(f"  kernel counters grew: {grown(before, counters())}", flush=True)

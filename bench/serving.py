@@ -352,7 +352,8 @@ def memory(rec: Recorder, url: str, workers: str, pids: list[int]) -> None:
         say(f"http ({workers}): {name} at concurrency 32, {WARMUP_S:g} s warm-up, then "
             f"{RSS_SECONDS:g} s with the workers' RSS sampled")
         run_lean(url, request, 32, key, WARMUP_S)
-        warm, samples, stop = workers_rss_mb(pids), [], threading.Event()
+        warm, stop = workers_rss_mb(pids), threading.Event()
+        samples: list[float] = []
         sampler = threading.Thread(target=_sample_rss, args=(pids, samples, stop), daemon=True)
         sampler.start()
         try:

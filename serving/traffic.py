@@ -52,8 +52,11 @@ class RequestTimeout:
             await send(message)
 
         answer = asyncio.ensure_future(self.app(scope, receive, sending))
-        # an app that ends (or fails) without answering is awaited below, not for `timeout`
-        answer.add_done_callback(lambda _: waiter.done() or waiter.set_result(None))
+        def ended(_: asyncio.Future[None]) -> None:
+            if not waiter.done():  # it ended (or failed) without answering: awaited below
+                waiter.set_result(None)
+
+        answer.add_done_callback(ended)
         try:
             try:
                 await waiter

@@ -27,6 +27,7 @@ Writes reports/bench/serving.json.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -60,6 +61,9 @@ TARGETS = {("score 1 claim", 32, "throughput"): ">= 200 req/s",
            ("score 1 claim", 32, "p99"): "<= 300 ms",
            ("score 1 resident", 1, "p50"): "<= 10 ms"}
 HOSTILE_MB = 20
+# issue 17's memory target: serving RSS growth <= 10% after warm-up, c=32 for 60 s per endpoint
+RSS_SECONDS = float(os.environ.get("KYODO_BENCH_RSS_S", "60"))
+WARMUP_S = 10.0
 
 
 def plan() -> dict[str, Send]:
@@ -82,9 +86,15 @@ def lean_plan() -> dict[str, Request]:
 
 # host-wide TCP counters (/proc/net/netstat TcpExt, /proc/net/snmp Tcp): a full accept queue
 # (ListenOverflows/ListenDrops) makes a client resend its SYN after 1 s, a lost segment is
-# resent after >= 200 ms; either would put a cluster of latencies near those times
+# resent after >= 200 ms (TCPTimeouts: the retransmission timer fired); either would put a
+# cluster of latencies near those times. On loopback RetransSegs grows with TCPLossProbes
+# (a tail-loss probe sent when an ACK is late, e.g. its receiver waits for a CPU) and the
+# receiver's TCPDSACKRecv says the probe was a duplicate: nothing was lost (bench/tail.py).
+# TCPAbortOnClose: connections closed with unread data, answered by a reset (a refused body
+# before the lingering close), EstabResets: resets of established connections, both ends.
 TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans", "RetransSegs",
-                "EstabResets", "ActiveOpens")
+                "TCPLossProbes", "TCPDSACKRecv", "TCPTimeouts", "EstabResets",
+                "TCPAbortOnClose", "ActiveOpens")
 
 
 def tcp_counters() -> dict[str, int]:
@@ -126,14 +136,15 @@ class Measured:
     loadavg: tuple[float, float, float]  # os.getloadavg() when the run ended
     client_cpu_ms: float = float("nan")  # the load client's own CPU per request, ms
     tcp: dict[str, int] | None = None  # TCP_COUNTERS' growth during the run (whole host)
+    rss_mb: tuple[float, float] = (float("nan"), float("nan"))  # workers' RSS before, after
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.load, name)
 
 
 def measured(url: str, send: Send | Request, concurrency: int, headers: dict[str, str],
-             workers: list[int]) -> Measured:
-    """SECONDS of load, with the CPU time of the worker processes `workers` per request (on a
+             workers: list[int], seconds: float = SECONDS) -> Measured:
+    """`seconds` of load, with the CPU time of the worker processes `workers` per request (on a
     host shared with other work, latencies move with everyone's load, CPU per request much
     less) and the host's TCP counters: run_lean for a Request, run_load (httpx threads) for a
     Send."""
@@ -145,13 +156,40 @@ def measured(url: str, send: Send | Request, concurrency: int, headers: dict[str
         return sum(sum(p.cpu_times()[:2]) for p in procs)
 
     me = psutil.Process()
+    rss = workers_rss_mb(workers)
     before, mine, tcp = cpu(), sum(me.cpu_times()[:2]), tcp_counters()
-    ld = (run_lean(url, send, concurrency, headers, SECONDS) if isinstance(send, Request)
-          else run_load(url, send, 10_000_000, concurrency, headers, SECONDS))
+    ld = (run_lean(url, send, concurrency, headers, seconds) if isinstance(send, Request)
+          else run_load(url, send, 10_000_000, concurrency, headers, seconds))
     spent, client = cpu() - before, sum(me.cpu_times()[:2]) - mine
     grown = {k: v - tcp.get(k, 0) for k, v in tcp_counters().items()}
     n = max(len(ld.latencies), 1)
-    return Measured(ld, 1000 * spent / n, os.getloadavg(), 1000 * client / n, grown)
+    return Measured(ld, 1000 * spent / n, os.getloadavg(), 1000 * client / n, grown,
+                    (rss, workers_rss_mb(workers)))
+
+
+def workers_rss_mb(pids: list[int]) -> float:
+    """The resident set of these worker processes together, MB (what `ps` calls RSS)."""
+    import psutil
+
+    return sum(psutil.Process(p).memory_info().rss for p in pids) / 1e6
+
+
+def rss_growth(rec: Recorder, label: str, loads: dict[str, list[Measured]]) -> None:
+    """Issue 17's "serving RSS growth <= 10% after warm-up": the workers' RSS after the first
+    round (every run once: the warm-up) against after the last round, and each run's own
+    growth in the rounds after the first (the runs take turns, so that is each one's share)."""
+    rounds_run = min(len(got) for got in loads.values())
+    if rounds_run < 2:
+        return
+    order = [got[r] for r in range(rounds_run) for got in loads.values()]  # as they ran
+    warm, end = order[len(loads) - 1].rss_mb[1], order[-1].rss_mb[1]
+    shares = "; ".join(f"{name} {sum(m.rss_mb[1] - m.rss_mb[0] for m in got[1:]):+.1f} MB"
+                       for name, got in loads.items())
+    seconds = sum(m.wall_s for got in loads.values() for m in got[1:])
+    rec.add(f"{label} serving RSS growth after warm-up", 100 * (end - warm) / warm, "%",
+            "<= 10%", f"the workers' RSS together: {warm:.0f} MB after round 1 (the warm-up: "
+            f"every run once) -> {end:.0f} MB after round {rounds_run} ({seconds:.0f} s of load "
+            f"after the warm-up); each run's growth in rounds 2-{rounds_run}: {shares}")
 
 
 def _loads(runs: list[Measured]) -> str:
@@ -224,6 +262,8 @@ def throughput(rec: Recorder, url: str, workers: str, pids: list[int]) -> None:
         for name, got in loads.items():
             rounds(rec, f"{workers}, c={concurrency} {name}", got, (name, concurrency))
         if concurrency > 1:
+            rss_growth(rec, f"{workers}, c={concurrency} floor and claim:", loads)
+        if concurrency > 1:
             for name in lean_plan():
                 httpx_p99 = statistics.median(m.p(99) for m in loads[f"{name} (httpx threads)"])
                 rec.add(f"{workers}, c={concurrency} {name} p99: httpx threads / lean client",
@@ -283,6 +323,8 @@ def batching(rec: Recorder, url: str, workers: str, pids: list[int]) -> None:
                 loads[name].append(measured(url, send, concurrency, key, pids))
         for name, got in loads.items():
             rounds(rec, f"{workers}, c={concurrency} {name}", got, ("", concurrency))
+        if concurrency > 1:
+            rss_growth(rec, f"{workers}, c={concurrency} single-row paths:", loads)
         for task in ("claim", "resident"):
             fast, batched = (loads[f"{task}: /score fast path"],
                              loads[next(n for n in plan if n.startswith(task) and "batched" in n)])
@@ -296,9 +338,49 @@ def batching(rec: Recorder, url: str, workers: str, pids: list[int]) -> None:
                     / statistics.median(f.p(99) for f in fast), "x")
 
 
+def memory(rec: Recorder, url: str, workers: str, pids: list[int]) -> None:
+    """Issue 17's RSS target as stated: each endpoint on its own at concurrency 32 for
+    RSS_SECONDS (lean client) after WARMUP_S at c=32; the workers' RSS (together) after the
+    warm-up, at the end and at its peak (sampled every second)."""
+    from serving.checkup_nudge import EXAMPLE_RESIDENT
+
+    resident = json.dumps({"residents": [EXAMPLE_RESIDENT]}).encode()
+    runs = {**{name: (r, KEY) for name, r in lean_plan().items()},
+            "score 1 resident": (Request("POST", "/v1/checkup_nudge/score", resident,
+                                         {"content-type": "application/json"}), NUDGE_KEY)}
+    for name, (request, key) in runs.items():
+        say(f"http ({workers}): {name} at concurrency 32, {WARMUP_S:g} s warm-up, then "
+            f"{RSS_SECONDS:g} s with the workers' RSS sampled")
+        run_lean(url, request, 32, key, WARMUP_S)
+        warm, stop = workers_rss_mb(pids), threading.Event()
+        samples: list[float] = []
+        sampler = threading.Thread(target=_sample_rss, args=(pids, samples, stop), daemon=True)
+        sampler.start()
+        try:
+            ld = run_lean(url, request, 32, key, RSS_SECONDS)
+        finally:
+            stop.set()
+            sampler.join()
+        end = workers_rss_mb(pids)
+        rec.add(f"{workers}, c=32 {name} for {RSS_SECONDS:g} s: serving RSS growth after "
+                "warm-up", 100 * (end - warm) / warm, "%", "<= 10%",
+                f"the workers' RSS together {warm:.0f} MB after {WARMUP_S:g} s of warm-up -> "
+                f"{end:.0f} MB at the end, peak {max(samples, default=end):.0f} MB (every "
+                f"10 s: {', '.join(f'{v:.0f}' for v in samples[9::10])} MB); "
+                f"{len(ld.latencies)} requests ({ld.rps:.0f}/s), {ld.errors} non-200; host "
+                "load average (1, 5, 15 min) " + " ".join(f"{v:.1f}" for v in os.getloadavg()))
+
+
+def _sample_rss(pids: list[int], samples: list[float], stop: threading.Event) -> None:
+    """Append the workers' RSS (MB) every second until `stop` is set."""
+    while not stop.wait(1.0):
+        samples.append(workers_rss_mb(pids))
+
+
 PARTS = {"throughput": lambda rec, url, label, pids: throughput(rec, url, label, pids),
          "batching": lambda rec, url, label, pids: batching(rec, url, label, pids),
-         "isolation": lambda rec, url, label, pids: isolation(rec, url)}
+         "isolation": lambda rec, url, label, pids: isolation(rec, url),
+         "memory": memory}
 
 
 def run_parts(parts: list[str]) -> Callable[[Recorder, Path], None]:
@@ -365,6 +447,24 @@ def hostile(url: str, stop: threading.Event, refused: list[tuple[float, str]],
         refused.append((time.perf_counter() - t0, f"{outcome} ({kind})"))
 
 
+class _Sink:
+    """hostile()'s list of answers, put on a multiprocessing queue instead."""
+
+    def __init__(self, queue: Any):
+        self.queue = queue
+
+    def append(self, item: tuple[float, str]) -> None:
+        self.queue.put(item)
+
+
+def _hostile_process(url: str, stop: Any, answers: Any) -> None:
+    """hostile() in a process of its own until `stop` is set; None on the queue at the end."""
+    try:
+        hostile(url, stop, _Sink(answers))  # type: ignore[arg-type]
+    finally:
+        answers.put(None)
+
+
 def isolation(rec: Recorder, url: str) -> None:
     """Tenant B's one-claim p99 at concurrency 8, alone and under tenant A's hostile bodies;
     A's bodies also without B's load first (what the refusal costs by itself)."""
@@ -372,15 +472,25 @@ def isolation(rec: Recorder, url: str) -> None:
     quiet: list[tuple[float, str]] = []
     hostile(url, threading.Event(), quiet, bodies=8)
     alone = run_load(url, send, 10_000_000, 8, TENANT_B, SECONDS)
-    stop, refused = threading.Event(), []
-    attacker = threading.Thread(target=hostile, args=(url, stop, refused), daemon=True)
+    # A is another client: its own process, not a thread sharing the GIL with B's 8 threads
+    # (in one process, A's sends waited for B's threads and B's for A's)
+    ctx = multiprocessing.get_context("spawn")
+    stop, answers = ctx.Event(), ctx.Queue()
+    attacker = ctx.Process(target=_hostile_process, args=(url, stop, answers),
+                           name="kyodo-bench-tenant-a")
     attacker.start()
-    time.sleep(0.5)
+    time.sleep(2.0)  # the child imports httpx before its first body
+    tcp = tcp_counters()
     try:
         during = run_load(url, send, 10_000_000, 8, TENANT_B, SECONDS)
     finally:
         stop.set()
-        attacker.join(120)
+    refused: list[tuple[float, str]] = []
+    while (item := answers.get(timeout=120)) is not None:
+        refused.append(item)
+    attacker.join(60)
+    resets = {k: v - tcp.get(k, 0) for k, v in tcp_counters().items()
+              if k in ("TCPAbortOnClose", "EstabResets")}
     load = "host load average (1, 5, 15 min) " + " ".join(f"{v:.1f}" for v in os.getloadavg())
     rec.add("tenant B c=8 score 1 claim, alone: p99", alone.p(99), "ms",
             note=f"{len(alone.latencies)} requests, p50 {alone.p(50):.1f} ms, {alone.errors} "
@@ -398,9 +508,11 @@ def isolation(rec: Recorder, url: str) -> None:
                     max(chunked) * 1000, "ms", "< 1000 ms", f"{len(chunked)} bodies, median "
                     f"{statistics.median(chunked) * 1000:.0f} ms")
     rec.add(f"tenant A's {HOSTILE_MB} MB body: refused after (max)", max(took) * 1000, "ms",
-            "< 1000 ms", f"{len(refused)} bodies (Content-Length and chunked in turn), median "
-                         f"{statistics.median(took) * 1000:.0f} ms; answers: {outcomes}; "
-                         f"{load}")
+            "< 1000 ms", f"{len(refused)} bodies (Content-Length and chunked in turn, sent by "
+                         "httpx from a process of its own: the whole body, then the answer), "
+                         f"median {statistics.median(took) * 1000:.0f} ms; answers: "
+                         f"{outcomes}; connections reset meanwhile (host): "
+                         + ", ".join(f"{k} {v}" for k, v in resets.items()) + f"; {load}")
 
 
 def slowloris(rec: Recorder, url: str, connections: int = 300) -> None:

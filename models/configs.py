@@ -189,6 +189,12 @@ class ServingLimits(Strict):
     header_timeout_s: float = Field(default=10, gt=0)
     # seconds an idle kept-alive connection stays open between requests (uvicorn's keep-alive)
     keep_alive_s: int = Field(default=5, gt=0)
+    # after refusing a request whose body is still arriving (413, 429, 500), the rest of the
+    # body is read and thrown away behind a half-close for at most this long and this much,
+    # so the client reads the answer instead of a reset (serving/connections.py; RFC 9112 9.6);
+    # either at 0: closed at once, with the client's unread bytes (a reset)
+    linger_s: float = Field(default=2, ge=0, le=60)
+    linger_mb: int = Field(default=64, ge=0, le=1024)
     # worker processes of `kyodo serve`; None: one per CPU core (`kyodo serve --workers` wins)
     workers: int | None = Field(default=None, gt=0, le=64)
     # heavy requests (uploads: queue, outreach, batch, road photos) one tenant may have in

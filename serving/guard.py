@@ -57,8 +57,10 @@ def body_limit(path: str, limits: ServingLimits) -> tuple[int, str]:
 class BodyTooLarge(HTTPException):
     """413 raised from `receive` once a body passes its limit (FastAPI re-raises it as is).
 
-    The answer closes the connection: kept open, the server would read (and discard) the rest
-    of the body before the client, which sends its whole body before reading, sees the 413."""
+    The answer closes the connection (kept alive, the server would read the whole rest of the
+    body, however large); the close lingers, reading the rest away for at most
+    serving.linger_s and serving.linger_mb (serving/connections.py), so a client that sends
+    its whole body before reading gets the 413 rather than a reset."""
 
     def __init__(self, what: str):
         super().__init__(413, f"送信データが上限 {what} を超えています。ファイルを分けるか小さく"
@@ -229,7 +231,8 @@ def _content_length(scope: Scope) -> int | None:
 
 async def json_response(send: Send, status: int, body: dict[str, Any],
                 headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
-    """Answer `body` as JSON; a 413 or 429 also closes the connection (its body is unread)."""
+    """Answer `body` as JSON; a 413 or 429 also closes the connection (its body is unread:
+    a lingering close, serving/connections.py)."""
     data = json.dumps(body, ensure_ascii=False).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),

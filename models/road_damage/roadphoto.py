@@ -424,9 +424,8 @@ def collect(net_model: Any, stats: dict[str, np.ndarray], tile_sets: list[Any], 
     for n in rng.permutation(len(synthetic))[:FIT_SYNTHETIC]:
         k, ts, i = synthetic[n]
         m = ts.photo == i
-        row = ts.photos.iloc[i]
         add(ts.tiles[m], bool(ts.pavement[m].mean() >= min_share), f"synthetic:{k}.{i}",
-            scene.grid_image(ts.tiles[m], int(row["rows"]), int(row["cols"]), grid.context))
+            ts.grid_image(i, grid.context))
     for data, road, group in training_photos(crops, seed):
         tiles, _, _, image = photo_tiles(data, grid)
         add(tiles, road, group, image)

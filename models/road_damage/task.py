@@ -180,6 +180,16 @@ class TileSet:
     photos: pd.DataFrame
     pavement: np.ndarray  # bool (n,): the tile is road surface
 
+    def grid_image(self, i: int, context: int) -> np.ndarray:
+        """Photo i's grid image (rows * t, cols * t, 3) put back together from its tiles, which
+        carry `context` pixels around each (scene.grid_image): what serving's thumbnail is cut
+        from."""
+        from models.road_damage import scene
+
+        row = self.photos.iloc[i]
+        return scene.grid_image(self.tiles[self.photo == i], int(row["rows"]), int(row["cols"]),
+                                context)
+
     @property
     def targets(self) -> np.ndarray:
         """Training targets (n, len(OUTPUTS)): the class labels, then pavement."""
@@ -225,12 +235,7 @@ def scene_probs(ts: TileSet, grid: Grid) -> np.ndarray:
 
     keys = [(str(f), grid.long_side, grid.tile, grid.context) for f in ts.photos["file"]]
     todo = [i for i, k in enumerate(keys) if k not in _SCENE]
-    images = []
-    for i in todo:
-        m = ts.photo == i
-        row = ts.photos.iloc[i]
-        images.append(scene.grid_image(ts.tiles[m], int(row["rows"]), int(row["cols"]),
-                                       grid.context))
+    images = [ts.grid_image(i, grid.context) for i in todo]
     for k, p in zip([keys[i] for i in todo], scene.of_images(images), strict=True):
         _SCENE[k] = p
     return np.stack([_SCENE[k] for k in keys]) if keys else np.zeros((0, scene.CLASSES))

@@ -73,9 +73,14 @@ async def api_key(request: Request) -> str:
 
 async def current_tenant(key: str = Depends(api_key),
                          rt: Runtime = Depends(get_runtime)) -> Tenant:
-    """The tenant owning the key, or 401."""
+    """The tenant owning the key; 403 for the operator's admin key (a known key, but no
+    municipality's: the route answers for one municipality), else 401."""
     tenant = rt.tenant_for(key)
     if tenant is None:
+        if rt.is_admin(key):
+            raise HTTPException(403, "the operator's admin key is not a municipality's key: this "
+                                     "route answers for one municipality; use its key, or the "
+                                     "/v1/admin/... routes")
         raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     return tenant
 

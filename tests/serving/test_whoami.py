@@ -1,6 +1,7 @@
 """/v1/whoami answers every key it knows with its role: a municipality's (its tasks) and the
 operator's admin key (no code, no tasks), so the costs and operations pages log in without a
-refused call; missing and unknown keys are 401, as documented."""
+refused call; missing and unknown keys are 401, as documented; the admin key on a route
+that answers for one municipality is 403."""
 
 from __future__ import annotations
 
@@ -24,7 +25,16 @@ def test_the_admin_key_is_the_operator_without_tasks(client: TestClient) -> None
     assert who.json() == {"role": "admin", "code": None, "name": "運営者", "tasks": []}
     # the tenancy rules stand: the operator reads the admin routes, not a tenant's own
     assert client.get("/v1/admin/drift", headers=ADMIN).status_code == 200
-    assert client.get("/v1/usage", headers=ADMIN).status_code == 401
+    own = client.get("/v1/usage", headers=ADMIN)
+    assert own.status_code == 403 and "admin key" in own.json()["error"]
+
+
+def test_a_task_route_refuses_the_admin_key_as_403_not_401(client: TestClient) -> None:
+    # the key is known (401 would tell the operator to check a key that is right): it is the
+    # wrong kind of key for a route that answers for one municipality
+    got = client.post("/v1/claim_screening/score", headers=ADMIN, json={"claims": []})
+    assert got.status_code == 403, got.text
+    assert "municipality" in got.json()["error"]
 
 
 def test_missing_and_unknown_keys_are_401(client: TestClient) -> None:

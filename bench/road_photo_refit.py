@@ -41,8 +41,10 @@ from training.data import load_pooled
 from training.workspace import Workspace
 
 
-def refit(model: Any, ws: Workspace) -> tuple[Any, Any, Any]:
-    """(model with this code's photo check fitted on its network, cfg, held-out frames)."""
+def refit(model: Any, ws: Workspace, cache: Path | None = None) -> tuple[Any, Any, Any]:
+    """(model with this code's photo check fitted on its network, cfg, held-out frames);
+    `cache`: where to pickle the check's training examples (roadphoto.collect: features, road
+    or not, group; judged; ImageNet probabilities) for comparing feature sets out of fold."""
     task = ws.task("road_damage")
     cfg = ws.task_config(task)
     train, test = task.split(cfg, load_pooled(ws, task, progress=False))
@@ -53,9 +55,19 @@ def refit(model: Any, ws: Workspace) -> tuple[Any, Any, Any]:
     val_set = load_tiles(photos[val], train["tiles"], grid)
     rc = cfg.road_check
     t0 = time.perf_counter()
-    check, report = roadphoto.fit_model(model.net, model.familiarity, [fit_set, val_set], grid,
-                                        rc.pavement_cut, rc.min_share, ws.platform.seed, None,
-                                        rc.floor_share)
+    if cache is not None:  # what fit_model does, with the examples kept
+        collected = roadphoto.collect(model.net, model.familiarity, [fit_set, val_set], grid,
+                                      rc.pavement_cut, rc.min_share, ws.platform.seed, None,
+                                      rc.floor_share)
+        cache.write_bytes(pickle.dumps(collected))
+        fitted, report = roadphoto.fit(collected[0], judged=collected[1],
+                                       image_stats=roadphoto.IMAGE_STATS_ON,
+                                       scene_probs=collected[2])
+        check = fitted.to_dict()
+    else:
+        check, report = roadphoto.fit_model(model.net, model.familiarity, [fit_set, val_set],
+                                            grid, rc.pavement_cut, rc.min_share,
+                                            ws.platform.seed, None, rc.floor_share)
     report["refit_s"] = round(time.perf_counter() - t0, 1)
     model.assets["road_photo"], model.history["road_photo"] = check, report
     return model, cfg, test
@@ -97,7 +109,7 @@ if __name__ == "__main__":
         test = task.split(cfg, load_pooled(ws, task, progress=False))[1]
         dest = Path("reports/bench/road_photo_refit.json")
     else:
-        model, cfg, test = refit(model, ws)
+        model, cfg, test = refit(model, ws, Path(out).with_suffix(".examples.pkl"))
         Path(out).write_bytes(pickle.dumps(model))
         dest = Path(out).with_suffix(".json")
     report = {"model": str(src), "refitted": out != "-", **measure(model, cfg, test)}

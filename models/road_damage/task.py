@@ -104,8 +104,14 @@ NONROAD_DATA = ("assets/road_nonroad/DATA_CARD.md: non-road sample photos from B
                 "sam2 (Apache-2.0), matplotlib (grace_hopper, public domain) and scikit-learn "
                 "(china.jpg by danielbuechele, flower.jpg by vultilion, CC BY 2.0); the "
                 "road-photo check also luispedro/mahotas (MIT), madmaze/pytesseract "
-                "(Apache-2.0), xinntao/Real-ESRGAN (BSD-3) and stardist/stardist (BSD-3; its "
-                "nuclei image from the 2018 Data Science Bowl, CC0)")
+                "(Apache-2.0), xinntao/Real-ESRGAN (BSD-3), stardist/stardist (BSD-3; its "
+                "nuclei image from the 2018 Data Science Bowl, CC0), tesseract-ocr/tesseract and "
+                "JaidedAI/EasyOCR (Apache-2.0), NCI Visuals Online cell photos (public domain, "
+                "Dr. Cecil Fox), haesleinhuepf/BioImageAnalysisNotebooks (BBBC022 CC0; maize "
+                "confocal by David Legland and a tissue section by Esteban et al., CC BY 4.0), "
+                "and NASA (SDO, SVS/LRO) and USGS (MESSENGER) images of the sun, moon, earth and "
+                "Mercury (public domain) via sunpy/sunpy (BSD-2), grafana/grizzly (Apache-2.0) "
+                "and rybosome/tspice (MIT)")
 
 
 class RealConfig(Strict):

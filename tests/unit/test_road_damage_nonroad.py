@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import io
+import re
+from collections import Counter
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,35 +27,91 @@ from models.road_damage.task import (
 GRID = Grid(512, 64, 16)
 
 
+def _curate() -> Any:
+    """assets/road_nonroad/curate.py as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("road_nonroad_curate",
+                                                  nonroad.ROOT / "curate.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_manifest_lists_every_committed_photo_with_source_and_licence() -> None:
     m = pd.read_csv(nonroad.ROOT / "manifest.csv")
     files = {p.name for p in nonroad.ROOT.glob("*.jpg")}
-    assert set(m["file"]) == files and len(files) >= 12
+    assert set(m["file"]) == files and len(files) >= 12 and m["file"].is_unique
     assert set(m["split"]) == {"train", "val", "photo"}  # photo: the road-photo check only
-    assert m[["source", "commit", "path", "licence"]].notna().all().all()
-    assert sum((nonroad.ROOT / f).stat().st_size for f in files) < 3_000_000
-    for f in files:
-        assert max(Image.open(nonroad.ROOT / f).size) <= 640
+    assert m[["source", "commit", "path", "licence", "shows"]].notna().all().all()
+    assert sum((nonroad.ROOT / f).stat().st_size for f in files) < 4_000_000
+    for f in m.itertuples():
+        with Image.open(nonroad.ROOT / f.file) as im:
+            assert max(im.size) <= 640 and im.size == (f.width, f.height), f.file
+    # curate.py rebuilds exactly these rows
+    assert [r[:7] for r in _curate().SOURCES] == \
+        [tuple(r) for r in m[["file", "split", "source", "commit", "path", "licence",
+                              "shows"]].itertuples(index=False)]
+
+
+def test_data_card_counts_and_sources_match_the_manifest() -> None:
+    """DATA_CARD.md states the photo count per split and names every source repository or
+    wheel of manifest.csv, with its pinned commit."""
+    m = pd.read_csv(nonroad.ROOT / "manifest.csv")
+    card = (nonroad.ROOT / "DATA_CARD.md").read_text(encoding="utf-8")
+    assert re.search(rf"\*\*What\*\*: {len(m)}\s+real\s+photos", card)
+    for split, n in m["split"].value_counts().items():
+        assert re.search(rf"\*\*{split}\*\* \({n}\s+photos", card), split
+    for source, commit in m[["source", "commit"]].drop_duplicates().itertuples(index=False):
+        name = source.split(":", 1)[1]
+        assert name in card, source
+        assert commit == "wheel" or commit in card, (source, commit)
 
 
 def test_no_evaluation_photo_is_among_them() -> None:
-    """scikit-image's photos are the non-road evaluation set: none may be trained on (compared
-    as 16 x 16 grey thumbnails, so a re-encoded or resized copy is caught too)."""
-    data = pytest.importorskip("skimage.data")
-    from pathlib import Path
+    """scikit-image's photos are the non-road evaluation set (imageio and other packages
+    re-ship the same files): none of the committed photos is one of them, the same pixels or a
+    resized, re-encoded copy, for every image file of skimage/data (curate.skimage_twin, which
+    curate.py also applies before writing)."""
+    pytest.importorskip("skimage.data")
+    curate = _curate()
+    theirs = curate.skimage_photos()
+    assert len(theirs) >= 21
+    for split in ("train", "val", "photo"):
+        for name, img in nonroad.load(split):
+            assert curate.skimage_twin(Image.fromarray(img), theirs) is None, name
 
-    from bench.road_ood import SKIMAGE
 
-    def thumb(img: Image.Image) -> np.ndarray:
-        return np.asarray(img.convert("L").resize((16, 16)), float)
+def test_the_duplicate_check_catches_a_copy_and_passes_distinct_photos() -> None:
+    """The check fails when it should: a scikit-image photo put through curate.py's resize
+    and JPEG (or mirrored, the same pixels) is caught; a crop of one is a different photo."""
+    pytest.importorskip("skimage.data")
+    curate = _curate()
+    theirs = curate.skimage_photos()
+    moon = theirs["moon.png"]
+    copy = moon.copy()
+    copy.thumbnail((300, 300))
+    buf = io.BytesIO()
+    copy.save(buf, "JPEG", quality=85)
+    assert curate.skimage_twin(Image.open(buf), theirs) == "moon.png"
+    assert curate.skimage_twin(moon, theirs) == "moon.png"
+    assert curate.skimage_twin(Image.new("RGB", (640, 480), (30, 90, 200)), theirs) is None
 
-    root = Path(data.__file__).parent
-    ours = [thumb(Image.fromarray(im)) for s in ("train", "val", "photo")
-            for _, im in nonroad.load(s)]
-    for name in SKIMAGE:
-        if (root / name).is_file():
-            theirs = thumb(Image.open(root / name))
-            assert min(np.abs(o - theirs).mean() for o in ours) > 10, name
+
+def test_photo_split_reaches_the_road_photo_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every photo of the splits the road-photo check trains on (roadphoto.NONROAD_SPLITS)
+    reaches its fit as FIT_VIEWS non-road views; no `val` photo does."""
+    from models.road_damage import roadphoto
+
+    monkeypatch.setattr(roadphoto, "FIT_OFF_ROAD", 0)
+    m = pd.read_csv(nonroad.ROOT / "manifest.csv")
+    out = roadphoto.training_photos(None)
+    groups = Counter(g for _, road, g in out if not road)
+    assert not any(road for _, road, _ in out)
+    want = m[m["split"].isin(roadphoto.NONROAD_SPLITS)]["file"]
+    assert groups == {f"nonroad:{f}": roadphoto.FIT_VIEWS for f in want}
+    assert {"nasa_moon.jpg", "nci_cells_2303.jpg", "tess_phototest.jpg"} <= set(want)
+    assert not set(m[m["split"] == "val"]["file"]) & set(want)
+    assert all(Image.open(io.BytesIO(data)).format == "JPEG" for data, _, _ in out[:3])
 
 
 def test_photo_windows_tile_each_scale_like_serving() -> None:

@@ -17,10 +17,11 @@ own rule labels.mlit_level; a withheld level is a disagreement), and whether a p
 is reported (no photo of the set has one).
 
 Onboarding (--onboard): a scratch workspace with the repo's configs on a short schedule
-(bench.road_onboarding.OVERRIDES: 2 shared cores), its synthetic data generated, the `onboard`
-photos imported with `kyodo road import masks ... --tenant 012050 --append` (the documented
-path, default --share), then `kyodo retrain road_damage` (training.retrain.retrain: train,
-export, gate) and the candidate's exported package scored on `check` like the champion. The
+(bench.road_onboarding.OVERRIDES, one torch thread: 2 shared cores), its synthetic data
+generated, the `onboard` photos imported with `kyodo road import masks ... --tenant 012050
+--append` (the documented path, default --share), then `kyodo retrain road_damage`
+(training.retrain.retrain: train, export, gate; the gate holds a fifth of the imported photos
+out) and the candidate's exported package scored on `check` like the champion. The
 candidate is a scratch model, never the shipped one.
 
 Writes reports/bench/road_masks.json. A check only: the shipped model is never trained or tuned
@@ -97,14 +98,15 @@ def answer_cells(res: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return score, flagged
 
 
-def photo_row(row: dict[str, str], res: dict[str, Any]) -> dict[str, Any]:
-    """This bench's per-photo record of one answer (cells kept for the pooled metrics)."""
+def photo_row(row: dict[str, str], res: dict[str, Any], dark: np.ndarray) -> dict[str, Any]:
+    """This bench's per-photo record of one answer (cells kept for the pooled metrics); dark:
+    the dark-line baseline's score of each cell (row-major)."""
     _, truth = cell_truth(read_mask(ASSETS / row["mask"]), res["rows"], res["cols"])
     score, flagged = answer_cells(res)
     want = truth_level(truth)
     return {"split": row["split"], "segment": row["segment"], "grid": [res["rows"], res["cols"]],
             "truth": truth.tolist(), "score": np.round(score, 4).tolist(),
-            "flagged": flagged.astype(int).tolist(),
+            "flagged": flagged.astype(int).tolist(), "dark": np.round(dark, 4).tolist(),
             "level": res["mlit_level"], "truth_level": want,
             "level_ok": res["mlit_level"] == want,
             "crack_ratio": res["crack_ratio"],
@@ -127,16 +129,21 @@ def _f1(truth: np.ndarray, pred: np.ndarray) -> dict[str, float | None]:
 
 def summary(photos: list[dict[str, Any]]) -> dict[str, Any]:
     """The independent check's figures over the photos: cell AUC, F1 (and what flagging every
-    cell scores), MLIT level agreement, potholes reported, crack-ratio error."""
+    cell scores; the AUC of the product's non-learned dark-line baseline, baseline.py, on the
+    same cells), MLIT level agreement, potholes reported, crack-ratio error."""
     from sklearn.metrics import roc_auc_score
 
     truth = np.concatenate([np.asarray(p["truth"]) for p in photos]) if photos else np.zeros(0)
     score = np.concatenate([np.asarray(p["score"]) for p in photos]) if photos else np.zeros(0)
     flag = np.concatenate([np.asarray(p["flagged"], bool) for p in photos]) if photos \
         else np.zeros(0, bool)
+    dark = np.concatenate([np.asarray(p["dark"]) for p in photos]) if photos \
+        else np.zeros(0)
     kept = truth >= 0
     t, s, f = truth[kept] == 1, score[kept], flag[kept]
-    auc = float(roc_auc_score(t, s)) if 0 < t.sum() < len(t) else None
+    ranked = 0 < t.sum() < len(t)
+    auc = float(roc_auc_score(t, s)) if ranked else None
+    dark_auc = float(roc_auc_score(t, dark[kept])) if ranked else None
     levels = [p["level"] or "withheld" for p in photos]
     return {
         "photos": len(photos),
@@ -147,6 +154,7 @@ def summary(photos: list[dict[str, Any]]) -> dict[str, Any]:
         "cell_auc": None if auc is None else round(auc, 4),
         **{f"cell_{k}": v for k, v in _f1(t, f).items()},
         "all_cracked_f1": _f1(t, np.ones_like(t))["f1"],
+        "dark_line_auc": None if dark_auc is None else round(dark_auc, 4),
         "level_agreement": round(float(np.mean([p["level_ok"] for p in photos])), 4)
         if photos else None,
         "levels": {k: levels.count(k) for k in ("I", "II", "III", "withheld")},
@@ -165,8 +173,11 @@ def analyse_all(model_dir: Path, rows: list[dict[str, str]], batch: int = 8,
                 ) -> list[dict[str, Any]]:
     """Each photo through serving's analysis (serving/road_damage.py _analyse) with the package
     in model_dir (model.onnx, road.json, scene.onnx when the package has one)."""
+    from bench.road_street import grid_cells as cells_of
     from models.configs import TenantsConfig, load_config
     from models.onnx_session import open_session
+    from models.road_damage.baseline import DarkLineDetector
+    from models.road_damage.photo import Grid, photo_tiles
     from serving.road_damage import ASSETS as ROAD_JSON
     from serving.road_damage import TASK, _analyse
     from serving.runtime import LoadedModel
@@ -181,12 +192,15 @@ def analyse_all(model_dir: Path, rows: list[dict[str, str]], batch: int = 8,
                         if scene_path.is_file() else {})
     tenants = load_config(ROOT / "configs" / "tenants.yaml", TenantsConfig)
     tenant = next(t for t in tenants.tenants if t.code == TENANT)
+    grid, detector = Grid.of(model.assets[ROAD_JSON]), DarkLineDetector()
     out = []
     for i in range(0, len(rows), batch):
         part = rows[i:i + batch]
         raw = [(Path(r["file"]).name, (ASSETS / r["file"]).read_bytes()) for r in part]
-        out += [photo_row(r, res) for r, res in zip(part, _analyse(model, raw, tenant),
-                                                     strict=True)]
+        for r, (_, data), res in zip(part, raw, _analyse(model, raw, tenant), strict=True):
+            _, _, _, image = photo_tiles(data, grid)  # the grid image the answer is about
+            dark = detector.scores(cells_of(image, res["rows"], res["cols"]))
+            out.append(photo_row(r, res, dark))
     return out
 
 
@@ -213,7 +227,8 @@ def onboard(rows: list[dict[str, str]], tmp: Path) -> dict[str, Any]:
     from training.workspace import Workspace
 
     isolate_stores(tmp)
-    root = make_workspace(tmp / "ws", "road_damage", OVERRIDES)
+    overrides = {**OVERRIDES, "model": {**OVERRIDES["model"], "threads": 1}}  # shared CPUs
+    root = make_workspace(tmp / "ws", "road_damage", overrides)
     ws = Workspace.load(root)
     task = ws.task("road_damage")
     t0 = time.perf_counter()
@@ -238,7 +253,7 @@ def onboard(rows: list[dict[str, str]], tmp: Path) -> dict[str, Any]:
     say(f"retrain done in {fit_s:.0f} s: {summary_['decision']}")
     package = root / "build" / "road_damage" / "onnx"
     check = analyse_all(package, [r for r in rows if r["split"] == "check"])
-    return {"imported_photos": len(mine), "tenant": TENANT, "overrides": OVERRIDES,
+    return {"imported_photos": len(mine), "tenant": TENANT, "overrides": overrides,
             "retrain_s": round(fit_s, 1), "load_average_end": os.getloadavg()[0],
             "decision": summary_["decision"], "headline": summary_["headline"],
             "model": model_info(package), "check": summary(check)}

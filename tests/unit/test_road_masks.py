@@ -104,7 +104,8 @@ def test_answer_cells_reads_scores_and_labels_of_the_served_grid() -> None:
 
 
 def _photo(truth, score, flagged, level, want, pothole=False, ratio=0.0, want_ratio=0.0):
-    return {"truth": truth, "score": score, "flagged": flagged, "level": level,
+    return {"truth": truth, "score": score, "dark": [1 - v for v in score],
+            "flagged": flagged, "level": level,
             "truth_level": want, "level_ok": level == want, "pothole": pothole,
             "crack_ratio": ratio, "truth_crack_ratio": want_ratio, "pavement_share": 1.0}
 
@@ -121,6 +122,7 @@ def test_summary_scores_cells_levels_and_potholes() -> None:
     assert s["cells"] == 7 and s["cells_left_out"] == 1 and s["crack_cells"] == 3
     # positives 0.9, 0.4, 0.8 vs negatives 0.2, 0.5, 0.1, 0.3: 11 of 12 pairs ranked right
     assert s["cell_auc"] == pytest.approx(11 / 12, abs=1e-4)
+    assert s["dark_line_auc"] == pytest.approx(1 / 12, abs=1e-4)  # the reversed ranking
     # flagged: 0.9 (tp), 0.5 (fp), 0.8 (tp); missed 0.4: P 2/3, R 2/3
     assert s["cell_f1"] == pytest.approx(2 / 3, abs=1e-4)
     assert s["cell_precision"] == pytest.approx(2 / 3, abs=1e-4)

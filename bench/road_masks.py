@@ -169,6 +169,28 @@ def summary(photos: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _cells(photos: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(crack truth, the photos' per-cell `key` values) over the kept cells."""
+    truth = np.concatenate([np.asarray(p["truth"]) for p in photos])
+    value = np.concatenate([np.asarray(p[key], float) for p in photos])
+    return truth[truth >= 0] == 1, value[truth >= 0]
+
+
+def transfer_cut(fit: list[dict[str, Any]], score: list[dict[str, Any]], key: str,
+                 ) -> dict[str, float | None]:
+    """A diagnostic, not the product: the cut on a cell score (`score`: the model's highest
+    damage probability; `dark`: the dark-line baseline) with the best cell F1 on the `fit`
+    photos, and the F1 it gives on the `score` photos. Says how much of the F1 gap is the
+    product's cut rather than its ranking."""
+    t, v = _cells(fit, key)
+    cuts = np.unique(np.quantile(v, np.linspace(0.0, 0.99, 100)))
+    f1s = [_f1(t, v >= c)["f1"] or 0.0 for c in cuts]
+    cut = float(cuts[int(np.argmax(f1s))])
+    t2, v2 = _cells(score, key)
+    return {"cut": round(cut, 4), "fit_f1": round(max(f1s), 4),
+            **{f"scored_{k}": v for k, v in _f1(t2, v2 >= cut).items()}}
+
+
 def analyse_all(model_dir: Path, rows: list[dict[str, str]], batch: int = 8,
                 ) -> list[dict[str, Any]]:
     """Each photo through serving's analysis (serving/road_damage.py _analyse) with the package
@@ -272,6 +294,11 @@ def run(model_dir: Path, with_onboarding: bool = False) -> dict[str, Any]:
                       "all": summary(photos)},
         "photos": {Path(r["file"]).stem: p for r, p in zip(rows, photos, strict=True)},
     }
+    fit, scored = ([p for p in photos if p["split"] == s] for s in ("onboard", "check"))
+    report["zero_shot"]["cut_from_onboard_on_check"] = {
+        "note": "diagnostic only: one cut on the cell score picked on `onboard`, F1 on `check`",
+        "model": transfer_cut(fit, scored, "score"), "dark_line": transfer_cut(fit, scored,
+                                                                               "dark")}
     if with_onboarding:
         with tempfile.TemporaryDirectory() as tmp:
             report["onboarding"] = onboard(rows, Path(tmp))

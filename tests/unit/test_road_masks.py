@@ -16,6 +16,7 @@ from bench.road_masks import (
     cell_truth,
     load_manifest,
     summary,
+    transfer_cut,
     truth_level,
 )
 
@@ -131,3 +132,13 @@ def test_summary_scores_cells_levels_and_potholes() -> None:
     assert s["levels"] == {"I": 0, "II": 1, "III": 0, "withheld": 1}
     assert s["pothole_photo_share"] == 0.5
     assert s["crack_ratio_mae"] == 0.25
+
+
+def test_transfer_cut_is_picked_on_one_split_and_scored_on_the_other() -> None:
+    fit = [_photo([1, 1, 0, 0, -1], [0.3, 0.2, 0.1, 0.05, 0.9], [0] * 5, "I", "I")]
+    # a cut between 0.1 and 0.2 separates the fit cells (F1 1.0); the scored cells are the
+    # same ranking shifted down, so the transferred cut misses one of two cracks
+    scored = [_photo([1, 1, 0, 0], [0.25, 0.09, 0.02, 0.01], [0] * 4, "I", "I")]
+    out = transfer_cut(fit, scored, "score")
+    assert 0.1 < out["cut"] <= 0.2 and out["fit_f1"] == 1.0
+    assert out["scored_recall"] == 0.5 and out["scored_precision"] == 1.0

@@ -4,6 +4,7 @@ lane crops, pavement only, split by survey segment into `check` and `onboard`).
 
     python -m bench.road_masks [MODEL_DIR]              # zero-shot; build/road_damage/onnx
     python -m bench.road_masks [MODEL_DIR] --onboard    # + import `onboard`, retrain, rescore
+    python -m bench.road_masks [MODEL_DIR] --control    # + the same retrain without the import
 
 Zero-shot: every photo goes through serving's own analysis (serving/road_damage.py _analyse:
 photo_tiles -> the exported ONNX graph -> the scene graph -> analyze.summarise with the
@@ -236,8 +237,10 @@ def model_info(model_dir: Path) -> dict[str, Any]:
             "threshold": assets.get("threshold")}
 
 
-def onboard(rows: list[dict[str, str]], tmp: Path) -> dict[str, Any]:
-    """Import the `onboard` photos into a scratch workspace, retrain, score `check`."""
+def onboard(rows: list[dict[str, str]], tmp: Path, imported: bool = True) -> dict[str, Any]:
+    """Import the `onboard` photos into a scratch workspace, retrain, score `check`.
+    imported=False: the control, the same workspace and retrain without the import (what the
+    short schedule alone gives)."""
     from typer.testing import CliRunner
 
     from bench import isolate_stores, say
@@ -259,16 +262,17 @@ def onboard(rows: list[dict[str, str]], tmp: Path) -> dict[str, Any]:
     images, masks = tmp / "images", tmp / "masks"
     images.mkdir()
     masks.mkdir()
-    mine = [r for r in rows if r["split"] == "onboard"]
+    mine = [r for r in rows if r["split"] == "onboard"] if imported else []
     for r in mine:
         (images / Path(r["file"]).name).symlink_to(ASSETS / r["file"])
         (masks / Path(r["mask"]).name).symlink_to(ASSETS / r["mask"])
     os.environ["KYODO_ROOT"] = str(root)
-    res = CliRunner().invoke(app, ["road", "import", "masks", str(images), str(masks),
-                                   "--tenant", TENANT, "--append"])
-    if res.exit_code != 0:
-        raise RuntimeError(f"kyodo road import masks failed: {res.output}")
-    say(res.output.strip())
+    if imported:
+        res = CliRunner().invoke(app, ["road", "import", "masks", str(images), str(masks),
+                                       "--tenant", TENANT, "--append"])
+        if res.exit_code != 0:
+            raise RuntimeError(f"kyodo road import masks failed: {res.output}")
+        say(res.output.strip())
     t0 = time.perf_counter()
     summary_ = retrain(ws, task, progress=False)
     fit_s = time.perf_counter() - t0
@@ -281,9 +285,13 @@ def onboard(rows: list[dict[str, str]], tmp: Path) -> dict[str, Any]:
             "model": model_info(package), "check": summary(check)}
 
 
-def run(model_dir: Path, with_onboarding: bool = False) -> dict[str, Any]:
+def run(model_dir: Path, with_onboarding: bool = False, with_control: bool = False,
+        ) -> dict[str, Any]:
     """Zero-shot figures of the package in model_dir (check, onboard, all photos); with
-    with_onboarding, the onboarding figure too."""
+    with_onboarding, the onboarding figure too; with with_control, the same retrain without
+    the import (one process can isolate its stores once: run the two apart)."""
+    if with_onboarding and with_control:
+        raise ValueError("--onboard and --control: run them one at a time")
     rows = load_manifest()
     t0 = time.perf_counter()
     photos = analyse_all(model_dir, rows)
@@ -299,18 +307,20 @@ def run(model_dir: Path, with_onboarding: bool = False) -> dict[str, Any]:
         "note": "diagnostic only: one cut on the cell score picked on `onboard`, F1 on `check`",
         "model": transfer_cut(fit, scored, "score"), "dark_line": transfer_cut(fit, scored,
                                                                                "dark")}
-    if with_onboarding:
+    if with_onboarding or with_control:
+        key = "onboarding" if with_onboarding else "onboarding_control"
         with tempfile.TemporaryDirectory() as tmp:
-            report["onboarding"] = onboard(rows, Path(tmp))
+            report[key] = onboard(rows, Path(tmp), imported=with_onboarding)
     return report
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    with_onb = "--onboard" in args
-    args = [a for a in args if a != "--onboard"]
+    flags = {a for a in args if a.startswith("--")}
+    args = [a for a in args if not a.startswith("--")]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    out = run(Path(args[0]) if args else ROOT / "build" / "road_damage" / "onnx", with_onb)
+    out = run(Path(args[0]) if args else ROOT / "build" / "road_damage" / "onnx",
+              "--onboard" in flags, "--control" in flags)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
     brief = {k: v for k, v in out.items() if k != "photos"}

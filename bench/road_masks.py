@@ -1,0 +1,327 @@
+"""road_damage on real pavement photos with pixel crack masks, scored per grid cell the way the
+independent check of issue 13 scores it (assets/road_masks/DATA_CARD.md: 200 Brazilian highway
+lane crops, pavement only, split by survey segment into `check` and `onboard`).
+
+    python -m bench.road_masks [MODEL_DIR]              # zero-shot; build/road_damage/onnx
+    python -m bench.road_masks [MODEL_DIR] --onboard    # + import `onboard`, retrain, rescore
+    python -m bench.road_masks [MODEL_DIR] --control    # + the same retrain without the import
+
+Zero-shot: every photo goes through serving's own analysis (serving/road_damage.py _analyse:
+photo_tiles -> the exported ONNX graph -> the scene graph -> analyze.summarise with the
+package's road.json), exactly what POST /v1/road_damage/analyze answers, minus HTTP. Per grid
+cell of the answer: truth from the mask (crack = at least CRACK_SHARE of the cell's pixels,
+none = no crack pixel, cells in between are left out); score = the cell's highest damage
+probability (AUC); flagged = the cell carries a damage label in the answer (F1; a cell the
+product calls not road surface carries none). Per photo: the MLIT level against the level of
+the mask's crack ratio (share of cells with at least CRACK_SHARE crack pixels, by the product's
+own rule labels.mlit_level; a withheld level is a disagreement), and whether a pothole (D40)
+is reported (no photo of the set has one).
+
+Onboarding (--onboard): a scratch workspace with the repo's configs on a short schedule
+(bench.road_onboarding.OVERRIDES, one torch thread: 2 shared cores), its synthetic data
+generated, the `onboard` photos imported with `kyodo road import masks ... --tenant 012050
+--append` (the documented path, default --share), then `kyodo retrain road_damage`
+(training.retrain.retrain: train, export, gate; the gate holds a fifth of the imported photos
+out) and the candidate's exported package scored on `check` like the champion. The
+candidate is a scratch model, never the shipped one.
+
+Writes reports/bench/road_masks.json. A check only: the shipped model is never trained or tuned
+on these photos.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from models.road_damage.labels import MASK_BITS, grid_cells, mlit_level
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "assets" / "road_masks"
+OUT = ROOT / "reports" / "bench" / "road_masks.json"
+SPLITS = ("check", "onboard")
+CRACK_SHARE = 0.01  # a cell is a crack cell from 1% crack pixels (the independent check's rule)
+TENANT = "012050"  # 室蘭市: the onboarding municipality (a tenant of configs/tenants.yaml)
+
+
+def load_manifest(path: Path = ASSETS / "manifest.csv") -> list[dict[str, str]]:
+    """Manifest rows; ValueError naming the row and field for an unknown split or a photo or
+    mask file that is missing."""
+    rows = []
+    with open(path, newline="") as f:
+        for n, row in enumerate(csv.DictReader(f), start=2):
+            if row.get("split") not in SPLITS:
+                raise ValueError(f"{path.name} row {n} ({row.get('file')}): split "
+                                 f"{row.get('split')!r} is not one of {', '.join(SPLITS)}")
+            for key in ("file", "mask"):
+                if not (path.parent / row[key]).is_file():
+                    raise ValueError(f"{path.name} row {n}: {key} {row[key]!r} is missing")
+            rows.append(row)
+    return rows
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A mask PNG as bool (h, w): crack where the pixel is set."""
+    return np.asarray(Image.open(path).convert("L")) > 127
+
+
+def cell_truth(mask: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """(crack share of each cell, row-major (rows * cols,); the cell's truth: 1 crack (share
+    >= CRACK_SHARE), 0 none (no crack pixel), -1 left out (a few crack pixels)). The cells are
+    the product's grid over the photo (labels.grid_cells: photo.to_grid stretches the photo
+    onto rows x cols tiles)."""
+    share = grid_cells(mask.astype(np.uint8) * MASK_BITS["D00"], rows, cols)[:, :, 0].ravel()
+    truth = np.where(share >= CRACK_SHARE, 1, np.where(share == 0, 0, -1))
+    return share, truth
+
+
+def truth_level(truth: np.ndarray) -> str:
+    """The MLIT level of the mask: the crack ratio is the share of the photo's cells that are
+    crack cells (cells left out count as not cracked), by the product's rule."""
+    return mlit_level(float((truth == 1).mean()) if len(truth) else 0.0)
+
+
+def answer_cells(res: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(score: each cell's highest damage probability, flagged: the cell carries a damage
+    label) from one photo's answer, row-major."""
+    cells = [c for line in res["grid"] for c in line]
+    score = np.array([max(v for k, v in c["p"].items() if k != "none") for c in cells])
+    flagged = np.array([any(lab != "none" for lab in c["labels"]) for c in cells])
+    return score, flagged
+
+
+def photo_row(row: dict[str, str], res: dict[str, Any], dark: np.ndarray) -> dict[str, Any]:
+    """This bench's per-photo record of one answer (cells kept for the pooled metrics); dark:
+    the dark-line baseline's score of each cell (row-major)."""
+    _, truth = cell_truth(read_mask(ASSETS / row["mask"]), res["rows"], res["cols"])
+    score, flagged = answer_cells(res)
+    want = truth_level(truth)
+    return {"split": row["split"], "segment": row["segment"], "grid": [res["rows"], res["cols"]],
+            "truth": truth.tolist(), "score": np.round(score, 4).tolist(),
+            "flagged": flagged.astype(int).tolist(), "dark": np.round(dark, 4).tolist(),
+            "level": res["mlit_level"], "truth_level": want,
+            "level_ok": res["mlit_level"] == want,
+            "crack_ratio": res["crack_ratio"],
+            "truth_crack_ratio": round(float((truth == 1).mean()), 4),
+            "pavement_share": res["pavement_share"],
+            "warnings": [w["code"] for w in res.get("warnings", [])],
+            "pothole": any(t["type"] == "D40" for t in res["types"]),
+            "types": {t["type"]: t["tiles"] for t in res["types"]}}
+
+
+def _f1(truth: np.ndarray, pred: np.ndarray) -> dict[str, float | None]:
+    tp = int((truth & pred).sum())
+    p = tp / int(pred.sum()) if pred.sum() else None
+    r = tp / int(truth.sum()) if truth.sum() else None
+    f1 = 2 * tp / int(truth.sum() + pred.sum()) if truth.sum() + pred.sum() else None
+    return {"f1": None if f1 is None else round(f1, 4),
+            "precision": None if p is None else round(p, 4),
+            "recall": None if r is None else round(r, 4)}
+
+
+def summary(photos: list[dict[str, Any]]) -> dict[str, Any]:
+    """The independent check's figures over the photos: cell AUC, F1 (and what flagging every
+    cell scores; the AUC of the product's non-learned dark-line baseline, baseline.py, on the
+    same cells), MLIT level agreement, potholes reported, crack-ratio error."""
+    from sklearn.metrics import roc_auc_score
+
+    truth = np.concatenate([np.asarray(p["truth"]) for p in photos]) if photos else np.zeros(0)
+    score = np.concatenate([np.asarray(p["score"]) for p in photos]) if photos else np.zeros(0)
+    flag = np.concatenate([np.asarray(p["flagged"], bool) for p in photos]) if photos \
+        else np.zeros(0, bool)
+    dark = np.concatenate([np.asarray(p["dark"]) for p in photos]) if photos \
+        else np.zeros(0)
+    kept = truth >= 0
+    t, s, f = truth[kept] == 1, score[kept], flag[kept]
+    ranked = 0 < t.sum() < len(t)
+    auc = float(roc_auc_score(t, s)) if ranked else None
+    dark_auc = float(roc_auc_score(t, dark[kept])) if ranked else None
+    levels = [p["level"] or "withheld" for p in photos]
+    return {
+        "photos": len(photos),
+        "cells": int(kept.sum()), "cells_left_out": int((~kept).sum()),
+        "crack_cells": int(t.sum()), "crack_cell_share": round(float(t.mean()), 4) if len(t)
+        else None,
+        "flagged_share": round(float(f.mean()), 4) if len(f) else None,
+        "cell_auc": None if auc is None else round(auc, 4),
+        **{f"cell_{k}": v for k, v in _f1(t, f).items()},
+        "all_cracked_f1": _f1(t, np.ones_like(t))["f1"],
+        "dark_line_auc": None if dark_auc is None else round(dark_auc, 4),
+        "level_agreement": round(float(np.mean([p["level_ok"] for p in photos])), 4)
+        if photos else None,
+        "levels": {k: levels.count(k) for k in ("I", "II", "III", "withheld")},
+        "truth_levels": {k: sum(p["truth_level"] == k for p in photos)
+                         for k in ("I", "II", "III")},
+        "pothole_photo_share": round(float(np.mean([p["pothole"] for p in photos])), 4)
+        if photos else None,
+        "crack_ratio_mae": round(float(np.mean([abs(p["crack_ratio"] - p["truth_crack_ratio"])
+                                                for p in photos])), 4) if photos else None,
+        "median_pavement_share": round(float(np.median([p["pavement_share"] for p in photos])),
+                                       4) if photos else None,
+    }
+
+
+def _cells(photos: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(crack truth, the photos' per-cell `key` values) over the kept cells."""
+    truth = np.concatenate([np.asarray(p["truth"]) for p in photos])
+    value = np.concatenate([np.asarray(p[key], float) for p in photos])
+    return truth[truth >= 0] == 1, value[truth >= 0]
+
+
+def transfer_cut(fit: list[dict[str, Any]], score: list[dict[str, Any]], key: str,
+                 ) -> dict[str, float | None]:
+    """A diagnostic, not the product: the cut on a cell score (`score`: the model's highest
+    damage probability; `dark`: the dark-line baseline) with the best cell F1 on the `fit`
+    photos, and the F1 it gives on the `score` photos. Says how much of the F1 gap is the
+    product's cut rather than its ranking."""
+    t, v = _cells(fit, key)
+    cuts = np.unique(np.quantile(v, np.linspace(0.0, 0.99, 100)))
+    f1s = [_f1(t, v >= c)["f1"] or 0.0 for c in cuts]
+    cut = float(cuts[int(np.argmax(f1s))])
+    t2, v2 = _cells(score, key)
+    return {"cut": round(cut, 4), "fit_f1": round(max(f1s), 4),
+            **{f"scored_{k}": v for k, v in _f1(t2, v2 >= cut).items()}}
+
+
+def analyse_all(model_dir: Path, rows: list[dict[str, str]], batch: int = 8,
+                ) -> list[dict[str, Any]]:
+    """Each photo through serving's analysis (serving/road_damage.py _analyse) with the package
+    in model_dir (model.onnx, road.json, scene.onnx when the package has one)."""
+    from bench.road_street import grid_cells as cells_of
+    from models.configs import TenantsConfig, load_config
+    from models.onnx_session import open_session
+    from models.road_damage.baseline import DarkLineDetector
+    from models.road_damage.photo import Grid, photo_tiles
+    from serving.road_damage import ASSETS as ROAD_JSON
+    from serving.road_damage import TASK, _analyse
+    from serving.runtime import LoadedModel
+
+    meta_path = model_dir / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    scene_path = model_dir / "scene.onnx"
+    model = LoadedModel(task=TASK, version=str(meta.get("version", "?")), tag="bench",
+                        session=open_session(model_dir / "model.onnx"),
+                        assets={ROAD_JSON: json.loads((model_dir / ROAD_JSON).read_text())},
+                        meta=meta, extra={"scene": open_session(scene_path)}
+                        if scene_path.is_file() else {})
+    tenants = load_config(ROOT / "configs" / "tenants.yaml", TenantsConfig)
+    tenant = next(t for t in tenants.tenants if t.code == TENANT)
+    grid, detector = Grid.of(model.assets[ROAD_JSON]), DarkLineDetector()
+    out = []
+    for i in range(0, len(rows), batch):
+        part = rows[i:i + batch]
+        raw = [(Path(r["file"]).name, (ASSETS / r["file"]).read_bytes()) for r in part]
+        for r, (_, data), res in zip(part, raw, _analyse(model, raw, tenant), strict=True):
+            _, _, _, image = photo_tiles(data, grid)  # the grid image the answer is about
+            dark = detector.scores(cells_of(image, res["rows"], res["cols"]))
+            out.append(photo_row(r, res, dark))
+    return out
+
+
+def model_info(model_dir: Path) -> dict[str, Any]:
+    """Which package was scored."""
+    meta_path = model_dir / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    assets = json.loads((model_dir / "road.json").read_text())
+    return {"dir": str(model_dir), "trained_at": meta.get("trained_at"),
+            "run_id": meta.get("run_id"), "architecture": assets.get("architecture"),
+            "threshold": assets.get("threshold")}
+
+
+def onboard(rows: list[dict[str, str]], tmp: Path, imported: bool = True) -> dict[str, Any]:
+    """Import the `onboard` photos into a scratch workspace, retrain, score `check`.
+    imported=False: the control, the same workspace and retrain without the import (what the
+    short schedule alone gives)."""
+    from typer.testing import CliRunner
+
+    from bench import isolate_stores, say
+    from bench.road_onboarding import OVERRIDES
+    from training.cli import app
+    from training.data import write_generated
+    from training.retrain import retrain
+    from training.sandbox import make_workspace
+    from training.workspace import Workspace
+
+    isolate_stores(tmp)
+    overrides = {**OVERRIDES, "model": {**OVERRIDES["model"], "threads": 1}}  # shared CPUs
+    root = make_workspace(tmp / "ws", "road_damage", overrides)
+    ws = Workspace.load(root)
+    task = ws.task("road_damage")
+    t0 = time.perf_counter()
+    write_generated(ws, task, progress=False)
+    say(f"scratch workspace generated in {time.perf_counter() - t0:.0f} s")
+    images, masks = tmp / "images", tmp / "masks"
+    images.mkdir()
+    masks.mkdir()
+    mine = [r for r in rows if r["split"] == "onboard"] if imported else []
+    for r in mine:
+        (images / Path(r["file"]).name).symlink_to(ASSETS / r["file"])
+        (masks / Path(r["mask"]).name).symlink_to(ASSETS / r["mask"])
+    os.environ["KYODO_ROOT"] = str(root)
+    if imported:
+        res = CliRunner().invoke(app, ["road", "import", "masks", str(images), str(masks),
+                                       "--tenant", TENANT, "--append"])
+        if res.exit_code != 0:
+            raise RuntimeError(f"kyodo road import masks failed: {res.output}")
+        say(res.output.strip())
+    t0 = time.perf_counter()
+    summary_ = retrain(ws, task, progress=False)
+    fit_s = time.perf_counter() - t0
+    say(f"retrain done in {fit_s:.0f} s: {summary_['decision']}")
+    package = root / "build" / "road_damage" / "onnx"
+    check = analyse_all(package, [r for r in rows if r["split"] == "check"])
+    return {"imported_photos": len(mine), "tenant": TENANT, "overrides": overrides,
+            "retrain_s": round(fit_s, 1), "load_average_end": os.getloadavg()[0],
+            "decision": summary_["decision"], "headline": summary_["headline"],
+            "model": model_info(package), "check": summary(check)}
+
+
+def run(model_dir: Path, with_onboarding: bool = False, with_control: bool = False,
+        ) -> dict[str, Any]:
+    """Zero-shot figures of the package in model_dir (check, onboard, all photos); with
+    with_onboarding, the onboarding figure too; with with_control, the same retrain without
+    the import (one process can isolate its stores once: run the two apart)."""
+    if with_onboarding and with_control:
+        raise ValueError("--onboard and --control: run them one at a time")
+    rows = load_manifest()
+    t0 = time.perf_counter()
+    photos = analyse_all(model_dir, rows)
+    report: dict[str, Any] = {
+        "model": model_info(model_dir), "crack_share": CRACK_SHARE,
+        "zero_shot": {"seconds": round(time.perf_counter() - t0, 1),
+                      **{s: summary([p for p in photos if p["split"] == s]) for s in SPLITS},
+                      "all": summary(photos)},
+        "photos": {Path(r["file"]).stem: p for r, p in zip(rows, photos, strict=True)},
+    }
+    fit, scored = ([p for p in photos if p["split"] == s] for s in ("onboard", "check"))
+    report["zero_shot"]["cut_from_onboard_on_check"] = {
+        "note": "diagnostic only: one cut on the cell score picked on `onboard`, F1 on `check`",
+        "model": transfer_cut(fit, scored, "score"), "dark_line": transfer_cut(fit, scored,
+                                                                               "dark")}
+    if with_onboarding or with_control:
+        key = "onboarding" if with_onboarding else "onboarding_control"
+        with tempfile.TemporaryDirectory() as tmp:
+            report[key] = onboard(rows, Path(tmp), imported=with_onboarding)
+    return report
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    flags = {a for a in args if a.startswith("--")}
+    args = [a for a in args if not a.startswith("--")]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    out = run(Path(args[0]) if args else ROOT / "build" / "road_damage" / "onnx",
+              "--onboard" in flags, "--control" in flags)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
+    brief = {k: v for k, v in out.items() if k != "photos"}
+    print(json.dumps(brief, ensure_ascii=False, indent=1))

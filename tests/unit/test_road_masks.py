@@ -1,0 +1,144 @@
+"""assets/road_masks (manifest, data card, masks) and bench/road_masks.py's scoring (no model)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.road_masks import (
+    ASSETS,
+    CRACK_SHARE,
+    SPLITS,
+    answer_cells,
+    cell_truth,
+    load_manifest,
+    summary,
+    transfer_cut,
+    truth_level,
+)
+
+ALLOWED = ("MIT", "CC BY 4.0", "CC BY-SA 4.0", "Apache-2.0", "BSD")
+
+
+def test_manifest_matches_the_data_card_and_the_files() -> None:
+    rows = load_manifest()
+    card = (ASSETS / "DATA_CARD.md").read_text()
+    for split in SPLITS:
+        n = sum(r["split"] == split for r in rows)
+        assert re.search(rf"^\| {split} \| {n} \|", card, re.M), (split, n)
+    assert len({r["file"] for r in rows}) == len(rows)
+    for r in rows:
+        assert r["commit"] in card and r["source"].removeprefix("github:") in card
+        assert re.fullmatch(r"[0-9a-f]{40}", r["commit"])
+        assert r["licence"].startswith(ALLOWED), r["licence"]
+        assert not re.search(r"\bNC\b|non-?commercial", r["licence"], re.I)
+    # a survey segment never straddles the split (overlapping frames)
+    seg = {}
+    for r in rows:
+        assert seg.setdefault(r["segment"], r["split"]) == r["split"], r["segment"]
+    size = sum((ASSETS / r[k]).stat().st_size for r in rows for k in ("file", "mask"))
+    assert size < 15_000_000
+
+
+def test_masks_are_binary_and_the_photos_size() -> None:
+    for r in load_manifest():
+        photo, mask = Image.open(ASSETS / r["file"]), Image.open(ASSETS / r["mask"])
+        assert mask.mode == "1", r["mask"]
+        assert photo.size == mask.size == (int(r["width"]), int(r["height"])), r["file"]
+        share = float(np.asarray(mask).mean())
+        assert abs(share - float(r["crack_share"])) < 1e-4, r["mask"]
+
+
+def test_no_training_code_reads_the_mask_photos() -> None:
+    """A check set: nothing under models/, training/ or configs/ may name it."""
+    root = ASSETS.parents[1]
+    hits = [str(f) for d in ("models", "training", "configs") for f in (root / d).rglob("*")
+            if f.is_file() and f.suffix in (".py", ".yaml", ".yml", ".json")
+            and "road_masks" in f.read_text(errors="ignore")]
+    assert hits == []
+
+
+def test_manifest_errors_name_row_and_field(tmp_path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path / "a.png").write_bytes(b"x")
+    bad = tmp_path / "manifest.csv"
+    bad.write_text("file,mask,split,segment\na.jpg,a.png,check,s\na.jpg,a.png,train,s\n")
+    with pytest.raises(ValueError, match=r"row 3 \(a.jpg\): split 'train'"):
+        load_manifest(bad)
+    bad.write_text("file,mask,split,segment\na.jpg,b.png,check,s\n")
+    with pytest.raises(ValueError, match=r"row 2: mask 'b\.png' is missing"):
+        load_manifest(bad)
+
+
+def test_cell_truth_keeps_crack_and_clean_cells_and_leaves_out_the_rest() -> None:
+    mask = np.zeros((20, 40), bool)  # 2 x 4 cells of 10 x 10 px
+    mask[0:10, 0:2] = True  # cell (0, 0): 20% crack
+    mask[15, 15] = True  # cell (1, 1): 1 px = 1%: a crack cell (>= CRACK_SHARE)
+    mask[5, 25] = True  # cell (0, 2): 1 px of 100 = 1%
+    mask[12:14, 35] = True  # cell (1, 3): 2%
+    share, truth = cell_truth(mask, 2, 4)
+    assert CRACK_SHARE == 0.01
+    assert share[0] == pytest.approx(0.2)
+    assert truth.tolist() == [1, 0, 1, 0, 0, 1, 0, 1]
+    small = np.zeros((200, 400), bool)
+    small[50, 50] = True  # 1 px in a 100 x 100 cell: 0.01%, neither crack nor clean
+    assert cell_truth(small, 2, 4)[1].tolist() == [-1, 0, 0, 0, 0, 0, 0, 0]
+    # the level of the mask: 4 of 8 cells cracked = 50% -> III; 1 of 8 -> I
+    assert truth_level(truth) == "III"
+    assert truth_level(np.array([1, 0, 0, 0, 0, 0, 0, 0])) == "I"
+    assert truth_level(np.array([1, 1, 0, 0, 0, -1, 0, 0])) == "II"
+
+
+def test_answer_cells_reads_scores_and_labels_of_the_served_grid() -> None:
+    res = {"grid": [[{"p": {"none": 0.9, "D00": 0.1, "D10": 0.05, "D20": 0.0, "D40": 0.0},
+                      "labels": ["none"]},
+                     {"p": {"none": 0.2, "D00": 0.3, "D10": 0.7, "D20": 0.1, "D40": 0.0},
+                      "labels": ["D10"]},
+                     {"p": {"none": 0.2, "D00": 0.8, "D10": 0.0, "D20": 0.0, "D40": 0.0},
+                      "labels": []}]]}  # not road surface: no label, though p is high
+    score, flagged = answer_cells(res)
+    assert score.tolist() == [0.1, 0.7, 0.8]
+    assert flagged.tolist() == [False, True, False]
+
+
+def _photo(truth, score, flagged, level, want, pothole=False, ratio=0.0, want_ratio=0.0):
+    return {"truth": truth, "score": score, "dark": [1 - v for v in score],
+            "flagged": flagged, "level": level,
+            "truth_level": want, "level_ok": level == want, "pothole": pothole,
+            "crack_ratio": ratio, "truth_crack_ratio": want_ratio, "pavement_share": 1.0}
+
+
+def test_summary_scores_cells_levels_and_potholes() -> None:
+    photos = [
+        # cells: crack, none, left out, crack
+        _photo([1, 0, -1, 1], [0.9, 0.2, 0.99, 0.4], [1, 0, 1, 0], "II", "II",
+               ratio=0.25, want_ratio=0.5),
+        _photo([0, 0, 1, 0], [0.5, 0.1, 0.8, 0.3], [1, 0, 1, 0], None, "I", pothole=True,
+               ratio=0.5, want_ratio=0.25),
+    ]
+    s = summary(photos)
+    assert s["cells"] == 7 and s["cells_left_out"] == 1 and s["crack_cells"] == 3
+    # positives 0.9, 0.4, 0.8 vs negatives 0.2, 0.5, 0.1, 0.3: 11 of 12 pairs ranked right
+    assert s["cell_auc"] == pytest.approx(11 / 12, abs=1e-4)
+    assert s["dark_line_auc"] == pytest.approx(1 / 12, abs=1e-4)  # the reversed ranking
+    # flagged: 0.9 (tp), 0.5 (fp), 0.8 (tp); missed 0.4: P 2/3, R 2/3
+    assert s["cell_f1"] == pytest.approx(2 / 3, abs=1e-4)
+    assert s["cell_precision"] == pytest.approx(2 / 3, abs=1e-4)
+    assert s["all_cracked_f1"] == pytest.approx(2 * 3 / (3 + 7), abs=1e-4)
+    assert s["level_agreement"] == 0.5  # the withheld level is a disagreement
+    assert s["levels"] == {"I": 0, "II": 1, "III": 0, "withheld": 1}
+    assert s["pothole_photo_share"] == 0.5
+    assert s["crack_ratio_mae"] == 0.25
+
+
+def test_transfer_cut_is_picked_on_one_split_and_scored_on_the_other() -> None:
+    fit = [_photo([1, 1, 0, 0, -1], [0.3, 0.2, 0.1, 0.05, 0.9], [0] * 5, "I", "I")]
+    # a cut between 0.1 and 0.2 separates the fit cells (F1 1.0); the scored cells are the
+    # same ranking shifted down, so the transferred cut misses one of two cracks
+    scored = [_photo([1, 1, 0, 0], [0.25, 0.09, 0.02, 0.01], [0] * 4, "I", "I")]
+    out = transfer_cut(fit, scored, "score")
+    assert 0.1 < out["cut"] <= 0.2 and out["fit_f1"] == 1.0
+    assert out["scored_recall"] == 0.5 and out["scored_precision"] == 1.0

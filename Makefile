@@ -80,6 +80,7 @@ bench: train ## Benchmarks; results in reports/bench/*.json (costs: the demo mon
 	$(BIN)/python -m bench.road_onboarding
 	$(BIN)/python -m bench.road_street
 	$(BIN)/python -m bench.road_masks --onboard
+	$(BIN)/python -m bench.road_frames
 	$(BIN)/python -m bench.lifecycle
 	$(BIN)/python -m bench.serving
 	$(BIN)/python -m bench.costs

@@ -165,6 +165,12 @@ FIT_OFF_ROAD = 60
 FIT_VIEWS = 6
 FIT_SYNTHETIC = 120
 FIT_TILES = 24
+# Real full-frame road photos (assets/road_frames, train split: frames.py) sent as road photos,
+# half whole and half a view (60-100% of each side), a GREY_SHARE of them greyscale; grouped
+# for the folds by runs of FRAME_RUN consecutive frames of a drive (alike neighbours stay in
+# one fold). 0: none.
+FIT_FRAMES = 80
+FRAME_RUN = 10
 GREY_SHARE = 0.3
 C = 0.3
 KEEP = 0.99
@@ -223,13 +229,26 @@ def greyscale(image: np.ndarray) -> np.ndarray:
 Example = tuple[np.ndarray, bool, str]  # (photo_features, is a road photo, group for the folds)
 
 
+def _frame_picks(rng: np.random.Generator) -> list[int]:
+    """Indices of FIT_FRAMES frames of assets/road_frames' train split (none without it)."""
+    from models.road_damage import frames
+
+    try:
+        n = len(frames.load("train"))
+    except FileNotFoundError:
+        return []
+    return sorted(int(j) for j in rng.permutation(n)[:FIT_FRAMES])
+
+
 def training_photos(crops: Any, seed: int = 0) -> list[tuple[bytes, bool, str]]:
     """(JPEG, is a road photo, group) of the fit-time photos besides the synthetic training
     photos: FIT_CROPS of `crops` (real.RealCrops of the training cities; group = city), a
-    GREY_SHARE of them greyscale; FIT_OFF_ROAD fresh synthetic off-road scenes; FIT_VIEWS views
-    of each real non-road photo of NONROAD_SPLITS (group = the photo). FileNotFoundError when
-    assets/road_nonroad is missing."""
-    from models.road_damage import nonroad
+    GREY_SHARE of them greyscale; FIT_FRAMES real road frames (assets/road_frames' train
+    split, group = a run of FRAME_RUN consecutive frames; none when the folder is missing);
+    FIT_OFF_ROAD fresh synthetic off-road scenes; FIT_VIEWS views of each real non-road photo
+    of NONROAD_SPLITS (group = the photo). FileNotFoundError when assets/road_nonroad is
+    missing."""
+    from models.road_damage import frames, nonroad
     from models.road_damage.generate import PHOTO, effects
     from models.road_damage.street import off_road
 
@@ -240,6 +259,13 @@ def training_photos(crops: Any, seed: int = 0) -> list[tuple[bytes, bool, str]]:
             img = crops.images[i]
             img = greyscale(img) if rng.random() < GREY_SHARE else img
             out.append((jpeg(img, int(rng.integers(70, 96))), True, f"city:{crops.city[i]}"))
+    for j in _frame_picks(rng):
+        img = frames.load("train")[j][1]
+        r = np.random.default_rng([seed, 4245, j])
+        img = greyscale(img) if r.random() < GREY_SHARE else img
+        data = view(img, r, crop=(0.6, 1.0), grey=0.0, small=0.0) if r.random() < 0.5 else \
+            jpeg(img, int(r.integers(70, 96)))
+        out.append((data, True, f"frames:{j // FRAME_RUN}"))
     for i in range(FIT_OFF_ROAD):
         r = np.random.default_rng([seed, 4243, i])
         img = np.asarray(effects(r, off_road(r, PHOTO)))
@@ -370,6 +396,7 @@ def fit_model(net_model: Any, stats: dict[str, np.ndarray] | None, tile_sets: li
     except ValueError as exc:
         return None, {"skipped": str(exc)}
     report["real_crops"] = sum(g.startswith("city:") for _, _, g in examples)
+    report["frames"] = sum(g.startswith("frames:") for _, _, g in examples)
     return check.to_dict(), report
 
 

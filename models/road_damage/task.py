@@ -99,6 +99,10 @@ class ModelConfig(Strict):
 REAL_DATA = ("assets/road_real/DATA_CARD.md: Road Damage Dataset 2018 crops (Maeda et al.; "
              "CC BY-SA 4.0, sekilab/RoadDamageDetector) via hiroyamaeda/RoadDamageGAN 365a0e4")
 
+FRAMES_DATA = ("assets/road_frames/DATA_CARD.md: real road frames with road/crack/pothole masks "
+               "of Brazilian federal highways (Passos et al., github:biankatpas/Cracks-and-"
+               "Potholes-in-Road-Images-Dataset 1f20054, MIT)")
+
 NONROAD_DATA = ("assets/road_nonroad/DATA_CARD.md: non-road sample photos from BVLC/caffe "
                 "(BSD-2), pjreddie/darknet (public domain), facebookresearch/segment-anything and "
                 "sam2 (Apache-2.0), matplotlib (grace_hopper, public domain) and scikit-learn "
@@ -125,6 +129,10 @@ class RealConfig(Strict):
     nonroad_tiles: int = Field(default=0, ge=0, le=20_000, description="tiles of the real "
                                "non-road photos (assets/road_nonroad, their train split) added "
                                "as not road surface; 0: none")
+    frames: bool = Field(default=False, description="add the sure tiles of the real full-frame "
+                         "road photos (assets/road_frames, train split; frames.training_tiles): "
+                         "intact asphalt far from any marked crack as hard negatives and as many "
+                         "marked-crack tiles as positives, all road surface")
 
 
 class RoadCheckConfig(Strict):
@@ -351,6 +359,8 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
             cfg.road_check.floor_share)
         if assets["road_photo"]:  # the check trained on them too: the model card credits them
             assets["nonroad_data"] = NONROAD_DATA
+            assets["frames_data"] = FRAMES_DATA if photo_report.get("frames") else \
+                assets["frames_data"]
             assets["real_data"] = REAL_DATA if photo_report["real_crops"] else assets["real_data"]
         history = {"init": init, "epochs_run": len(hist.train_loss), "best_epoch":
                    hist.best_epoch, "train_loss": hist.train_loss, "val_loss": hist.val_loss,
@@ -395,8 +405,9 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         familiarity statistics only decide warnings and withheld levels, which the crack F1
         does not read. The real crops (~1,780 passes per epoch, most of a small city's fit) do
         teach crack appearance, so leaving them out would need its own side-by-side first."""
+        # the real road frames' tiles likewise (no tenant's data, the same for every fit)
         return cfg.model_copy(update={
-            "real": cfg.real.model_copy(update={"nonroad_tiles": 0}),
+            "real": cfg.real.model_copy(update={"nonroad_tiles": 0, "frames": False}),
             "road_check": cfg.road_check.model_copy(update={"familiarity": False})})
 
     def evaluate_synthetic(self, cfg: RoadDamageConfig, model: RoadModel, test: Frames,
@@ -493,9 +504,11 @@ def with_real(cfg: RoadDamageConfig, tiles: np.ndarray, labels: np.ndarray, wind
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
     """Training tiles with real crops appended `repeat` times (resized to the model window) and
     `cfg.real.nonroad_tiles` windows of the real non-road photos (nonroad.windows: no damage,
-    not road surface), the flags of tiles trained every epoch (the real negatives) and how many
-    distinct real crops were added. `crops` defaults to the training cities' crops (real.split:
-    never a held-out city's). The crops only with cfg.real.train; labels (n, len(OUTPUTS))."""
+    not road surface), with cfg.real.frames the real road frames' sure tiles (frames.py;
+    intact ones flagged hard), the flags of tiles trained every epoch (the real negatives) and
+    how many distinct real crops were added. `crops` defaults to the training cities' crops
+    (real.split: never a held-out city's). The crops only with cfg.real.train; labels
+    (n, len(OUTPUTS))."""
     parts, labs, hards, n_crops = [tiles], [labels], [np.zeros(len(tiles), bool)], 0
     if cfg.real.train:
         from models.road_damage import real
@@ -509,6 +522,23 @@ def with_real(cfg: RoadDamageConfig, tiles: np.ndarray, labels: np.ndarray, wind
                                             np.int8)])
         parts, labs, hards, n_crops = ([*parts, win], [*labs, lab], [*hards, lab[:, 0] == 1],
                                        len(own.labels))
+    if cfg.real.frames:
+        from models.road_damage import frames
+
+        grid = Grid(**cfg.grid.model_dump())
+        if grid.window != window:
+            raise ValueError(f"model window {window} differs from the grid's {grid.window}")
+        win, lab = frames.training_tiles(grid)
+        # as many crack tiles as intact ones: a frame's tiles must not say "real frame = crack"
+        intact = lab[:, 0] == 1
+        rng = np.random.default_rng([seed, 5151])
+        cracked = np.flatnonzero(~intact)
+        cracked = rng.choice(cracked, min(len(cracked), int(intact.sum())), replace=False)
+        pick = np.sort(np.concatenate([np.flatnonzero(intact), cracked]))
+        win, lab = win[pick], lab[pick]
+        lab = np.column_stack([lab, np.ones((len(lab), labels.shape[1] - lab.shape[1]),
+                                            np.int8)])  # road surface: pavement 1
+        parts, labs, hards = [*parts, win], [*labs, lab], [*hards, lab[:, 0] == 1]
     if cfg.real.nonroad_tiles and labels.shape[1] > len(CLASSES):
         from models.road_damage import nonroad
 
@@ -560,7 +590,8 @@ def make_assets(cfg: RoadDamageConfig, init: str, model: Any, thresholds: Cuts,
             "parity_tiles": cfg.parity_tiles,
             # the model card's attribution: CC BY-SA 4.0 crops trained on (None: synthetic only)
             "real_data": REAL_DATA if cfg.real.train else None,
-            "nonroad_data": NONROAD_DATA if cfg.real.nonroad_tiles else None}
+            "nonroad_data": NONROAD_DATA if cfg.real.nonroad_tiles else None,
+            "frames_data": FRAMES_DATA if cfg.real.frames else None}
 
 
 def familiarity(cfg: RoadDamageConfig, model: Any, fit_set: TileSet, val_set: TileSet,

@@ -142,3 +142,22 @@ def test_transfer_cut_is_picked_on_one_split_and_scored_on_the_other() -> None:
     out = transfer_cut(fit, scored, "score")
     assert 0.1 < out["cut"] <= 0.2 and out["fit_f1"] == 1.0
     assert out["scored_recall"] == 0.5 and out["scored_precision"] == 1.0
+
+
+def test_the_check_split_holds_no_highway_the_model_trains_on() -> None:
+    """The road frames (assets/road_frames) come from the same survey collection; their train
+    highways must not appear in the mask check, or the check would score trained roads."""
+    import csv
+
+    root = ASSETS.parent
+    with open(root / "road_frames" / "manifest.csv", encoding="utf-8") as f:
+        frames = list(csv.DictReader(f))
+    trained = {(r["state"], r["highway"].split("-")[-1]) for r in frames if r["split"] == "train"}
+    framed = {r["path"] for r in frames}
+    with open(root / "road_masks" / "manifest.csv", encoding="utf-8") as f:
+        check = [r for r in csv.DictReader(f) if r["split"] == "check"]
+    assert trained and check
+    for r in check:
+        state, number = r["segment"].split("_")[:2]
+        assert (state, number) not in trained, r["file"]
+        assert r["path"] not in framed, r["file"]

@@ -146,14 +146,15 @@ def test_transfer_cut_is_picked_on_one_split_and_scored_on_the_other() -> None:
 
 def test_the_check_split_holds_no_highway_the_model_trains_on() -> None:
     """The road frames (assets/road_frames) come from the same survey collection; their train
-    highways must not appear in the mask check, or the check would score trained roads."""
+    highways must not appear in the mask check, or the check would score trained roads. (16
+    check photos are of BR-386, the frames' validation highway: never trained on.)"""
     import csv
 
     root = ASSETS.parent
     with open(root / "road_frames" / "manifest.csv", encoding="utf-8") as f:
         frames = list(csv.DictReader(f))
     trained = {(r["state"], r["highway"].split("-")[-1]) for r in frames if r["split"] == "train"}
-    framed = {r["path"] for r in frames}
+    framed = {r["path"] for r in frames if r["split"] == "train"}
     with open(root / "road_masks" / "manifest.csv", encoding="utf-8") as f:
         check = [r for r in csv.DictReader(f) if r["split"] == "check"]
     assert trained and check

@@ -92,13 +92,13 @@ def test_road_photo_check_ships_in_road_json_and_is_measured(road_root: Path) ->
     assets = json.loads((package / "road.json").read_text())
     check = PhotoCheck.of(assets)
     assert check is not None and check.image_stats
-    # a class set per road-photo source: real crops ("city") and synthetic photos
-    assert check.scene_classes is not None and len(check.scene_classes) == 2
+    # a class set per road-photo source: real crops ("city"), synthetic photos, real frames
+    assert check.scene_classes is not None and len(check.scene_classes) == 3
     assert all(len(c) == scene.ROAD_CLASSES for c in check.scene_classes)
     # ResNet d=16: mean and spread, share, mean pavement, 4 distance quantiles, pixel
     # statistics, the scene features (ImageNet class mass per set, entropy, top probability)
     assert len(check.coef) == len(check.mean) == len(check.scale) == \
-        2 * 16 + 6 + len(IMAGE_STATS) + 2 + 2
+        2 * 16 + 6 + len(IMAGE_STATS) + len(check.scene_classes) + 2
     # serving's scene.onnx ships beside model.onnx and gives what torch gave at fit time
     session = ort.InferenceSession(str(package / "scene.onnx"),
                                    providers=["CPUExecutionProvider"])

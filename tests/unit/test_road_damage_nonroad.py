@@ -103,6 +103,7 @@ def test_photo_split_reaches_the_road_photo_fit(monkeypatch: pytest.MonkeyPatch)
     from models.road_damage import roadphoto
 
     monkeypatch.setattr(roadphoto, "FIT_OFF_ROAD", 0)
+    monkeypatch.setattr(roadphoto, "FIT_FRAMES", 0)  # the real road frames: road photos
     m = pd.read_csv(nonroad.ROOT / "manifest.csv")
     out = roadphoto.training_photos(None)
     groups = Counter(g for _, road, g in out if not road)

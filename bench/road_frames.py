@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from models.road_damage import frames, scene
-from models.road_damage.analyze import CRACK, RoadCheck, run_onnx, summarise, tile_flags
-from models.road_damage.photo import Grid, photo_tiles
+from bench.road_street import open_package, served
+from models.road_damage import frames
+from models.road_damage.analyze import CRACK
+from models.road_damage.photo import Grid
 from models.road_damage.real import auc
 from models.road_damage.roadphoto import PhotoCheck, jpeg
 
@@ -37,30 +38,16 @@ OUT = ROOT / "reports" / "bench" / "road_frames.json"
 
 def run(model_dir: Path, split: str = "val") -> dict[str, Any]:
     """Every frame of the split through the package in model_dir (model.onnx + road.json)."""
-    from models.onnx_session import open_session
-
-    assets = json.loads((model_dir / "road.json").read_text())
-    session = open_session(model_dir / "model.onnx")
-    scene_path = model_dir / "scene.onnx"
-    scene_session = open_session(scene_path) if scene_path.is_file() else None
-    grid, check, photo = Grid.of(assets), RoadCheck.of(assets), PhotoCheck.of(assets)
+    assets, session, scene_session = open_package(model_dir)
+    grid, photo = Grid.of(assets), PhotoCheck.of(assets)
     per: dict[str, dict[str, Any]] = {}
     truth, score, counted, paved_sure = [], [], [], []
     for name, img, mask in frames.load(split):
-        tiles, (rows, cols), _, image = photo_tiles(jpeg(img, 92), grid)
-        out = run_onnx(session, tiles)
-        probs = None
-        if photo is not None and photo.scene_classes is not None:
-            probs = scene.run_onnx(scene_session, scene.thumbnail(image)[None])[0]
-        res = summarise(out["probabilities"], rows, cols, assets["threshold"], out["pavement"],
-                        out["distance"], check, out["embedding"], photo, tiles, probs)
-        paved = np.array([c["pavement"] for line in res["grid"] for c in line], bool)
-        flagged = np.asarray(tile_flags(out["probabilities"],
-                                        assets["threshold"])[:, 1:].any(axis=1), bool)
+        res, _, p, _, paved, flagged = served(session, assets, jpeg(img, 92), scene_session)
         lab = frames.tile_labels(mask, grid)
         sure = lab.any(axis=1)
         truth.append(lab[sure, 0] == 0)
-        score.append(out["probabilities"][sure][:, CRACK].max(axis=1))
+        score.append(p[sure][:, CRACK].max(axis=1))
         counted.append((flagged & paved)[sure])
         paved_sure.append(paved[sure])
         per[name] = {"level": res["mlit_level"],

@@ -138,13 +138,15 @@ def judge(row: dict[str, Any], level: str | None, pothole: bool) -> dict[str, bo
             "pothole_missed": (not pothole if hole == "yes" else None)}
 
 
-def analyse(session: Any, assets: dict[str, Any], data: bytes, row: dict[str, Any],
-            scene_session: Any = None,
-            ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray, np.ndarray]:
-    """(the product's per-photo summary as serving computes it, this bench's row, the tile
-    probabilities (n, classes), the grid image) of one encoded photo. scene_session: the
-    package's scene.onnx, which a road-photo check with scene classes reads (as serving's
-    _scene does: the grid image's thumbnail)."""
+def served(session: Any, assets: dict[str, Any], data: bytes, scene_session: Any = None,
+           ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray, np.ndarray, np.ndarray,
+                      np.ndarray]:
+    """(the product's per-photo summary as serving computes it, photo_tiles' facts, the tile
+    probabilities (n, classes), the grid image, per tile (n,) bool: called road surface, a
+    damage label over its cut (counted damaged where both hold)) of one encoded photo.
+    scene_session: the package's scene.onnx, which a road-photo check with scene classes reads
+    (as serving's _scene does: the grid image's thumbnail); RuntimeError when it is needed and
+    missing."""
     check, photo = RoadCheck.of(assets), PhotoCheck.of(assets)
     tiles, (rows, cols), facts, image = photo_tiles(data, Grid.of(assets))
     out = run_onnx(session, tiles)
@@ -158,7 +160,16 @@ def analyse(session: Any, assets: dict[str, Any], data: bytes, row: dict[str, An
                     check, out["embedding"], photo, tiles, probs)
     paved = np.array([c["pavement"] for line in res["grid"] for c in line], bool)
     flagged = np.asarray(tile_flags(p, assets["threshold"])[:, 1:].any(axis=1), bool)
-    counted = flagged & paved
+    return res, facts, p, image, paved, flagged
+
+
+def analyse(session: Any, assets: dict[str, Any], data: bytes, row: dict[str, Any],
+            scene_session: Any = None,
+            ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray, np.ndarray]:
+    """(the product's per-photo summary as serving computes it (served), this bench's row, the
+    tile probabilities (n, classes), the grid image) of one encoded photo."""
+    res, facts, p, image, paved, flagged = served(session, assets, data, scene_session)
+    rows, cols, counted = res["rows"], res["cols"], flagged & paved
     zones = tile_zones(rows, cols, row["road_top"], row["bonnet_top"])
     # road-surface tiles of the road zone with a lane marking (>= PAINT of paint-like pixels)
     road = paved & (zones == "road")
@@ -237,14 +248,19 @@ def summary(per: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run(model_dir: Path, overlays: Path | None = None) -> dict[str, Any]:
-    """Every photo of the manifest through the package in model_dir (model.onnx + road.json)."""
+def open_package(model_dir: Path) -> tuple[dict[str, Any], Any, Any]:
+    """(road.json, model.onnx's session, scene.onnx's session or None) of a road package."""
     from models.onnx_session import open_session
 
-    assets = json.loads((model_dir / "road.json").read_text())
-    session = open_session(model_dir / "model.onnx")
     scene_path = model_dir / "scene.onnx"
-    scene_session = open_session(scene_path) if scene_path.is_file() else None
+    return (json.loads((model_dir / "road.json").read_text()),
+            open_session(model_dir / "model.onnx"),
+            open_session(scene_path) if scene_path.is_file() else None)
+
+
+def run(model_dir: Path, overlays: Path | None = None) -> dict[str, Any]:
+    """Every photo of the manifest through the package in model_dir (model.onnx + road.json)."""
+    assets, session, scene_session = open_package(model_dir)
     meta_path = model_dir / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     per = {}

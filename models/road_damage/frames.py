@@ -99,10 +99,9 @@ def labelled_windows(image: np.ndarray, mask: np.ndarray, grid: Grid, negatives:
     sure tiles (tile_labels), the frame resized onto its serving grid as photo.to_grid does
     and tiled with context like photo.tiles."""
     from models.road_damage.photo import tiles as cut
+    from models.road_damage.photo import to_grid
 
-    rows, cols = grid.shape(image.shape[1], image.shape[0])
-    img = np.asarray(Image.fromarray(image).resize((cols * grid.tile, rows * grid.tile),
-                                                   Image.Resampling.BILINEAR))
+    img = to_grid(Image.fromarray(image), grid)
     lab = tile_labels(mask, grid, negatives=negatives)
     keep = lab.any(axis=1)
     return cut(img, grid.tile, grid.context)[keep], lab[keep]

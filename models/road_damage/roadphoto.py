@@ -229,15 +229,16 @@ def greyscale(image: np.ndarray) -> np.ndarray:
 Example = tuple[np.ndarray, bool, str]  # (photo_features, is a road photo, group for the folds)
 
 
-def _frame_picks(rng: np.random.Generator) -> list[int]:
-    """Indices of FIT_FRAMES frames of assets/road_frames' train split (none without it)."""
+def _frame_picks(rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
+    """(index, RGB image) of FIT_FRAMES frames of assets/road_frames' train split, by index
+    (none without the folder)."""
     from models.road_damage import frames
 
     try:
-        n = len(frames.load("train"))
+        train = frames.load("train")
     except FileNotFoundError:
         return []
-    return sorted(int(j) for j in rng.permutation(n)[:FIT_FRAMES])
+    return [(int(j), train[j][1]) for j in sorted(rng.permutation(len(train))[:FIT_FRAMES])]
 
 
 def training_photos(crops: Any, seed: int = 0) -> list[tuple[bytes, bool, str]]:
@@ -248,7 +249,7 @@ def training_photos(crops: Any, seed: int = 0) -> list[tuple[bytes, bool, str]]:
     FIT_OFF_ROAD fresh synthetic off-road scenes; FIT_VIEWS views of each real non-road photo
     of NONROAD_SPLITS (group = the photo). FileNotFoundError when assets/road_nonroad is
     missing."""
-    from models.road_damage import frames, nonroad
+    from models.road_damage import nonroad
     from models.road_damage.generate import PHOTO, effects
     from models.road_damage.street import off_road
 
@@ -259,8 +260,7 @@ def training_photos(crops: Any, seed: int = 0) -> list[tuple[bytes, bool, str]]:
             img = crops.images[i]
             img = greyscale(img) if rng.random() < GREY_SHARE else img
             out.append((jpeg(img, int(rng.integers(70, 96))), True, f"city:{crops.city[i]}"))
-    for j in _frame_picks(rng):
-        img = frames.load("train")[j][1]
+    for j, img in _frame_picks(rng):
         r = np.random.default_rng([seed, 4245, j])
         img = greyscale(img) if r.random() < GREY_SHARE else img
         data = view(img, r, crop=(0.6, 1.0), grey=0.0, small=0.0) if r.random() < 0.5 else \

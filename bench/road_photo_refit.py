@@ -36,7 +36,7 @@ from bench.road_ood import (
 )
 from models.road_damage import roadphoto
 from models.road_damage.photo import Grid
-from models.road_damage.task import RoadDamage, _hash_share, load_tiles
+from models.road_damage.task import RoadDamage, fit_and_validation
 from training.data import load_pooled
 from training.workspace import Workspace
 
@@ -48,11 +48,8 @@ def refit(model: Any, ws: Workspace, cache: Path | None = None) -> tuple[Any, An
     task = ws.task("road_damage")
     cfg = ws.task_config(task)
     train, test = task.split(cfg, load_pooled(ws, task, progress=False))
-    photos = train["photos"]
-    val = _hash_share(photos["photo_id"], "val") < cfg.model.validation_share
     grid = Grid(**cfg.grid.model_dump())
-    fit_set = load_tiles(photos[~val], train["tiles"], grid)
-    val_set = load_tiles(photos[val], train["tiles"], grid)
+    fit_set, val_set = fit_and_validation(cfg, train)
     rc = cfg.road_check
     t0 = time.perf_counter()
     if cache is not None:  # what fit_model does, with the examples kept
@@ -60,10 +57,7 @@ def refit(model: Any, ws: Workspace, cache: Path | None = None) -> tuple[Any, An
                                       rc.pavement_cut, rc.min_share, ws.platform.seed, None,
                                       rc.floor_share)
         cache.write_bytes(pickle.dumps(collected))
-        fitted, report = roadphoto.fit(collected[0], judged=collected[1],
-                                       image_stats=roadphoto.IMAGE_STATS_ON,
-                                       scene_probs=collected[2])
-        check = fitted.to_dict()
+        check, report = roadphoto.fit_collected(collected, roadphoto.IMAGE_STATS_ON)
     else:
         check, report = roadphoto.fit_model(model.net, model.familiarity, [fit_set, val_set],
                                             grid, rc.pavement_cut, rc.min_share,

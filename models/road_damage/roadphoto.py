@@ -389,10 +389,18 @@ def fit_model(net_model: Any, stats: dict[str, np.ndarray] | None, tile_sets: li
     if stats is None:
         return None, {"skipped": "road_check.road_photo or road_check.familiarity off"}
     stats_on = IMAGE_STATS_ON if image_stats is None else image_stats
-    examples, judged, probs = collect(net_model, stats, tile_sets, grid, pavement_cut,
-                                      min_share, seed, crops, floor_share, stats_on, scene_on)
+    return fit_collected(collect(net_model, stats, tile_sets, grid, pavement_cut, min_share,
+                                 seed, crops, floor_share, stats_on, scene_on), stats_on)
+
+
+def fit_collected(collected: tuple[list[Example], np.ndarray, np.ndarray | None],
+                  image_stats: bool) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """fit_model's second half: (road.json "road_photo" or None, report) from collect's
+    (examples, judged, ImageNet probabilities); the report counts the real crops and real
+    frames among the road photos; None with the reason when fit refuses (ValueError)."""
+    examples, judged, probs = collected
     try:
-        check, report = fit(examples, judged=judged, image_stats=stats_on, scene_probs=probs)
+        check, report = fit(examples, judged=judged, image_stats=image_stats, scene_probs=probs)
     except ValueError as exc:
         return None, {"skipped": str(exc)}
     report["real_crops"] = sum(g.startswith("city:") for _, _, g in examples)

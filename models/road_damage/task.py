@@ -329,9 +329,7 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
         if len(photos) < 4:
             raise ValueError(f"{len(photos)} training photos: need at least 4")
         grid = Grid(**cfg.grid.model_dump())
-        val = _hash_share(photos["photo_id"], "val") < cfg.model.validation_share
-        fit_set = load_tiles(photos[~val], train["tiles"], grid)
-        val_set = load_tiles(photos[val], train["tiles"], grid)
+        fit_set, val_set = fit_and_validation(cfg, train)
         model, init = net.build(cfg.model, seed)
         X, Y, hard, n_real = with_real(cfg, fit_set.tiles, fit_set.targets, grid.window,
                                        real_crops, seed)
@@ -497,6 +495,15 @@ class RoadDamage(Task[RoadDamageConfig, RoadModel]):
     def apply_feedback(self, store: Store, data: TaskData) -> Feedback:
         """Road crews' corrections -> photos and tiles (models/road_damage/corrections.py)."""
         return apply_corrections(store, data)
+
+
+def fit_and_validation(cfg: RoadDamageConfig, train: Frames) -> tuple[TileSet, TileSet]:
+    """The training photos' tiles cut into the fit set and the held-back validation set (early
+    stopping, cuts, the road checks), by a hash of the photo id (model.validation_share)."""
+    photos, grid = train["photos"], Grid(**cfg.grid.model_dump())
+    val = _hash_share(photos["photo_id"], "val") < cfg.model.validation_share
+    return (load_tiles(photos[~val], train["tiles"], grid),
+            load_tiles(photos[val], train["tiles"], grid))
 
 
 def with_real(cfg: RoadDamageConfig, tiles: np.ndarray, labels: np.ndarray, window: int,

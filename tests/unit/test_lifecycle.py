@@ -51,8 +51,13 @@ def test_swaps_on_change_and_survives_a_broken_package(tmp_path: Path) -> None:
     assert models["claim_screening"].tag == "claim_screening:v1"  # still serving v1
 
     broken.clear()  # the package is repaired: the next poll retries it
-    watcher.poll(models)
-    assert _wait(lambda: models["claim_screening"].tag == "claim_screening:v3")
+    # poll until swapped: a poll while the failed reload still holds the lock (a descheduled
+    # thread on a busy machine) is skipped, as it should be
+    def swapped() -> bool:
+        watcher.poll(models)
+        return models["claim_screening"].tag == "claim_screening:v3"
+
+    assert _wait(swapped)
 
 
 def test_unreadable_pointer_keeps_the_current_models(tmp_path: Path) -> None:

@@ -131,22 +131,60 @@ def _add_photo(out: tuple[list, list, dict], code: str, path: Path, raw: bytes, 
     tiles.extend(_tile_rows(code, pid, labels, c))
 
 
+# How far a mask's aspect ratio may be from its photo's before the pair is refused: a mask
+# of another shape is almost always the wrong file (or one drawn on the unrotated pixels of a
+# photo whose EXIF turns it); a scaled copy of the right shape is resized.
+MASK_ASPECT_TOLERANCE = 0.02
+SHOWN_PROBLEMS = 20  # problems listed in one error (the count says how many in all)
+
+
+def _mask_for(path: Path, mask_path: Path, size: tuple[int, int]) -> Image.Image:
+    """The photo's mask as an 8-bit image of the photo's (upright) size; ValueError naming both
+    files when it is not an image or its shape is another one."""
+    try:
+        mask: Image.Image = Image.open(mask_path)
+        mask.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{mask_path.name}: the mask of {path.name} is not a readable image "
+                         f"({exc})") from None
+    (mw, mh), (w, h) = mask.size, size
+    if abs(mw / mh - w / h) > MASK_ASPECT_TOLERANCE * (w / h):
+        raise ValueError(f"{mask_path.name}: mask is {mw} x {mh} pixels but its photo "
+                         f"{path.name} is {w} x {h} (upright): expected the photo's shape "
+                         "(a scaled copy is fine)")
+    mask = mask.convert("L")
+    return mask if mask.size == size else mask.resize(size, Image.Resampling.NEAREST)
+
+
 def import_masks(images: Path, masks: Path, code: str, grid: Grid,
                  share: float = TILE_MASK_SHARE) -> FilesFrames:
-    """Images with same-named binary masks (any image suffix) -> photos, tiles and files."""
+    """Images with same-named binary masks (any image suffix) -> photos, tiles and files.
+
+    Every pair is checked before anything is returned: ValueError listing the photos without
+    a mask, unreadable photos or masks and masks of another shape (all of them, counted, the
+    first SHOWN_PROBLEMS named), so one run shows what to fix; nothing is imported then."""
     by_stem = {p.stem: p for p in _images(masks)}
     out: tuple[list, list, dict] = ([], [], {})
+    problems: list[str] = []
     for path in _images(images):
         mask_path = by_stem.get(path.stem)
         if mask_path is None:
-            raise ValueError(f"{path.name}: no mask with the same name in {masks}")
-        raw, img, facts = _photo(path)
-        mask = Image.open(mask_path).convert("L")
-        if mask.size != img.size:
-            mask = mask.resize(img.size, Image.Resampling.NEAREST)
+            problems.append(f"{path.name}: no mask with the same name in {masks}")
+            continue
+        try:
+            raw, img, facts = _photo(path)
+            mask = _mask_for(path, mask_path, img.size)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
         r, c = grid.shape(*img.size)
         bits = class_mask(np.asarray(mask) > 127, r, c)
         _add_photo(out, code, path, raw, facts, bits, (r, c), share, f"masks:{images.name}")
+    if problems:
+        more = len(problems) - SHOWN_PROBLEMS
+        raise ValueError(f"{len(problems)} problem(s), nothing imported: "
+                         + "; ".join(problems[:SHOWN_PROBLEMS])
+                         + (f"; and {more} more" if more > 0 else ""))
     if not out[0]:
         raise ValueError(f"{images}: no images ({', '.join(IMAGE_SUFFIXES)})")
     return _frames(code, *out)

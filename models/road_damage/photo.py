@@ -94,7 +94,8 @@ def open_photo(data: bytes, max_pixels: int = MAX_PIXELS, draft: int | None = No
         raise PhotoError(f"unsupported image format {img.format} ({EXPECTED})")
     w, h = img.size
     if w * h > max_pixels or w < 16 or h < 16:
-        raise PhotoError(f"{w} x {h} pixels: expected 16 to {max_pixels:,} pixels")
+        raise PhotoError(f"{w} x {h} pixels: expected at least 16 pixels on each side and "
+                         f"at most {max_pixels:,} pixels in all")
     facts = read_exif(img)
     if draft and img.format in ("JPEG", "MPO"):
         img.draft("RGB", (draft, draft))

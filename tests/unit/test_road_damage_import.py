@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -123,6 +124,59 @@ def test_cli_imports_a_mask_dataset_into_the_workspace(tmp_path: Path,
     assert bad.exit_code == 2 and "does not subscribe" in bad.output
 
 
+def test_cli_import_never_replaces_a_tenants_photos_unasked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from training.cli import app
+    from training.sandbox import make_workspace
+
+    root = make_workspace(tmp_path / "ws", "road_damage", {"grid": {"long_side": 256}})
+    monkeypatch.setenv("KYODO_ROOT", str(root))
+    for d in ("img", "gt"):
+        (tmp_path / d).mkdir()
+    for name in ("a", "b"):
+        _photo(tmp_path / "img" / f"{name}.jpg")
+        Image.fromarray(np.zeros((192, 256), np.uint8)).save(tmp_path / "gt" / f"{name}.png")
+
+    def run(*extra: str, images: str = "img", code: str = "012050") -> Any:
+        return CliRunner().invoke(app, ["road", "import", "masks", str(tmp_path / images),
+                                        str(tmp_path / "gt"), "--tenant", code, *extra])
+
+    photos = root / "data" / "road_damage" / "012050.csv"
+    assert run().exit_code == 0 and len(photos.read_text().splitlines()) == 3
+    (tmp_path / "one").mkdir()
+    _photo(tmp_path / "one" / "a.jpg")
+    unasked = run(images="one")  # would drop b silently
+    assert unasked.exit_code == 2 and "already has 2 photos" in unasked.output
+    assert "--append" in unasked.output and "--replace" in unasked.output
+    assert len(photos.read_text().splitlines()) == 3  # untouched
+    assert run("--append", "--replace").exit_code == 2
+    assert run("--replace", images="one").exit_code == 0
+    assert len(photos.read_text().splitlines()) == 2  # header and a
+    unknown = run(code="999999")
+    assert unknown.exit_code == 2 and "no municipality with this code" in unknown.output
+    missing = run(images="nowhere")
+    assert missing.exit_code == 2 and "nowhere" in missing.output and "not exist" in missing.output
+
+
+def test_mask_import_lists_every_bad_pair_and_imports_none(tmp_path: Path) -> None:
+    for d in ("img", "gt"):
+        (tmp_path / d).mkdir()
+    for name in ("a", "b", "c", "d"):
+        _photo(tmp_path / "img" / f"{name}.jpg")  # 256 x 192
+    Image.fromarray(np.zeros((96, 128), np.uint8)).save(tmp_path / "gt" / "a.png")  # scaled: ok
+    Image.fromarray(np.zeros((256, 192), np.uint8)).save(tmp_path / "gt" / "b.png")  # turned
+    (tmp_path / "gt" / "c.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError) as err:  # d has no mask at all
+        import_masks(tmp_path / "img", tmp_path / "gt", "012050", Grid(256, 64))
+    text = str(err.value)
+    assert text.startswith("3 problem(s), nothing imported")
+    assert "b.png: mask is 192 x 256 pixels but its photo b.jpg is 256 x 192" in text
+    assert "c.png: the mask of c.jpg is not a readable image" in text
+    assert "d.jpg: no mask with the same name" in text and "a.jpg" not in text
+
+
 def _voc(path: Path, boxes: list[tuple[str, tuple[int, int, int, int]]],
          size: tuple[int, int] = (256, 192)) -> None:
     objects = "".join(
@@ -192,5 +246,5 @@ def test_cli_imports_a_voc_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "1 photos, 12 tiles (4 damaged)" in result.output
     _voc(tmp_path / "xml" / "a.xml", [("D77", (0, 0, 128, 128))])
     bad = CliRunner().invoke(app, ["road", "import", "voc", str(tmp_path / "img"),
-                                   str(tmp_path / "xml"), "--tenant", "121002"])
+                                   str(tmp_path / "xml"), "--tenant", "121002", "--append"])
     assert bad.exit_code == 2 and "a.xml: unknown damage class 'D77'" in bad.output

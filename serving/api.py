@@ -142,8 +142,11 @@ def _not_json(request: Request, body: Any) -> str | None:
 async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     """Every HTTP error in the product's shape, the framework's own too (404 for an unknown
     path, 405, a multipart part over Starlette's limit), which would otherwise be
-    `{"detail": ...}`."""
-    return JSONResponse(status_code=exc.status_code, content={"error": exc.detail},
+    `{"detail": ...}`. A detail that is already that shape (a dict with "error", e.g. with
+    per-item `errors`) is sent as it is."""
+    detail = exc.detail
+    content = detail if isinstance(detail, dict) and "error" in detail else {"error": detail}
+    return JSONResponse(status_code=exc.status_code, content=content,
                         headers=getattr(exc, "headers", None))
 
 

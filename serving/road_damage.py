@@ -93,15 +93,18 @@ async def _uploads(request: Request) -> list[UploadFile]:
 
 def _decode(raw: list[tuple[str, bytes]], grid: Grid,
             ) -> list[tuple[str, np.ndarray, tuple[int, int], dict, np.ndarray]]:
-    """Tiles of every photo, or 422 naming each file that is not a usable photo."""
+    """Tiles of every photo, or 422 naming each file that is not a usable photo: `error`
+    (English, every file), `errors` one per file ({"field": "files", "file", "message", "ja"}:
+    the page names them in Japanese and offers to analyse the other photos)."""
     out, bad = [], []
     for name, data in raw:
         try:
             out.append((name, *photo_tiles(data, grid)))
         except PhotoError as exc:
-            bad.append(f"{name}: {exc}")
+            bad.append({"field": "files", "file": name, "message": str(exc), "ja": exc.ja})
     if bad:
-        raise HTTPException(422, "; ".join(bad))
+        raise HTTPException(422, {"error": "; ".join(f"{b['file']}: {b['message']}"
+                                                     for b in bad), "errors": bad})
     return out
 
 

@@ -31,8 +31,16 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
+EXPECTED_JA = "JPEG・PNG・HEIC の写真を送ってください"
+
+
 class PhotoError(ValueError):
-    """A file that is not a usable photo; the message says why (serving adds the file name)."""
+    """A file that is not a usable photo; the message says why in English, `ja` in Japanese
+    for staff (serving adds the file name)."""
+
+    def __init__(self, message: str, ja: str):
+        super().__init__(message)
+        self.ja = ja
 
 
 def warning(code: str, ja: str, en: str) -> dict[str, str]:
@@ -87,22 +95,29 @@ def open_photo(data: bytes, max_pixels: int = MAX_PIXELS, draft: int | None = No
     try:
         img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
-        raise PhotoError(f"more than {max_pixels:,} pixels (decompression bomb?)") from None
+        raise PhotoError(f"more than {max_pixels:,} pixels (decompression bomb?)",
+                         f"画素数が多すぎます（{max_pixels:,} 画素まで）") from None
     except (UnidentifiedImageError, OSError, ValueError):
-        raise PhotoError(f"not an image ({EXPECTED})") from None
+        raise PhotoError(f"not an image ({EXPECTED})",
+                         f"画像ファイルではありません。{EXPECTED_JA}") from None
     if img.format not in FORMATS:
-        raise PhotoError(f"unsupported image format {img.format} ({EXPECTED})")
+        raise PhotoError(f"unsupported image format {img.format} ({EXPECTED})",
+                         f"対応していない画像形式です（{img.format}）。{EXPECTED_JA}")
     w, h = img.size
     if w * h > max_pixels or w < 16 or h < 16:
         raise PhotoError(f"{w} x {h} pixels: expected at least 16 pixels on each side and "
-                         f"at most {max_pixels:,} pixels in all")
+                         f"at most {max_pixels:,} pixels in all",
+                         f"画像の大きさが範囲外です（{w}×{h} 画素。各辺 16 画素以上、"
+                         f"全体で {max_pixels:,} 画素まで）")
     facts = read_exif(img)
     if draft and img.format in ("JPEG", "MPO"):
         img.draft("RGB", (draft, draft))
     try:
         img.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise PhotoError(f"image data is damaged or truncated ({exc})") from None
+        raise PhotoError(f"image data is damaged or truncated ({exc})",
+                         "画像データが壊れているか、途中で切れています。撮り直すか、元の写真を"
+                         "送ってください") from None
     return to_rgb(upright(img, facts.pop("orientation", 1))), facts
 
 

@@ -110,18 +110,28 @@ def test_crew_analyses_photos_on_a_phone(server: str, phone: Page, road_root: Pa
     phone.screenshot(path=str(SCREENSHOT), full_page=True)
 
 
-def test_a_broken_file_is_named_in_japanese(server: str, phone: Page, tmp_path: Path) -> None:
+def test_a_broken_file_is_named_in_japanese(server: str, phone: Page, tmp_path: Path,
+                                            road_root: Path) -> None:
+    """One unreadable file refuses the batch (422 naming it); the page says why in Japanese and
+    analyses the other photos in one tap."""
     bad = tmp_path / "memo.jpg"
     bad.write_bytes(b"not a photo")
+    good = sorted((road_root / "data" / "road_damage" / "images" / "121002").glob("*.jpg"))[:2]
     phone.goto(f"{server}/ui/road_damage")
     phone.get_by_test_id("api-key").fill(KEY)
     phone.get_by_test_id("save-key").click()
     expect(phone.get_by_test_id("tenant-name")).to_contain_text("千葉市")
-    phone.get_by_test_id("photos").set_input_files(str(bad))
+    phone.get_by_test_id("photos").set_input_files([str(bad), *map(str, good)])
     phone.get_by_test_id("analyze").click()
     message = phone.get_by_test_id("alert-message")
     expect(message).to_contain_text("写真を診断できませんでした", timeout=30_000)
-    expect(message).to_contain_text("memo.jpg")
+    expect(message).to_contain_text("memo.jpg: 画像ファイルではありません")
+    rest = phone.get_by_test_id("analyze-rest")
+    expect(rest).to_contain_text("残りの 2 枚")
+    rest.tap()
+    expect(phone.locator("article.photo")).to_have_count(2, timeout=60_000)
+    expect(message).to_contain_text("2 枚を診断しました")
+    expect(rest).to_be_hidden()
 
 
 def test_exports_keep_formula_names_as_text(server: str, phone: Page, road_root: Path) -> None:

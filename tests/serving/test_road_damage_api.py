@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,6 +162,10 @@ def test_bad_files_get_422_naming_the_file(road: TestClient, road_root: Path, na
     r = road.post(URL, files=files, headers=CHIBA)
     assert r.status_code == status, r.text
     assert name in r.json()["error"] and text in r.json()["error"]
+    # one entry per unusable file, with the reason in Japanese for the page
+    [only] = r.json()["errors"]
+    assert only["field"] == "files" and only["file"] == name and text in only["message"]
+    assert re.search(r"[ぁ-んァ-ン一-龥]", only["ja"]), only
 
 
 @pytest.mark.parametrize("img", [

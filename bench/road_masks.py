@@ -271,6 +271,16 @@ def pick_onboard(rows: list[dict[str, str]], n: int | None = None, seed: int = P
     return order[:n]
 
 
+def scratch_overrides(frames: bool = False) -> dict[str, Any]:
+    """The onboarding workspace's overrides of configs/road_damage.yaml (make_workspace merges
+    them 2 levels deep): bench.road_onboarding's short schedule, one torch thread (2 shared
+    cores), real.frames = frames (the other `real` keys stay the config's)."""
+    from bench.road_onboarding import OVERRIDES
+
+    return {**OVERRIDES, "model": {**OVERRIDES["model"], "threads": 1},
+            "real": {"frames": frames}}
+
+
 def onboard(rows: list[dict[str, str]], tmp: Path, n: int | None = None, frames: bool = False,
             ) -> dict[str, Any]:
     """Import the first n `onboard` photos (pick_onboard; None: all) into a scratch workspace
@@ -280,7 +290,6 @@ def onboard(rows: list[dict[str, str]], tmp: Path, n: int | None = None, frames:
     from typer.testing import CliRunner
 
     from bench import isolate_stores, say
-    from bench.road_onboarding import OVERRIDES
     from training.cli import app
     from training.data import write_generated
     from training.retrain import retrain
@@ -289,8 +298,7 @@ def onboard(rows: list[dict[str, str]], tmp: Path, n: int | None = None, frames:
 
     load0 = os.getloadavg()[0]
     isolate_stores(tmp)
-    overrides = {**OVERRIDES, "model": {**OVERRIDES["model"], "threads": 1},  # shared CPUs
-                 "real": {"frames": frames}}
+    overrides = scratch_overrides(frames)
     root = make_workspace(tmp / "ws", "road_damage", overrides)
     ws = Workspace.load(root)
     task = ws.task("road_damage")
@@ -320,9 +328,18 @@ def onboard(rows: list[dict[str, str]], tmp: Path, n: int | None = None, frames:
     say(f"retrain done in {fit_s:.0f} s: {summary_['decision']}")
     package = root / "build" / "road_damage" / "onnx"
     check = analyse_all(package, [r for r in rows if r["split"] == "check"])
+    metrics_path = root / "reports" / "road_damage" / "metrics.json"
+    overall = json.loads(metrics_path.read_text()).get("overall", {}) \
+        if metrics_path.is_file() else {}
+    road_json = json.loads((package / "road.json").read_text())
+    trained = {  # what the fit saw: no frame tiles in the damage head when frames is False
+        "real_frames_config": frames, "train_tiles": overall.get("train_tiles"),
+        "train_real_crops": overall.get("train_real_crops"),
+        "road_photo_check_frames": (overall.get("road_photo") or {}).get("frames"),
+        "frames_data_credited": road_json.get("frames_data") is not None}
     return {"n": len(mine), "frames": frames, "pick_seed": PICK_SEED,
             "imported": [Path(r["file"]).stem for r in mine], "tenant": TENANT,
-            "overrides": overrides, "retrain_s": round(fit_s, 1),
+            "overrides": overrides, "trained": trained, "retrain_s": round(fit_s, 1),
             "load_average_start": load0, "load_average_end": os.getloadavg()[0],
             "decision": summary_["decision"], "headline": summary_["headline"],
             "model": model_info(package), "check": summary(check)}
@@ -361,6 +378,7 @@ def curve_point(n: int | None, frames: bool = False) -> dict[str, Any]:
             "recall": check["cell_recall"], "flagged_share": check["flagged_share"],
             "level_agreement": check["level_agreement"],
             "pothole_photo_share": check["pothole_photo_share"],
+            "train_tiles": full["trained"]["train_tiles"],
             "retrain_s": full["retrain_s"], "load_average_start": full["load_average_start"],
             "load_average_end": full["load_average_end"],
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "run": full}

@@ -19,6 +19,7 @@ from bench.road_masks import (
     merge_point,
     parse_args,
     pick_onboard,
+    scratch_overrides,
     summary,
     transfer_cut,
     truth_level,
@@ -233,3 +234,22 @@ def test_merge_point_replaces_the_same_point_and_keeps_the_others() -> None:
     curve = merge_point(curve, {"n": 25, "frames": False, "cell_f1": 0.55})  # a rerun
     assert [(p["n"], p["frames"], p["cell_f1"]) for p in curve["learning_curve"]] == [
         (10, False, 0.4), (25, False, 0.55), (10, True, 0.6)]
+
+
+@pytest.mark.parametrize("frames", [False, True])
+def test_the_scratch_workspace_turns_frames_off_and_keeps_the_other_real_keys(
+        tmp_path, frames: bool) -> None:
+    """The curve's "new camera" premise: the repo config trains on assets/road_frames (same
+    survey); the onboarding workspace must not, unless --frames asks for it."""
+    import yaml
+
+    from training.sandbox import make_workspace
+    from training.workspace import Workspace
+
+    root = make_workspace(tmp_path / "ws", "road_damage", scratch_overrides(frames))
+    repo = yaml.safe_load((ASSETS.parents[1] / "configs" / "road_damage.yaml").read_text())
+    ws = Workspace.load(root)
+    cfg = ws.task_config(ws.task("road_damage"))  # what onboard() reads and retrain trains
+    assert cfg.real.frames is frames and cfg.model.threads == 1
+    assert cfg.real.train == repo["real"]["train"] and cfg.real.repeat == repo["real"]["repeat"]
+    assert cfg.real.nonroad_tiles == repo["real"]["nonroad_tiles"]

@@ -7,6 +7,7 @@ lane crops, pavement only, split by survey segment into `check` and `onboard`).
                                                          # without N), retrain, score `check`
     python -m bench.road_masks --control                 # the same retrain without the import
     python -m bench.road_masks --onboard 25 --frames     # ... keeping the config's real.frames
+    python -m bench.road_masks --onboard 10 --pick-seed 1  # another draw of 10 photos
 
 Zero-shot: every photo goes through serving's own analysis (serving/road_damage.py _analyse:
 photo_tiles -> the exported ONNX graph -> the scene graph -> analyze.summarise with the
@@ -32,7 +33,7 @@ candidate is a scratch model, never the shipped one.
 
 Zero-shot writes reports/bench/road_masks.json; an onboarding or control run is a point of the
 learning curve (issue 13 item 6): it skips the zero-shot pass and replaces the point with the
-same (n, frames) in reports/bench/road_masks_curve.json (`learning_curve`, sorted by n), so one
+same (n, frames, pick seed) in reports/bench/road_masks_curve.json (`learning_curve`), so one
 process per point (one retrain per process: onboard() isolates the stores once). A check only:
 the shipped model is never trained or tuned on these photos.
 """
@@ -282,7 +283,7 @@ def scratch_overrides(frames: bool = False) -> dict[str, Any]:
 
 
 def onboard(rows: list[dict[str, str]], tmp: Path, n: int | None = None, frames: bool = False,
-            ) -> dict[str, Any]:
+            pick_seed: int = PICK_SEED) -> dict[str, Any]:
     """Import the first n `onboard` photos (pick_onboard; None: all) into a scratch workspace
     with real.frames set to `frames`, retrain, score `check`. n=0: the control, the same
     workspace and retrain without the import (what the short schedule alone gives).
@@ -310,7 +311,7 @@ def onboard(rows: list[dict[str, str]], tmp: Path, n: int | None = None, frames:
     images, masks = tmp / "images", tmp / "masks"
     images.mkdir()
     masks.mkdir()
-    mine = pick_onboard(rows, n)
+    mine = pick_onboard(rows, n, pick_seed)
     imported = bool(mine)
     for r in mine:
         (images / Path(r["file"]).name).symlink_to(ASSETS / r["file"])
@@ -337,7 +338,7 @@ def onboard(rows: list[dict[str, str]], tmp: Path, n: int | None = None, frames:
         "train_real_crops": overall.get("train_real_crops"),
         "road_photo_check_frames": (overall.get("road_photo") or {}).get("frames"),
         "frames_data_credited": road_json.get("frames_data") is not None}
-    return {"n": len(mine), "frames": frames, "pick_seed": PICK_SEED,
+    return {"n": len(mine), "frames": frames, "pick_seed": pick_seed,
             "imported": [Path(r["file"]).stem for r in mine], "tenant": TENANT,
             "overrides": overrides, "trained": trained, "retrain_s": round(fit_s, 1),
             "load_average_start": load0, "load_average_end": os.getloadavg()[0],
@@ -365,15 +366,16 @@ def run(model_dir: Path) -> dict[str, Any]:
     return report
 
 
-def curve_point(n: int | None, frames: bool = False) -> dict[str, Any]:
+def curve_point(n: int | None, frames: bool = False, pick_seed: int = PICK_SEED,
+                ) -> dict[str, Any]:
     """One point of the learning curve: onboard() with the first n photos (None: all, 0: the
     control) in a scratch directory, its headline figures on `check` up front. One per process
     (isolate_stores)."""
     rows = load_manifest()
     with tempfile.TemporaryDirectory() as tmp:
-        full = onboard(rows, Path(tmp), n, frames)
+        full = onboard(rows, Path(tmp), n, frames, pick_seed)
     check = full["check"]
-    return {"n": full["n"], "frames": frames, "cell_f1": check["cell_f1"],
+    return {"n": full["n"], "frames": frames, "pick_seed": pick_seed, "cell_f1": check["cell_f1"],
             "cell_auc": check["cell_auc"], "precision": check["cell_precision"],
             "recall": check["cell_recall"], "flagged_share": check["flagged_share"],
             "level_agreement": check["level_agreement"],
@@ -386,10 +388,12 @@ def curve_point(n: int | None, frames: bool = False) -> dict[str, Any]:
 
 def merge_point(curve: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
     """curve (road_masks_curve.json's content, {} for none) with point in `learning_curve`,
-    replacing a point of the same (n, frames); sorted by (frames, n)."""
-    same = (point["n"], point["frames"])
-    points = [p for p in curve.get("learning_curve", []) if (p["n"], p["frames"]) != same]
-    points = sorted([*points, point], key=lambda p: (p["frames"], p["n"]))
+    replacing a point of the same (n, frames, pick_seed); sorted by (frames, pick_seed, n)."""
+    def key(p: dict[str, Any]) -> tuple[bool, int, int]:
+        return p["frames"], p.get("pick_seed", PICK_SEED), p["n"]
+
+    points = [p for p in curve.get("learning_curve", []) if key(p) != key(point)]
+    points = sorted([*points, point], key=key)
     return {**curve, "check": "the 100 `check` photos (survey segments never imported)",
             "learning_curve": points}
 
@@ -406,6 +410,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="import the first N onboard photos (all without N), retrain, score")
     parser.add_argument("--control", action="store_true",
                         help="the same retrain without the import (the curve's n = 0)")
+    parser.add_argument("--pick-seed", type=int, default=PICK_SEED, metavar="S",
+                        help="pick_onboard's seed (another draw of the same n photos)")
     parser.add_argument("--frames", action="store_true",
                         help="keep the config's real.frames in the scratch workspace")
     args = parser.parse_args(argv)
@@ -430,7 +436,7 @@ def main(argv: list[str]) -> None:
                          indent=1))
         return
     n = 0 if args.control else (None if args.onboard == -1 else args.onboard)
-    point = curve_point(n, args.frames)
+    point = curve_point(n, args.frames, args.pick_seed)
     curve = json.loads(CURVE_OUT.read_text()) if CURVE_OUT.is_file() else {}
     CURVE_OUT.parent.mkdir(parents=True, exist_ok=True)
     CURVE_OUT.write_text(json.dumps(merge_point(curve, point), ensure_ascii=False, indent=1)

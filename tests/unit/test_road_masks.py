@@ -219,6 +219,7 @@ def test_parse_args_forms_and_usage_errors(capsys) -> None:
     a = parse_args(["some/dir", "--onboard", "25", "--frames"])
     assert (a.onboard, a.frames, str(a.model_dir)) == (25, True, "some/dir")
     assert parse_args(["--control"]).control
+    assert parse_args(["--onboard", "10", "--pick-seed", "1"]).pick_seed == 1
     for bad, says in ((["--onboard", "10", "--control"], "one at a time"),
                       (["--onboard", "-5"], "0 or more"), (["--frames"], "--frames goes"),
                       (["--onboard", "ten"], "invalid int")):
@@ -232,8 +233,9 @@ def test_merge_point_replaces_the_same_point_and_keeps_the_others() -> None:
     curve = merge_point(curve, {"n": 10, "frames": False, "cell_f1": 0.4})
     curve = merge_point(curve, {"n": 10, "frames": True, "cell_f1": 0.6})
     curve = merge_point(curve, {"n": 25, "frames": False, "cell_f1": 0.55})  # a rerun
+    curve = merge_point(curve, {"n": 10, "frames": False, "pick_seed": 1, "cell_f1": 0.3})
     assert [(p["n"], p["frames"], p["cell_f1"]) for p in curve["learning_curve"]] == [
-        (10, False, 0.4), (25, False, 0.55), (10, True, 0.6)]
+        (10, False, 0.4), (25, False, 0.55), (10, False, 0.3), (10, True, 0.6)]
 
 
 @pytest.mark.parametrize("frames", [False, True])

@@ -79,6 +79,7 @@ bench: train ## Benchmarks; results in reports/bench/*.json (costs: the demo mon
 	$(BIN)/python -m bench.road_damage
 	$(BIN)/python -m bench.road_onboarding
 	$(BIN)/python -m bench.road_street
+	$(BIN)/python -m bench.road_masks
 	$(BIN)/python -m bench.road_masks --onboard
 	$(BIN)/python -m bench.road_frames
 	$(BIN)/python -m bench.lifecycle

@@ -2,9 +2,12 @@
 independent check of issue 13 scores it (assets/road_masks/DATA_CARD.md: 200 Brazilian highway
 lane crops, pavement only, split by survey segment into `check` and `onboard`).
 
-    python -m bench.road_masks [MODEL_DIR]              # zero-shot; build/road_damage/onnx
-    python -m bench.road_masks [MODEL_DIR] --onboard    # + import `onboard`, retrain, rescore
-    python -m bench.road_masks [MODEL_DIR] --control    # + the same retrain without the import
+    python -m bench.road_masks [MODEL_DIR]               # zero-shot; build/road_damage/onnx
+    python -m bench.road_masks --onboard [N]             # import N `onboard` photos (all 100
+                                                         # without N), retrain, score `check`
+    python -m bench.road_masks --control                 # the same retrain without the import
+    python -m bench.road_masks --onboard 25 --frames     # ... keeping the config's real.frames
+    python -m bench.road_masks --onboard 10 --pick-seed 1  # another draw of 10 photos
 
 Zero-shot: every photo goes through serving's own analysis (serving/road_damage.py _analyse:
 photo_tiles -> the exported ONNX graph -> the scene graph -> analyze.summarise with the
@@ -18,19 +21,26 @@ own rule labels.mlit_level; a withheld level is a disagreement), and whether a p
 is reported (no photo of the set has one).
 
 Onboarding (--onboard): a scratch workspace with the repo's configs on a short schedule
-(bench.road_onboarding.OVERRIDES, one torch thread: 2 shared cores), its synthetic data
-generated, the `onboard` photos imported with `kyodo road import masks ... --tenant 012050
+(bench.road_onboarding.OVERRIDES, one torch thread: 2 shared cores) and real.frames off (the
+repo config trains on assets/road_frames, other highways of this very survey: with them the
+photos are no new camera; --frames keeps them), its synthetic data generated, the first N
+`onboard` photos of pick_onboard's fixed order (nested: the 10 are inside the 25, inside the 50,
+inside the 100) imported with `kyodo road import masks ... --tenant 012050
 --append` (the documented path, default --share), then `kyodo retrain road_damage`
 (training.retrain.retrain: train, export, gate; the gate holds a fifth of the imported photos
 out) and the candidate's exported package scored on `check` like the champion. The
 candidate is a scratch model, never the shipped one.
 
-Writes reports/bench/road_masks.json. A check only: the shipped model is never trained or tuned
-on these photos.
+Zero-shot writes reports/bench/road_masks.json; an onboarding or control run is a point of the
+learning curve (issue 13 item 6): it skips the zero-shot pass and replaces the point with the
+same (n, frames, pick seed) in reports/bench/road_masks_curve.json (`learning_curve`), so one
+process per point (one retrain per process: onboard() isolates the stores once). A check only:
+the shipped model is never trained or tuned on these photos.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -49,6 +59,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets" / "road_masks"
 OUT = ROOT / "reports" / "bench" / "road_masks.json"
 SPLITS = ("check", "onboard")
+CURVE_OUT = OUT.with_name("road_masks_curve.json")
+PICK_SEED = 0  # pick_onboard's shuffle
 CRACK_SHARE = 0.01  # a cell is a crack cell from 1% crack pixels (the independent check's rule)
 TENANT = "012050"  # 室蘭市: the onboarding municipality (a tenant of configs/tenants.yaml)
 
@@ -237,32 +249,70 @@ def model_info(model_dir: Path) -> dict[str, Any]:
             "threshold": assets.get("threshold")}
 
 
-def onboard(rows: list[dict[str, str]], tmp: Path, imported: bool = True) -> dict[str, Any]:
-    """Import the `onboard` photos into a scratch workspace, retrain, score `check`.
-    imported=False: the control, the same workspace and retrain without the import (what the
-    short schedule alone gives)."""
+def pick_onboard(rows: list[dict[str, str]], n: int | None = None, seed: int = PICK_SEED,
+                 ) -> list[dict[str, str]]:
+    """The first n `onboard` rows of one fixed order (all of them for None): each survey
+    segment's photos (sorted by file: the manifest's row order does not matter) shuffled with
+    numpy default_rng(seed), the segments in a shuffled order, then dealt round-robin (the 1st
+    photo of every segment, then the 2nd, ...; a segment that runs out drops out). So the
+    picks are nested (n = 10 is the start of n = 25) and spread over the segments (counts per
+    segment differ by at most 1 while every segment has photos left).
+    ValueError when n is outside 0..len(onboard)."""
+    mine = sorted((r for r in rows if r["split"] == "onboard"), key=lambda r: r["file"])
+    if n is None:
+        n = len(mine)
+    if not 0 <= n <= len(mine):
+        raise ValueError(f"--onboard {n}: pick 0 to {len(mine)} of the onboard photos")
+    rng = np.random.default_rng(seed)
+    segments = sorted({r["segment"] for r in mine})
+    queues = [[mine[i] for i in rng.permutation([i for i, r in enumerate(mine)
+                                                 if r["segment"] == s])] for s in segments]
+    queues = [queues[i] for i in rng.permutation(len(queues))]
+    order = [q[k] for k in range(max(map(len, queues))) for q in queues if k < len(q)]
+    return order[:n]
+
+
+def scratch_overrides(frames: bool = False) -> dict[str, Any]:
+    """The onboarding workspace's overrides of configs/road_damage.yaml (make_workspace merges
+    them 2 levels deep): bench.road_onboarding's short schedule, one torch thread (2 shared
+    cores), real.frames = frames (the other `real` keys stay the config's)."""
+    from bench.road_onboarding import OVERRIDES
+
+    return {**OVERRIDES, "model": {**OVERRIDES["model"], "threads": 1},
+            "real": {"frames": frames}}
+
+
+def onboard(rows: list[dict[str, str]], tmp: Path, n: int | None = None, frames: bool = False,
+            pick_seed: int = PICK_SEED) -> dict[str, Any]:
+    """Import the first n `onboard` photos (pick_onboard; None: all) into a scratch workspace
+    with real.frames set to `frames`, retrain, score `check`. n=0: the control, the same
+    workspace and retrain without the import (what the short schedule alone gives).
+    RuntimeError when the workspace's config does not hold real.frames == frames."""
     from typer.testing import CliRunner
 
     from bench import isolate_stores, say
-    from bench.road_onboarding import OVERRIDES
     from training.cli import app
     from training.data import write_generated
     from training.retrain import retrain
     from training.sandbox import make_workspace
     from training.workspace import Workspace
 
+    load0 = os.getloadavg()[0]
     isolate_stores(tmp)
-    overrides = {**OVERRIDES, "model": {**OVERRIDES["model"], "threads": 1}}  # shared CPUs
+    overrides = scratch_overrides(frames)
     root = make_workspace(tmp / "ws", "road_damage", overrides)
     ws = Workspace.load(root)
     task = ws.task("road_damage")
+    if ws.task_config(task).real.frames is not frames:  # the 2-level merge kept real's keys
+        raise RuntimeError(f"scratch workspace: real.frames is not {frames}")
     t0 = time.perf_counter()
     write_generated(ws, task, progress=False)
     say(f"scratch workspace generated in {time.perf_counter() - t0:.0f} s")
     images, masks = tmp / "images", tmp / "masks"
     images.mkdir()
     masks.mkdir()
-    mine = [r for r in rows if r["split"] == "onboard"] if imported else []
+    mine = pick_onboard(rows, n, pick_seed)
+    imported = bool(mine)
     for r in mine:
         (images / Path(r["file"]).name).symlink_to(ASSETS / r["file"])
         (masks / Path(r["mask"]).name).symlink_to(ASSETS / r["mask"])
@@ -279,19 +329,25 @@ def onboard(rows: list[dict[str, str]], tmp: Path, imported: bool = True) -> dic
     say(f"retrain done in {fit_s:.0f} s: {summary_['decision']}")
     package = root / "build" / "road_damage" / "onnx"
     check = analyse_all(package, [r for r in rows if r["split"] == "check"])
-    return {"imported_photos": len(mine), "tenant": TENANT, "overrides": overrides,
-            "retrain_s": round(fit_s, 1), "load_average_end": os.getloadavg()[0],
+    metrics_path = root / "reports" / "road_damage" / "metrics.json"
+    overall = json.loads(metrics_path.read_text()).get("overall", {}) \
+        if metrics_path.is_file() else {}
+    road_json = json.loads((package / "road.json").read_text())
+    trained = {  # what the fit saw: no frame tiles in the damage head when frames is False
+        "real_frames_config": frames, "train_tiles": overall.get("train_tiles"),
+        "train_real_crops": overall.get("train_real_crops"),
+        "road_photo_check_frames": (overall.get("road_photo") or {}).get("frames"),
+        "frames_data_credited": road_json.get("frames_data") is not None}
+    return {"n": len(mine), "frames": frames, "pick_seed": pick_seed,
+            "imported": [Path(r["file"]).stem for r in mine], "tenant": TENANT,
+            "overrides": overrides, "trained": trained, "retrain_s": round(fit_s, 1),
+            "load_average_start": load0, "load_average_end": os.getloadavg()[0],
             "decision": summary_["decision"], "headline": summary_["headline"],
             "model": model_info(package), "check": summary(check)}
 
 
-def run(model_dir: Path, with_onboarding: bool = False, with_control: bool = False,
-        ) -> dict[str, Any]:
-    """Zero-shot figures of the package in model_dir (check, onboard, all photos); with
-    with_onboarding, the onboarding figure too; with with_control, the same retrain without
-    the import (one process can isolate its stores once: run the two apart)."""
-    if with_onboarding and with_control:
-        raise ValueError("--onboard and --control: run them one at a time")
+def run(model_dir: Path) -> dict[str, Any]:
+    """Zero-shot figures of the package in model_dir (check, onboard, all photos)."""
     rows = load_manifest()
     t0 = time.perf_counter()
     photos = analyse_all(model_dir, rows)
@@ -307,21 +363,87 @@ def run(model_dir: Path, with_onboarding: bool = False, with_control: bool = Fal
         "note": "diagnostic only: one cut on the cell score picked on `onboard`, F1 on `check`",
         "model": transfer_cut(fit, scored, "score"), "dark_line": transfer_cut(fit, scored,
                                                                                "dark")}
-    if with_onboarding or with_control:
-        key = "onboarding" if with_onboarding else "onboarding_control"
-        with tempfile.TemporaryDirectory() as tmp:
-            report[key] = onboard(rows, Path(tmp), imported=with_onboarding)
     return report
 
 
-if __name__ == "__main__":
-    args = sys.argv[1:]
-    flags = {a for a in args if a.startswith("--")}
-    args = [a for a in args if not a.startswith("--")]
+def curve_point(n: int | None, frames: bool = False, pick_seed: int = PICK_SEED,
+                ) -> dict[str, Any]:
+    """One point of the learning curve: onboard() with the first n photos (None: all, 0: the
+    control) in a scratch directory, its headline figures on `check` up front. One per process
+    (isolate_stores)."""
+    rows = load_manifest()
+    with tempfile.TemporaryDirectory() as tmp:
+        full = onboard(rows, Path(tmp), n, frames, pick_seed)
+    check = full["check"]
+    return {"n": full["n"], "frames": frames, "pick_seed": pick_seed, "cell_f1": check["cell_f1"],
+            "cell_auc": check["cell_auc"], "precision": check["cell_precision"],
+            "recall": check["cell_recall"], "flagged_share": check["flagged_share"],
+            "level_agreement": check["level_agreement"],
+            "pothole_photo_share": check["pothole_photo_share"],
+            "train_tiles": full["trained"]["train_tiles"],
+            "retrain_s": full["retrain_s"], "load_average_start": full["load_average_start"],
+            "load_average_end": full["load_average_end"],
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "run": full}
+
+
+def merge_point(curve: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """curve (road_masks_curve.json's content, {} for none) with point in `learning_curve`,
+    replacing a point of the same (n, frames, pick_seed); sorted by (frames, pick_seed, n)."""
+    def key(p: dict[str, Any]) -> tuple[bool, int, int]:
+        return p["frames"], p.get("pick_seed", PICK_SEED), p["n"]
+
+    points = [p for p in curve.get("learning_curve", []) if key(p) != key(point)]
+    points = sorted([*points, point], key=key)
+    return {**curve, "check": "the 100 `check` photos (survey segments never imported)",
+            "learning_curve": points}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line (module docstring). onboard: None (no onboarding), -1 (all photos) or
+    the number to import; SystemExit (argparse's usage error) for --onboard with --control, a
+    negative N, or --frames without a retrain."""
+    parser = argparse.ArgumentParser(prog="python -m bench.road_masks",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("model_dir", nargs="?", type=Path,
+                        default=ROOT / "build" / "road_damage" / "onnx")
+    parser.add_argument("--onboard", nargs="?", type=int, const=-1, metavar="N",
+                        help="import the first N onboard photos (all without N), retrain, score")
+    parser.add_argument("--control", action="store_true",
+                        help="the same retrain without the import (the curve's n = 0)")
+    parser.add_argument("--pick-seed", type=int, default=PICK_SEED, metavar="S",
+                        help="pick_onboard's seed (another draw of the same n photos)")
+    parser.add_argument("--frames", action="store_true",
+                        help="keep the config's real.frames in the scratch workspace")
+    args = parser.parse_args(argv)
+    if args.onboard is not None and args.control:
+        parser.error("--onboard and --control: run them one at a time (one retrain a process)")
+    if args.onboard is not None and args.onboard < -1:
+        parser.error(f"--onboard {args.onboard}: N must be 0 or more")
+    if args.frames and args.onboard is None and not args.control:
+        parser.error("--frames goes with --onboard or --control")
+    return args
+
+
+def main(argv: list[str]) -> None:
+    """Zero-shot -> OUT; an onboarding or control run -> a point merged into CURVE_OUT."""
+    args = parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    out = run(Path(args[0]) if args else ROOT / "build" / "road_damage" / "onnx",
-              "--onboard" in flags, "--control" in flags)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
-    brief = {k: v for k, v in out.items() if k != "photos"}
-    print(json.dumps(brief, ensure_ascii=False, indent=1))
+    if args.onboard is None and not args.control:
+        out = run(args.model_dir)
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
+        print(json.dumps({k: v for k, v in out.items() if k != "photos"}, ensure_ascii=False,
+                         indent=1))
+        return
+    n = 0 if args.control else (None if args.onboard == -1 else args.onboard)
+    point = curve_point(n, args.frames, args.pick_seed)
+    curve = json.loads(CURVE_OUT.read_text()) if CURVE_OUT.is_file() else {}
+    CURVE_OUT.parent.mkdir(parents=True, exist_ok=True)
+    CURVE_OUT.write_text(json.dumps(merge_point(curve, point), ensure_ascii=False, indent=1)
+                         + "\n")
+    print(json.dumps({k: v for k, v in point.items() if k != "run"}, ensure_ascii=False,
+                     indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

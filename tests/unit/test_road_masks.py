@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -15,6 +16,10 @@ from bench.road_masks import (
     answer_cells,
     cell_truth,
     load_manifest,
+    merge_point,
+    parse_args,
+    pick_onboard,
+    scratch_overrides,
     summary,
     transfer_cut,
     truth_level,
@@ -162,3 +167,91 @@ def test_the_check_split_holds_no_highway_the_model_trains_on() -> None:
         state, number = r["segment"].split("_")[:2]
         assert (state, number) not in trained, r["file"]
         assert r["path"] not in framed, r["file"]
+
+
+def _rows(segments: dict[str, int]) -> list[dict[str, str]]:
+    rows = [{"file": f"photos/{seg}_{i}.jpg", "segment": seg, "split": "onboard"}
+            for seg, n in segments.items() for i in range(n)]
+    return [*rows, {"file": "photos/c.jpg", "segment": "X", "split": "check"}]
+
+
+def test_pick_onboard_is_nested_deterministic_and_spread_over_segments() -> None:
+    rows = load_manifest()
+    every = pick_onboard(rows)
+    mine = [r for r in rows if r["split"] == "onboard"]
+    assert sorted(r["file"] for r in every) == sorted(r["file"] for r in mine)  # each once
+    assert len(every) == len(mine) == 100
+    picks = {n: [r["file"] for r in pick_onboard(rows, n)] for n in (0, 10, 25, 50, 100)}
+    assert picks[0] == []
+    for small, big in ((10, 25), (25, 50), (50, 100)):
+        assert picks[big][:small] == picks[small]  # nested
+    assert [r["file"] for r in pick_onboard(list(reversed(rows)), 50)] == picks[50]
+    assert [r["file"] for r in pick_onboard(rows, 25)] == picks[25]  # deterministic
+    assert [r["file"] for r in pick_onboard(rows, 25, seed=1)] != picks[25]
+    sizes = Counter(r["segment"] for r in mine)
+    for n in (5, 10, 25, 50):
+        counts = Counter(r["segment"] for r in pick_onboard(rows, n))
+        assert len(counts) == min(n, len(sizes)) and set(counts) <= set(sizes)
+        # a segment with photos left has at most one fewer than any other has
+        left = [counts[s] for s in sizes if counts[s] < sizes[s]]
+        assert max(counts.values()) - min(left) <= 1, counts
+
+
+def test_pick_onboard_deals_round_robin_until_a_segment_runs_out() -> None:
+    rows = _rows({"a": 5, "b": 1, "c": 3})
+    order = pick_onboard(rows)
+    assert [r["file"] for r in order].count("photos/c.jpg") == 0  # check photos never
+    first = [r["segment"] for r in order]
+    assert sorted(first[:3]) == ["a", "b", "c"]  # one of each first
+    assert sorted(first[3:5]) == ["a", "c"] and sorted(first[5:7]) == ["a", "c"]
+    assert first[7:] == ["a", "a"]
+    with pytest.raises(ValueError, match="0 to 9"):
+        pick_onboard(rows, 10)
+    with pytest.raises(ValueError, match="-1"):
+        pick_onboard(rows, -1)
+
+
+def test_parse_args_forms_and_usage_errors(capsys) -> None:
+    a = parse_args([])
+    assert a.onboard is None and not a.control and not a.frames
+    assert a.model_dir.parts[-3:] == ("build", "road_damage", "onnx")
+    assert parse_args(["--onboard"]).onboard == -1  # all photos
+    a = parse_args(["some/dir", "--onboard", "25", "--frames"])
+    assert (a.onboard, a.frames, str(a.model_dir)) == (25, True, "some/dir")
+    assert parse_args(["--control"]).control
+    assert parse_args(["--onboard", "10", "--pick-seed", "1"]).pick_seed == 1
+    for bad, says in ((["--onboard", "10", "--control"], "one at a time"),
+                      (["--onboard", "-5"], "0 or more"), (["--frames"], "--frames goes"),
+                      (["--onboard", "ten"], "invalid int")):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+        assert says in capsys.readouterr().err, bad
+
+
+def test_merge_point_replaces_the_same_point_and_keeps_the_others() -> None:
+    curve = merge_point({}, {"n": 25, "frames": False, "cell_f1": 0.5})
+    curve = merge_point(curve, {"n": 10, "frames": False, "cell_f1": 0.4})
+    curve = merge_point(curve, {"n": 10, "frames": True, "cell_f1": 0.6})
+    curve = merge_point(curve, {"n": 25, "frames": False, "cell_f1": 0.55})  # a rerun
+    curve = merge_point(curve, {"n": 10, "frames": False, "pick_seed": 1, "cell_f1": 0.3})
+    assert [(p["n"], p["frames"], p["cell_f1"]) for p in curve["learning_curve"]] == [
+        (10, False, 0.4), (25, False, 0.55), (10, False, 0.3), (10, True, 0.6)]
+
+
+@pytest.mark.parametrize("frames", [False, True])
+def test_the_scratch_workspace_turns_frames_off_and_keeps_the_other_real_keys(
+        tmp_path, frames: bool) -> None:
+    """The curve's "new camera" premise: the repo config trains on assets/road_frames (same
+    survey); the onboarding workspace must not, unless --frames asks for it."""
+    import yaml
+
+    from training.sandbox import make_workspace
+    from training.workspace import Workspace
+
+    root = make_workspace(tmp_path / "ws", "road_damage", scratch_overrides(frames))
+    repo = yaml.safe_load((ASSETS.parents[1] / "configs" / "road_damage.yaml").read_text())
+    ws = Workspace.load(root)
+    cfg = ws.task_config(ws.task("road_damage"))  # what onboard() reads and retrain trains
+    assert cfg.real.frames is frames and cfg.model.threads == 1
+    assert cfg.real.train == repo["real"]["train"] and cfg.real.repeat == repo["real"]["repeat"]
+    assert cfg.real.nonroad_tiles == repo["real"]["nonroad_tiles"]

@@ -20,10 +20,10 @@ road_app.add_typer(import_app, name="import")
 app, GROUP = road_app, "road"  # `kyodo road ...` (training/cli.py finds it by the task's name)
 
 Tenant = Annotated[str, typer.Option(help="Municipality code the photos belong to.")]
-Append = Annotated[bool, typer.Option(help="Add to the tenant's photos (a re-imported photo "
-                                           "replaces its old rows).")]
-Replace = Annotated[bool, typer.Option(help="Replace the tenant's photos with these (needed "
-                                            "when it already has some).")]
+Append = Annotated[bool, typer.Option("--append", help="Add to the tenant's photos (a "
+                                                       "re-imported photo replaces its rows).")]
+Replace = Annotated[bool, typer.Option("--replace", help="Replace the tenant's photos with "
+                                                         "these (needed when it has some).")]
 
 
 def _workspace() -> Workspace:

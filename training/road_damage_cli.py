@@ -60,7 +60,11 @@ def _check_target(code: str, append: bool, replace: bool) -> None:
 
 def _write(frames: FilesFrames, code: str, append: bool) -> None:
     """Write a tenant's imported frames and files into the workspace's data folder (the target
-    was checked by _check_target)."""
+    was checked by _check_target). Replacing also removes the tenant's earlier photo and mask
+    files (data/road_damage/{images,masks}/<code>/), which no frame lists any more; a DVC
+    data version made before (`kyodo retrain` makes one) still holds them."""
+    import shutil
+
     from models.road_damage.corrections import KEYS
     from training.data import append_tenant, write_tenant
 
@@ -69,6 +73,8 @@ def _write(frames: FilesFrames, code: str, append: bool) -> None:
     if append:  # keep the tenant's earlier photos; a re-imported photo replaces its old rows
         append_tenant(ws, task, code, frames, KEYS)
     else:
+        for folder in ("images", "masks"):
+            shutil.rmtree(ws.path("data") / task.name / folder / code, ignore_errors=True)
         write_tenant(ws, task, code, frames)
     typer.echo(f"{code}: {len(frames['photos'])} photos, {len(frames['tiles'])} tiles "
                f"({int((frames['tiles']['none'].astype(int) == 0).sum())} damaged) -> "

@@ -152,8 +152,11 @@ def test_cli_import_never_replaces_a_tenants_photos_unasked(
     assert "--append" in unasked.output and "--replace" in unasked.output
     assert len(photos.read_text().splitlines()) == 3  # untouched
     assert run("--append", "--replace").exit_code == 2
+    images = root / "data" / "road_damage" / "images" / "012050"
+    assert {p.name for p in images.iterdir()} == {"012050-a.jpg", "012050-b.jpg"}
     assert run("--replace", images="one").exit_code == 0
     assert len(photos.read_text().splitlines()) == 2  # header and a
+    assert {p.name for p in images.iterdir()} == {"012050-a.jpg"}  # b's file went with its row
     unknown = run(code="999999")
     assert unknown.exit_code == 2 and "no municipality with this code" in unknown.output
     missing = run(images="nowhere")

@@ -140,18 +140,22 @@ def _f1(truth: np.ndarray, pred: np.ndarray) -> dict[str, float | None]:
             "recall": None if r is None else round(r, 4)}
 
 
+def _stacked(photos: list[dict[str, Any]], key: str, dtype: Any = None) -> np.ndarray:
+    """The photos' per-cell `key` lists as one array (cells of every photo in turn; empty for
+    no photos)."""
+    if not photos:
+        return np.zeros(0, dtype or float)
+    return np.concatenate([np.asarray(p[key], dtype) for p in photos])
+
+
 def summary(photos: list[dict[str, Any]]) -> dict[str, Any]:
     """The independent check's figures over the photos: cell AUC, F1 (and what flagging every
     cell scores; the AUC of the product's non-learned dark-line baseline, baseline.py, on the
     same cells), MLIT level agreement, potholes reported, crack-ratio error."""
     from sklearn.metrics import roc_auc_score
 
-    truth = np.concatenate([np.asarray(p["truth"]) for p in photos]) if photos else np.zeros(0)
-    score = np.concatenate([np.asarray(p["score"]) for p in photos]) if photos else np.zeros(0)
-    flag = np.concatenate([np.asarray(p["flagged"], bool) for p in photos]) if photos \
-        else np.zeros(0, bool)
-    dark = np.concatenate([np.asarray(p["dark"]) for p in photos]) if photos \
-        else np.zeros(0)
+    truth, score, dark = (_stacked(photos, k) for k in ("truth", "score", "dark"))
+    flag = _stacked(photos, "flagged", bool)
     kept = truth >= 0
     t, s, f = truth[kept] == 1, score[kept], flag[kept]
     ranked = 0 < t.sum() < len(t)
@@ -184,8 +188,7 @@ def summary(photos: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _cells(photos: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(crack truth, the photos' per-cell `key` values) over the kept cells."""
-    truth = np.concatenate([np.asarray(p["truth"]) for p in photos])
-    value = np.concatenate([np.asarray(p[key], float) for p in photos])
+    truth, value = _stacked(photos, "truth"), _stacked(photos, key, float)
     return truth[truth >= 0] == 1, value[truth >= 0]
 
 
@@ -209,22 +212,19 @@ def analyse_all(model_dir: Path, rows: list[dict[str, str]], batch: int = 8,
     """Each photo through serving's analysis (serving/road_damage.py _analyse) with the package
     in model_dir (model.onnx, road.json, scene.onnx when the package has one)."""
     from bench.road_street import grid_cells as cells_of
+    from bench.road_street import open_package, package_meta
     from models.configs import TenantsConfig, load_config
-    from models.onnx_session import open_session
     from models.road_damage.baseline import DarkLineDetector
     from models.road_damage.photo import Grid, photo_tiles
     from serving.road_damage import ASSETS as ROAD_JSON
     from serving.road_damage import TASK, _analyse
     from serving.runtime import LoadedModel
 
-    meta_path = model_dir / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    scene_path = model_dir / "scene.onnx"
+    assets, session, scene_session = open_package(model_dir)
+    meta = package_meta(model_dir)
     model = LoadedModel(task=TASK, version=str(meta.get("version", "?")), tag="bench",
-                        session=open_session(model_dir / "model.onnx"),
-                        assets={ROAD_JSON: json.loads((model_dir / ROAD_JSON).read_text())},
-                        meta=meta, extra={"scene": open_session(scene_path)}
-                        if scene_path.is_file() else {})
+                        session=session, assets={ROAD_JSON: assets}, meta=meta,
+                        extra={"scene": scene_session} if scene_session is not None else {})
     tenants = load_config(ROOT / "configs" / "tenants.yaml", TenantsConfig)
     tenant = next(t for t in tenants.tenants if t.code == TENANT)
     grid, detector = Grid.of(model.assets[ROAD_JSON]), DarkLineDetector()
@@ -237,16 +237,6 @@ def analyse_all(model_dir: Path, rows: list[dict[str, str]], batch: int = 8,
             dark = detector.scores(cells_of(image, res["rows"], res["cols"]))
             out.append(photo_row(r, res, dark))
     return out
-
-
-def model_info(model_dir: Path) -> dict[str, Any]:
-    """Which package was scored."""
-    meta_path = model_dir / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    assets = json.loads((model_dir / "road.json").read_text())
-    return {"dir": str(model_dir), "trained_at": meta.get("trained_at"),
-            "run_id": meta.get("run_id"), "architecture": assets.get("architecture"),
-            "threshold": assets.get("threshold")}
 
 
 def pick_onboard(rows: list[dict[str, str]], n: int | None = None, seed: int = PICK_SEED,
@@ -291,6 +281,7 @@ def onboard(rows: list[dict[str, str]], tmp: Path, n: int | None = None, frames:
     from typer.testing import CliRunner
 
     from bench import isolate_stores, say
+    from bench.road_street import model_info
     from training.cli import app
     from training.data import write_generated
     from training.retrain import retrain
@@ -348,6 +339,8 @@ def onboard(rows: list[dict[str, str]], tmp: Path, n: int | None = None, frames:
 
 def run(model_dir: Path) -> dict[str, Any]:
     """Zero-shot figures of the package in model_dir (check, onboard, all photos)."""
+    from bench.road_street import model_info
+
     rows = load_manifest()
     t0 = time.perf_counter()
     photos = analyse_all(model_dir, rows)

@@ -258,11 +258,26 @@ def open_package(model_dir: Path) -> tuple[dict[str, Any], Any, Any]:
             open_session(scene_path) if scene_path.is_file() else None)
 
 
+def package_meta(model_dir: Path) -> dict[str, Any]:
+    """A road package's meta.json ({} for a package without one)."""
+    path = model_dir / "meta.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def model_info(model_dir: Path, assets: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Which package a bench scored: its folder, training time and run, architecture and cuts
+    (assets: its road.json, read from model_dir when not given)."""
+    meta = package_meta(model_dir)
+    if assets is None:
+        assets = json.loads((model_dir / "road.json").read_text())
+    return {"dir": str(model_dir), "trained_at": meta.get("trained_at"),
+            "run_id": meta.get("run_id"), "architecture": assets.get("architecture"),
+            "threshold": assets.get("threshold")}
+
+
 def run(model_dir: Path, overlays: Path | None = None) -> dict[str, Any]:
     """Every photo of the manifest through the package in model_dir (model.onnx + road.json)."""
     assets, session, scene_session = open_package(model_dir)
-    meta_path = model_dir / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     per = {}
     for row in load_manifest():
         data = (ASSETS / row["file"]).read_bytes()
@@ -273,10 +288,7 @@ def run(model_dir: Path, overlays: Path | None = None) -> dict[str, Any]:
             overlays.mkdir(parents=True, exist_ok=True)
             (overlays / f"{Path(row['file']).stem}.png").write_bytes(overlay_png(
                 image, probs, res["rows"], res["cols"], assets["threshold"], paved))
-    return {"model": {"dir": str(model_dir), "trained_at": meta.get("trained_at"),
-                      "run_id": meta.get("run_id"), "architecture": assets.get("architecture"),
-                      "threshold": assets.get("threshold"),
-                      "road_check": assets.get("road_check")},
+    return {"model": {**model_info(model_dir, assets), "road_check": assets.get("road_check")},
             "summary": summary(per), "photos": per}
 
 

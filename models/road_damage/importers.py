@@ -35,7 +35,7 @@ from models.road_damage.labels import (
     grid_cells,
     mlit_level,
 )
-from models.road_damage.photo import Grid, PhotoError, open_photo
+from models.road_damage.photo import UNREADABLE, Grid, PhotoError, open_photo
 from models.task import FilesFrames
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".heic", ".heif")
@@ -144,7 +144,7 @@ def _mask_for(path: Path, mask_path: Path, size: tuple[int, int]) -> Image.Image
     try:
         mask: Image.Image = Image.open(mask_path)
         mask.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except UNREADABLE as exc:
         raise ValueError(f"{mask_path.name}: the mask of {path.name} is not a readable image "
                          f"({exc})") from None
     (mw, mh), (w, h) = mask.size, size

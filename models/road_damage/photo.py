@@ -32,6 +32,8 @@ STD = (0.229, 0.224, 0.225)
 
 
 EXPECTED_JA = "JPEG・PNG・HEIC の写真を送ってください"
+# What Pillow raises while decoding damaged, truncated or oversized image data (load()).
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 class PhotoError(ValueError):
@@ -114,7 +116,7 @@ def open_photo(data: bytes, max_pixels: int = MAX_PIXELS, draft: int | None = No
         img.draft("RGB", (draft, draft))
     try:
         img.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except UNREADABLE as exc:
         raise PhotoError(f"image data is damaged or truncated ({exc})",
                          "画像データが壊れているか、途中で切れています。撮り直すか、元の写真を"
                          "送ってください") from None

@@ -6,6 +6,7 @@ import re
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -15,6 +16,8 @@ from bench.road_masks import (
     SPLITS,
     answer_cells,
     cell_truth,
+    diagnostics,
+    gate_held_out,
     load_manifest,
     merge_point,
     parse_args,
@@ -147,6 +150,37 @@ def test_transfer_cut_is_picked_on_one_split_and_scored_on_the_other() -> None:
     assert out["scored_recall"] == 0.5 and out["scored_precision"] == 1.0
 
 
+def test_diagnostics_give_the_oracle_cut_segments_and_left_out_cells() -> None:
+    a = {**_photo([1, 0, -1, 1], [0.9, 0.2, 0.99, 0.6], [1, 0, 1, 0], "II", "II", ratio=0.5,
+                  want_ratio=0.5), "segment": "s1"}
+    b = {**_photo([0, 1, -1, 0], [0.1, 0.7, 0.3, 0.5], [0, 1, 0, 1], "I", "I", ratio=0.25,
+                  want_ratio=0.25), "segment": "s2"}
+    d = diagnostics([a, b])
+    # the best cut on the photos' own cells: 0.6 >= cut > 0.5 separates them (F1 1.0)
+    assert d["oracle_cut"]["fit_f1"] == d["oracle_cut"]["scored_f1"] == 1.0
+    assert d["left_out_cells_flagged"] == 0.5  # 1 of the 2 left-out cells
+    assert d["mean_crack_ratio"] == 0.375 and d["mean_truth_crack_ratio"] == 0.375
+    assert set(d["per_segment"]) == {"s1", "s2"} and d["per_segment"]["s1"]["photos"] == 1
+    assert d["per_segment"]["s2"]["cell_f1"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_gate_held_out_is_the_imported_photos_the_split_keeps_from_training(tmp_path) -> None:
+    """The `imported_held_out` figures are of photos retrain never trained on: the task's own
+    split of the ids the importer gives (<tenant>-<stem>)."""
+    from training.sandbox import make_workspace
+    from training.workspace import Workspace
+
+    ws = Workspace.load(make_workspace(tmp_path / "ws", "road_damage", scratch_overrides()))
+    task = ws.task("road_damage")
+    mine = pick_onboard(load_manifest(), 100)
+    held = gate_held_out(ws, task, mine)
+    assert 10 <= len(held) <= 35 and all(r in mine for r in held)  # test_share 0.2 of 100
+    ids = pd.DataFrame({"photo_id": [f"012050-{r['file'].split('/')[-1][:-4]}" for r in mine]})
+    train, _ = task.split(ws.task_config(task), {"photos": ids, "tiles": ids.iloc[:0]})
+    assert len(train["photos"]) + len(held) == len(mine)
+    assert gate_held_out(ws, task, []) == []
+
+
 def test_the_check_split_holds_no_highway_the_model_trains_on() -> None:
     """The road frames (assets/road_frames) come from the same survey collection; their train
     highways must not appear in the mask check, or the check would score trained roads. (16
@@ -218,8 +252,10 @@ def test_parse_args_forms_and_usage_errors(capsys) -> None:
     assert (a.onboard, a.frames, str(a.model_dir)) == (25, True, "some/dir")
     assert parse_args(["--control"]).control
     assert parse_args(["--onboard", "10", "--pick-seed", "1"]).pick_seed == 1
+    assert parse_args(["--onboard", "--full"]).full and not parse_args(["--control"]).full
     for bad, says in ((["--onboard", "10", "--control"], "one at a time"),
                       (["--onboard", "-5"], "0 or more"), (["--frames"], "--frames goes"),
+                      (["--full"], "--full goes"),
                       (["--onboard", "ten"], "invalid int")):
         with pytest.raises(SystemExit):
             parse_args(bad)
@@ -232,8 +268,10 @@ def test_merge_point_replaces_the_same_point_and_keeps_the_others() -> None:
     curve = merge_point(curve, {"n": 10, "frames": True, "cell_f1": 0.6})
     curve = merge_point(curve, {"n": 25, "frames": False, "cell_f1": 0.55})  # a rerun
     curve = merge_point(curve, {"n": 10, "frames": False, "pick_seed": 1, "cell_f1": 0.3})
+    curve = merge_point(curve, {"n": 10, "frames": False, "full": True, "cell_f1": 0.7})
     assert [(p["n"], p["frames"], p["cell_f1"]) for p in curve["learning_curve"]] == [
-        (10, False, 0.4), (25, False, 0.55), (10, False, 0.3), (10, True, 0.6)]
+        (10, False, 0.4), (25, False, 0.55), (10, False, 0.3), (10, True, 0.6),
+        (10, False, 0.7)]
 
 
 @pytest.mark.parametrize("frames", [False, True])
@@ -253,3 +291,23 @@ def test_the_scratch_workspace_turns_frames_off_and_keeps_the_other_real_keys(
     assert cfg.real.frames is frames and cfg.model.threads == 1
     assert cfg.real.train == repo["real"]["train"] and cfg.real.repeat == repo["real"]["repeat"]
     assert cfg.real.nonroad_tiles == repo["real"]["nonroad_tiles"]
+
+
+def test_full_keeps_the_configs_schedule_and_still_turns_frames_off(tmp_path) -> None:
+    """--full is the documented retrain as a municipality runs it: the config's synthetic
+    photos, epochs and threads; frames still off unless asked."""
+    import yaml
+
+    from training.sandbox import make_workspace
+    from training.workspace import Workspace
+
+    root = make_workspace(tmp_path / "ws", "road_damage", scratch_overrides(False, full=True))
+    repo = yaml.safe_load((ASSETS.parents[1] / "configs" / "road_damage.yaml").read_text())
+    ws = Workspace.load(root)
+    cfg = ws.task_config(ws.task("road_damage"))
+    assert cfg.real.frames is False
+    assert cfg.model.epochs == repo["model"]["epochs"]
+    assert cfg.model.threads == repo["model"]["threads"]
+    assert cfg.generate.total_photos == repo["generate"]["total_photos"]
+    short = scratch_overrides(False)
+    assert short["generate"]["total_photos"] < repo["generate"]["total_photos"]

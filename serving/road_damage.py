@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from PIL import Image
@@ -91,21 +91,26 @@ async def _uploads(request: Request) -> list[UploadFile]:
     return files
 
 
-def _decode(raw: list[tuple[str, bytes]], grid: Grid,
-            ) -> list[tuple[str, np.ndarray, tuple[int, int], dict, np.ndarray]]:
-    """Tiles of every photo, or 422 naming each file that is not a usable photo: `error`
-    (English, every file), `errors` one per file ({"field": "files", "file", "message", "ja"}:
-    the page names them in Japanese and offers to analyse the other photos)."""
+Decoded = tuple[str, np.ndarray, tuple[int, int], dict, np.ndarray]
+
+
+def _decode(raw: list[tuple[str, bytes]], grid: Grid, skip: bool = False,
+            ) -> tuple[list[Decoded], list[dict[str, str]]]:
+    """(tiles of every usable photo, one entry per file that is not a usable photo: {"field":
+    "files", "file", "message", "ja"}). Unless `skip`, any such file is a 422 naming each:
+    `error` (English, every file) and `errors` (the page names them in Japanese and offers to
+    analyse the other photos); with `skip` (the API's skip_unreadable) only a batch with no
+    usable photo is."""
     out, bad = [], []
     for name, data in raw:
         try:
             out.append((name, *photo_tiles(data, grid)))
         except PhotoError as exc:
             bad.append({"field": "files", "file": name, "message": str(exc), "ja": exc.ja})
-    if bad:
+    if bad and (not skip or not out):
         raise HTTPException(422, {"error": "; ".join(f"{b['file']}: {b['message']}"
                                                      for b in bad), "errors": bad})
-    return out
+    return out, bad
 
 
 def _warnings(facts: dict[str, Any], tenant: Tenant) -> list[dict[str, str]]:
@@ -116,12 +121,15 @@ def _warnings(facts: dict[str, Any], tenant: Tenant) -> list[dict[str, str]]:
 
 
 def _analyse(model: LoadedModel, raw: list[tuple[str, bytes]], tenant: Tenant,
-             ) -> list[dict[str, Any]]:
-    """Per photo: the summary, EXIF facts, warnings and overlay PNG (all tiles in batched ONNX
-    calls)."""
+             skipped: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Per usable photo: the summary, EXIF facts, warnings and overlay PNG (all tiles in
+    batched ONNX calls). An unusable file is a 422 (_decode), or with `skipped` given, is
+    appended to it and left out (`index` then counts the analysed photos only)."""
     a = model.assets[ASSETS]
     check, photo = RoadCheck.of(a), PhotoCheck.of(a)
-    decoded = _decode(raw, Grid.of(a))
+    decoded, bad = _decode(raw, Grid.of(a), skip=skipped is not None)
+    if skipped is not None:
+        skipped.extend(bad)
     out = run_onnx(model.session, np.concatenate([d[1] for d in decoded]))
     probs = _scene(model, photo, [d[4] for d in decoded])
     results, start = [], 0
@@ -177,7 +185,11 @@ def _jpeg(image: np.ndarray) -> bytes:
 
 
 @router.post("/analyze", openapi_extra=request_body({"multipart/form-data": PhotoForm}))
-async def analyze(request: Request, tenant: Subscriber, rt: Rt) -> dict[str, Any]:
+async def analyze(request: Request, tenant: Subscriber, rt: Rt,
+                  skip_unreadable: Annotated[bool, Query(
+                      description="analyse the usable photos and list the others in `skipped` "
+                                  "instead of refusing the batch (422 only when none is usable)"
+                  )] = False) -> dict[str, Any]:
     """Photos (JPEG, PNG or iPhone HEIC, up to 20 of 20 MB each) -> per photo: damage types
     with confidence, crack ratio over road-surface tiles, `pavement_share` (share of tiles that
     are road surface), MLIT level (null for a photo that is not a road photo or unlike the
@@ -185,12 +197,16 @@ async def analyze(request: Request, tenant: Subscriber, rt: Rt) -> dict[str, Any
     time from EXIF, warnings (no level, unfamiliar pavement, GPS 0°, 0° = no fix, unreadable
     time, far outside the municipality), overlay URL (tiles that are not road surface greyed);
     worst first, photos without a level last. Top-level `warnings` lists every photo's
-    warnings with the photo name; `summary` counts levels and `none` (no level)."""
+    warnings with the photo name; `summary` counts levels and `none` (no level). A file that
+    is not a usable photo is a 422 naming each (`errors`), or with `skip_unreadable=true` is
+    left out and listed in `skipped` (same entries: file, message, reason in Japanese `ja`)."""
     model = champion(rt, TASK)
     with metered(rt, tenant, TASK, "analyze", model.version) as meter:
         files = await _uploads(request)
         raw = [(f.filename or f"photo{i + 1}", await f.read()) for i, f in enumerate(files)]
-        results = await run_in_threadpool(_analyse, model, raw, tenant)
+        skipped: list[dict[str, str]] = []
+        results = await run_in_threadpool(_analyse, model, raw, tenant,
+                                          skipped if skip_unreadable else None)
         meter["images"] = len(results)
         meter["rows"] = sum(r["rows"] * r["cols"] for r in results)
     batch_id = uuid.uuid4().hex[:16]
@@ -210,6 +226,7 @@ async def analyze(request: Request, tenant: Subscriber, rt: Rt) -> dict[str, Any
             "summary": {**{lv: sum(r["mlit_level"] == lv for r in results) for lv in LEVELS_JA},
                         "none": sum(r["mlit_level"] is None for r in results)},
             "warnings": [{"photo": p["name"], **w} for p in photos for w in p["warnings"]],
+            "skipped": skipped,
             "exports": {f: f"/v1/{TASK}/batches/{batch_id}/export?format={f}"
                         for f in ("geojson", "csv")}}
 

@@ -168,6 +168,31 @@ def test_bad_files_get_422_naming_the_file(road: TestClient, road_root: Path, na
     assert re.search(r"[ぁ-んァ-ン一-龥]", only["ja"]), only
 
 
+def test_skip_unreadable_analyses_the_rest_and_lists_the_skipped(road: TestClient,
+                                                                road_root: Path) -> None:
+    """An API client (a crew's upload script) gets the usable photos analysed in one call."""
+    good = photos(road_root, n=2)
+    bad = [("files", ("notes.txt", b"this is not a photo", "text/plain")),
+           ("files", ("tiny.png", png(Image.new("RGB", (8, 8))), "image/png"))]
+    r = road.post(URL + "?skip_unreadable=true", files=[good[0], *bad, good[1]], headers=CHIBA)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [s["file"] for s in body["skipped"]] == ["notes.txt", "tiny.png"]
+    assert all(re.search(r"[ぁ-んァ-ン一-龥]", s["ja"]) and s["message"] for s in body["skipped"])
+    assert sorted(p["name"] for p in body["photos"]) == sorted(g[1][0] for g in good)
+    assert sum(body["summary"].values()) == 2
+    for p in body["photos"]:  # the overlays are the analysed photos', by their own index
+        png_r = road.get(p["overlay_url"], headers=CHIBA)
+        assert png_r.status_code == 200 and png_r.content[:4] == b"\x89PNG"
+    stored = road.get(f"/v1/road_damage/batches/{body['batch_id']}", headers=CHIBA).json()
+    assert len(stored["photos"]) == 2
+    # without the flag the same upload is refused whole; with it, nothing usable is still a 422
+    assert road.post(URL, files=[good[0], *bad], headers=CHIBA).status_code == 422
+    r = road.post(URL + "?skip_unreadable=true", files=bad, headers=CHIBA)
+    assert r.status_code == 422 and len(r.json()["errors"]) == 2
+    assert road.post(URL, files=good[:1], headers=CHIBA).json()["skipped"] == []
+
+
 @pytest.mark.parametrize("img", [
     Image.fromarray(NOISE).convert("CMYK"), Image.fromarray(NOISE).convert("L"),
     Image.fromarray(NOISE[..., 0].astype(np.uint16) * 257),

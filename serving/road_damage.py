@@ -85,8 +85,9 @@ async def _uploads(request: Request) -> list[UploadFile]:
     if len(files) > MAX_FILES:
         raise HTTPException(413, f"files: {len(files)} photos; at most {MAX_FILES} per request")
     for f in files:
-        if (f.size or 0) > MAX_FILE_MB * 1_000_000:
-            raise HTTPException(413, f"{f.filename}: {f.size / 1e6:.1f} MB; at most "
+        size = f.size or 0  # starlette's form parser sets it; the type allows None
+        if size > MAX_FILE_MB * 1_000_000:
+            raise HTTPException(413, f"{f.filename}: {size / 1e6:.1f} MB; at most "
                                      f"{MAX_FILE_MB} MB per photo")
     return files
 

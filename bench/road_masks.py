@@ -25,12 +25,11 @@ is reported (no photo of the set has one).
 Onboarding (--onboard): a scratch workspace with the repo's configs on a short schedule
 (bench.road_onboarding.OVERRIDES, one torch thread: 2 shared cores; --full keeps the config's
 synthetic photos, epochs and threads: what `kyodo retrain` does on a municipality's machine) and
-real.frames off (the
-repo config trains on assets/road_frames, other highways of this very survey: with them the
-photos are no new camera; --frames keeps them), its synthetic data generated, the first N
-`onboard` photos of pick_onboard's fixed order (nested: the 10 are inside the 25, inside the 50,
-inside the 100) imported with `kyodo road import masks ... --tenant 012050
---append` (the documented path, default --share), then `kyodo retrain road_damage`
+real.frames off (the repo config trains on assets/road_frames, other highways of this very
+survey: with them the photos are no new camera; --frames keeps them), its synthetic data
+generated, the first N `onboard` photos of pick_onboard's fixed order (nested: the 10 are
+inside the 25, inside the 50, inside the 100) imported with `kyodo road import masks ...
+--tenant 012050 --append` (the documented path, default --share), then `kyodo retrain road_damage`
 (training.retrain.retrain: train, export, gate; the gate holds a fifth of the imported photos
 out) and the candidate's exported package scored on `check` like the champion. The
 candidate is a scratch model, never the shipped one. Beside `check` (other survey segments) a
